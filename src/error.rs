@@ -1,0 +1,167 @@
+//! The library's error types.
+//!
+//! [`ParamError`] is returned when parameters are checked, before any work starts; [`Error`] is
+//! what the stages return while they run. Messages name the problem but not the input file: the
+//! caller knows which file it was working on and adds it (the CLI prints `path: message`).
+
+use std::io;
+use std::path::PathBuf;
+
+/// A `Result` whose error is the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A parameter that is out of range or inconsistent with another.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParamError {
+    /// The number of NMF components is zero.
+    #[error("the number of components must be at least 1 (got {0})")]
+    NoComponents(usize),
+    /// The FFT size is too small to be useful.
+    #[error("n_fft must be at least {min} (got {got})")]
+    FftTooSmall {
+        /// The smallest accepted size.
+        min: usize,
+        /// The size that was asked for.
+        got: usize,
+    },
+    /// The hop is zero or longer than the frame.
+    #[error("hop must be between 1 and n_fft ({n_fft}), got {hop}")]
+    HopOutOfRange {
+        /// The hop that was asked for.
+        hop: usize,
+        /// The frame length.
+        n_fft: usize,
+    },
+    /// The hop leaves gaps that overlap-add cannot fill.
+    #[error(
+        "hop {hop} is too large for a {n_fft}-point {window} window: overlap-add could not \
+         reconstruct the signal (use a hop of at most {max_hop})"
+    )]
+    HopTooLarge {
+        /// The hop that was asked for.
+        hop: usize,
+        /// The frame length.
+        n_fft: usize,
+        /// The window's name.
+        window: &'static str,
+        /// The largest hop that still reconstructs reliably.
+        max_hop: usize,
+    },
+    /// A numeric parameter is outside its valid range.
+    #[error("{name} must be {expected} (got {got})")]
+    OutOfRange {
+        /// The parameter's name.
+        name: &'static str,
+        /// The valid range, in words.
+        expected: &'static str,
+        /// The value that was given.
+        got: f64,
+    },
+    /// A loss name that is neither a known name nor a number.
+    #[error("unknown loss '{0}': expected is, kl, euclidean or a beta value such as 0.5")]
+    UnknownLoss(String),
+    /// Given factor matrices whose shapes do not fit the data or each other.
+    #[error("{what} has shape {actual:?}, expected {expected:?}")]
+    Shape {
+        /// Which matrix.
+        what: &'static str,
+        /// The shape it should have.
+        expected: (usize, usize),
+        /// The shape it has.
+        actual: (usize, usize),
+    },
+    /// A given matrix holds negative, NaN or infinite values.
+    #[error("{0} must be non-negative and finite")]
+    NotNonNegative(&'static str),
+}
+
+/// An error while reading, processing or writing audio.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Parameters that failed their check.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// The input path does not exist.
+    #[error("no such file")]
+    NotFound,
+    /// The input path is a directory where a file was expected.
+    #[error("is a directory, not an audio file")]
+    IsDirectory,
+    /// The input file has no bytes at all.
+    #[error("file is empty")]
+    EmptyFile,
+    /// Reading the input failed at the operating-system level.
+    #[error("cannot read: {0}")]
+    Read(io::Error),
+    /// No enabled demuxer or decoder recognises the data.
+    #[error("unsupported or unrecognised audio format ({0})")]
+    Unsupported(String),
+    /// The data is recognised but malformed.
+    #[error("corrupt audio: {0}")]
+    Corrupt(String),
+    /// The stream ends before the length its header declares.
+    #[error("truncated: the header declares {expected} frames but only {decoded} could be decoded")]
+    Truncated {
+        /// Frames the container promised.
+        expected: u64,
+        /// Frames that were decoded.
+        decoded: u64,
+    },
+    /// The container holds no audio track, or it has no channels.
+    #[error("no audio track")]
+    NoAudio,
+    /// The audio is shorter than one analysis frame.
+    #[error("too short: {frames} samples per channel, at least one frame of {n_fft} is needed")]
+    TooShort {
+        /// Samples per channel in the input.
+        frames: usize,
+        /// The frame length that was asked for.
+        n_fft: usize,
+    },
+    /// The audio contains NaN or infinite samples.
+    #[error("sample {index} of channel {channel} is {value}: NaN and infinite samples cannot be separated")]
+    NonFinite {
+        /// Channel index (0-based).
+        channel: usize,
+        /// Sample index within the channel (0-based).
+        index: usize,
+        /// The offending value.
+        value: f32,
+    },
+    /// Channels of different lengths were given as one signal.
+    #[error("channel {channel} has {len} samples, channel 0 has {expected}")]
+    RaggedChannels {
+        /// The channel that differs.
+        channel: usize,
+        /// Its length.
+        len: usize,
+        /// The length of channel 0.
+        expected: usize,
+    },
+    /// An output folder that already exists would be replaced.
+    #[error("output folder {0} already exists")]
+    OutputExists(PathBuf),
+    /// The output would overwrite the input file.
+    #[error("output folder {0} would replace the input file")]
+    OutputIsInput(PathBuf),
+    /// Creating, writing or renaming an output file failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or folder being written.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error from writing `path`.
+    pub(crate) fn write(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Write {
+            path: path.into(),
+            source,
+        }
+    }
+}

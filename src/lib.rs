@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod audio;
+pub mod error;
+pub mod mask;
+pub mod nmf;
+pub mod separate;
+pub mod stft;
+
+pub use error::{Error, ParamError, Result};

@@ -1,0 +1,207 @@
+//! Non-negative matrix factorisation `V ≈ W H` by β-divergence multiplicative updates
+//! (Févotte & Idier 2011). Works on any non-negative matrix; knows nothing of audio.
+//!
+//! Each iteration updates W, then H, with the majorisation–minimisation exponent γ(β), so the
+//! cost never rises. V is divided by its mean before fitting (β-divergences are
+//! scale-covariant, so the path is the same) and floored at [`DATA_FLOOR`] of that mean, and
+//! the model is floored before negative powers, so zero bins, silent frames and all-zero input
+//! never give NaN or infinity.
+
+mod init;
+mod linalg;
+mod params;
+mod rng;
+mod update;
+
+pub use params::{Init, Loss, NmfParams};
+
+use ndarray::{Array2, ArrayView2, Zip, s};
+
+use crate::error::ParamError;
+use params::check_non_negative;
+use update::Engine;
+
+/// Values of V are floored at this fraction of its mean before fitting.
+pub const DATA_FLOOR: f32 = 1e-9;
+
+/// The cost after a given number of iterations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostPoint {
+    /// Iterations completed when the cost was computed (0 is the initialisation).
+    pub iteration: usize,
+    /// The divergence `D(V | W H)` summed over all elements.
+    pub cost: f64,
+}
+
+/// Where a running fit is, passed to the callback of [`fit_with_progress`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Iterations completed.
+    pub iteration: usize,
+    /// The iteration limit.
+    pub max_iter: usize,
+    /// The most recent cost, if one has been computed.
+    pub cost: Option<f64>,
+}
+
+/// A fitted factorisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nmf {
+    /// Templates, shape `(F, K)`: fixed templates first, then the free components.
+    pub w: Array2<f32>,
+    /// Activations, shape `(K, T)`.
+    pub h: Array2<f32>,
+    /// The cost at every iteration where it was computed, the last one being the final factors.
+    pub cost_history: Vec<CostPoint>,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Whether the run stopped because the cost changed by less than the tolerance.
+    pub converged: bool,
+}
+
+impl Nmf {
+    /// The cost of the final factors.
+    pub fn final_cost(&self) -> f64 {
+        self.cost_history.last().map_or(f64::NAN, |c| c.cost)
+    }
+}
+
+/// Factorises the non-negative matrix `v` (shape `(F, T)`) as `W H`.
+///
+/// # Errors
+/// A [`ParamError`] for invalid parameters, negative or non-finite values in `v`, an empty
+/// `v`, or given matrices whose shapes do not fit `v`.
+///
+/// ```
+/// use demix::nmf::{fit, Loss, NmfParams};
+/// use ndarray::array;
+/// // An exactly rank-2 matrix.
+/// let w0 = array![[1.0f32, 0.0], [0.5, 1.0], [0.0, 2.0]];
+/// let h0 = array![[1.0f32, 2.0, 0.5, 0.0], [0.3, 0.0, 1.0, 2.0]];
+/// let v = w0.dot(&h0) + 0.01;
+/// let model = fit(v.view(), &NmfParams::new(2).with_loss(Loss::Euclidean).with_max_iter(500))?;
+/// let err = (&model.w.dot(&model.h) - &v).mapv(f32::abs).fold(0.0, |a: f32, &b| a.max(b));
+/// assert!(err < 0.05, "max error {err}");
+/// assert!(model.cost_history.windows(2).all(|c| c[1].cost <= c[0].cost * (1.0 + 1e-6)));
+/// # Ok::<(), demix::ParamError>(())
+/// ```
+pub fn fit(v: ArrayView2<f32>, params: &NmfParams) -> Result<Nmf, ParamError> {
+    fit_with_progress(v, params, &mut |_| {})
+}
+
+/// [`fit`], calling `progress` after every iteration.
+///
+/// # Errors
+/// As [`fit`].
+pub fn fit_with_progress(
+    v: ArrayView2<f32>,
+    params: &NmfParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Nmf, ParamError> {
+    let (bins, frames) = v.dim();
+    if bins == 0 || frames == 0 {
+        return Err(ParamError::Shape {
+            what: "V",
+            expected: (bins.max(1), frames.max(1)),
+            actual: (bins, frames),
+        });
+    }
+    params.check_for(bins, frames)?;
+    check_non_negative("V", v)?;
+
+    // X = Vᵀ / mean(V), floored: frames are contiguous rows.
+    let total: f64 = v.iter().map(|&a| f64::from(a)).sum();
+    let scale = match total / (bins * frames) as f64 {
+        m if m > 0.0 && m.is_finite() => m,
+        _ => 1.0,
+    };
+    let mut x = Array2::<f32>::zeros((frames, bins));
+    let inv = 1.0 / scale;
+    Zip::from(&mut x)
+        .and(v.t())
+        .for_each(|x, &v| *x = ((f64::from(v) * inv) as f32).max(DATA_FLOOR));
+
+    let (mut w, mut g) = initial_factors(x.view(), params, scale);
+    let fixed = w.ncols() - params.components;
+    let beta = params.loss.beta();
+    let cost_scale = scale.powf(f64::from(beta));
+    let mut engine = Engine::new(x.view(), beta, params.loss.gamma(), w.ncols(), fixed);
+    if params.normalize {
+        update::normalize_columns(&mut w, &mut g, fixed);
+    }
+
+    let update_w = params.components > 0;
+    let mut history = Vec::new();
+    let mut converged = false;
+    let mut iteration = 0;
+    loop {
+        let want_cost = iteration % params.cost_every == 0 || iteration == params.max_iter;
+        let cost = if update_w && iteration < params.max_iter {
+            engine.w_pass(&w, &g, want_cost)
+        } else if want_cost {
+            Some(engine.cost(&w, &g))
+        } else {
+            None
+        };
+        if let Some(cost) = cost {
+            let cost = cost * cost_scale;
+            if let Some(prev) = history.last().map(|c: &CostPoint| c.cost) {
+                if params.tol > 0.0 && (prev - cost) / cost.abs().max(f64::MIN_POSITIVE) < params.tol {
+                    converged = true;
+                }
+            }
+            history.push(CostPoint { iteration, cost });
+        }
+        if converged || iteration == params.max_iter {
+            break;
+        }
+        if update_w {
+            engine.apply_w(&mut w, &mut g, params.normalize);
+        }
+        engine.h_pass(&w, &mut g);
+        iteration += 1;
+        progress(Progress {
+            iteration,
+            max_iter: params.max_iter,
+            cost: history.last().map(|c| c.cost),
+        });
+    }
+
+    let scale = scale as f32;
+    let h = g.t().mapv(|a| a * scale);
+    Ok(Nmf {
+        w,
+        h: h.as_standard_layout().into_owned(),
+        cost_history: history,
+        iterations: iteration,
+        converged,
+    })
+}
+
+/// W (bins × K) and G = Hᵀ (frames × K) in the units of the scaled data.
+fn initial_factors(x: ArrayView2<f32>, params: &NmfParams, scale: f64) -> (Array2<f32>, Array2<f32>) {
+    let (frames, bins) = x.dim();
+    if let Some((w, h)) = &params.initial {
+        let inv = (1.0 / scale) as f32;
+        return (w.clone(), h.t().mapv(|a| a * inv));
+    }
+    let k_free = params.components;
+    let (w_free, g_free) = match (k_free, params.init) {
+        (0, _) => (Array2::zeros((bins, 0)), Array2::zeros((frames, 0))),
+        (k, Init::Random) => init::random(x, k, params.seed),
+        (k, Init::Nndsvda) => init::nndsvda(x, k, params.seed),
+    };
+    let Some(fixed) = &params.fixed_w else {
+        return (w_free, g_free);
+    };
+    let k = fixed.ncols() + k_free;
+    let mut w = Array2::zeros((bins, k));
+    w.slice_mut(s![.., ..fixed.ncols()]).assign(fixed);
+    w.slice_mut(s![.., fixed.ncols()..]).assign(&w_free);
+    // Activations of fixed templates start flat, as scikit-learn does when W is given.
+    let mean = x.iter().map(|&a| f64::from(a)).sum::<f64>() / x.len() as f64;
+    let flat = (mean / k as f64).sqrt() as f32;
+    let mut g = Array2::from_elem((frames, k), flat);
+    g.slice_mut(s![.., fixed.ncols()..]).assign(&g_free);
+    (w, g)
+}

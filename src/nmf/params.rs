@@ -1,0 +1,348 @@
+//! NMF parameters: what to fit and how, checked once before fitting.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::ParamError;
+
+/// The divergence the factorisation minimises: a member of the β-divergence family.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Loss {
+    /// Itakura–Saito divergence (β = 0): scale-invariant, weights quiet bins as much as loud.
+    ItakuraSaito,
+    /// Generalised Kullback–Leibler divergence (β = 1).
+    KullbackLeibler,
+    /// Half the squared Euclidean distance (β = 2).
+    Euclidean,
+    /// Any β in [[`Loss::MIN_BETA`], [`Loss::MAX_BETA`]].
+    Beta(f32),
+}
+
+impl Loss {
+    /// Smallest accepted β.
+    pub const MIN_BETA: f32 = 0.0;
+    /// Largest accepted β: larger powers of spectrogram values overflow `f32`.
+    pub const MAX_BETA: f32 = 4.0;
+
+    /// The β of this divergence.
+    pub fn beta(self) -> f32 {
+        match self {
+            Loss::ItakuraSaito => 0.0,
+            Loss::KullbackLeibler => 1.0,
+            Loss::Euclidean => 2.0,
+            Loss::Beta(b) => b,
+        }
+    }
+
+    /// The exponent γ(β) of the majorisation–minimisation updates (Févotte & Idier 2011), which
+    /// keeps the cost from rising: `1/(2-β)` below 1, 1 on [1, 2], `1/(β-1)` above 2.
+    pub fn gamma(self) -> f32 {
+        let b = self.beta();
+        if b < 1.0 {
+            1.0 / (2.0 - b)
+        } else if b > 2.0 {
+            1.0 / (b - 1.0)
+        } else {
+            1.0
+        }
+    }
+
+    fn check(self) -> Result<(), ParamError> {
+        let b = self.beta();
+        if !(Self::MIN_BETA..=Self::MAX_BETA).contains(&b) {
+            return Err(ParamError::OutOfRange {
+                name: "beta",
+                expected: "between 0 and 4",
+                got: f64::from(b),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for Loss {
+    /// Kullback–Leibler.
+    fn default() -> Self {
+        Loss::KullbackLeibler
+    }
+}
+
+impl FromStr for Loss {
+    type Err = ParamError;
+
+    /// `is`, `kl`, `euclidean` (also the long names and `frobenius`), or a number for β.
+    fn from_str(s: &str) -> Result<Loss, ParamError> {
+        let lower = s.trim().to_ascii_lowercase();
+        let loss = match lower.as_str() {
+            "is" | "itakura-saito" => Loss::ItakuraSaito,
+            "kl" | "kullback-leibler" => Loss::KullbackLeibler,
+            "euclidean" | "euc" | "frobenius" => Loss::Euclidean,
+            other => match other.parse::<f32>() {
+                Ok(b) if b.is_finite() => match b {
+                    0.0 => Loss::ItakuraSaito,
+                    1.0 => Loss::KullbackLeibler,
+                    2.0 => Loss::Euclidean,
+                    b => Loss::Beta(b),
+                },
+                _ => return Err(ParamError::UnknownLoss(s.to_string())),
+            },
+        };
+        loss.check()?;
+        Ok(loss)
+    }
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loss::ItakuraSaito => f.write_str("is"),
+            Loss::KullbackLeibler => f.write_str("kl"),
+            Loss::Euclidean => f.write_str("euclidean"),
+            Loss::Beta(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// How the free factors are initialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Init {
+    /// NNDSVD with zeros filled by the mean of V (Boutsidis & Gallopoulos 2008), from a seeded
+    /// randomized SVD. The default: it starts near the dominant structure, where seeded random
+    /// starts often end in poor local minima.
+    #[default]
+    Nndsvda,
+    /// Seeded absolute normal values scaled by `sqrt(mean(V) / k)`, as scikit-learn does.
+    Random,
+}
+
+/// Everything [`fit`](super::fit) needs besides the data. Build with [`NmfParams::new`] and the
+/// `with_*` setters; every setter states its default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NmfParams {
+    pub(crate) components: usize,
+    pub(crate) loss: Loss,
+    pub(crate) max_iter: usize,
+    pub(crate) tol: f64,
+    pub(crate) init: Init,
+    pub(crate) seed: u64,
+    pub(crate) normalize: bool,
+    pub(crate) cost_every: usize,
+    pub(crate) fixed_w: Option<Array2<f32>>,
+    pub(crate) initial: Option<(Array2<f32>, Array2<f32>)>,
+}
+
+impl Default for NmfParams {
+    fn default() -> Self {
+        NmfParams::new(4)
+    }
+}
+
+impl NmfParams {
+    /// `components` free components, KL loss, 200 iterations, tolerance 1e-4, NNDSVDA
+    /// initialisation, seed 0, W normalised, cost checked every 10 iterations.
+    pub fn new(components: usize) -> NmfParams {
+        NmfParams {
+            components,
+            loss: Loss::default(),
+            max_iter: 200,
+            tol: 1e-4,
+            init: Init::default(),
+            seed: 0,
+            normalize: true,
+            cost_every: 10,
+            fixed_w: None,
+            initial: None,
+        }
+    }
+
+    /// The divergence to minimise (default [`Loss::KullbackLeibler`]).
+    pub fn with_loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Most iterations to run (default 200).
+    pub fn with_max_iter(mut self, max_iter: usize) -> Self {
+        self.max_iter = max_iter;
+        self
+    }
+
+    /// Stop when the cost falls by less than this fraction between two checks (default 1e-4;
+    /// 0 runs every iteration).
+    pub fn with_tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+
+    /// Initialisation of the free factors (default [`Init::Nndsvda`]).
+    pub fn with_init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Seed of every random choice (default 0).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Scale each free column of W to sum 1 after each update, moving the scale into H, which
+    /// leaves W·H unchanged (default on).
+    pub fn with_normalize(mut self, normalize: bool) -> Self {
+        self.normalize = normalize;
+        self
+    }
+
+    /// Compute the cost every this many iterations (default 10); the tolerance is checked at
+    /// those iterations. The cost of the final factors is always computed.
+    pub fn with_cost_every(mut self, every: usize) -> Self {
+        self.cost_every = every;
+        self
+    }
+
+    /// Templates (shape `(F, Kf)`) held fixed during the fit; they come first in W, followed
+    /// by the free components (default none). With zero free components only H is fitted.
+    pub fn with_fixed_templates(mut self, w: Array2<f32>) -> Self {
+        self.fixed_w = Some(w);
+        self
+    }
+
+    /// Start from these factors, W `(F, K)` and H `(K, T)` with K all components, instead of
+    /// the initialisation (default none).
+    pub fn with_initial(mut self, w: Array2<f32>, h: Array2<f32>) -> Self {
+        self.initial = Some((w, h));
+        self
+    }
+
+    /// Number of free components.
+    pub fn components(&self) -> usize {
+        self.components
+    }
+
+    /// Number of components in all: fixed templates and free ones.
+    pub fn total_components(&self) -> usize {
+        self.components + self.fixed_w.as_ref().map_or(0, |w| w.ncols())
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+
+    /// Most iterations.
+    pub fn max_iter(&self) -> usize {
+        self.max_iter
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Checks every parameter that does not depend on the data.
+    ///
+    /// # Errors
+    /// The first [`ParamError`] found.
+    pub fn check(&self) -> Result<(), ParamError> {
+        if self.total_components() == 0 {
+            return Err(ParamError::NoComponents(0));
+        }
+        self.loss.check()?;
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return Err(ParamError::OutOfRange {
+                name: "tol",
+                expected: "a finite number of at least 0",
+                got: self.tol,
+            });
+        }
+        if self.cost_every == 0 {
+            return Err(ParamError::OutOfRange {
+                name: "cost_every",
+                expected: "at least 1",
+                got: 0.0,
+            });
+        }
+        if let Some(w) = &self.fixed_w {
+            check_non_negative("fixed templates", w.view())?;
+        }
+        if let Some((w, h)) = &self.initial {
+            check_non_negative("initial W", w.view())?;
+            check_non_negative("initial H", h.view())?;
+        }
+        Ok(())
+    }
+
+    /// Checks the parameters against data of `bins` rows and `frames` columns.
+    pub(crate) fn check_for(&self, bins: usize, frames: usize) -> Result<(), ParamError> {
+        self.check()?;
+        let k = self.total_components();
+        if let Some(w) = &self.fixed_w {
+            if w.nrows() != bins {
+                return Err(ParamError::Shape {
+                    what: "fixed templates",
+                    expected: (bins, w.ncols()),
+                    actual: w.dim(),
+                });
+            }
+        }
+        if let Some((w, h)) = &self.initial {
+            if w.dim() != (bins, k) {
+                return Err(ParamError::Shape {
+                    what: "initial W",
+                    expected: (bins, k),
+                    actual: w.dim(),
+                });
+            }
+            if h.dim() != (k, frames) {
+                return Err(ParamError::Shape {
+                    what: "initial H",
+                    expected: (k, frames),
+                    actual: h.dim(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_non_negative(what: &'static str, m: ArrayView2<f32>) -> Result<(), ParamError> {
+    if m.iter().all(|&x| x.is_finite() && x >= 0.0) {
+        Ok(())
+    } else {
+        Err(ParamError::NotNonNegative(what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn losses_parse_by_name_and_by_beta() {
+        assert_eq!("is".parse::<Loss>(), Ok(Loss::ItakuraSaito));
+        assert_eq!("KL".parse::<Loss>(), Ok(Loss::KullbackLeibler));
+        assert_eq!("euclidean".parse::<Loss>(), Ok(Loss::Euclidean));
+        assert_eq!("2".parse::<Loss>(), Ok(Loss::Euclidean));
+        assert_eq!("0.5".parse::<Loss>(), Ok(Loss::Beta(0.5)));
+        assert!(matches!("cosine".parse::<Loss>(), Err(ParamError::UnknownLoss(_))));
+        assert!(matches!("-1".parse::<Loss>(), Err(ParamError::OutOfRange { .. })));
+        assert!(matches!("nan".parse::<Loss>(), Err(ParamError::UnknownLoss(_))));
+    }
+
+    #[test]
+    fn gamma_follows_fevotte_and_idier() {
+        assert_eq!(Loss::ItakuraSaito.gamma(), 0.5);
+        assert_eq!(Loss::Beta(0.5).gamma(), 1.0 / 1.5);
+        assert_eq!(Loss::KullbackLeibler.gamma(), 1.0);
+        assert_eq!(Loss::Beta(1.5).gamma(), 1.0);
+        assert_eq!(Loss::Euclidean.gamma(), 1.0);
+        assert_eq!(Loss::Beta(3.0).gamma(), 0.5);
+    }
+
+    #[test]
+    fn zero_components_are_rejected() {
+        assert_eq!(NmfParams::new(0).check(), Err(ParamError::NoComponents(0)));
+    }
+}

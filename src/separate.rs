@@ -1,0 +1,514 @@
+//! The separation pipeline: audio → magnitude spectrogram → NMF → soft masks → inverse STFT,
+//! one signal per source, written as WAV files.
+//!
+//! Several channels share one factorisation: the NMF runs on the sum of the channels'
+//! magnitude spectrograms, and each source's masks are applied to the complex STFT of every
+//! channel, so each stem keeps the stereo (or multichannel) image of the mixture.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Array3, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+use realfft::num_complex::Complex32;
+
+use crate::audio::{self, Audio, ClipReport, OutputFormat, WavStreamWriter};
+use crate::error::{Error, ParamError, Result};
+use crate::mask::soft_masks_in_place;
+use crate::nmf::{self, Nmf, NmfParams, Progress};
+use crate::stft::{OverlapAdd, Stft, StftParams, StftScratch};
+
+/// Settings of a separation: STFT, NMF and mask.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeparateParams {
+    /// The STFT front end (default: 2048-point Hann frames, hop 512).
+    pub stft: StftParams,
+    /// The factorisation (default: 4 components, KL, 200 iterations, NNDSVDA).
+    pub nmf: NmfParams,
+    /// Exponent p of the soft masks `S_s^p / Σ S_r^p` (default 2).
+    pub mask_power: f32,
+}
+
+impl Default for SeparateParams {
+    fn default() -> Self {
+        SeparateParams {
+            stft: StftParams::default(),
+            nmf: NmfParams::default(),
+            mask_power: 2.0,
+        }
+    }
+}
+
+impl SeparateParams {
+    /// Checks every part.
+    ///
+    /// # Errors
+    /// The first [`ParamError`] found.
+    pub fn check(&self) -> Result<(), ParamError> {
+        self.stft.check()?;
+        self.nmf.check()?;
+        if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
+            return Err(ParamError::OutOfRange {
+                name: "mask power",
+                expected: "a finite number above 0",
+                got: f64::from(self.mask_power),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One output source: a name and the NMF components whose models it sums.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// File name without extension, e.g. `source1`.
+    pub name: String,
+    /// Indices of the components (columns of W) that make up this source.
+    pub components: Vec<usize>,
+}
+
+/// A fitted separation of one recording, ready to render.
+#[derive(Debug)]
+pub struct Separation {
+    /// The factorisation of the channel-summed magnitude spectrogram.
+    pub nmf: Nmf,
+    /// The sources to render, loudest first.
+    pub sources: Vec<Source>,
+    stft: Stft,
+    mask_power: f32,
+}
+
+/// Receives the rendered samples of one source, block by block (planar, one slice per channel).
+pub trait StemSink: Send {
+    /// Takes the next block.
+    ///
+    /// # Errors
+    /// Whatever storing the block can fail with.
+    fn write_block(&mut self, block: &[&[f32]]) -> Result<()>;
+}
+
+impl StemSink for WavStreamWriter {
+    fn write_block(&mut self, block: &[&[f32]]) -> Result<()> {
+        self.write(block)
+    }
+}
+
+impl StemSink for Vec<Vec<f32>> {
+    fn write_block(&mut self, block: &[&[f32]]) -> Result<()> {
+        self.resize(block.len(), Vec::new());
+        for (dst, src) in self.iter_mut().zip(block) {
+            dst.extend_from_slice(src);
+        }
+        Ok(())
+    }
+}
+
+/// Fits the factorisation of `audio` and names one source per component, loudest first.
+///
+/// # Errors
+/// [`Error::Param`] for invalid parameters, [`Error::NonFinite`] for NaN or infinite samples,
+/// [`Error::TooShort`] for audio shorter than one frame.
+pub fn analyze(
+    audio: &Audio,
+    params: &SeparateParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Separation> {
+    params.check()?;
+    audio.check_finite()?;
+    let stft = Stft::new(&params.stft)?;
+    if audio.len() < stft.n_fft() {
+        return Err(Error::TooShort {
+            frames: audio.len(),
+            n_fft: stft.n_fft(),
+        });
+    }
+    let spectrogram = channel_summed_magnitude(&stft, audio);
+    let nmf = nmf::fit_with_progress(spectrogram.t(), &params.nmf, progress)?;
+    let sources = one_source_per_component(&nmf);
+    Ok(Separation {
+        nmf,
+        sources,
+        stft,
+        mask_power: params.mask_power,
+    })
+}
+
+/// Separates `audio` in memory: one [`Audio`] per source, loudest first, each with the
+/// input's length, sample rate and channels. The sources add up to the input.
+///
+/// # Errors
+/// As [`analyze`].
+///
+/// ```
+/// use demix::audio::Audio;
+/// use demix::nmf::NmfParams;
+/// use demix::separate::{separate, SeparateParams};
+/// // A low tone for the first second, then a high one, at 8 kHz.
+/// let signal: Vec<f32> = (0..16000)
+///     .map(|i| {
+///         let t = i as f32 / 8000.0;
+///         let f = if i < 8000 { 220.0 } else { 880.0 };
+///         0.5 * (2.0 * std::f32::consts::PI * f * t).sin()
+///     })
+///     .collect();
+/// let mix = Audio::new(8000, vec![signal.clone()])?;
+/// let params = SeparateParams { nmf: NmfParams::new(2), ..Default::default() };
+/// let stems = separate(&mix, &params)?;
+/// assert_eq!(stems.len(), 2);
+/// let sum: Vec<f32> = (0..16000).map(|i| stems[0].channels[0][i] + stems[1].channels[0][i]).collect();
+/// assert!(sum.iter().zip(&signal).all(|(a, b)| (a - b).abs() < 1e-4));
+/// # Ok::<(), demix::Error>(())
+/// ```
+pub fn separate(audio: &Audio, params: &SeparateParams) -> Result<Vec<Audio>> {
+    analyze(audio, params, &mut |_| {})?.render_to_memory(audio)
+}
+
+/// Sums the magnitude spectrograms of all channels, shape `(frames, bins)`.
+fn channel_summed_magnitude(stft: &Stft, audio: &Audio) -> Array2<f32> {
+    let (frames, bins) = (stft.n_frames(audio.len()), stft.n_bins());
+    let mut v = Array2::<f32>::zeros((frames, bins));
+    for channel in &audio.channels {
+        v.axis_chunks_iter_mut(Axis(0), FRAMES_PER_TASK)
+            .into_par_iter()
+            .enumerate()
+            .for_each_init(
+                || (stft.scratch(), vec![Complex32::default(); bins]),
+                |(scratch, spectrum), (chunk, mut rows)| {
+                    for (i, mut row) in rows.rows_mut().into_iter().enumerate() {
+                        stft.frame(channel, chunk * FRAMES_PER_TASK + i, scratch, spectrum);
+                        row.zip_mut_with(&ndarray::aview1(spectrum), |m, c| *m += c.norm());
+                    }
+                },
+            );
+    }
+    v
+}
+
+/// Frames per parallel task in the spectrogram and render loops.
+const FRAMES_PER_TASK: usize = 32;
+
+fn one_source_per_component(nmf: &Nmf) -> Vec<Source> {
+    let k = nmf.w.ncols();
+    // Energy of a component's model W_k H_k: |W_k|² |H_k|².
+    let energy = |c: usize| {
+        let w: f64 = nmf.w.column(c).iter().map(|&a| f64::from(a).powi(2)).sum();
+        let h: f64 = nmf.h.row(c).iter().map(|&a| f64::from(a).powi(2)).sum();
+        w * h
+    };
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| energy(b).total_cmp(&energy(a)).then(a.cmp(&b)));
+    let width = k.to_string().len();
+    order
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| Source {
+            name: format!("source{:0width$}", i + 1),
+            components: vec![c],
+        })
+        .collect()
+}
+
+/// Per-source rendering state: an overlap-add and an output buffer per channel.
+struct SourceRender {
+    ola: Vec<OverlapAdd>,
+    out: Vec<Vec<f32>>,
+    scratch: StftScratch,
+    spectrum: Vec<Complex32>,
+    frame: Vec<f32>,
+}
+
+impl Separation {
+    /// Number of sources.
+    pub fn n_sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// The STFT the separation was computed with.
+    pub fn stft(&self) -> &Stft {
+        &self.stft
+    }
+
+    /// Renders every source of `audio` (the recording this separation was fitted to) into its
+    /// sink, in blocks of frames, all sources at once. Memory does not grow with the length.
+    ///
+    /// # Errors
+    /// The first error a sink returns.
+    ///
+    /// # Panics
+    /// If there is not one sink per source, or `audio` has a different length from the one
+    /// analysed.
+    pub fn render<S: StemSink>(&self, audio: &Audio, sinks: &mut [S]) -> Result<()> {
+        let stft = &self.stft;
+        let (channels, len) = (audio.num_channels(), audio.len());
+        let (frames, bins) = (stft.n_frames(len), stft.n_bins());
+        let n_sources = self.sources.len();
+        assert_eq!(sinks.len(), n_sources, "one sink per source");
+        assert_eq!(frames, self.nmf.h.ncols(), "the audio that was analysed");
+
+        let wt = self.nmf.w.t().as_standard_layout().into_owned(); // K × bins
+        let mut states: Vec<SourceRender> = (0..n_sources)
+            .map(|_| SourceRender {
+                ola: (0..channels).map(|_| stft.overlap_add(len)).collect(),
+                out: vec![Vec::new(); channels],
+                scratch: stft.scratch(),
+                spectrum: vec![Complex32::default(); bins],
+                frame: vec![0.0; stft.n_fft()],
+            })
+            .collect();
+        let mut spectra = Array3::<Complex32>::zeros((channels, FRAMES_PER_TASK, bins));
+        let mut masks = Array3::<f32>::zeros((FRAMES_PER_TASK, n_sources, bins));
+
+        for start in (0..frames).step_by(FRAMES_PER_TASK) {
+            let block = FRAMES_PER_TASK.min(frames - start);
+            spectra
+                .as_slice_mut()
+                .expect("contiguous")
+                .par_chunks_mut(bins)
+                .enumerate()
+                .filter(|(i, _)| i % FRAMES_PER_TASK < block)
+                .for_each_init(
+                    || stft.scratch(),
+                    |scratch, (i, row)| {
+                        let (channel, t) = (i / FRAMES_PER_TASK, i % FRAMES_PER_TASK);
+                        stft.frame(&audio.channels[channel], start + t, scratch, row);
+                    },
+                );
+            masks
+                .outer_iter_mut()
+                .into_par_iter()
+                .take(block)
+                .enumerate()
+                .for_each(|(t, mut m)| {
+                    self.source_models(&wt, start + t, &mut m);
+                    soft_masks_in_place(m.as_slice_mut().expect("contiguous"), n_sources, self.mask_power);
+                });
+            states
+                .par_iter_mut()
+                .zip(sinks.par_iter_mut())
+                .enumerate()
+                .try_for_each(|(s, (state, sink))| {
+                    for (channel, ola) in state.ola.iter_mut().enumerate() {
+                        for t in 0..block {
+                            let x = spectra.slice(ndarray::s![channel, t, ..]);
+                            let m = masks.slice(ndarray::s![t, s, ..]);
+                            for ((y, &x), &m) in state.spectrum.iter_mut().zip(x).zip(m) {
+                                *y = x * m;
+                            }
+                            stft.synthesize(&state.spectrum, &mut state.scratch, &mut state.frame);
+                            ola.push(&state.frame);
+                        }
+                        state.out[channel].clear();
+                        ola.drain(&mut state.out[channel]);
+                    }
+                    let planes: Vec<&[f32]> = state.out.iter().map(Vec::as_slice).collect();
+                    if planes[0].is_empty() {
+                        Ok(())
+                    } else {
+                        sink.write_block(&planes)
+                    }
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Model magnitudes of every source at frame `t` into `out` (sources × bins).
+    fn source_models(&self, wt: &Array2<f32>, t: usize, out: &mut ArrayViewMut2<f32>) {
+        out.fill(0.0);
+        for (source, mut row) in self.sources.iter().zip(out.rows_mut()) {
+            for &c in &source.components {
+                let a = self.nmf.h[[c, t]];
+                row.scaled_add(a, &wt.row(c));
+            }
+        }
+    }
+
+    /// Renders every source into memory.
+    ///
+    /// # Errors
+    /// Never in practice; the signature matches [`Self::render`].
+    pub fn render_to_memory(&self, audio: &Audio) -> Result<Vec<Audio>> {
+        let mut sinks: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); audio.num_channels()]; self.n_sources()];
+        self.render(audio, &mut sinks)?;
+        sinks
+            .into_iter()
+            .map(|channels| Audio::new(audio.sample_rate, channels))
+            .collect()
+    }
+}
+
+/// How stems are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputOptions {
+    /// Sample format of the WAV files (default 16-bit).
+    pub format: OutputFormat,
+    /// Replace an existing track folder (default no).
+    pub force: bool,
+}
+
+/// What [`separate_file`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackReport {
+    /// The folder holding the stems.
+    pub track_dir: PathBuf,
+    /// Each stem written, in source order.
+    pub stems: Vec<StemReport>,
+    /// Iterations the NMF ran.
+    pub iterations: usize,
+    /// The final NMF cost.
+    pub final_cost: f64,
+    /// Whether the NMF stopped on the tolerance.
+    pub converged: bool,
+    /// The input's duration in seconds.
+    pub duration_secs: f64,
+}
+
+/// One written stem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StemReport {
+    /// Source name.
+    pub name: String,
+    /// The WAV file.
+    pub path: PathBuf,
+    /// Samples limited to full scale in integer output.
+    pub clip: ClipReport,
+}
+
+/// Separates the audio file `input` into `out_dir/<input file stem>/<source>.wav`.
+///
+/// The stems are written into a temporary folder next to the track folder, which is renamed
+/// into place when every file is complete: a failure leaves no partial output. An existing
+/// track folder is replaced only with `output.force`, and never when the input lies inside it.
+///
+/// # Errors
+/// Any error of [`audio::read_audio`] or [`analyze`]; [`Error::OutputExists`],
+/// [`Error::OutputIsInput`] and [`Error::Write`] for the output.
+///
+/// ```no_run
+/// use demix::separate::{separate_file, OutputOptions, SeparateParams};
+/// let report = separate_file("samples/mix.flac".as_ref(), "out".as_ref(),
+///                            &SeparateParams::default(), &OutputOptions::default(), &mut |_| {})?;
+/// for stem in &report.stems {
+///     println!("{}", stem.path.display());
+/// }
+/// # Ok::<(), demix::Error>(())
+/// ```
+pub fn separate_file(
+    input: &Path,
+    out_dir: &Path,
+    params: &SeparateParams,
+    output: &OutputOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrackReport> {
+    params.check()?;
+    let stem: OsString = input
+        .file_stem()
+        .map_or_else(|| "track".into(), |s| s.to_os_string());
+    let track_dir = out_dir.join(&stem);
+    check_destination(input, &track_dir, output.force)?;
+
+    let audio = audio::read_audio(input)?;
+
+    // Create the output folders before the long computation, so an unwritable destination
+    // fails at once; both are removed again if anything fails.
+    let created_out_dir = !out_dir.exists();
+    fs::create_dir_all(out_dir).map_err(|e| Error::write(out_dir, e))?;
+    let tmp_dir = out_dir.join(hidden_name(&stem, "tmp"));
+    let result = fs::create_dir(&tmp_dir)
+        .map_err(|e| Error::write(&tmp_dir, e))
+        .and_then(|()| {
+            let separation = analyze(&audio, params, progress)?;
+            let clips = write_stems(&separation, &audio, &tmp_dir, output.format)?;
+            check_destination(input, &track_dir, output.force)?;
+            move_into_place(&tmp_dir, &track_dir, &stem)?;
+            Ok((separation, clips))
+        });
+    let (separation, clips) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp_dir);
+            if created_out_dir {
+                let _ = fs::remove_dir(out_dir);
+            }
+            return Err(e);
+        }
+    };
+    Ok(TrackReport {
+        stems: separation
+            .sources
+            .iter()
+            .zip(clips)
+            .map(|(source, clip)| StemReport {
+                name: source.name.clone(),
+                path: track_dir.join(format!("{}.wav", source.name)),
+                clip,
+            })
+            .collect(),
+        track_dir,
+        iterations: separation.nmf.iterations,
+        final_cost: separation.nmf.final_cost(),
+        converged: separation.nmf.converged,
+        duration_secs: audio.duration_secs(),
+    })
+}
+
+fn hidden_name(stem: &OsString, what: &str) -> OsString {
+    let mut name = OsString::from(".");
+    name.push(stem);
+    name.push(format!(".demix-{what}-{}", std::process::id()));
+    name
+}
+
+/// Refuses a track folder that exists (without `force`) or that holds the input.
+fn check_destination(input: &Path, track_dir: &Path, force: bool) -> Result<()> {
+    if !track_dir.exists() {
+        return Ok(());
+    }
+    let inside = match (input.canonicalize(), track_dir.canonicalize()) {
+        (Ok(i), Ok(t)) => i.starts_with(t),
+        _ => false,
+    };
+    if inside {
+        return Err(Error::OutputIsInput(track_dir.to_path_buf()));
+    }
+    if !force {
+        return Err(Error::OutputExists(track_dir.to_path_buf()));
+    }
+    Ok(())
+}
+
+fn write_stems(
+    separation: &Separation,
+    audio: &Audio,
+    dir: &Path,
+    format: OutputFormat,
+) -> Result<Vec<ClipReport>> {
+    let mut writers = separation
+        .sources
+        .iter()
+        .map(|s| {
+            WavStreamWriter::create(
+                dir.join(format!("{}.wav", s.name)),
+                audio.num_channels(),
+                audio.sample_rate,
+                format,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    separation.render(audio, &mut writers)?;
+    writers.into_iter().map(WavStreamWriter::finish).collect()
+}
+
+/// Renames the finished temporary folder to `track_dir`, replacing an existing one.
+fn move_into_place(tmp_dir: &Path, track_dir: &Path, stem: &OsString) -> Result<()> {
+    if !track_dir.exists() {
+        return fs::rename(tmp_dir, track_dir).map_err(|e| Error::write(track_dir, e));
+    }
+    let old = track_dir.with_file_name(hidden_name(stem, "old"));
+    fs::rename(track_dir, &old).map_err(|e| Error::write(track_dir, e))?;
+    if let Err(e) = fs::rename(tmp_dir, track_dir) {
+        let _ = fs::rename(&old, track_dir);
+        return Err(Error::write(track_dir, e));
+    }
+    fs::remove_dir_all(&old).map_err(|e| Error::write(&old, e))
+}
