@@ -68,12 +68,8 @@ fn write_flac(path: &str, channels: &[Vec<i32>]) {
     let config = flacenc::config::Encoder::default()
         .into_verified()
         .expect("default encoder config is valid");
-    let source = flacenc::source::MemSource::from_samples(
-        &interleaved,
-        channels.len(),
-        16,
-        RATE as usize,
-    );
+    let source =
+        flacenc::source::MemSource::from_samples(&interleaved, channels.len(), 16, RATE as usize);
     let stream = flacenc::encode_with_fixed_block_size(&config, source, config.block_size)
         .expect("encoding succeeds");
     let mut sink = flacenc::bitsink::ByteSink::new();
@@ -88,17 +84,39 @@ fn write_flac(path: &str, channels: &[Vec<i32>]) {
 
 fn main() {
     // Bass: two notes (A2, E2) in a syncopated pattern.
-    let bass_notes: Vec<Note> = [(0.0, 110.0), (0.75, 110.0), (1.5, 82.41), (2.0, 82.41),
-        (3.0, 110.0), (3.75, 110.0), (4.5, 82.41), (5.0, 82.41)]
-        .iter()
-        .map(|&(start, f0)| Note { start, length: 0.6, f0 })
-        .collect();
+    let bass_notes: Vec<Note> = [
+        (0.0, 110.0),
+        (0.75, 110.0),
+        (1.5, 82.41),
+        (2.0, 82.41),
+        (3.0, 110.0),
+        (3.75, 110.0),
+        (4.5, 82.41),
+        (5.0, 82.41),
+    ]
+    .iter()
+    .map(|&(start, f0)| Note {
+        start,
+        length: 0.6,
+        f0,
+    })
+    .collect();
     // Lead: two notes (E5, A5), longer and offset from the bass.
-    let lead_notes: Vec<Note> = [(0.4, 659.26), (1.2, 880.0), (2.4, 659.26), (3.3, 880.0),
-        (4.2, 659.26), (5.1, 880.0)]
-        .iter()
-        .map(|&(start, f0)| Note { start, length: 0.7, f0 })
-        .collect();
+    let lead_notes: Vec<Note> = [
+        (0.4, 659.26),
+        (1.2, 880.0),
+        (2.4, 659.26),
+        (3.3, 880.0),
+        (4.2, 659.26),
+        (5.1, 880.0),
+    ]
+    .iter()
+    .map(|&(start, f0)| Note {
+        start,
+        length: 0.7,
+        f0,
+    })
+    .collect();
     let b = render(&bass_notes, |t, n, since, _| bass(t, n.f0, since));
     let l = render(&lead_notes, |t, n, since, left| lead(t, n.f0, since, left));
 

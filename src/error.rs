@@ -121,7 +121,9 @@ pub enum Error {
         n_fft: usize,
     },
     /// The audio contains NaN or infinite samples.
-    #[error("sample {index} of channel {channel} is {value}: NaN and infinite samples cannot be separated")]
+    #[error(
+        "sample {index} of channel {channel} is {value}: NaN and infinite samples cannot be separated"
+    )]
     NonFinite {
         /// Channel index (0-based).
         channel: usize,

@@ -24,7 +24,7 @@ pub fn soft_masks_in_place(models: &mut [f32], sources: usize, power: f32) {
     let equal = 1.0 / sources as f32;
     for f in 0..bins {
         let peak = (0..sources).fold(0f32, |m, s| m.max(models[s * bins + f]));
-        if !(peak > 0.0) {
+        if peak.is_nan() || peak <= 0.0 {
             (0..sources).for_each(|s| models[s * bins + f] = equal);
             continue;
         }
@@ -54,7 +54,9 @@ mod tests {
 
     #[test]
     fn masks_sum_to_one_even_for_tiny_and_huge_models() {
-        let mut frame = vec![1e-30, 1e30, 0.0, 5.0, 1e-30, 2e30, 0.0, 5.0, 3e-30, 0.0, 0.0, 0.0];
+        let mut frame = vec![
+            1e-30, 1e30, 0.0, 5.0, 1e-30, 2e30, 0.0, 5.0, 3e-30, 0.0, 0.0, 0.0,
+        ];
         soft_masks_in_place(&mut frame, 3, 2.0);
         for f in 0..4 {
             let sum: f32 = (0..3).map(|s| frame[s * 4 + f]).sum();

@@ -281,7 +281,11 @@ impl Separation {
                 .enumerate()
                 .for_each(|(t, mut m)| {
                     self.source_models(&wt, start + t, &mut m);
-                    soft_masks_in_place(m.as_slice_mut().expect("contiguous"), n_sources, self.mask_power);
+                    soft_masks_in_place(
+                        m.as_slice_mut().expect("contiguous"),
+                        n_sources,
+                        self.mask_power,
+                    );
                 });
             states
                 .par_iter_mut()
@@ -328,7 +332,8 @@ impl Separation {
     /// # Errors
     /// Never in practice; the signature matches [`Self::render`].
     pub fn render_to_memory(&self, audio: &Audio) -> Result<Vec<Audio>> {
-        let mut sinks: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); audio.num_channels()]; self.n_sources()];
+        let mut sinks: Vec<Vec<Vec<f32>>> =
+            vec![vec![Vec::new(); audio.num_channels()]; self.n_sources()];
         self.render(audio, &mut sinks)?;
         sinks
             .into_iter()

@@ -272,7 +272,13 @@ impl Stft {
     ///
     /// # Panics
     /// If `out` has the wrong length.
-    pub fn frame(&self, signal: &[f32], t: usize, scratch: &mut StftScratch, out: &mut [Complex32]) {
+    pub fn frame(
+        &self,
+        signal: &[f32],
+        t: usize,
+        scratch: &mut StftScratch,
+        out: &mut [Complex32],
+    ) {
         let half = self.n_fft / 2;
         let start = (t * self.hop) as isize - half as isize;
         for (i, (dst, &w)) in scratch.time.iter_mut().zip(&self.window).enumerate() {
@@ -362,7 +368,10 @@ impl Stft {
                 .for_each_init(
                     || (self.scratch(), vec![Complex32::default(); self.n_bins()]),
                     |(scratch, row_buf), (frame, row)| {
-                        row_buf.iter_mut().zip(row.iter()).for_each(|(d, s)| *d = *s);
+                        row_buf
+                            .iter_mut()
+                            .zip(row.iter())
+                            .for_each(|(d, s)| *d = *s);
                         self.synthesize(row_buf, scratch, frame);
                     },
                 );
@@ -402,7 +411,10 @@ impl OverlapAdd {
     /// # Panics
     /// If more frames are pushed than the signal has, or the frame has the wrong length.
     pub fn push(&mut self, frame: &[f32]) {
-        assert!(self.frames < self.total_frames, "more frames than the signal has");
+        assert!(
+            self.frames < self.total_frames,
+            "more frames than the signal has"
+        );
         assert_eq!(frame.len(), self.n_fft);
         let start = self.frames * self.hop - self.base;
         if self.acc.len() < start + self.n_fft {
@@ -431,7 +443,11 @@ impl OverlapAdd {
             let padded = self.base + i;
             if padded >= offset && padded - offset < self.len {
                 let n = self.norm[i];
-                out.push(if n > f32::MIN_POSITIVE { self.acc[i] / n } else { 0.0 });
+                out.push(if n > f32::MIN_POSITIVE {
+                    self.acc[i] / n
+                } else {
+                    0.0
+                });
             }
         }
         self.acc.drain(..ready);

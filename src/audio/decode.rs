@@ -87,7 +87,9 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
             other => Error::Corrupt(other.to_string()),
         })?;
 
-    let track = format.default_track(TrackType::Audio).ok_or(Error::NoAudio)?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or(Error::NoAudio)?;
     let track_id = track.id;
     let expected_frames = track.num_frames;
     let params = track
@@ -126,7 +128,8 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
                         return Err(Error::NoAudio);
                     }
                     sample_rate = Some(spec.rate());
-                    channels = vec![Vec::with_capacity(initial_capacity(expected_frames)); n_channels];
+                    channels =
+                        vec![Vec::with_capacity(initial_capacity(expected_frames)); n_channels];
                 } else if n_channels != channels.len() || Some(spec.rate()) != sample_rate {
                     return Err(Error::Corrupt(
                         "the channel count or sample rate changes mid-stream".into(),

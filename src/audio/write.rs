@@ -130,7 +130,9 @@ impl WavStreamWriter {
                 } else {
                     for i in 0..frames {
                         for channel in block {
-                            self.writer.write_sample(quantize(channel[i])).map_err(fail)?;
+                            self.writer
+                                .write_sample(quantize(channel[i]))
+                                .map_err(fail)?;
                         }
                     }
                 }
@@ -170,7 +172,11 @@ impl WavStreamWriter {
 /// assert_eq!(read_audio(&path)?.len(), 800);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn write_wav(path: impl AsRef<Path>, audio: &Audio, format: OutputFormat) -> Result<ClipReport> {
+pub fn write_wav(
+    path: impl AsRef<Path>,
+    audio: &Audio,
+    format: OutputFormat,
+) -> Result<ClipReport> {
     let path = path.as_ref();
     let tmp = temp_name(path);
     let result = (|| {
@@ -190,10 +196,9 @@ pub fn write_wav(path: impl AsRef<Path>, audio: &Audio, format: OutputFormat) ->
 
 /// A hidden temporary name next to `path`, unique to this process.
 pub(crate) fn temp_name(path: &Path) -> PathBuf {
-    let name = path.file_name().map_or_else(
-        || "out".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
     path.with_file_name(format!(".{name}.demix-tmp-{}", std::process::id()))
 }
 

@@ -19,7 +19,7 @@ pub struct Cli {
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print parameters, timings and every file written.
+    /// Also print the parameters and every file written.
     #[arg(short, long, global = true)]
     pub verbose: bool,
     #[command(subcommand)]
@@ -49,7 +49,12 @@ pub struct SeparateArgs {
     #[arg(short, long = "out", value_name = "OUT")]
     pub out: PathBuf,
     /// Number of NMF components; each is written as one source.
-    #[arg(short = 'k', long = "components", default_value_t = 4, value_name = "K")]
+    #[arg(
+        short = 'k',
+        long = "components",
+        default_value_t = 4,
+        value_name = "K"
+    )]
     pub components: usize,
     /// Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in [0, 4].
     #[arg(long, default_value = "kl", value_parser = parse_loss, value_name = "LOSS")]

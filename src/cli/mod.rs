@@ -37,7 +37,10 @@ pub fn main() -> ExitCode {
             out.error("-j/--threads must be at least 1");
             return ExitCode::from(FAILURE);
         }
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
             out.error(&format!("cannot start {n} threads: {e}"));
             return ExitCode::from(FAILURE);
         }
@@ -88,7 +91,8 @@ impl Output {
         if self.quiet || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
-        let bar = ProgressBar::with_draw_target(Some(max_iter as u64), ProgressDrawTarget::stderr());
+        let bar =
+            ProgressBar::with_draw_target(Some(max_iter as u64), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} iterations {msg}")
                 .expect("valid template")
@@ -165,8 +169,18 @@ fn run_separate(args: &SeparateArgs, out: &Output) -> ExitCode {
     }
 }
 
-fn report_success(name: &str, report: &TrackReport, format: OutputFormat, started: Instant, out: &Output) {
-    let how = if report.converged { "converged after" } else { "stopped at" };
+fn report_success(
+    name: &str,
+    report: &TrackReport,
+    format: OutputFormat,
+    started: Instant,
+    out: &Output,
+) {
+    let how = if report.converged {
+        "converged after"
+    } else {
+        "stopped at"
+    };
     out.info(&format!(
         "{name}: {} sources in {} ({how} {} iterations, cost {:.4e}, {:.1} s)",
         report.stems.len(),
@@ -178,7 +192,11 @@ fn report_success(name: &str, report: &TrackReport, format: OutputFormat, starte
     for stem in &report.stems {
         out.detail(&format!("  {}", stem.path.display()));
         if stem.clip.clipped > 0 {
-            let bits = if format == OutputFormat::Int24 { 24 } else { 16 };
+            let bits = if format == OutputFormat::Int24 {
+                24
+            } else {
+                16
+            };
             out.warn(&format!(
                 "{}: {} samples beyond full scale (peak {:.3}) were limited to full scale in \
                  {bits}-bit output; use --float32 to keep them",
@@ -197,7 +215,9 @@ fn describe_param_error(e: &ParamError) -> String {
         ParamError::FftTooSmall { .. } => "--n-fft",
         ParamError::HopOutOfRange { .. } | ParamError::HopTooLarge { .. } => "--hop",
         ParamError::OutOfRange { name: "tol", .. } => "--tol",
-        ParamError::OutOfRange { name: "mask power", .. } => "--mask-power",
+        ParamError::OutOfRange {
+            name: "mask power", ..
+        } => "--mask-power",
         ParamError::OutOfRange { name: "beta", .. } | ParamError::UnknownLoss(_) => "--loss",
         _ => "invalid parameter",
     };

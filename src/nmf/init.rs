@@ -64,10 +64,18 @@ fn mean(x: ArrayView2<f32>) -> f64 {
 /// The `k` leading singular triplets of `V = Xᵀ`: U (bins × k), σ, and the right singular
 /// vectors as columns (frames × k). Subspace iteration from a seeded random start with 10 extra
 /// directions, as in Halko, Martinsson & Tropp (2011) and scikit-learn's `randomized_svd`.
-fn randomized_svd(x: ArrayView2<f32>, k: usize, seed: u64) -> (Array2<f64>, Array1<f64>, Array2<f64>) {
+fn randomized_svd(
+    x: ArrayView2<f32>,
+    k: usize,
+    seed: u64,
+) -> (Array2<f64>, Array1<f64>, Array2<f64>) {
     let (frames, bins) = x.dim();
     let l = (k + 10).min(bins).min(frames);
-    let power_iterations = if (k as f64) < 0.1 * bins.min(frames) as f64 { 7 } else { 4 };
+    let power_iterations = if (k as f64) < 0.1 * bins.min(frames) as f64 {
+        7
+    } else {
+        4
+    };
     let mut rng = Rng::new(seed ^ 0x5EED_5EED);
     let mut q = Array2::from_shape_simple_fn((bins, l), || rng.normal());
     orthonormalize(&mut q);

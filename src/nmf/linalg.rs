@@ -152,7 +152,12 @@ mod tests {
 
     #[test]
     fn gram_schmidt_gives_orthonormal_columns() {
-        let mut q = array![[1.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]];
+        let mut q = array![
+            [1.0, 1.0, 0.0],
+            [1.0, 0.0, 1.0],
+            [0.0, 1.0, 1.0],
+            [1.0, 1.0, 1.0]
+        ];
         orthonormalize(&mut q);
         let gram = q.t().dot(&q);
         for i in 0..3 {
@@ -172,6 +177,10 @@ mod tests {
         assert!(y.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-4));
         let g = tall_t_times(x.view(), y.view());
         let expected = x.t().dot(&y);
-        assert!(g.iter().zip(&expected).all(|(a, b)| (a - f64::from(*b)).abs() < 1e-2));
+        assert!(
+            g.iter()
+                .zip(&expected)
+                .all(|(a, b)| (a - f64::from(*b)).abs() < 1e-2)
+        );
     }
 }

@@ -146,7 +146,9 @@ pub fn fit_with_progress(
         if let Some(cost) = cost {
             let cost = cost * cost_scale;
             if let Some(prev) = history.last().map(|c: &CostPoint| c.cost) {
-                if params.tol > 0.0 && (prev - cost) / cost.abs().max(f64::MIN_POSITIVE) < params.tol {
+                if params.tol > 0.0
+                    && (prev - cost) / cost.abs().max(f64::MIN_POSITIVE) < params.tol
+                {
                     converged = true;
                 }
             }
@@ -179,7 +181,11 @@ pub fn fit_with_progress(
 }
 
 /// W (bins × K) and G = Hᵀ (frames × K) in the units of the scaled data.
-fn initial_factors(x: ArrayView2<f32>, params: &NmfParams, scale: f64) -> (Array2<f32>, Array2<f32>) {
+fn initial_factors(
+    x: ArrayView2<f32>,
+    params: &NmfParams,
+    scale: f64,
+) -> (Array2<f32>, Array2<f32>) {
     let (frames, bins) = x.dim();
     if let Some((w, h)) = &params.initial {
         let inv = (1.0 / scale) as f32;

@@ -326,9 +326,18 @@ mod tests {
         assert_eq!("euclidean".parse::<Loss>(), Ok(Loss::Euclidean));
         assert_eq!("2".parse::<Loss>(), Ok(Loss::Euclidean));
         assert_eq!("0.5".parse::<Loss>(), Ok(Loss::Beta(0.5)));
-        assert!(matches!("cosine".parse::<Loss>(), Err(ParamError::UnknownLoss(_))));
-        assert!(matches!("-1".parse::<Loss>(), Err(ParamError::OutOfRange { .. })));
-        assert!(matches!("nan".parse::<Loss>(), Err(ParamError::UnknownLoss(_))));
+        assert!(matches!(
+            "cosine".parse::<Loss>(),
+            Err(ParamError::UnknownLoss(_))
+        ));
+        assert!(matches!(
+            "-1".parse::<Loss>(),
+            Err(ParamError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            "nan".parse::<Loss>(),
+            Err(ParamError::UnknownLoss(_))
+        ));
     }
 
     #[test]

@@ -60,7 +60,10 @@ mod tests {
         assert!(a.iter().all(|&x| x == r.normal()));
         let mean = a.iter().sum::<f64>() / a.len() as f64;
         let var = a.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / a.len() as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
         assert_ne!(Rng::new(8).normal(), Rng::new(7).normal());
     }
 }

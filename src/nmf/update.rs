@@ -94,7 +94,13 @@ pub(crate) struct Engine<'a> {
 
 impl<'a> Engine<'a> {
     /// `x` is frames × bins; `fixed` leading components of W are never updated.
-    pub(crate) fn new(x: ArrayView2<'a, f32>, beta: f32, gamma: f32, k: usize, fixed: usize) -> Self {
+    pub(crate) fn new(
+        x: ArrayView2<'a, f32>,
+        beta: f32,
+        gamma: f32,
+        k: usize,
+        fixed: usize,
+    ) -> Self {
         let bins = x.ncols();
         let free = k - fixed;
         let n_slots = 2 * rayon::current_num_threads().max(1);
@@ -139,7 +145,12 @@ impl<'a> Engine<'a> {
 
     /// Accumulates the numerator and denominator of the W update for the current W and G.
     /// Returns the cost of the current factors when `want_cost`.
-    pub(crate) fn w_pass(&mut self, w: &Array2<f32>, g: &Array2<f32>, want_cost: bool) -> Option<f64> {
+    pub(crate) fn w_pass(
+        &mut self,
+        w: &Array2<f32>,
+        g: &Array2<f32>,
+        want_cost: bool,
+    ) -> Option<f64> {
         let (x, div, fixed) = (self.x, self.div, self.fixed);
         let need_model = div != Divergence::Euclidean || want_cost;
         let free = w.ncols() - fixed;
@@ -283,7 +294,8 @@ pub(crate) fn normalize_columns(w: &mut Array2<f32>, g: &mut Array2<f32>, fixed:
         if sum > 0.0 {
             let inv = (1.0 / sum) as f32;
             w.column_mut(j).mapv_inplace(|a| a * inv);
-            g.column_mut(j).mapv_inplace(|a| (f64::from(a) * sum) as f32);
+            g.column_mut(j)
+                .mapv_inplace(|a| (f64::from(a) * sum) as f32);
         }
     }
 }
@@ -308,7 +320,9 @@ fn model_block(gb: &ArrayView2<f32>, w: &Array2<f32>, model: &mut ArrayViewMut2<
 
 fn block_cost(div: Divergence, x: &ArrayView2<f32>, model: &ArrayView2<f32>) -> f64 {
     let mut sum = 0.0;
-    Zip::from(x).and(model).for_each(|&x, &y| sum += div.element(x, y));
+    Zip::from(x)
+        .and(model)
+        .for_each(|&x, &y| sum += div.element(x, y));
     sum
 }
 
@@ -362,13 +376,20 @@ fn transform<'v>(
 }
 
 fn add_into(acc: &mut Array2<f64>, part: &ArrayView2<f32>) {
-    Zip::from(acc).and(part).for_each(|a, &p| *a += f64::from(p));
+    Zip::from(acc)
+        .and(part)
+        .for_each(|a, &p| *a += f64::from(p));
 }
 
 /// Runs `compute` on every block of `frames` in groups of as many blocks as there are slots
 /// (in parallel), then `combine` on each block of the group in order.
-fn for_each_block<S, C, M>(slots: &mut [Slot], frames: usize, state: &mut S, compute: C, mut combine: M)
-where
+fn for_each_block<S, C, M>(
+    slots: &mut [Slot],
+    frames: usize,
+    state: &mut S,
+    compute: C,
+    mut combine: M,
+) where
     S: Sync,
     C: Fn(&mut Slot, &S, Range<usize>) + Sync,
     M: FnMut(&mut S, &Slot, Range<usize>),

@@ -1,0 +1,321 @@
+//! NMF engine: the cost never rises, exact low-rank data is fitted, degenerate data stays
+//! finite, fixed templates stay fixed, results do not depend on the number of threads.
+
+use demix::ParamError;
+use demix::nmf::{CostPoint, Init, Loss, Nmf, NmfParams, fit};
+use demix::stft::{Stft, StftParams};
+use ndarray::{Array2, s};
+
+use crate::common::TestRng;
+
+fn random_matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    let mut rng = TestRng::new(seed);
+    Array2::from_shape_simple_fn((rows, cols), || rng.uniform() as f32)
+}
+
+/// The magnitude spectrogram (bins × frames) of the first two seconds of the shipped sample.
+fn audio_spectrogram() -> Array2<f32> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/mix.flac");
+    let audio = demix::audio::read_audio(path).expect("the shipped sample decodes");
+    let left = &audio.channels[0][..2 * audio.sample_rate as usize];
+    let stft = Stft::new(&StftParams::new(1024)).unwrap();
+    stft.magnitude(left).reversed_axes()
+}
+
+const LOSSES: [Loss; 5] = [
+    Loss::ItakuraSaito,
+    Loss::KullbackLeibler,
+    Loss::Euclidean,
+    Loss::Beta(0.5),
+    Loss::Beta(3.0),
+];
+
+/// Every recorded cost is at most the one before, up to f32 rounding of the model (relative
+/// 1e-6, or 1e-12 absolute for the near-zero costs of all-zero data, fitted at the floor).
+fn assert_never_rises(history: &[CostPoint], what: &str) {
+    for pair in history.windows(2) {
+        let (a, b) = (pair[0].cost, pair[1].cost);
+        assert!(
+            b <= a + 1e-6 * a.abs() + 1e-12,
+            "{what}: cost rose from {a} to {b} at iteration {}",
+            pair[1].iteration
+        );
+    }
+}
+
+#[test]
+fn cost_never_rises_on_random_data() {
+    let v = random_matrix(60, 90, 1);
+    for loss in LOSSES {
+        for init in [Init::Nndsvda, Init::Random] {
+            let params = NmfParams::new(5)
+                .with_loss(loss)
+                .with_init(init)
+                .with_max_iter(200)
+                .with_tol(0.0)
+                .with_cost_every(1);
+            let model = fit(v.view(), &params).unwrap();
+            assert_eq!(model.cost_history.len(), 201);
+            assert_never_rises(&model.cost_history, &format!("{loss} {init:?}"));
+            let first = model.cost_history[0].cost;
+            assert!(model.final_cost() < 0.9 * first, "{loss}: barely moved");
+        }
+    }
+}
+
+#[test]
+fn cost_never_rises_on_an_audio_spectrogram() {
+    let v = audio_spectrogram();
+    for loss in LOSSES {
+        let params = NmfParams::new(8)
+            .with_loss(loss)
+            .with_max_iter(200)
+            .with_tol(0.0)
+            .with_cost_every(1);
+        let model = fit(v.view(), &params).unwrap();
+        assert_never_rises(&model.cost_history, &loss.to_string());
+        assert!(
+            model
+                .w
+                .iter()
+                .chain(model.h.iter())
+                .all(|&a| a >= 0.0 && a.is_finite())
+        );
+    }
+}
+
+#[test]
+fn an_exactly_low_rank_matrix_is_fitted_to_near_zero_cost() {
+    let w0 = random_matrix(40, 3, 2).mapv(|a| a + 0.1);
+    let h0 = random_matrix(3, 70, 3).mapv(|a| a + 0.1);
+    let v = w0.dot(&h0);
+    // The cost of the mean as the model, for scale.
+    let mean = v.mean().unwrap();
+    for loss in [Loss::ItakuraSaito, Loss::KullbackLeibler, Loss::Euclidean] {
+        let params = NmfParams::new(3)
+            .with_loss(loss)
+            .with_max_iter(3000)
+            .with_tol(0.0);
+        let model = fit(v.view(), &params).unwrap();
+        let baseline = fit(
+            v.view(),
+            &NmfParams::new(3)
+                .with_loss(loss)
+                .with_max_iter(0)
+                .with_initial(
+                    Array2::from_elem((40, 3), 1.0),
+                    Array2::from_elem((3, 70), mean / 3.0),
+                ),
+        )
+        .unwrap()
+        .final_cost();
+        let relative = model.final_cost() / baseline;
+        assert!(relative < 1e-4, "{loss}: cost {:e} of baseline", relative);
+        let approx = model.w.dot(&model.h);
+        let err = (&approx - &v).mapv(f32::abs).fold(0f32, |m, &a| m.max(a));
+        assert!(
+            err < 0.02 * v.fold(0f32, |m, &a| m.max(a)),
+            "{loss}: max error {err}"
+        );
+    }
+}
+
+#[test]
+fn zeros_silent_frames_and_all_zero_input_stay_finite() {
+    let mut v = random_matrix(30, 50, 4);
+    v.slice_mut(s![.., 10..20]).fill(0.0); // silent frames
+    v.slice_mut(s![5..8, ..]).fill(0.0); // empty bins
+    let zero = Array2::<f32>::zeros((30, 50));
+    for loss in LOSSES {
+        for data in [&v, &zero] {
+            let params = NmfParams::new(4)
+                .with_loss(loss)
+                .with_max_iter(100)
+                .with_cost_every(1);
+            let model = fit(data.view(), &params).unwrap();
+            assert!(
+                model
+                    .w
+                    .iter()
+                    .chain(model.h.iter())
+                    .all(|a| a.is_finite() && *a >= 0.0),
+                "{loss}: non-finite factors"
+            );
+            assert!(
+                model.cost_history.iter().all(|c| c.cost.is_finite()),
+                "{loss}: cost"
+            );
+            assert_never_rises(&model.cost_history, &loss.to_string());
+        }
+    }
+}
+
+#[test]
+fn fixed_templates_stay_fixed_and_free_ones_are_normalised() {
+    let v = random_matrix(20, 40, 5);
+    let fixed = random_matrix(20, 2, 6);
+    let params = NmfParams::new(1)
+        .with_fixed_templates(fixed.clone())
+        .with_max_iter(50)
+        .with_cost_every(1);
+    let model = fit(v.view(), &params).unwrap();
+    assert_eq!(model.w.dim(), (20, 3));
+    assert_eq!(model.h.dim(), (3, 40));
+    assert_eq!(model.w.slice(s![.., ..2]), fixed);
+    let free_sum: f32 = model.w.column(2).sum();
+    assert!((free_sum - 1.0).abs() < 1e-5);
+    assert_never_rises(&model.cost_history, "semi-supervised");
+
+    // Only H: every template fixed.
+    let model = fit(
+        v.view(),
+        &NmfParams::new(0)
+            .with_fixed_templates(fixed.clone())
+            .with_cost_every(1),
+    )
+    .unwrap();
+    assert_eq!(model.w, fixed);
+    assert_never_rises(&model.cost_history, "H only");
+    assert!(model.final_cost() < model.cost_history[0].cost);
+}
+
+#[test]
+fn normalisation_leaves_the_product_unchanged() {
+    let v = random_matrix(25, 30, 7);
+    let w0 = random_matrix(25, 3, 8).mapv(|a| a + 0.5);
+    let h0 = random_matrix(3, 30, 9).mapv(|a| a + 0.5);
+    let fit_with = |normalize| {
+        fit(
+            v.view(),
+            &NmfParams::new(3)
+                .with_max_iter(1)
+                .with_normalize(normalize)
+                .with_initial(w0.clone(), h0.clone()),
+        )
+        .unwrap()
+    };
+    let (plain, normalised) = (fit_with(false), fit_with(true));
+    for j in 0..3 {
+        assert!((normalised.w.column(j).sum() - 1.0).abs() < 1e-5);
+    }
+    let a = plain.w.dot(&plain.h);
+    let b = normalised.w.dot(&normalised.h);
+    let err = (&a - &b).mapv(f32::abs).fold(0f32, |m, &x| m.max(x));
+    assert!(
+        err < 1e-4 * a.fold(0f32, |m, &x| m.max(x)),
+        "max difference {err}"
+    );
+}
+
+#[test]
+fn tolerance_stops_early_and_records_the_final_cost() {
+    let v = random_matrix(40, 60, 10);
+    let model = fit(
+        v.view(),
+        &NmfParams::new(4).with_tol(1e-2).with_max_iter(500),
+    )
+    .unwrap();
+    assert!(model.converged);
+    assert!(model.iterations < 500);
+    assert_eq!(
+        model.iterations % 10,
+        0,
+        "the tolerance is checked every 10 iterations"
+    );
+    assert_eq!(
+        model.cost_history.last().unwrap().iteration,
+        model.iterations
+    );
+
+    let model = fit(v.view(), &NmfParams::new(4).with_tol(0.0).with_max_iter(37)).unwrap();
+    assert!(!model.converged);
+    assert_eq!(model.iterations, 37);
+    let recorded: Vec<usize> = model.cost_history.iter().map(|c| c.iteration).collect();
+    assert_eq!(recorded, vec![0, 10, 20, 30, 37]);
+}
+
+fn fit_in_pool(threads: usize, v: &Array2<f32>, params: &NmfParams) -> Nmf {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(|| fit(v.view(), params).unwrap())
+}
+
+#[test]
+fn results_are_bit_identical_with_one_and_two_threads() {
+    // Enough frames for many blocks, so the blocks really run in parallel.
+    let v = random_matrix(129, 1500, 11);
+    for loss in LOSSES {
+        for init in [Init::Nndsvda, Init::Random] {
+            let params = NmfParams::new(6)
+                .with_loss(loss)
+                .with_init(init)
+                .with_max_iter(20);
+            let one = fit_in_pool(1, &v, &params);
+            let two = fit_in_pool(2, &v, &params);
+            let three = fit_in_pool(3, &v, &params);
+            assert_eq!(one, two, "{loss} {init:?}");
+            assert_eq!(one, three, "{loss} {init:?}");
+        }
+    }
+}
+
+#[test]
+fn the_seed_decides_the_random_start() {
+    let v = random_matrix(30, 40, 12);
+    let params = |seed| {
+        NmfParams::new(3)
+            .with_init(Init::Random)
+            .with_seed(seed)
+            .with_max_iter(5)
+    };
+    let a = fit(v.view(), &params(1)).unwrap();
+    assert_eq!(a, fit(v.view(), &params(1)).unwrap());
+    assert_ne!(a.w, fit(v.view(), &params(2)).unwrap().w);
+}
+
+#[test]
+fn zero_components_are_rejected() {
+    let v = random_matrix(10, 10, 13);
+    assert_eq!(
+        fit(v.view(), &NmfParams::new(0)).unwrap_err(),
+        ParamError::NoComponents(0)
+    );
+}
+
+#[test]
+fn negative_or_nan_data_is_rejected() {
+    let mut v = random_matrix(10, 10, 14);
+    v[[3, 4]] = -1.0;
+    assert_eq!(
+        fit(v.view(), &NmfParams::new(2)).unwrap_err(),
+        ParamError::NotNonNegative("V")
+    );
+    v[[3, 4]] = f32::NAN;
+    assert_eq!(
+        fit(v.view(), &NmfParams::new(2)).unwrap_err(),
+        ParamError::NotNonNegative("V")
+    );
+}
+
+#[test]
+fn initial_factors_of_the_wrong_shape_are_rejected() {
+    let v = random_matrix(10, 12, 15);
+    let params = NmfParams::new(2).with_initial(Array2::ones((10, 3)), Array2::ones((2, 12)));
+    assert!(matches!(
+        fit(v.view(), &params),
+        Err(ParamError::Shape {
+            what: "initial W",
+            ..
+        })
+    ));
+    let params = NmfParams::new(2).with_fixed_templates(Array2::ones((9, 1)));
+    assert!(matches!(
+        fit(v.view(), &params),
+        Err(ParamError::Shape {
+            what: "fixed templates",
+            ..
+        })
+    ));
+}
