@@ -415,12 +415,16 @@ pub fn separate_file(
     let audio = audio::read_audio(input)?;
 
     // Create the output folders before the long computation, so an unwritable destination
-    // fails at once; both are removed again if anything fails.
-    let created_out_dir = !out_dir.exists();
-    fs::create_dir_all(out_dir).map_err(|e| Error::write(out_dir, e))?;
+    // fails at once; they are removed again if anything fails. `created` lists the folders of
+    // `out_dir` that do not exist yet, deepest first: `create_dir_all` makes the parents too.
+    let created: Vec<&Path> = out_dir
+        .ancestors()
+        .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+        .collect();
     let tmp_dir = out_dir.join(hidden_name(&stem, "tmp"));
-    let result = fs::create_dir(&tmp_dir)
-        .map_err(|e| Error::write(&tmp_dir, e))
+    let result = fs::create_dir_all(out_dir)
+        .map_err(|e| Error::write(out_dir, e))
+        .and_then(|()| fs::create_dir(&tmp_dir).map_err(|e| Error::write(&tmp_dir, e)))
         .and_then(|()| {
             let separation = analyze(&audio, params, progress)?;
             let clips = write_stems(&separation, &audio, &tmp_dir, output.format)?;
@@ -432,8 +436,8 @@ pub fn separate_file(
         Ok(done) => done,
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp_dir);
-            if created_out_dir {
-                let _ = fs::remove_dir(out_dir);
+            for dir in created {
+                let _ = fs::remove_dir(dir);
             }
             return Err(e);
         }
@@ -515,5 +519,10 @@ fn move_into_place(tmp_dir: &Path, track_dir: &Path, stem: &OsString) -> Result<
         let _ = fs::rename(&old, track_dir);
         return Err(Error::write(track_dir, e));
     }
-    fs::remove_dir_all(&old).map_err(|e| Error::write(&old, e))
+    // What is replaced may be a file (or a link) that happens to have the track folder's name.
+    let removed = match fs::symlink_metadata(&old) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(&old),
+        _ => fs::remove_file(&old),
+    };
+    removed.map_err(|e| Error::write(&old, e))
 }

@@ -92,6 +92,8 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
         .ok_or(Error::NoAudio)?;
     let track_id = track.id;
     let expected_frames = track.num_frames;
+    // The declared length in time-base units, the units of packet timestamps.
+    let declared_end = track.duration.map(|d| d.get());
     let params = track
         .codec_params
         .as_ref()
@@ -106,6 +108,9 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
     let mut packet_buf: Vec<Vec<f32>> = Vec::new();
     let mut failed_packets = 0usize;
     let mut first_failure = String::new();
+    // Where the last packet the demuxer delivered ends: a stream that reached its declared end
+    // but decoded fewer frames had damaged data skipped in the middle; it is not truncated.
+    let mut stream_end = 0u64;
 
     loop {
         let packet = match format.next_packet() {
@@ -119,6 +124,10 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
         if packet.track_id != track_id {
             continue;
         }
+        let packet_end = u64::try_from(packet.pts.get())
+            .unwrap_or(0)
+            .saturating_add(packet.dur.get());
+        stream_end = stream_end.max(packet_end);
         match decoder.decode(&packet) {
             Ok(buf) => {
                 let spec = buf.spec();
@@ -159,8 +168,9 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
     }
 
     let decoded = channels.first().map_or(0, Vec::len) as u64;
+    let reached_end = declared_end.is_some_and(|end| stream_end >= end);
     if let Some(expected) = expected_frames {
-        if decoded < expected {
+        if decoded < expected && !reached_end {
             return Err(Error::Truncated { expected, decoded });
         }
     }
@@ -168,6 +178,15 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
         return Err(Error::Corrupt(format!(
             "{failed_packets} packet(s) could not be decoded (first: {first_failure})"
         )));
+    }
+    if let Some(expected) = expected_frames {
+        if decoded < expected {
+            return Err(Error::Corrupt(format!(
+                "{} of the {expected} frames the header declares are missing: damaged data \
+                 in the middle of the stream was skipped",
+                expected - decoded
+            )));
+        }
     }
     if channels.is_empty() {
         return Err(Error::Corrupt("no audio could be decoded".into()));

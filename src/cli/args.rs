@@ -11,7 +11,7 @@ use demix::stft::StftParams;
 
 /// Separate mixed audio recordings into stems with non-negative matrix factorization.
 #[derive(Debug, Parser)]
-#[command(name = "demix", version, propagate_version = true)]
+#[command(name = "demix", version, propagate_version = true, after_help = SEPARATE_EXAMPLE)]
 pub struct Cli {
     /// Worker threads (default: the RAYON_NUM_THREADS variable, else one per core).
     #[arg(short = 'j', long, global = true, value_name = "N")]

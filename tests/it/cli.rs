@@ -59,9 +59,17 @@ fn write_input(dir: &Path, name: &str) {
 fn assert_fails(out: &Output, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(out.stdout.is_empty(), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one line expected on stderr, got:\n{stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line expected on stderr, got:\n{stderr}"
+    );
     for needle in needles {
         assert!(
             lines[0].contains(needle),
@@ -86,7 +94,11 @@ fn entries(dir: &Path) -> Vec<String> {
 /// The output folder holds no track folder and no hidden temporary folder: it is empty or absent.
 #[track_caller]
 fn assert_nothing_written(dir: &Path) {
-    assert_eq!(entries(dir), Vec::<String>::new(), "left in the output folder");
+    assert_eq!(
+        entries(dir),
+        Vec::<String>::new(),
+        "left in the output folder"
+    );
 }
 
 /// Names of the files in `dir`, sorted.
@@ -181,10 +193,12 @@ fn wav_whose_data_chunk_claims_more_bytes_than_present_is_reported_as_truncated(
     write_input(dir.path(), "x.wav");
     let path = dir.path().join("x.wav");
     let mut bytes = fs::read(&path).unwrap();
-    // hound writes a 16-byte fmt chunk, so the data chunk's length is at byte 40.
+    // hound writes a 16-byte fmt chunk, so the data chunk's length is at byte 40 and its
+    // samples start at 44. Cut the file in the middle of them, as an interrupted copy does.
     assert_eq!(&bytes[36..40], b"data");
-    let declared = u32::from_le_bytes(bytes[40..44].try_into().unwrap());
-    bytes[40..44].copy_from_slice(&(2 * declared).to_le_bytes());
+    let declared = u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize;
+    assert_eq!(bytes.len(), 44 + declared);
+    bytes.truncate(44 + declared / 2 + 1);
     fs::write(&path, bytes).unwrap();
     let out = separate(dir.path(), &["x.wav"], &[]);
     assert_fails(&out, &["x.wav", "truncated"]);
@@ -241,14 +255,22 @@ fn infinite_samples_are_reported() {
     let out = separate(dir.path(), &["x.wav"], &[]);
     assert_fails(&out, &["x.wav", "inf", "1234"]);
     assert_nothing_written(dir.path());
-    assert!(!dir.path().join("out").exists(), "the output folder it created");
+    assert!(
+        !dir.path().join("out").exists(),
+        "the output folder it created"
+    );
 }
 
 #[test]
 fn zero_components_is_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
-    let out = separate(dir.path(), &["x.wav"], &["-k", "0"]);
+    let out = demix(
+        dir.path(),
+        &[
+            "separate", "x.wav", "-o", "out", "-k", "0", "--n-fft", "256",
+        ],
+    );
     assert_fails(&out, &["-k", "at least 1"]);
     assert_nothing_written(dir.path());
 }
@@ -285,7 +307,14 @@ fn unwritable_output_folder_is_reported() {
     let out = demix(
         dir.path(),
         &[
-            "separate", "x.wav", "-o", "somefile/out", "--n-fft", "256", "--iter", "20",
+            "separate",
+            "x.wav",
+            "-o",
+            "somefile/out",
+            "--n-fft",
+            "256",
+            "--iter",
+            "20",
         ],
     );
     assert_fails(&out, &["x.wav", "cannot write", "somefile/out"]);
@@ -298,8 +327,15 @@ fn all_zero_audio_gives_silent_stems_without_nan() {
     let dir = tempfile::tempdir().unwrap();
     let silence = Audio::new(8000, vec![vec![0.0; 8000]; 2]).unwrap();
     write_wav(dir.path().join("quiet.wav"), &silence, OutputFormat::Int16).unwrap();
-    for (format, flag) in [(OutputFormat::Int16, None), (OutputFormat::Float32, Some("--float32"))] {
-        let extra: Vec<&str> = flag.into_iter().chain(["--force"]).collect();
+    // Float output would show a NaN that 16-bit output turns into 0; Itakura-Saito divides by
+    // the (zero) data.
+    let runs: [(OutputFormat, &[&str]); 3] = [
+        (OutputFormat::Int16, &[]),
+        (OutputFormat::Float32, &["--float32"]),
+        (OutputFormat::Float32, &["--float32", "--loss", "is"]),
+    ];
+    for (format, flags) in runs {
+        let extra: Vec<&str> = flags.iter().copied().chain(["--force"]).collect();
         let out = separate(dir.path(), &["quiet.wav"], &extra);
         assert_eq!(
             out.status.code(),
@@ -312,7 +348,10 @@ fn all_zero_audio_gives_silent_stems_without_nan() {
         assert_eq!(files_in(&track), ["source1.wav", "source2.wav"]);
         for name in ["source1.wav", "source2.wav"] {
             let stem = read_audio(track.join(name)).unwrap();
-            assert_eq!((stem.sample_rate, stem.num_channels(), stem.len()), (8000, 2, 8000));
+            assert_eq!(
+                (stem.sample_rate, stem.num_channels(), stem.len()),
+                (8000, 2, 8000)
+            );
             assert!(
                 stem.channels.iter().flatten().all(|&x| x == 0.0),
                 "{format:?} {name} is not silent (NaN written as a number?)"
@@ -365,7 +404,10 @@ fn existing_track_folder_is_refused_without_force() {
     assert_fails(&out, &["x.wav", "already exists", "--force"]);
     assert_eq!(entries(dir.path()), ["x"]);
     assert_eq!(files_in(&dir.path().join("out/x")), ["notes.txt"]);
-    assert_eq!(fs::read(dir.path().join("out/x/notes.txt")).unwrap(), b"mine");
+    assert_eq!(
+        fs::read(dir.path().join("out/x/notes.txt")).unwrap(),
+        b"mine"
+    );
 }
 
 #[test]
@@ -381,7 +423,11 @@ fn existing_track_folder_is_replaced_with_force() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(entries(dir.path()), ["x"], "no hidden old or temporary folder");
+    assert_eq!(
+        entries(dir.path()),
+        ["x"],
+        "no hidden old or temporary folder"
+    );
     assert_eq!(
         files_in(&dir.path().join("out/x")),
         ["source1.wav", "source2.wav"]
@@ -396,7 +442,10 @@ fn input_inside_the_track_folder_is_never_replaced_even_with_force() {
     let before = fs::read(dir.path().join("out/song/song.wav")).unwrap();
     let out = separate(dir.path(), &["out/song/song.wav"], &["--force"]);
     assert_fails(&out, &["out/song/song.wav", "input"]);
-    assert_eq!(fs::read(dir.path().join("out/song/song.wav")).unwrap(), before);
+    assert_eq!(
+        fs::read(dir.path().join("out/song/song.wav")).unwrap(),
+        before
+    );
     assert_eq!(entries(dir.path()), ["song"]);
     assert_eq!(files_in(&dir.path().join("out/song")), ["song.wav"]);
 }
@@ -421,13 +470,21 @@ fn second_input_with_the_same_stem_is_reported_and_the_first_still_written() {
     fs::create_dir(dir.path().join("b")).unwrap();
     let (first, second) = (mix(1, 0), mix(1, 2));
     write_wav(dir.path().join("a/song.wav"), &first, OutputFormat::Float32).unwrap();
-    write_wav(dir.path().join("b/song.wav"), &second, OutputFormat::Float32).unwrap();
+    write_wav(
+        dir.path().join("b/song.wav"),
+        &second,
+        OutputFormat::Float32,
+    )
+    .unwrap();
     let out = separate(dir.path(), &["a/song.wav", "b/song.wav"], &["--float32"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 2, "the duplicate, then the count:\n{stderr}");
-    assert!(lines[0].contains("b/song.wav") && lines[0].contains("a/song.wav"), "{stderr}");
+    assert!(
+        lines[0].contains("b/song.wav") && lines[0].contains("a/song.wav"),
+        "{stderr}"
+    );
     assert!(lines[1].contains("1 of 2"), "{stderr}");
 
     assert_eq!(entries(dir.path()), ["song"]);
@@ -442,7 +499,11 @@ fn second_input_with_the_same_stem_is_reported_and_the_first_still_written() {
         .map(|i| stems[0].channels[0][i] + stems[1].channels[0][i])
         .collect();
     let diff = |x: &Audio| crate::common::max_abs_diff(&sum, &x.channels[0]);
-    assert!(diff(&first) < 1e-4, "stems do not add up to a/song.wav: {}", diff(&first));
+    assert!(
+        diff(&first) < 1e-4,
+        "stems do not add up to a/song.wav: {}",
+        diff(&first)
+    );
     assert!(diff(&second) > 0.1);
 }
 
@@ -453,10 +514,57 @@ fn failing_input_is_skipped_and_the_next_one_written() {
     let out = separate(dir.path(), &["absent.wav", "good.wav"], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.lines().next().unwrap().contains("absent.wav"), "{stderr}");
+    assert!(
+        stderr.lines().next().unwrap().contains("absent.wav"),
+        "{stderr}"
+    );
     assert_eq!(entries(dir.path()), ["good"]);
     assert_eq!(
         files_in(&dir.path().join("out/good")),
+        ["source1.wav", "source2.wav"]
+    );
+}
+
+/// Regression: the parents that `-o a/b/out` created were left behind, empty, when the track
+/// failed (only the last folder was removed).
+#[test]
+fn failed_track_leaves_no_parent_folders_of_the_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_sample(dir.path(), "x.wav", f32::NAN);
+    let out = demix(
+        dir.path(),
+        &[
+            "separate",
+            "x.wav",
+            "-o",
+            "new/deeper/out",
+            "--n-fft",
+            "256",
+        ],
+    );
+    assert_fails(&out, &["x.wav", "NaN"]);
+    assert_eq!(files_in(dir.path()), ["x.wav"]);
+}
+
+/// Regression: `--force` over a regular file with the track folder's name wrote the stems, then
+/// failed to delete the file it had moved aside (as a folder), exited 1 and left it behind as a
+/// hidden `.x.demix-old-*` file.
+#[test]
+fn force_replaces_a_file_that_has_the_track_folders_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    fs::create_dir(dir.path().join("out")).unwrap();
+    fs::write(dir.path().join("out/x"), b"not a folder").unwrap();
+    let out = separate(dir.path(), &["x.wav"], &["--force"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(entries(dir.path()), ["x"]);
+    assert_eq!(
+        files_in(&dir.path().join("out/x")),
         ["source1.wav", "source2.wav"]
     );
 }

@@ -69,16 +69,18 @@ fn wav_file(
         }
     }
 
+    // A file cut short still declares its full length, in the RIFF header as in the data chunk.
+    let data_len = declared_len.unwrap_or(data.len() as u32);
+    let riff_len = 4 + (8 + fmt.len() as u32) + (8 + data_len);
     let mut out = Vec::new();
     out.extend_from_slice(b"RIFF");
-    let riff_len = 4 + (8 + fmt.len()) + (8 + data.len());
-    out.extend_from_slice(&(riff_len as u32).to_le_bytes());
+    out.extend_from_slice(&riff_len.to_le_bytes());
     out.extend_from_slice(b"WAVE");
     out.extend_from_slice(b"fmt ");
     out.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
     out.extend_from_slice(&fmt);
     out.extend_from_slice(b"data");
-    out.extend_from_slice(&declared_len.unwrap_or(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data_len.to_le_bytes());
     out.extend_from_slice(data);
     out
 }
@@ -400,16 +402,38 @@ fn flac_24_bit_decodes_exactly_to_the_quantized_values() {
 }
 
 #[test]
-fn flac_cut_in_the_middle_is_truncated() {
-    let values = flac_signal(1, 20_000, 8000, 16);
-    let mut bytes = flac_bytes(&values, 16, 8000);
-    bytes.truncate(bytes.len() / 2);
-    match decode_bytes(bytes, "flac") {
-        Err(Error::Truncated { expected, decoded }) => {
-            assert_eq!(expected, 20_000);
-            assert!(decoded < 20_000, "decoded {decoded}");
+fn flac_cut_anywhere_in_its_frames_is_truncated() {
+    let values = flac_signal(2, 20_000, 8000, 16);
+    let bytes = flac_bytes(&values, 16, 8000);
+    let len = bytes.len();
+    for cut in [len / 5, len / 2, len * 9 / 10, len - 3, len - 1] {
+        match decode_bytes(bytes[..cut].to_vec(), "flac") {
+            Err(Error::Truncated { expected, decoded }) => {
+                assert_eq!(expected, 20_000);
+                assert!(decoded < 20_000, "cut at {cut} of {len}: decoded {decoded}");
+            }
+            other => panic!("cut at {cut} of {len}: expected Truncated, got {other:?}"),
         }
-        other => panic!("expected Truncated, got {other:?}"),
+    }
+}
+
+/// Regression: a FLAC file with damaged frames in the middle was reported as truncated ("the
+/// header declares 8000 frames but only 3904 could be decoded"), since the demuxer drops a frame
+/// whose checksum fails; the file is complete, and corrupt.
+#[test]
+fn flac_with_damaged_frames_in_the_middle_is_corrupt_not_truncated() {
+    let values = flac_signal(2, 20_000, 8000, 16);
+    let bytes = flac_bytes(&values, 16, 8000);
+    let len = bytes.len();
+    for at in [len / 4, len / 2, len * 3 / 4] {
+        let mut damaged = bytes.clone();
+        for i in (at..at + 64).step_by(8) {
+            damaged[i] ^= 0xA5;
+        }
+        match decode_bytes(damaged, "flac") {
+            Err(Error::Corrupt(what)) => assert!(!what.is_empty()),
+            other => panic!("damage at {at} of {len}: expected Corrupt, got {other:?}"),
+        }
     }
 }
 
