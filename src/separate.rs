@@ -389,14 +389,16 @@ pub struct StemReport {
 /// Any error of [`audio::read_audio`] or [`analyze`]; [`Error::OutputExists`],
 /// [`Error::OutputIsInput`] and [`Error::Write`] for the output.
 ///
-/// ```no_run
+/// ```
+/// use demix::nmf::NmfParams;
 /// use demix::separate::{separate_file, OutputOptions, SeparateParams};
-/// let report = separate_file("samples/mix.flac".as_ref(), "out".as_ref(),
-///                            &SeparateParams::default(), &OutputOptions::default(), &mut |_| {})?;
-/// for stem in &report.stems {
-///     println!("{}", stem.path.display());
-/// }
-/// # Ok::<(), demix::Error>(())
+/// let out = tempfile::tempdir()?;
+/// let params = SeparateParams { nmf: NmfParams::new(2), ..Default::default() };
+/// let report = separate_file("samples/mix.flac".as_ref(), out.path(), &params,
+///                            &OutputOptions::default(), &mut |_| {})?;
+/// assert_eq!(report.track_dir, out.path().join("mix"));
+/// assert!(report.stems.iter().all(|stem| stem.path.is_file()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn separate_file(
     input: &Path,

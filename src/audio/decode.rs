@@ -21,10 +21,10 @@ use crate::error::{Error, Result};
 /// file itself; [`Error::Unsupported`], [`Error::Corrupt`], [`Error::Truncated`] and
 /// [`Error::NoAudio`] for its content.
 ///
-/// ```no_run
+/// ```
 /// let audio = demix::audio::read_audio("samples/mix.flac")?;
-/// println!("{} channels at {} Hz, {:.1} s", audio.num_channels(), audio.sample_rate,
-///          audio.duration_secs());
+/// assert_eq!((audio.num_channels(), audio.sample_rate), (2, 44_100));
+/// assert!((audio.duration_secs() - 6.0).abs() < 0.01);
 /// # Ok::<(), demix::Error>(())
 /// ```
 pub fn read_audio(path: impl AsRef<Path>) -> Result<Audio> {
