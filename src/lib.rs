@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod atomic;
 pub mod audio;
 pub mod error;
 pub mod mask;
 pub mod nmf;
+pub mod npy;
 pub mod separate;
 pub mod stft;
 

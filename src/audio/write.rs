@@ -178,7 +178,7 @@ pub fn write_wav(
     format: OutputFormat,
 ) -> Result<ClipReport> {
     let path = path.as_ref();
-    let tmp = temp_name(path);
+    let tmp = crate::atomic::temp_name(path);
     let result = (|| {
         let mut writer =
             WavStreamWriter::create(&tmp, audio.num_channels(), audio.sample_rate, format)?;
@@ -192,14 +192,6 @@ pub fn write_wav(
         let _ = fs::remove_file(&tmp);
     }
     result
-}
-
-/// A hidden temporary name next to `path`, unique to this process.
-pub(crate) fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.demix-tmp-{}", std::process::id()))
 }
 
 fn hound_to_io(e: hound::Error) -> std::io::Error {

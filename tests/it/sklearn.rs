@@ -14,8 +14,8 @@
 use std::path::PathBuf;
 
 use demix::nmf::{Loss, NmfParams, fit};
-use ndarray::{Array0, Array2};
-use ndarray_npy::{ReadNpyExt, read_npy};
+use demix::npy::load_npy;
+use ndarray::{Array2, Ix2};
 
 /// Iterations scikit-learn ran.
 const ITERATIONS: usize = 50;
@@ -23,11 +23,21 @@ const ITERATIONS: usize = 50;
 /// Largest accepted relative difference from scikit-learn, per element and for the cost.
 const TOLERANCE: f64 = 1e-4;
 
-fn fixture<A: ReadNpyExt>(name: &str) -> A {
+/// The f64 array `name` of the fixture, with any number of dimensions.
+fn fixture_any(name: &str) -> ndarray::ArrayD<f64> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/sklearn_mu")
         .join(format!("{name}.npy"));
-    read_npy(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    load_npy(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .to_f64()
+        .expect("numeric")
+}
+
+fn fixture(name: &str) -> Array2<f64> {
+    fixture_any(name)
+        .into_dimensionality::<Ix2>()
+        .expect("a matrix")
 }
 
 fn to_f32(a: &Array2<f64>) -> Array2<f32> {
@@ -64,8 +74,8 @@ fn assert_matches_scikit_learn(loss: Loss, name: &str) {
 
     let w_ref: Array2<f64> = fixture(&format!("w_{name}"));
     let h_ref: Array2<f64> = fixture(&format!("h_{name}"));
-    let cost_ref: Array0<f64> = fixture(&format!("cost_{name}"));
-    let cost_ref = cost_ref.into_scalar();
+    let cost_ref = fixture_any(&format!("cost_{name}"));
+    let cost_ref = *cost_ref.first().expect("a scalar");
     let (w_err, w_at) = max_relative_error(&model.w, &w_ref);
     let (h_err, h_at) = max_relative_error(&model.h, &h_ref);
     let cost_err = (model.final_cost() - cost_ref).abs() / cost_ref;
