@@ -4,9 +4,13 @@
 mod atomic;
 pub mod audio;
 pub mod error;
+pub mod inspect;
 pub mod mask;
+pub mod midi;
 pub mod nmf;
+pub mod notes;
 pub mod npy;
+pub mod plot;
 pub mod separate;
 pub mod stft;
 

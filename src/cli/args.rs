@@ -32,6 +32,9 @@ pub enum Command {
     /// Separate recordings into one WAV file per source.
     #[command(after_help = SEPARATE_EXAMPLE)]
     Separate(SeparateArgs),
+    /// Show and export what plays when, at which pitch: templates, activations, notes.
+    #[command(after_help = super::inspect::INSPECT_EXAMPLE)]
+    Inspect(super::inspect::InspectArgs),
 }
 
 const SEPARATE_EXAMPLE: &str = "\
