@@ -127,6 +127,10 @@ pub struct Segment {
 /// Frames a re-onset looks back over.
 const RISE_FRAMES: usize = 2;
 
+/// Frames an onset may move back from its threshold crossing to the foot of the attack
+/// (tuned on a rendered piano: 2 moves the median onset error from +28 ms to +7 ms).
+const FOOT_FRAMES: usize = 2;
+
 /// The segments where activation `h` sounds, for a recording whose loudest activation (over
 /// all components) is `global_peak`, with frames `frame_s` seconds apart.
 pub(crate) fn segments(
@@ -154,11 +158,21 @@ pub(crate) fn segments(
         }
     };
     let mut start: Option<usize> = None;
+    let mut last_end = 0;
     for (t, &v) in h.iter().enumerate() {
         match start {
-            None if v >= on_level => start = Some(t),
+            None if v >= on_level => {
+                // The threshold is crossed part way up the attack: the note began where the
+                // rise began, at most FOOT_FRAMES earlier.
+                let mut s = t;
+                while s > last_end && t - s < FOOT_FRAMES && h[s - 1] < h[s] {
+                    s -= 1;
+                }
+                start = Some(s);
+            }
             Some(s) if v < off_level => {
                 push(s, t);
+                last_end = t;
                 start = None;
             }
             Some(s)
@@ -172,6 +186,7 @@ pub(crate) fn segments(
                     .unwrap_or(t);
                 if begin > s {
                     push(s, begin);
+                    last_end = begin;
                     start = Some(begin);
                 }
             }
