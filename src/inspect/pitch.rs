@@ -58,14 +58,14 @@ pub fn estimate_pitch(
     max_hz: f64,
 ) -> Option<PitchEstimate> {
     let bins = template.len();
-    if bins < 4 || !(bin_hz > 0.0) {
+    if bins < 4 || bin_hz.is_nan() || bin_hz <= 0.0 {
         return None;
     }
     let top_hz = (bins - 1) as f64 * bin_hz;
     // Below 1.5 bins, neighbouring partials merge and no comb can be told from noise.
     let low = min_hz.max(1.5 * bin_hz);
     let high = max_hz.min(top_hz / 2.0);
-    if !(low < high) {
+    if low.is_nan() || high.is_nan() || low >= high {
         return None;
     }
     let mag: Vec<f64> = template.iter().map(|&a| f64::from(a.max(0.0))).collect();
@@ -114,7 +114,7 @@ const MATCH_TOLERANCE: f64 = 0.1;
 /// (frequency in Hz from parabolic interpolation of the log magnitude, magnitude).
 fn spectral_peaks(mag: &[f64], bin_hz: f64) -> Vec<(f64, f64)> {
     let strongest = mag.iter().copied().fold(0.0, f64::max);
-    if !(strongest > 0.0) {
+    if strongest.is_nan() || strongest <= 0.0 {
         return Vec::new();
     }
     let mut peaks: Vec<(f64, f64)> = (1..mag.len() - 1)
@@ -216,14 +216,15 @@ mod tests {
                 break;
             }
             // A Hann-like lobe: 1 at the centre, 1/2 one bin out, 0 at two.
-            for k in (c - 2.0).ceil() as usize..=(c + 2.0).floor() as usize {
+            let (a, b) = ((c - 2.0).ceil() as usize, (c + 2.0).floor() as usize);
+            for (k, v) in s.iter_mut().enumerate().take(b + 1).skip(a) {
                 let d = (k as f64 - c).abs();
                 let lobe = if d < 1.0 {
                     1.0 - 0.5 * d
                 } else {
                     0.5 * (2.0 - d)
                 };
-                s[k] += (amp(n) * lobe) as f32;
+                *v += (amp(n) * lobe) as f32;
             }
         }
         s

@@ -141,7 +141,7 @@ pub(crate) fn segments(
 ) -> Vec<Segment> {
     let peak = h.iter().copied().fold(0.0, f32::max);
     let on_level = (params.onset * peak).max(params.min_level * global_peak);
-    if !(peak > 0.0) || peak < on_level {
+    if peak.is_nan() || peak <= 0.0 || peak < on_level {
         return Vec::new();
     }
     let off_level = params.offset * on_level;
@@ -203,7 +203,7 @@ pub(crate) fn segments(
 /// `global_peak`: 127 times the square root of their ratio (amplitude to a rough loudness),
 /// at least 1.
 pub(crate) fn velocity(peak: f32, global_peak: f32) -> u8 {
-    if !(global_peak > 0.0) {
+    if global_peak.is_nan() || global_peak <= 0.0 {
         return 1;
     }
     (127.0 * (peak / global_peak).clamp(0.0, 1.0).sqrt())
@@ -217,13 +217,14 @@ mod tests {
     use ndarray::Array1;
 
     #[test]
-    fn a_gated_activation_gives_one_segment() {
+    fn a_gated_activation_gives_one_segment_from_the_foot_of_its_rise() {
+        // The onset is the last frame before the rise, as for re-onsets.
         let h = Array1::from_iter((0..100).map(|t| if (20..60).contains(&t) { 1.0 } else { 0.01 }));
         let s = segments(h.view(), 1.0, 0.01, &TranscribeParams::default());
         assert_eq!(
             s,
             [Segment {
-                start: 20,
+                start: 19,
                 end: 60,
                 peak: 1.0
             }]
@@ -240,7 +241,7 @@ mod tests {
         }));
         let s = segments(h.view(), 1.0, 0.01, &TranscribeParams::default());
         let starts: Vec<usize> = s.iter().map(|s| s.start).collect();
-        assert_eq!(starts, [10, 49]);
+        assert_eq!(starts, [9, 49]);
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl Axis {
 
 fn linear_ticks(min: f64, max: f64, max_ticks: usize) -> Vec<(f64, String)> {
     let span = max - min;
-    if !(span > 0.0) || !span.is_finite() {
+    if !span.is_finite() || span <= 0.0 {
         return vec![(0.0, format_number(min))];
     }
     let rough = span / max_ticks.max(2) as f64;

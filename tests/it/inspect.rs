@@ -409,7 +409,7 @@ fn per_component_audio_adds_up_to_the_input() {
         inspect_file(&input, &out, &InspectParams::free(3), &options, &mut |_| {}).unwrap();
     let mut sum = vec![0f32; audio.len()];
     for id in ["c1", "c2", "c3"] {
-        let stem = demix::audio::read_audio(&out.join("audio").join(format!("{id}.wav"))).unwrap();
+        let stem = demix::audio::read_audio(out.join("audio").join(format!("{id}.wav"))).unwrap();
         for (s, x) in sum.iter_mut().zip(&stem.channels[0]) {
             *s += x;
         }
