@@ -171,7 +171,11 @@ pub fn templates_chart(inspection: &Inspection) -> Image {
                 .map(|&i| (label(inspection, i), is_major(inspection, i)))
                 .collect(),
         ),
-        x_label: "component (estimated pitch)".into(),
+        x_label: if inspection.has_note_templates() {
+            "note template".into()
+        } else {
+            "component (estimated pitch)".into()
+        },
         y: Axis::Log {
             min: low,
             max: high,
