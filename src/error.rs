@@ -85,6 +85,30 @@ pub enum ParamError {
     /// Options that cannot be used together.
     #[error("{0}")]
     Conflict(&'static str),
+    /// A note that is neither a note name nor a MIDI number.
+    #[error("'{note}' is not a note: {reason}")]
+    BadNote {
+        /// The text given.
+        note: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A note range whose high note is below its low note.
+    #[error("'{0}' is not a note range LOW-HIGH with LOW at or below HIGH (e.g. A0-C8)")]
+    BadNoteRange(String),
+    /// A note whose fundamental is too close to the Nyquist frequency to model.
+    #[error(
+        "note {note} ({hz:.0} Hz) is too high for this audio, whose Nyquist frequency is \
+         {nyquist:.0} Hz"
+    )]
+    NoteAboveNyquist {
+        /// The note's name.
+        note: String,
+        /// Its fundamental frequency.
+        hz: f64,
+        /// Half the sample rate.
+        nyquist: f64,
+    },
 }
 
 /// An error while reading, processing or writing audio.

@@ -241,8 +241,9 @@ pub fn separate(audio: &Audio, params: &SeparateParams) -> Result<Vec<Audio>> {
     analyze(audio, params, &mut |_| {})?.render_to_memory(audio)
 }
 
-/// Sums the magnitude spectrograms of all channels, shape `(frames, bins)`.
-pub(crate) fn channel_summed_magnitude(stft: &Stft, audio: &Audio) -> Array2<f32> {
+/// Sums the magnitude spectrograms of all channels, shape `(frames, bins)`: what
+/// [`analyze`] factorises.
+pub fn channel_summed_magnitude(stft: &Stft, audio: &Audio) -> Array2<f32> {
     let (frames, bins) = (stft.n_frames(audio.len()), stft.n_bins());
     let mut v = Array2::<f32>::zeros((frames, bins));
     for channel in &audio.channels {
@@ -319,6 +320,27 @@ struct SourceRender {
 }
 
 impl Separation {
+    /// A separation of a factorisation made elsewhere (for example with fixed templates):
+    /// `nmf` must come from a spectrogram made with `stft` (see [`channel_summed_magnitude`]),
+    /// and each source lists components of `nmf`. Masks are `S_s^p / Σ S_r^p` with
+    /// `p = mask_power`.
+    ///
+    /// # Panics
+    /// If a source names a component that `nmf` does not have.
+    pub fn new(nmf: Nmf, sources: Vec<Source>, stft: Stft, mask_power: f32) -> Separation {
+        let k = nmf.w.ncols();
+        assert!(
+            sources.iter().flat_map(|s| &s.components).all(|&c| c < k),
+            "sources name components 0..{k}"
+        );
+        Separation {
+            nmf,
+            sources,
+            stft,
+            mask_power,
+        }
+    }
+
     /// Number of sources.
     pub fn n_sources(&self) -> usize {
         self.sources.len()
@@ -563,7 +585,7 @@ pub fn separate_file(
     })
 }
 
-fn hidden_name(stem: &OsString, what: &str) -> OsString {
+pub(crate) fn hidden_name(stem: &OsString, what: &str) -> OsString {
     let mut name = OsString::from(".");
     name.push(stem);
     name.push(format!(".demix-{what}-{}", std::process::id()));
@@ -571,7 +593,7 @@ fn hidden_name(stem: &OsString, what: &str) -> OsString {
 }
 
 /// Refuses a track folder that exists (without `force`) or that holds the input.
-fn check_destination(input: &Path, track_dir: &Path, force: bool) -> Result<()> {
+pub(crate) fn check_destination(input: &Path, track_dir: &Path, force: bool) -> Result<()> {
     if !track_dir.exists() {
         return Ok(());
     }
@@ -611,7 +633,7 @@ fn write_stems(
 }
 
 /// Renames the finished temporary folder to `track_dir`, replacing an existing one.
-fn move_into_place(tmp_dir: &Path, track_dir: &Path, stem: &OsString) -> Result<()> {
+pub(crate) fn move_into_place(tmp_dir: &Path, track_dir: &Path, stem: &OsString) -> Result<()> {
     if !track_dir.exists() {
         return fs::rename(tmp_dir, track_dir).map_err(|e| Error::write(track_dir, e));
     }

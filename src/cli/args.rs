@@ -35,6 +35,9 @@ pub enum Command {
     /// Learn the spectral templates of one source from isolated recordings of it.
     #[command(after_help = LEARN_EXAMPLE)]
     Learn(LearnArgs),
+    /// Show and export what plays when, at which pitch: templates, activations, notes.
+    #[command(after_help = super::inspect::INSPECT_EXAMPLE)]
+    Inspect(super::inspect::InspectArgs),
 }
 
 const SEPARATE_EXAMPLE: &str = "\

@@ -1,6 +1,7 @@
 //! The `demix` binary: turns flags into checked library parameters, runs, reports.
 
 mod args;
+mod inspect;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -49,6 +50,7 @@ pub fn main() -> ExitCode {
     match &cli.command {
         Command::Separate(args) => run_separate(args, &out),
         Command::Learn(args) => run_learn(args, &out),
+        Command::Inspect(args) => inspect::run(args, &out),
     }
 }
 

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod decode;
+mod inspect;
 mod nmf;
 mod separate;
 mod sklearn;
