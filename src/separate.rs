@@ -60,7 +60,7 @@ impl SeparateParams {
     /// The first [`ParamError`] found.
     pub fn check(&self) -> Result<(), ParamError> {
         self.stft.check()?;
-        self.nmf.check()?;
+        self.nmf_params().check()?;
         if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
             return Err(ParamError::OutOfRange {
                 name: "mask power",
@@ -82,6 +82,13 @@ impl SeparateParams {
                 });
             }
         }
+        if let Some(t) = self.templates.iter().find(|t| t.w.nrows() != self.stft.n_fft() / 2 + 1) {
+            return Err(ParamError::Shape {
+                what: "templates",
+                expected: (self.stft.n_fft() / 2 + 1, t.len()),
+                actual: t.w.dim(),
+            });
+        }
         let mut names: Vec<&str> = self.templates.iter().map(|t| t.name.as_str()).collect();
         if !self.templates.is_empty() && self.nmf.components() > 0 {
             names.push(OTHER);
@@ -96,6 +103,17 @@ impl SeparateParams {
             }
         }
         Ok(())
+    }
+
+    /// The NMF parameters with the learned templates, if any, as fixed templates.
+    fn nmf_params(&self) -> NmfParams {
+        if self.templates.is_empty() {
+            self.nmf.clone()
+        } else {
+            self.nmf
+                .clone()
+                .with_fixed_templates(templates::stack(&self.templates))
+        }
     }
 }
 
@@ -189,13 +207,7 @@ pub fn analyze(
         t.check_compatible(&params.stft, audio.sample_rate)?;
     }
     let spectrogram = channel_summed_magnitude(&stft, audio);
-    let nmf = if params.templates.is_empty() {
-        nmf::fit_with_progress(spectrogram.t(), &params.nmf, progress)?
-    } else {
-        let fixed = templates::stack(&params.templates);
-        let nmf_params = params.nmf.clone().with_fixed_templates(fixed);
-        nmf::fit_with_progress(spectrogram.t(), &nmf_params, progress)?
-    };
+    let nmf = nmf::fit_with_progress(spectrogram.t(), &params.nmf_params(), progress)?;
     let sources = if !params.templates.is_empty() {
         named_sources(&params.templates, params.nmf.components())
     } else if let Some(groups) = params.groups {

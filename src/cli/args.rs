@@ -84,6 +84,16 @@ pub struct ModelArgs {
     /// Hop between frames in samples [default: n-fft / 4, or that of the templates].
     #[arg(long, value_name = "N")]
     pub hop: Option<usize>,
+    /// Weight of an L1 (sparsity) penalty on the activations, for data scaled to mean 1.
+    #[arg(long, default_value_t = 0.0, value_name = "λ")]
+    pub sparsity: f32,
+    /// Weight of a temporal-continuity penalty on the activations, for data scaled to mean 1.
+    #[arg(long, default_value_t = 0.0, value_name = "λ")]
+    pub smoothness: f32,
+    /// Fit this many times (the first from --init, the rest from random starts with the next
+    /// seeds) and keep the fit with the lowest cost.
+    #[arg(long, default_value_t = 1, value_name = "R")]
+    pub restarts: usize,
 }
 
 /// Frame length when neither the options nor templates set one.
@@ -123,6 +133,9 @@ impl ModelArgs {
             .with_tol(self.tol)
             .with_seed(self.seed)
             .with_init(init)
+            .with_sparsity(self.sparsity)
+            .with_smoothness(self.smoothness)
+            .with_restarts(self.restarts)
     }
 }
 
