@@ -208,5 +208,7 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
 fn initial_capacity(expected_frames: Option<u64>, byte_len: Option<u64>, channels: usize) -> usize {
     const MIN_RESERVE: u64 = 1 << 20;
     let plausible = byte_len.unwrap_or(0).max(MIN_RESERVE) / channels.max(1) as u64;
-    expected_frames.map_or(0, |n| usize::try_from(n.min(plausible)).unwrap_or(usize::MAX))
+    expected_frames.map_or(0, |n| {
+        usize::try_from(n.min(plausible)).unwrap_or(usize::MAX)
+    })
 }

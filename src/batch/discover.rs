@@ -171,7 +171,10 @@ fn unreadable(path: &Path, e: &io::Error) -> String {
     let link = fs::read_link(path).ok();
     match (e.kind(), link) {
         (io::ErrorKind::NotFound, Some(target)) => {
-            format!("dangling symbolic link (to {}, which does not exist)", target.display())
+            format!(
+                "dangling symbolic link (to {}, which does not exist)",
+                target.display()
+            )
         }
         (io::ErrorKind::NotFound, None) => "no such file or folder".into(),
         (_, Some(_)) if e.raw_os_error() == Some(ELOOP) => {
@@ -300,8 +303,10 @@ fn resolve_collisions(items: &mut [Item]) {
             None
         };
         if let Some(message) = conflict {
+            // The output folder is another item's: this one's report entry goes by its input.
             items[i].problem = Some(message);
             items[i].problem_status = Status::Failed;
+            items[i].output = None;
             continue;
         }
         for ancestor in output.ancestors().skip(1) {

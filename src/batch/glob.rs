@@ -68,12 +68,12 @@ impl Glob {
         if body.is_empty() {
             return Err(error("the pattern is empty"));
         }
-        let expanded = expand_braces(body).map_err(|r| error(r))?;
+        let expanded = expand_braces(body).map_err(&error)?;
         let alternatives = expanded
             .iter()
             .map(|alt| tokenize(alt))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|r| error(r))?;
+            .map_err(&error)?;
         Ok(Glob {
             pattern: pattern.to_string(),
             negated,
@@ -270,9 +270,12 @@ fn matches_from(tokens: &[Token], text: &[char], t: usize, p: usize, failed: &mu
     }
     let ok = match tokens.get(t) {
         None => p == text.len(),
-        Some(Token::Literal(c)) => text.get(p) == Some(c) && matches_from(tokens, text, t + 1, p + 1, failed),
+        Some(Token::Literal(c)) => {
+            text.get(p) == Some(c) && matches_from(tokens, text, t + 1, p + 1, failed)
+        }
         Some(Token::One) => {
-            text.get(p).is_some_and(|&c| c != '/') && matches_from(tokens, text, t + 1, p + 1, failed)
+            text.get(p).is_some_and(|&c| c != '/')
+                && matches_from(tokens, text, t + 1, p + 1, failed)
         }
         Some(Token::Class(ranges, negated)) => {
             text.get(p).is_some_and(|&c| {
@@ -291,7 +294,9 @@ fn matches_from(tokens: &[Token], text: &[char], t: usize, p: usize, failed: &mu
                 end += 1;
             }
         }
-        Some(Token::DoubleStar) => (p..=text.len()).any(|end| matches_from(tokens, text, t + 1, end, failed)),
+        Some(Token::DoubleStar) => {
+            (p..=text.len()).any(|end| matches_from(tokens, text, t + 1, end, failed))
+        }
         Some(Token::DoubleStarSlash) => {
             // Zero folders, or any run that ends just after a `/`.
             matches_from(tokens, text, t + 1, p, failed)
@@ -345,7 +350,10 @@ mod tests {
 
     #[test]
     fn negated_patterns_exclude() {
-        let globs = [Glob::new("*.wav").unwrap(), Glob::new("!*.tmp.wav").unwrap()];
+        let globs = [
+            Glob::new("*.wav").unwrap(),
+            Glob::new("!*.tmp.wav").unwrap(),
+        ];
         assert!(selected(&globs, Path::new("a.wav")));
         assert!(!selected(&globs, Path::new("a.tmp.wav")));
         assert!(!selected(&globs, Path::new("a.flac")));

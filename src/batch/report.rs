@@ -129,9 +129,10 @@ pub struct FileEntry {
     /// Size of the input in bytes when it was processed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_size: Option<u64>,
-    /// Modification time of the input (seconds since 1970) when it was processed.
+    /// Modification time of the input when it was processed, in nanoseconds since 1970 (an
+    /// integer, which every JSON tool keeps exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_modified: Option<f64>,
+    pub input_modified_ns: Option<u64>,
     /// The parameters it was (or is to be) processed with, seed included.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub params: Value,
@@ -158,7 +159,7 @@ impl FileEntry {
             status,
             error: None,
             input_size: None,
-            input_modified: None,
+            input_modified_ns: None,
             params: Value::Null,
             seconds: None,
             finished: None,
@@ -246,7 +247,9 @@ impl TryFrom<PathRepr> for ReportPath {
                 {
                     let _ = lossy;
                     use std::os::unix::ffi::OsStringExt;
-                    Ok(ReportPath(PathBuf::from(std::ffi::OsString::from_vec(bytes))))
+                    Ok(ReportPath(PathBuf::from(std::ffi::OsString::from_vec(
+                        bytes,
+                    ))))
                 }
                 #[cfg(not(unix))]
                 {
@@ -388,9 +391,7 @@ fn preference(entry: &FileEntry) -> (u8, &str) {
 
 /// `time` as RFC 3339 in UTC with second precision, e.g. `2026-05-20T14:03:07Z`.
 pub(crate) fn timestamp(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -429,7 +430,10 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let path = Path::new(std::ffi::OsStr::from_bytes(b"caf\xe9 1/x.wav"));
         let json = serde_json::to_string(&ReportPath::from(path)).unwrap();
-        assert_eq!(json, r#"{"lossy":"caf� 1/x.wav","hex":"636166e920312f782e776176"}"#);
+        assert_eq!(
+            json,
+            r#"{"lossy":"caf� 1/x.wav","hex":"636166e920312f782e776176"}"#
+        );
         let back: ReportPath = serde_json::from_str(&json).unwrap();
         assert_eq!(back.as_path(), path);
         let text: ReportPath = serde_json::from_str(r#""a b/c.wav""#).unwrap();

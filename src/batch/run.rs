@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
@@ -284,7 +284,8 @@ where
         let key = item.key().to_path_buf();
         let previous = index.get(&key).map(|&i| &report.files[i]);
         let entry = if let Some(problem) = &item.problem {
-            let mut entry = FileEntry::new(&item.input, item.output.as_deref(), item.problem_status);
+            let mut entry =
+                FileEntry::new(&item.input, item.output.as_deref(), item.problem_status);
             entry.error = Some(problem.clone());
             entry.finished = Some(timestamp(SystemTime::now()));
             match item.problem_status {
@@ -341,7 +342,11 @@ where
     let next = AtomicUsize::new(0);
     let current = rayon::current_num_threads();
     let threads = options.threads.unwrap_or(current).max(1);
-    let workers = options.jobs.unwrap_or(threads).max(1).min(to_do.len().max(1));
+    let workers = options
+        .jobs
+        .unwrap_or(threads)
+        .max(1)
+        .min(to_do.len().max(1));
     // 0: the jobs run in the current pool.
     let threads_per_job = if workers == 1 && threads == current {
         0
@@ -391,7 +396,10 @@ where
                         total: to_do.len(),
                     };
                     let State {
-                        report, index, summary, ..
+                        report,
+                        index,
+                        summary,
+                        ..
                     } = &mut *state;
                     upsert(report, index, entry.clone());
                     if let Some(path) = &options.report {
@@ -408,7 +416,9 @@ where
     let mut state = state.into_inner().unwrap_or_else(|e| e.into_inner());
     state.summary.not_started = to_do.len().saturating_sub(state.finished);
     // Folders made for files that did not complete, if nothing else went into them.
-    state.created.sort_by_key(|dir| std::cmp::Reverse(dir.components().count()));
+    state
+        .created
+        .sort_by_key(|dir| std::cmp::Reverse(dir.components().count()));
     for dir in &state.created {
         let _ = fs::remove_dir(dir);
     }
@@ -458,7 +468,7 @@ where
     // The input as it is before the job reads it: a change during the job shows on a rerun.
     if let Some((size, modified)) = input_identity(&item.input) {
         entry.input_size = Some(size);
-        entry.input_modified = Some(modified);
+        entry.input_modified_ns = Some(modified);
     }
     observer.started(item);
     let started = Instant::now();
@@ -469,7 +479,11 @@ where
         .and_then(|o| o.parent())
         .map(|p| options.out_dir.join(p));
     let outcome = match holder.as_deref().map(|dir| create_dirs(dir, state)) {
-        Some(Err(e)) => Ok(Err(crate::Error::write(holder.clone().unwrap_or_default(), e).to_string())),
+        Some(Err(e)) => Ok(Err(crate::Error::write(
+            holder.clone().unwrap_or_default(),
+            e,
+        )
+        .to_string())),
         _ => {
             let ctx = JobContext {
                 item,
@@ -533,16 +547,11 @@ fn create_dirs(dir: &Path, state: &Mutex<State>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Size and modification time (seconds since 1970) of a file.
-fn input_identity(path: &Path) -> Option<(u64, f64)> {
+/// Size and modification time (nanoseconds since 1970) of a file.
+fn input_identity(path: &Path) -> Option<(u64, u64)> {
     let meta = fs::metadata(path).ok()?;
-    let modified = meta
-        .modified()
-        .ok()?
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_secs_f64();
-    Some((meta.len(), modified))
+    let modified = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    Some((meta.len(), u64::try_from(modified.as_nanos()).ok()?))
 }
 
 /// Why the outputs `entry` lists for `item` are not complete for these options, if they are
@@ -555,7 +564,7 @@ fn incomplete(entry: &FileEntry, item: &Item, options: &RunOptions) -> Result<()
         return Err("its existing outputs were made with other parameters");
     }
     let same_input = input_identity(&item.input).is_some_and(|(size, modified)| {
-        entry.input_size == Some(size) && entry.input_modified == Some(modified)
+        entry.input_size == Some(size) && entry.input_modified_ns == Some(modified)
     });
     if !same_input {
         return Err("the input changed after its existing outputs were made");

@@ -61,7 +61,11 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
         },
     );
     if plan.is_empty() {
-        let names: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
+        let names: Vec<String> = args
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         out.error(&format!("no audio files found in {}", names.join(", ")));
         return ExitCode::from(FAILURE);
     }
@@ -71,8 +75,7 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
     if let Some(shard) = args.batch.shard {
         plan = plan.shard(shard);
     }
-    let report_path =
-        is_batch.then(|| args.out.join(batch::report_file_name(args.batch.shard)));
+    let report_path = is_batch.then(|| args.out.join(batch::report_file_name(args.batch.shard)));
 
     let cancel = CancelFlag::new();
     let on_signal = cancel.clone();

@@ -120,7 +120,10 @@ fn flac_whose_streaminfo_claims_2_pow_36_samples_is_truncated_without_a_giant_al
 #[test]
 fn bytes_of_another_kind_are_unsupported() {
     for (bytes, ext) in [
-        (&b"%PDF-1.7 not audio at all, but named as if it were"[..], "wav"),
+        (
+            &b"%PDF-1.7 not audio at all, but named as if it were"[..],
+            "wav",
+        ),
         (&b"RIFF\x10\0\0\0AVI LIST\0\0\0\0"[..], "wav"),
         (&b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"[..], "flac"),
     ] {
@@ -155,7 +158,9 @@ fn mutate(valid: &[u8], rng: &mut TestRng) -> Vec<u8> {
             }
             2 => bytes.truncate(at),
             3 => {
-                let extra: Vec<u8> = (0..rng.next_u64() % 16).map(|_| rng.next_u64() as u8).collect();
+                let extra: Vec<u8> = (0..rng.next_u64() % 16)
+                    .map(|_| rng.next_u64() as u8)
+                    .collect();
                 bytes.splice(at..at, extra);
             }
             4 => {
@@ -200,7 +205,11 @@ fn seeded_mutations_of_valid_wav_and_flac_never_panic_nor_allocate_giant_buffers
             );
             let kind = match result {
                 Ok(_) => "ok".to_string(),
-                Err(e) => format!("{e:?}").split(['(', ' ', '{']).next().unwrap_or("").to_string(),
+                Err(e) => format!("{e:?}")
+                    .split(['(', ' ', '{'])
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
             };
             *outcomes.entry(format!("{ext} {kind}")).or_default() += 1;
         }
