@@ -67,6 +67,24 @@ pub fn read_audio(path: impl AsRef<Path>) -> Result<Audio> {
 /// # Ok::<(), demix::Error>(())
 /// ```
 pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<Audio> {
+    // symphonia can panic on malformed data (fuzzing found an arithmetic overflow in its WAV
+    // `fmt ` parser, which panics where overflow checks are on): that is corrupt input too.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_unguarded(source, extension)
+    }))
+    .unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Corrupt(format!(
+            "the decoder failed on malformed data ({what})"
+        )))
+    })
+}
+
+fn decode_unguarded(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<Audio> {
     let mut hint = Hint::new();
     if let Some(ext) = extension {
         hint.with_extension(ext);

@@ -224,3 +224,20 @@ fn seeded_mutations_of_valid_wav_and_flac_never_panic_nor_allocate_giant_buffers
         }
     }
 }
+
+/// Found by `scripts/fuzz.sh`: a WAV `fmt ` chunk with 65527 channels of 16 bits makes
+/// symphonia 0.6.1 compute the block align in 16 bits, which overflows: a panic where overflow
+/// checks are on (the fuzzer's build, debug builds), a wrapped value in release builds.
+/// Either way decoding must end in an error, not a panic.
+#[test]
+fn regression_wav_channel_count_that_overflows_symphonias_block_align_is_an_error() {
+    let hex =
+        "524946462400000057415645666d7420100000000100f7ff3f1f0000803e00003b0010006461746100000000";
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let (result, largest) = decode_then_stft(&bytes, "wav");
+    assert!(result.is_err(), "{:?}", result.map(|a| a.num_channels()));
+    assert!(largest < GIANT);
+}
