@@ -327,13 +327,15 @@ impl Observer for Display<'_> {
         let Some(multi) = &self.multi else {
             return;
         };
-        let bar = multi.insert_before(&self.overall, ProgressBar::new(0));
+        // Empty until the first iteration, while the file is read and its spectrogram made.
+        let bar = multi.insert_before(&self.overall, ProgressBar::new(1));
         bar.set_style(
             ProgressStyle::with_template("  {prefix:40!} [{bar:20}] {pos}/{len} iterations {msg}")
                 .expect("valid template")
                 .progress_chars("=> "),
         );
         bar.set_prefix(item.relative.display().to_string());
+        bar.set_message("reading");
         self.bars
             .lock()
             .unwrap_or_else(|e| e.into_inner())
