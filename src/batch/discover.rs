@@ -85,12 +85,11 @@ fn walk(root: &Path, options: &DiscoverOptions, exclude: Option<&Path>, items: &
             if entry.file_name().as_encoded_bytes().starts_with(b".") {
                 return false;
             }
-            if let Some(exclude) = exclude {
-                if entry.file_type().is_dir()
-                    && entry.path().canonicalize().is_ok_and(|p| p == exclude)
-                {
-                    return false;
-                }
+            if let Some(exclude) = exclude
+                && entry.file_type().is_dir()
+                && entry.path().canonicalize().is_ok_and(|p| p == exclude)
+            {
+                return false;
             }
             true
         });

@@ -402,10 +402,10 @@ where
                         ..
                     } = &mut *state;
                     upsert(report, index, entry.clone());
-                    if let Some(path) = &options.report {
-                        if let Err(e) = report.save(path) {
-                            summary.report_error.get_or_insert(e.to_string());
-                        }
+                    if let Some(path) = &options.report
+                        && let Err(e) = report.save(path)
+                    {
+                        summary.report_error.get_or_insert(e.to_string());
                     }
                     observer.finished(item, &entry, counts);
                 }
@@ -423,10 +423,10 @@ where
         let _ = fs::remove_dir(dir);
     }
     // Every outcome was saved as it came; after a failed save, try once more.
-    if let (Some(path), Some(_)) = (&options.report, &state.summary.report_error) {
-        if state.report.save(path).is_ok() {
-            state.summary.report_error = None;
-        }
+    if let (Some(path), Some(_)) = (&options.report, &state.summary.report_error)
+        && state.report.save(path).is_ok()
+    {
+        state.summary.report_error = None;
     }
     state.summary.seconds = started.elapsed().as_secs_f64();
     Ok(state.summary)

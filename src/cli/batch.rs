@@ -11,20 +11,27 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 
 use super::args::{MergeArgs, SeparateArgs};
-use super::{FAILURE, Output, describe_param_error};
+use super::{FAILURE, Output, describe_param_error, load_sources};
 use demix::audio::OutputFormat;
 use demix::batch::{
     self, CancelFlag, Counts, DiscoverOptions, FileEntry, Glob, Item, JobContext, JobOutput,
     Observer, Report, RunOptions, Status,
 };
-use demix::separate;
+use demix::separate::{self, SeparateParams};
 
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
 
 /// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
 pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Output) -> ExitCode {
-    let params = args.params();
+    let templates = match load_sources(&args.source) {
+        Ok(t) => t,
+        Err(message) => {
+            out.error(&message);
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let params = args.params(templates);
     if let Err(e) = params.check() {
         out.error(&describe_param_error(&e));
         return ExitCode::from(FAILURE);
@@ -41,13 +48,15 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
         }
     };
     let output = args.output();
+    let model = &args.model;
     out.detail(&format!(
-        "demix separate: k={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
-        args.components,
-        args.loss,
-        args.max_iter,
-        args.tol,
-        args.seed,
+        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
+        params.nmf.total_components(),
+        params.templates.len(),
+        model.loss,
+        model.max_iter,
+        model.tol,
+        model.seed,
         params.stft.n_fft(),
         params.stft.hop(),
         args.mask_power
@@ -99,7 +108,7 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
         jobs: args.batch.jobs,
         threads,
         force: output.force,
-        params: params_json(args, output.format),
+        params: params_json(args, &params, output.format),
         cancel,
     };
     let display = Display::new(out, &args.out, output.format);
@@ -192,18 +201,22 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
     }
 }
 
-/// The parameters recorded per file: a file is complete only for the same ones.
-fn params_json(args: &SeparateArgs, format: OutputFormat) -> Value {
-    let params = args.params();
+/// The parameters recorded per file: a file is complete only for the same ones. Learned
+/// templates are recorded by their `--source` arguments (names and files), not their contents.
+fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputFormat) -> Value {
+    let model = &args.model;
     // Through the shortest decimal form, so that 0.3 is recorded as 0.3, not 0.30000001.
     let mask_power: f64 = args.mask_power.to_string().parse().unwrap_or(f64::NAN);
     json!({
-        "components": args.components,
-        "loss": args.loss.to_string(),
-        "max_iter": args.max_iter,
-        "tol": args.tol,
-        "seed": args.seed,
-        "init": format!("{:?}", args.init).to_lowercase(),
+        "components": params.nmf.total_components(),
+        "sources": args.source,
+        "free": args.free,
+        "groups": args.groups,
+        "loss": model.loss.to_string(),
+        "max_iter": model.max_iter,
+        "tol": model.tol,
+        "seed": model.seed,
+        "init": format!("{:?}", model.init).to_lowercase(),
         "n_fft": params.stft.n_fft(),
         "hop": params.stft.hop(),
         "mask_power": mask_power,

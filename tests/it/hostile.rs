@@ -140,7 +140,7 @@ fn mutate(valid: &[u8], rng: &mut TestRng) -> Vec<u8> {
     for _ in 0..rounds {
         // Mostly in the first 64 bytes, where the headers are.
         let len = bytes.len().max(1);
-        let at = if rng.next_u64() % 2 == 0 {
+        let at = if rng.next_u64().is_multiple_of(2) {
             (rng.next_u64() % 64) as usize % len
         } else {
             (rng.next_u64() as usize) % len
@@ -175,7 +175,11 @@ fn mutate(valid: &[u8], rng: &mut TestRng) -> Vec<u8> {
             }
             _ => {
                 let end = (at + 1 + (rng.next_u64() % 32) as usize).min(bytes.len());
-                bytes[at..end].fill(if rng.next_u64() % 2 == 0 { 0 } else { 0xFF });
+                bytes[at..end].fill(if rng.next_u64().is_multiple_of(2) {
+                    0
+                } else {
+                    0xFF
+                });
             }
         }
     }

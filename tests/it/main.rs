@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod decode;
 mod hostile;
+mod inspect;
 mod nmf;
 mod separate;
 mod sklearn;
