@@ -772,7 +772,11 @@ fn an_unreadable_file_is_reported_and_the_others_separated() {
     let is_root = fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_demix"));
+    // A copy of the binary that `nobody` can run wherever the build lives (/root, say).
+    let binary = d.join("demix");
+    fs::copy(env!("CARGO_BIN_EXE_demix"), &binary).unwrap();
+    fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = Command::new(&binary);
     command
         .current_dir(d)
         .args(["separate", "in", "-o", "out"])
@@ -780,7 +784,15 @@ fn an_unreadable_file_is_reported_and_the_others_separated() {
     if is_root {
         command.uid(65534).gid(65534);
     }
-    let out = command.output().unwrap();
+    let out = match command.output() {
+        Ok(out) => out,
+        // A sandbox that lets root not change user: nothing here can be unreadable to root.
+        Err(e) if is_root && e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("skipped: cannot run demix as uid 65534 ({e})");
+            return;
+        }
+        Err(e) => panic!("demix does not start: {e}"),
+    };
     assert_exit(&out, 1);
     let report = read_report(&d.join("out/demix-report.json"));
     assert_eq!(entry(&report, "a")["status"], "ok");
