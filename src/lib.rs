@@ -3,6 +3,7 @@
 
 mod atomic;
 pub mod audio;
+pub mod batch;
 pub mod error;
 mod group;
 pub mod inspect;

@@ -558,6 +558,13 @@ pub fn separate_file(
         .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
         .collect();
     let tmp_dir = out_dir.join(hidden_name(&stem, "tmp"));
+    // Removes the temporary folder and the created folders on an error, and also when a panic
+    // or a cancelled batch job unwinds through here.
+    let mut cleanup = Cleanup {
+        tmp_dir: &tmp_dir,
+        created,
+        armed: true,
+    };
     let result = fs::create_dir_all(out_dir)
         .map_err(|e| Error::write(out_dir, e))
         .and_then(|()| fs::create_dir(&tmp_dir).map_err(|e| Error::write(&tmp_dir, e)))
@@ -568,16 +575,8 @@ pub fn separate_file(
             move_into_place(&tmp_dir, &track_dir, &stem)?;
             Ok((separation, clips))
         });
-    let (separation, clips) = match result {
-        Ok(done) => done,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&tmp_dir);
-            for dir in created {
-                let _ = fs::remove_dir(dir);
-            }
-            return Err(e);
-        }
-    };
+    let (separation, clips) = result?;
+    cleanup.armed = false;
     Ok(TrackReport {
         stems: separation
             .sources
@@ -595,6 +594,25 @@ pub fn separate_file(
         converged: separation.nmf.converged,
         duration_secs: audio.duration_secs(),
     })
+}
+
+/// Undoes the folders of a [`separate_file`] that did not complete, when dropped armed.
+struct Cleanup<'a> {
+    tmp_dir: &'a Path,
+    /// Folders of `out_dir` that did not exist before, deepest first.
+    created: Vec<&'a Path>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_dir_all(self.tmp_dir);
+            for dir in &self.created {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+    }
 }
 
 pub(crate) fn hidden_name(stem: &OsString, what: &str) -> OsString {

@@ -1,10 +1,16 @@
 //! All integration tests, in one binary (faster to build than one binary per file).
 
+mod alloc;
+mod batch;
 mod cli;
 mod common;
 mod decode;
+mod hostile;
 mod inspect;
 mod nmf;
 mod separate;
 mod sklearn;
 mod stft;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Tracking = alloc::Tracking;
