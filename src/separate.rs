@@ -82,7 +82,11 @@ impl SeparateParams {
                 });
             }
         }
-        if let Some(t) = self.templates.iter().find(|t| t.w.nrows() != self.stft.n_fft() / 2 + 1) {
+        if let Some(t) = self
+            .templates
+            .iter()
+            .find(|t| t.w.nrows() != self.stft.n_fft() / 2 + 1)
+        {
             return Err(ParamError::Shape {
                 what: "templates",
                 expected: (self.stft.n_fft() / 2 + 1, t.len()),

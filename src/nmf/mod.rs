@@ -121,7 +121,10 @@ pub fn fit_with_progress(
             })
         });
         let result = factorization.into_nmf();
-        if best.as_ref().is_none_or(|b| result.final_cost() < b.final_cost()) {
+        if best
+            .as_ref()
+            .is_none_or(|b| result.final_cost() < b.final_cost())
+        {
             best = Some(result);
         }
     }

@@ -49,7 +49,7 @@ impl Penalties {
 pub(crate) fn step(div: Divergence, p: f64, q: f64, c: f64, a: f64) -> f64 {
     const LO: f64 = 1e-6;
     const HI: f64 = 1e6;
-    if !(q > 0.0) {
+    if q.is_nan() || q <= 0.0 {
         return LO;
     }
     let r = match div {
@@ -58,7 +58,11 @@ pub(crate) fn step(div: Divergence, p: f64, q: f64, c: f64, a: f64) -> f64 {
             let b = p + c;
             if a > 0.0 {
                 let root = (b * b + 4.0 * a * q).sqrt();
-                if b >= 0.0 { 2.0 * q / (b + root) } else { (root - b) / (2.0 * a) }
+                if b >= 0.0 {
+                    2.0 * q / (b + root)
+                } else {
+                    (root - b) / (2.0 * a)
+                }
             } else if b > 0.0 {
                 q / b
             } else {
@@ -122,7 +126,7 @@ fn newton(f: impl Fn(f64) -> (f64, f64)) -> f64 {
             return next.exp();
         }
         u = next;
-        if u < -14.0 || u > 14.0 {
+        if !(-14.0..=14.0).contains(&u) {
             break;
         }
     }

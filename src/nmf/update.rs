@@ -138,7 +138,10 @@ impl Engine {
         if !self.penalties.any() {
             return 0.0;
         }
-        let Penalties { sparsity, smoothness } = self.penalties;
+        let Penalties {
+            sparsity,
+            smoothness,
+        } = self.penalties;
         let mut total = 0.0;
         for (k, w_col) in w.columns().into_iter().enumerate() {
             let s: f64 = w_col.iter().map(|&a| f64::from(a)).sum();
@@ -323,8 +326,16 @@ impl Engine {
     /// The template step with penalties: per element, the root of its auxiliary function's
     /// derivative (see [`penalty::step`]).
     fn apply_w_penalized(&self, w: &mut Array2<f32>, g: &Array2<f32>) {
-        let Penalties { sparsity, smoothness } = self.penalties;
-        for (j, mut w_col) in w.slice_mut(s![.., self.fixed..]).columns_mut().into_iter().enumerate() {
+        let Penalties {
+            sparsity,
+            smoothness,
+        } = self.penalties;
+        for (j, mut w_col) in w
+            .slice_mut(s![.., self.fixed..])
+            .columns_mut()
+            .into_iter()
+            .enumerate()
+        {
             let col = g.column(self.fixed + j);
             let l1: f64 = col.iter().map(|&a| f64::from(a)).sum();
             let change: f64 = col
@@ -392,7 +403,11 @@ impl Engine {
                 }
                 if penalties.any() {
                     // Leave the penalised step itself in `num`.
-                    let current = if penalties.smoothness > 0.0 { g_prev } else { g };
+                    let current = if penalties.smoothness > 0.0 {
+                        g_prev
+                    } else {
+                        g
+                    };
                     penalized_h_steps(div, penalties, current, r.start, w_sums, &mut num, &den);
                 }
             },
@@ -426,7 +441,10 @@ fn penalized_h_steps(
     num: &mut ArrayViewMut2<f32>,
     den: &ArrayViewMut2<f32>,
 ) {
-    let Penalties { sparsity, smoothness } = penalties;
+    let Penalties {
+        sparsity,
+        smoothness,
+    } = penalties;
     let frames = g.nrows();
     for (i, (mut num_row, den_row)) in num.rows_mut().into_iter().zip(den.rows()).enumerate() {
         let t = start + i;
