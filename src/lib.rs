@@ -14,6 +14,7 @@ pub mod notes;
 pub mod npy;
 pub mod plot;
 pub mod separate;
+mod spatial;
 pub mod stft;
 pub mod templates;
 

@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array3, ArrayViewMut2, Axis};
 use rayon::prelude::*;
-use realfft::num_complex::Complex32;
+use realfft::num_complex::{Complex32, Complex64};
 
 use crate::audio::{self, Audio, ClipReport, OutputFormat, WavStreamWriter};
 use crate::error::{Error, ParamError, Result};
 use crate::group;
 use crate::mask::soft_masks_in_place;
 use crate::nmf::{self, Nmf, NmfParams, Progress};
+use crate::spatial::{CovarianceSum, WienerWork, wiener_bin};
 use crate::stft::{OverlapAdd, Stft, StftParams, StftScratch};
 use crate::templates::{self, Templates};
 
@@ -36,6 +37,11 @@ pub struct SeparateParams {
     /// Group the free components into this many sources by what they sound like (default
     /// none: one source per component).
     pub groups: Option<usize>,
+    /// Render multichannel input with the multichannel Wiener filter when every learned
+    /// source brings a spatial covariance for its channel count (default on).
+    pub spatial: bool,
+    /// Times the spatial covariances are re-estimated on the mixture (default 1).
+    pub spatial_iterations: usize,
 }
 
 impl Default for SeparateParams {
@@ -46,6 +52,8 @@ impl Default for SeparateParams {
             mask_power: 2.0,
             templates: Vec::new(),
             groups: None,
+            spatial: true,
+            spatial_iterations: 1,
         }
     }
 }
@@ -161,6 +169,16 @@ pub struct Separation {
     pub sources: Vec<Source>,
     stft: Stft,
     mask_power: f32,
+    spatial: Option<Spatial>,
+}
+
+/// The multichannel Wiener filter's settings: one spatial covariance per source.
+#[derive(Debug, Clone)]
+struct Spatial {
+    /// Per source, bins × C × C.
+    covariances: Vec<Array3<Complex32>>,
+    /// Re-estimations of the covariances and powers on the mixture.
+    iterations: usize,
 }
 
 /// Receives the rendered samples of one source, block by block (planar, one slice per channel).
@@ -219,11 +237,49 @@ pub fn analyze(
     } else {
         one_source_per_component(&nmf)
     };
+    let spatial = spatial_model(params, audio.num_channels(), stft.n_bins(), &sources);
     Ok(Separation {
         nmf,
         sources,
         stft,
         mask_power: params.mask_power,
+        spatial,
+    })
+}
+
+/// The multichannel Wiener filter's covariances, when every learned source brings one for
+/// this channel count (and the filter is not turned off): learned sources use theirs, the
+/// free components' `other` the identity (no spatial preference).
+fn spatial_model(
+    params: &SeparateParams,
+    channels: usize,
+    bins: usize,
+    sources: &[Source],
+) -> Option<Spatial> {
+    if !params.spatial || channels < 2 || params.templates.is_empty() {
+        return None;
+    }
+    let mut covariances: Vec<Array3<Complex32>> = params
+        .templates
+        .iter()
+        .map(|t| {
+            t.spatial
+                .clone()
+                .filter(|r| r.dim() == (bins, channels, channels))
+        })
+        .collect::<Option<_>>()?;
+    if sources.len() > covariances.len() {
+        let mut identity = Array3::<Complex32>::zeros((bins, channels, channels));
+        for f in 0..bins {
+            for c in 0..channels {
+                identity[[f, c, c]] = Complex32::new(1.0, 0.0);
+            }
+        }
+        covariances.push(identity);
+    }
+    Some(Spatial {
+        covariances,
+        iterations: params.spatial_iterations,
     })
 }
 
@@ -326,6 +382,162 @@ fn one_source_per_component(nmf: &Nmf) -> Vec<Source> {
         .collect()
 }
 
+/// The spectra, masks and (with the spatial model) source images of one block of frames.
+struct BlockBuffers {
+    /// channels × frames × bins.
+    spectra: Array3<Complex32>,
+    /// frames × sources × bins.
+    masks: Array3<f32>,
+    /// frames × sources × channels × bins (spatial model only).
+    images: ndarray::Array4<Complex32>,
+    /// Templates transposed, K × bins.
+    wt: Array2<f32>,
+}
+
+impl BlockBuffers {
+    fn new(separation: &Separation, audio: &Audio) -> BlockBuffers {
+        let (bins, channels) = (separation.stft.n_bins(), audio.num_channels());
+        let n_sources = separation.sources.len();
+        let image_shape = if separation.spatial.is_some() {
+            (FRAMES_PER_TASK, n_sources, channels, bins)
+        } else {
+            (0, 0, 0, 0)
+        };
+        BlockBuffers {
+            spectra: Array3::zeros((channels, FRAMES_PER_TASK, bins)),
+            masks: Array3::zeros((FRAMES_PER_TASK, n_sources, bins)),
+            images: ndarray::Array4::zeros(image_shape),
+            wt: separation.nmf.w.t().as_standard_layout().into_owned(),
+        }
+    }
+
+    /// The spectra and soft masks of frames `start..start + block`.
+    fn fill(&mut self, separation: &Separation, audio: &Audio, start: usize, block: usize) {
+        let stft = &separation.stft;
+        let bins = stft.n_bins();
+        let n_sources = separation.sources.len();
+        self.spectra
+            .as_slice_mut()
+            .expect("contiguous")
+            .par_chunks_mut(bins)
+            .enumerate()
+            .filter(|(i, _)| i % FRAMES_PER_TASK < block)
+            .for_each_init(
+                || stft.scratch(),
+                |scratch, (i, row)| {
+                    let (channel, t) = (i / FRAMES_PER_TASK, i % FRAMES_PER_TASK);
+                    stft.frame(&audio.channels[channel], start + t, scratch, row);
+                },
+            );
+        let wt = &self.wt;
+        self.masks
+            .outer_iter_mut()
+            .into_par_iter()
+            .take(block)
+            .enumerate()
+            .for_each(|(t, mut m)| {
+                separation.source_models(wt, start + t, &mut m);
+                soft_masks_in_place(
+                    m.as_slice_mut().expect("contiguous"),
+                    n_sources,
+                    separation.mask_power,
+                );
+            });
+    }
+
+    /// The multichannel Wiener filter of the filled block into `images`: source powers from
+    /// the soft masks and the mixture's power, covariances `first`; with `refined`, the
+    /// powers of that first estimate and the covariances `refined` give the result.
+    fn wiener(
+        &mut self,
+        block: usize,
+        first: &[Array3<Complex32>],
+        refined: Option<&[Array3<Complex32>]>,
+    ) {
+        let (spectra, masks) = (&self.spectra, &self.masks);
+        let (channels, _, bins) = spectra.dim();
+        let n_sources = masks.dim().1;
+        self.images
+            .outer_iter_mut()
+            .into_par_iter()
+            .take(block)
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        WienerWork::new(channels),
+                        vec![Complex64::default(); channels],
+                        vec![0f64; n_sources],
+                        Array2::<Complex64>::zeros((n_sources, channels)),
+                        Array2::<Complex64>::zeros((n_sources, channels)),
+                    )
+                },
+                |(work, x, v, est, est2), (t, mut image)| {
+                    for f in 0..bins {
+                        for (c, xc) in x.iter_mut().enumerate() {
+                            let s = spectra[[c, t, f]];
+                            *xc = Complex64::new(f64::from(s.re), f64::from(s.im));
+                        }
+                        let power = x.iter().map(|a| a.norm_sqr()).sum::<f64>() / channels as f64;
+                        for (j, vj) in v.iter_mut().enumerate() {
+                            *vj = f64::from(masks[[t, j, f]]).powi(2) * power;
+                        }
+                        let r: Vec<_> = first
+                            .iter()
+                            .map(|r| r.slice(ndarray::s![f, .., ..]))
+                            .collect();
+                        wiener_bin(x, v, &r, work, &mut est.view_mut());
+                        let result = if let Some(refined) = refined {
+                            for (j, vj) in v.iter_mut().enumerate() {
+                                *vj = est.row(j).iter().map(|a| a.norm_sqr()).sum::<f64>()
+                                    / channels as f64;
+                            }
+                            let r: Vec<_> = refined
+                                .iter()
+                                .map(|r| r.slice(ndarray::s![f, .., ..]))
+                                .collect();
+                            wiener_bin(x, v, &r, work, &mut est2.view_mut());
+                            &*est2
+                        } else {
+                            &*est
+                        };
+                        for j in 0..n_sources {
+                            for c in 0..channels {
+                                let a = result[[j, c]];
+                                image[[j, c, f]] = Complex32::new(a.re as f32, a.im as f32);
+                            }
+                        }
+                    }
+                },
+            );
+    }
+
+    /// Source `s`'s spectrum in `channel` at frame `t` of the block.
+    fn source_spectrum(
+        &self,
+        spatial: bool,
+        t: usize,
+        s: usize,
+        channel: usize,
+        out: &mut [Complex32],
+    ) {
+        if spatial {
+            out.copy_from_slice(
+                self.images
+                    .slice(ndarray::s![t, s, channel, ..])
+                    .to_slice()
+                    .expect("contiguous"),
+            );
+        } else {
+            let x = self.spectra.slice(ndarray::s![channel, t, ..]);
+            let m = self.masks.slice(ndarray::s![t, s, ..]);
+            for ((y, &x), &m) in out.iter_mut().zip(x).zip(m) {
+                *y = x * m;
+            }
+        }
+    }
+}
+
 /// Per-source rendering state: an overlap-add and an output buffer per channel.
 struct SourceRender {
     ola: Vec<OverlapAdd>,
@@ -354,7 +566,14 @@ impl Separation {
             sources,
             stft,
             mask_power,
+            spatial: None,
         }
+    }
+
+    /// Whether the sources are rendered by the multichannel Wiener filter (learned spatial
+    /// covariances) rather than by soft masks.
+    pub fn is_spatial(&self) -> bool {
+        self.spatial.is_some()
     }
 
     /// Number of sources.
@@ -384,7 +603,16 @@ impl Separation {
         assert_eq!(sinks.len(), n_sources, "one sink per source");
         assert_eq!(frames, self.nmf.h.ncols(), "the audio that was analysed");
 
-        let wt = self.nmf.w.t().as_standard_layout().into_owned(); // K × bins
+        let mut blocks = BlockBuffers::new(self, audio);
+        // The Wiener filter's covariances, re-estimated on the mixture as many times as asked.
+        let spatial = self.spatial.as_ref().map(|sp| {
+            let mut covariances = sp.covariances.clone();
+            for _ in 0..sp.iterations {
+                covariances = self.reestimate_covariances(&mut blocks, audio, &covariances);
+            }
+            (sp.covariances.as_slice().to_vec(), covariances)
+        });
+
         let mut states: Vec<SourceRender> = (0..n_sources)
             .map(|_| SourceRender {
                 ola: (0..channels).map(|_| stft.overlap_add(len)).collect(),
@@ -394,37 +622,13 @@ impl Separation {
                 frame: vec![0.0; stft.n_fft()],
             })
             .collect();
-        let mut spectra = Array3::<Complex32>::zeros((channels, FRAMES_PER_TASK, bins));
-        let mut masks = Array3::<f32>::zeros((FRAMES_PER_TASK, n_sources, bins));
-
         for start in (0..frames).step_by(FRAMES_PER_TASK) {
             let block = FRAMES_PER_TASK.min(frames - start);
-            spectra
-                .as_slice_mut()
-                .expect("contiguous")
-                .par_chunks_mut(bins)
-                .enumerate()
-                .filter(|(i, _)| i % FRAMES_PER_TASK < block)
-                .for_each_init(
-                    || stft.scratch(),
-                    |scratch, (i, row)| {
-                        let (channel, t) = (i / FRAMES_PER_TASK, i % FRAMES_PER_TASK);
-                        stft.frame(&audio.channels[channel], start + t, scratch, row);
-                    },
-                );
-            masks
-                .outer_iter_mut()
-                .into_par_iter()
-                .take(block)
-                .enumerate()
-                .for_each(|(t, mut m)| {
-                    self.source_models(&wt, start + t, &mut m);
-                    soft_masks_in_place(
-                        m.as_slice_mut().expect("contiguous"),
-                        n_sources,
-                        self.mask_power,
-                    );
-                });
+            blocks.fill(self, audio, start, block);
+            if let Some((first, refined)) = &spatial {
+                blocks.wiener(block, first, Some(refined));
+            }
+            let blocks = &blocks;
             states
                 .par_iter_mut()
                 .zip(sinks.par_iter_mut())
@@ -432,11 +636,13 @@ impl Separation {
                 .try_for_each(|(s, (state, sink))| {
                     for (channel, ola) in state.ola.iter_mut().enumerate() {
                         for t in 0..block {
-                            let x = spectra.slice(ndarray::s![channel, t, ..]);
-                            let m = masks.slice(ndarray::s![t, s, ..]);
-                            for ((y, &x), &m) in state.spectrum.iter_mut().zip(x).zip(m) {
-                                *y = x * m;
-                            }
+                            blocks.source_spectrum(
+                                spatial.is_some(),
+                                t,
+                                s,
+                                channel,
+                                &mut state.spectrum,
+                            );
                             stft.synthesize(&state.spectrum, &mut state.scratch, &mut state.frame);
                             ola.push(&state.frame);
                         }
@@ -452,6 +658,38 @@ impl Separation {
                 })?;
         }
         Ok(())
+    }
+
+    /// One expectation-maximisation step of the spatial model over the whole recording: the
+    /// covariances of the sources' Wiener estimates under `covariances`.
+    fn reestimate_covariances(
+        &self,
+        blocks: &mut BlockBuffers,
+        audio: &Audio,
+        covariances: &[Array3<Complex32>],
+    ) -> Vec<Array3<Complex32>> {
+        let (frames, bins, channels) =
+            (self.nmf.h.ncols(), self.stft.n_bins(), audio.num_channels());
+        let mut sums: Vec<CovarianceSum> = (0..self.sources.len())
+            .map(|_| CovarianceSum::new(bins, channels))
+            .collect();
+        for start in (0..frames).step_by(FRAMES_PER_TASK) {
+            let block = FRAMES_PER_TASK.min(frames - start);
+            blocks.fill(self, audio, start, block);
+            blocks.wiener(block, covariances, None);
+            // In frame order, whatever the threads did.
+            for t in 0..block {
+                for (s, sum) in sums.iter_mut().enumerate() {
+                    let image = blocks.images.slice(ndarray::s![t, s, .., ..]);
+                    let rows: Vec<&[Complex32]> = image
+                        .outer_iter()
+                        .map(|r| r.to_slice().expect("contiguous"))
+                        .collect();
+                    sum.add(&rows);
+                }
+            }
+        }
+        sums.iter().map(CovarianceSum::covariance).collect()
     }
 
     /// Model magnitudes of every source at frame `t` into `out` (sources × bins).

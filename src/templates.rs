@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::{Array2, Axis, Ix2, concatenate};
+use ndarray::{Array2, Array3, Axis, Ix2, Ix3, concatenate};
+use realfft::num_complex::Complex32;
 
 use crate::audio::Audio;
 use crate::error::{Error, ParamError, Result};
@@ -38,6 +39,10 @@ pub struct Templates {
     pub sample_rate: u32,
     /// The loss they were fitted with.
     pub loss: Loss,
+    /// The source's spatial covariance per frequency bin, `(bins, C, C)`, when it was learned
+    /// from recordings of C ≥ 2 channels; separation of C-channel mixtures then uses the
+    /// multichannel Wiener filter.
+    pub spatial: Option<Array3<Complex32>>,
 }
 
 impl Templates {
@@ -86,6 +91,11 @@ impl Templates {
             ("format", NpyArray::Str(FORMAT.into())),
             ("version", NpyArray::scalar_i64(VERSION)),
         ];
+        let mut entries = entries;
+        if let Some(r) = &self.spatial {
+            entries.push(("spatial_re", NpyArray::F32(r.mapv(|c| c.re).into_dyn())));
+            entries.push(("spatial_im", NpyArray::F32(r.mapv(|c| c.im).into_dyn())));
+        }
         npy::save_npz(path, entries.iter().map(|(n, a)| (*n, a)))
     }
 
@@ -155,6 +165,29 @@ impl Templates {
             .and_then(NpyArray::as_str)
             .unwrap_or(default_name)
             .to_string();
+        let spatial = match (arrays.get("spatial_re"), arrays.get("spatial_im")) {
+            (Some(re), Some(im)) => {
+                let part = |a: &NpyArray| {
+                    a.to_f32()
+                        .and_then(|a| a.into_dimensionality::<Ix3>().ok())
+                        .filter(|a| {
+                            a.dim().0 == w.nrows() && a.dim().1 == a.dim().2 && a.dim().1 >= 2
+                        })
+                        .ok_or_else(|| bad("'spatial_re'/'spatial_im' must be bins × C × C".into()))
+                };
+                let (re, im) = (part(re)?, part(im)?);
+                if re.dim() != im.dim() {
+                    return Err(bad("'spatial_re' and 'spatial_im' differ in shape".into()));
+                }
+                Some(
+                    ndarray::Zip::from(&re)
+                        .and(&im)
+                        .map_collect(|&a, &b| Complex32::new(a, b)),
+                )
+            }
+            (None, None) => None,
+            _ => return Err(bad("only one of 'spatial_re' and 'spatial_im'".into())),
+        };
         Ok(Templates {
             name,
             w,
@@ -163,6 +196,7 @@ impl Templates {
             window,
             sample_rate,
             loss,
+            spatial,
         })
     }
 
@@ -264,6 +298,10 @@ pub fn learn(
             col.mapv_inplace(|a| a / sum);
         }
     }
+    // The spatial covariance, when every example has the same number of channels (2 or more).
+    let channels = first.num_channels();
+    let spatial = (channels >= 2 && examples.iter().all(|a| a.num_channels() == channels))
+        .then(|| crate::spatial::learn_covariance(&plan, examples));
     Ok(Templates {
         name: name.to_string(),
         w,
@@ -272,6 +310,7 @@ pub fn learn(
         window: stft.window(),
         sample_rate: first.sample_rate,
         loss: nmf.loss(),
+        spatial,
     })
 }
 
@@ -294,6 +333,9 @@ mod tests {
             window: Window::Hann,
             sample_rate: 8000,
             loss: Loss::ItakuraSaito,
+            spatial: Some(Array3::from_shape_fn((5, 2, 2), |(f, a, b)| {
+                Complex32::new((f + a) as f32, b as f32 - a as f32)
+            })),
         }
     }
 

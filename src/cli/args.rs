@@ -110,9 +110,10 @@ Examples:
 /// The STFT and NMF options shared by the subcommands that fit a model.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in [0, 4].
-    #[arg(long, default_value = "kl", value_parser = parse_loss, value_name = "LOSS")]
-    pub loss: Loss,
+    /// Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in [0, 4]
+    /// [default: kl; is for learn; with --source, the templates' own].
+    #[arg(long, value_parser = parse_loss, value_name = "LOSS")]
+    pub loss: Option<Loss>,
     /// Most NMF iterations.
     #[arg(long = "iter", default_value_t = 200, value_name = "N")]
     pub max_iter: usize,
@@ -122,9 +123,9 @@ pub struct ModelArgs {
     /// Seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Initialisation of the factors.
-    #[arg(long, value_enum, default_value_t = InitArg::Nndsvda)]
-    pub init: InitArg,
+    /// Initialisation of the factors [default: nndsvda; random for learn].
+    #[arg(long, value_enum)]
+    pub init: Option<InitArg>,
     /// FFT frame length in samples [default: 2048, or that of the templates].
     #[arg(long = "n-fft", value_name = "N")]
     pub n_fft: Option<usize>,
@@ -138,9 +139,36 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = 0.0, value_name = "λ")]
     pub smoothness: f32,
     /// Fit this many times (the first from --init, the rest from random starts with the next
-    /// seeds) and keep the fit with the lowest cost.
-    #[arg(long, default_value_t = 1, value_name = "R")]
+    /// seeds) and keep the fit with the lowest cost [default: 1; 4 for learn].
+    #[arg(long, value_name = "R")]
+    pub restarts: Option<usize>,
+}
+
+/// What a subcommand uses for the model options that are not given.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelDefaults {
+    /// The divergence.
+    pub loss: Loss,
+    /// The initialisation.
+    pub init: Init,
+    /// Fits to keep the best of.
     pub restarts: usize,
+}
+
+impl ModelDefaults {
+    /// `demix separate` and `demix inspect`: KL from NNDSVDA, one fit.
+    pub const SEPARATE: ModelDefaults = ModelDefaults {
+        loss: Loss::KullbackLeibler,
+        init: Init::Nndsvda,
+        restarts: 1,
+    };
+    /// `demix learn`: Itakura–Saito, the best of four random starts. On the development mixes
+    /// these templates separated better than KL ones or NNDSVDA starts (see the README).
+    pub const LEARN: ModelDefaults = ModelDefaults {
+        loss: Loss::ItakuraSaito,
+        init: Init::Random,
+        restarts: 4,
+    };
 }
 
 /// Frame length when neither the options nor templates set one.
@@ -169,20 +197,21 @@ impl ModelArgs {
     }
 
     /// NMF parameters for `components` free components.
-    pub fn nmf(&self, components: usize) -> NmfParams {
+    pub fn nmf(&self, components: usize, defaults: ModelDefaults) -> NmfParams {
         let init = match self.init {
-            InitArg::Nndsvda => Init::Nndsvda,
-            InitArg::Random => Init::Random,
+            Some(InitArg::Nndsvda) => Init::Nndsvda,
+            Some(InitArg::Random) => Init::Random,
+            None => defaults.init,
         };
         NmfParams::new(components)
-            .with_loss(self.loss)
+            .with_loss(self.loss.unwrap_or(defaults.loss))
             .with_max_iter(self.max_iter)
             .with_tol(self.tol)
             .with_seed(self.seed)
             .with_init(init)
             .with_sparsity(self.sparsity)
             .with_smoothness(self.smoothness)
-            .with_restarts(self.restarts)
+            .with_restarts(self.restarts.unwrap_or(defaults.restarts))
     }
 }
 
@@ -219,6 +248,10 @@ pub struct SeparateArgs {
     /// Exponent p of the soft masks S^p / sum(S^p).
     #[arg(long = "mask-power", default_value_t = 2.0, value_name = "P")]
     pub mask_power: f32,
+    /// Render with soft masks even when the templates bring spatial covariances (by default a
+    /// multichannel mix is then rendered by the multichannel Wiener filter).
+    #[arg(long = "no-spatial")]
+    pub no_spatial: bool,
     /// Replace existing track folders, and redo files the report lists as complete.
     #[arg(long)]
     pub force: bool,
@@ -280,6 +313,14 @@ impl SeparateArgs {
     /// (checked later, by the library).
     pub fn params(&self, templates: Vec<demix::templates::Templates>) -> SeparateParams {
         let fallback = templates.first().map(|t| t.stft_params());
+        // With learned templates, the loss they were fitted with.
+        let defaults = match templates.first() {
+            Some(t) => ModelDefaults {
+                loss: t.loss,
+                ..ModelDefaults::SEPARATE
+            },
+            None => ModelDefaults::SEPARATE,
+        };
         let components = if templates.is_empty() {
             self.components.unwrap_or(DEFAULT_COMPONENTS)
         } else {
@@ -287,10 +328,12 @@ impl SeparateArgs {
         };
         SeparateParams {
             stft: self.model.stft(fallback),
-            nmf: self.model.nmf(components),
+            nmf: self.model.nmf(components, defaults),
             mask_power: self.mask_power,
             templates,
             groups: self.groups,
+            spatial: !self.no_spatial,
+            spatial_iterations: 1,
         }
     }
 

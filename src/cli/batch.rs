@@ -48,15 +48,14 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
         }
     };
     let output = args.output();
-    let model = &args.model;
     out.detail(&format!(
         "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
-        params.nmf.total_components(),
+        params.nmf.components(),
         params.templates.len(),
-        model.loss,
-        model.max_iter,
-        model.tol,
-        model.seed,
+        params.nmf.loss(),
+        params.nmf.max_iter(),
+        params.nmf.tol(),
+        params.nmf.seed(),
         params.stft.n_fft(),
         params.stft.hop(),
         args.mask_power
@@ -204,19 +203,23 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
 /// The parameters recorded per file: a file is complete only for the same ones. Learned
 /// templates are recorded by their `--source` arguments (names and files), not their contents.
 fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputFormat) -> Value {
-    let model = &args.model;
+    let nmf = &params.nmf;
     // Through the shortest decimal form, so that 0.3 is recorded as 0.3, not 0.30000001.
     let mask_power: f64 = args.mask_power.to_string().parse().unwrap_or(f64::NAN);
     json!({
-        "components": params.nmf.total_components(),
+        "components": nmf.components(),
         "sources": args.source,
         "free": args.free,
         "groups": args.groups,
-        "loss": model.loss.to_string(),
-        "max_iter": model.max_iter,
-        "tol": model.tol,
-        "seed": model.seed,
-        "init": format!("{:?}", model.init).to_lowercase(),
+        "loss": nmf.loss().to_string(),
+        "max_iter": nmf.max_iter(),
+        "tol": nmf.tol(),
+        "seed": nmf.seed(),
+        "init": format!("{:?}", nmf.init()).to_lowercase(),
+        "sparsity": nmf.sparsity(),
+        "smoothness": nmf.smoothness(),
+        "restarts": nmf.restarts(),
+        "spatial": params.spatial,
         "n_fft": params.stft.n_fft(),
         "hop": params.stft.hop(),
         "mask_power": mask_power,

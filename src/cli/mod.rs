@@ -134,7 +134,7 @@ fn run_learn(args: &LearnArgs, out: &Output) -> ExitCode {
             .map_or_else(|| "source".into(), |s| s.to_string_lossy().into_owned())
     });
     let stft = args.model.stft(None);
-    let nmf = args.model.nmf(args.components);
+    let nmf = args.model.nmf(args.components, args::ModelDefaults::LEARN);
     let target = args.out.display().to_string();
     if args.out.exists() && !args.force {
         out.error(&format!(

@@ -268,6 +268,31 @@ impl NmfParams {
         self.seed
     }
 
+    /// The tolerance.
+    pub fn tol(&self) -> f64 {
+        self.tol
+    }
+
+    /// The initialisation.
+    pub fn init(&self) -> Init {
+        self.init
+    }
+
+    /// The sparsity weight.
+    pub fn sparsity(&self) -> f32 {
+        self.sparsity
+    }
+
+    /// The smoothness weight.
+    pub fn smoothness(&self) -> f32 {
+        self.smoothness
+    }
+
+    /// Fits to keep the best of.
+    pub fn restarts(&self) -> usize {
+        self.restarts
+    }
+
     /// Checks every parameter that does not depend on the data.
     ///
     /// # Errors

@@ -1,0 +1,303 @@
+//! Spatial covariances and the multichannel Wiener filter.
+//!
+//! A source's spatial covariance `R(f)` is the C×C Hermitian matrix of how its sound is spread
+//! over the channels at frequency `f` (`x xᴴ` averaged over frames and normalised by the mean
+//! power per channel): a centred mono source gives a matrix of ones, a wide stereo source one
+//! close to the identity. Learned from isolated recordings, these matrices let the
+//! multichannel Wiener filter
+//!
+//! ```text
+//! ŝ_j = v_j R_j (Σ_k v_k R_k)⁻¹ x
+//! ```
+//!
+//! (Duong, Vincent & Gribonval 2010) put each time-frequency bin's energy where its spatial
+//! signature says it belongs, where soft masks can only share it. `v_j` is the source's power
+//! from the NMF model. The filters of a bin sum to the identity, so the stems still add up to
+//! the mixture.
+
+use ndarray::{Array3, ArrayView2, ArrayViewMut2, Axis};
+use realfft::num_complex::{Complex32, Complex64};
+
+use crate::audio::Audio;
+use crate::stft::Stft;
+
+/// Regularisation of the mixture covariance, relative to its trace.
+const RIDGE: f64 = 1e-9;
+
+/// Sums of `x xᴴ` and of the mean channel power per frequency bin, over frames.
+#[derive(Debug, Clone)]
+pub(crate) struct CovarianceSum {
+    /// bins × C × C.
+    outer: Array3<Complex64>,
+    /// Per bin: summed mean power per channel.
+    power: Vec<f64>,
+}
+
+impl CovarianceSum {
+    pub(crate) fn new(bins: usize, channels: usize) -> CovarianceSum {
+        CovarianceSum {
+            outer: Array3::zeros((bins, channels, channels)),
+            power: vec![0.0; bins],
+        }
+    }
+
+    /// Adds one frame: `frame[c][f]` is channel `c`'s spectrum.
+    pub(crate) fn add(&mut self, frame: &[&[Complex32]]) {
+        let channels = frame.len();
+        for (f, (mut m, p)) in self
+            .outer
+            .axis_iter_mut(Axis(0))
+            .zip(self.power.iter_mut())
+            .enumerate()
+        {
+            let mut total = 0.0;
+            for a in 0..channels {
+                let xa = Complex64::new(f64::from(frame[a][f].re), f64::from(frame[a][f].im));
+                total += xa.norm_sqr();
+                for b in 0..channels {
+                    let xb = Complex64::new(f64::from(frame[b][f].re), f64::from(frame[b][f].im));
+                    m[[a, b]] += xa * xb.conj();
+                }
+            }
+            *p += total / channels as f64;
+        }
+    }
+
+    /// The normalised covariances, bins × C × C; a bin that never had energy gets the identity
+    /// (no spatial preference).
+    pub(crate) fn covariance(&self) -> Array3<Complex32> {
+        let (bins, channels, _) = self.outer.dim();
+        let mut r = Array3::<Complex32>::zeros((bins, channels, channels));
+        for f in 0..bins {
+            let p = self.power[f];
+            for a in 0..channels {
+                for b in 0..channels {
+                    let v = if p > 0.0 {
+                        self.outer[[f, a, b]] / p
+                    } else if a == b {
+                        Complex64::new(1.0, 0.0)
+                    } else {
+                        Complex64::new(0.0, 0.0)
+                    };
+                    r[[f, a, b]] = Complex32::new(v.re as f32, v.im as f32);
+                }
+            }
+        }
+        r
+    }
+}
+
+/// The spatial covariance of recordings of one source, bins × C × C, all recordings having the
+/// same channel count.
+pub(crate) fn learn_covariance(stft: &Stft, examples: &[Audio]) -> Array3<Complex32> {
+    let channels = examples[0].num_channels();
+    let bins = stft.n_bins();
+    let mut sum = CovarianceSum::new(bins, channels);
+    let mut scratch = stft.scratch();
+    let mut spectra = vec![vec![Complex32::default(); bins]; channels];
+    for audio in examples {
+        for t in 0..stft.n_frames(audio.len()) {
+            for (c, spectrum) in spectra.iter_mut().enumerate() {
+                stft.frame(&audio.channels[c], t, &mut scratch, spectrum);
+            }
+            let frame: Vec<&[Complex32]> = spectra.iter().map(Vec::as_slice).collect();
+            sum.add(&frame);
+        }
+    }
+    sum.covariance()
+}
+
+/// The multichannel Wiener filter of one bin: the images `out[j][c]` of every source from the
+/// mixture `x[c]`, source powers `v[j]` and spatial covariances `r[j]` (C×C). When every power
+/// is zero, the mixture is split equally.
+pub(crate) fn wiener_bin(
+    x: &[Complex64],
+    v: &[f64],
+    r: &[ArrayView2<Complex32>],
+    work: &mut WienerWork,
+    out: &mut ArrayViewMut2<Complex64>,
+) {
+    let c = x.len();
+    let j = v.len();
+    let cx = &mut work.cx;
+    cx.fill(Complex64::new(0.0, 0.0));
+    for (s, rs) in r.iter().enumerate() {
+        for a in 0..c {
+            for b in 0..c {
+                let rv = rs[[a, b]];
+                cx[a * c + b] += Complex64::new(f64::from(rv.re), f64::from(rv.im)) * v[s];
+            }
+        }
+    }
+    let trace: f64 = (0..c).map(|a| cx[a * c + a].re).sum();
+    if trace.is_nan() || trace <= 0.0 {
+        for s in 0..j {
+            for a in 0..c {
+                out[[s, a]] = x[a] / j as f64;
+            }
+        }
+        return;
+    }
+    let ridge = RIDGE * trace / c as f64;
+    for a in 0..c {
+        cx[a * c + a] += ridge;
+    }
+    // y = Cx⁻¹ x, then ŝ_j = v_j R_j y.
+    solve(cx, c, x, &mut work.y, &mut work.lu);
+    for (s, rs) in r.iter().enumerate() {
+        for a in 0..c {
+            let mut acc = Complex64::new(0.0, 0.0);
+            for b in 0..c {
+                let rv = rs[[a, b]];
+                acc += Complex64::new(f64::from(rv.re), f64::from(rv.im)) * work.y[b];
+            }
+            out[[s, a]] = acc * v[s];
+        }
+    }
+}
+
+/// Scratch space for [`wiener_bin`].
+pub(crate) struct WienerWork {
+    cx: Vec<Complex64>,
+    lu: Vec<Complex64>,
+    y: Vec<Complex64>,
+}
+
+impl WienerWork {
+    pub(crate) fn new(channels: usize) -> WienerWork {
+        WienerWork {
+            cx: vec![Complex64::new(0.0, 0.0); channels * channels],
+            lu: vec![Complex64::new(0.0, 0.0); channels * channels],
+            y: vec![Complex64::new(0.0, 0.0); channels],
+        }
+    }
+}
+
+/// Solves `a y = b` for a small complex matrix (row-major, n × n) by Gaussian elimination with
+/// partial pivoting.
+fn solve(a: &[Complex64], n: usize, b: &[Complex64], y: &mut [Complex64], lu: &mut [Complex64]) {
+    lu.copy_from_slice(a);
+    y.copy_from_slice(b);
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&p, &q| {
+                lu[p * n + col]
+                    .norm_sqr()
+                    .total_cmp(&lu[q * n + col].norm_sqr())
+            })
+            .expect("n >= 1");
+        if pivot != col {
+            for k in 0..n {
+                lu.swap(col * n + k, pivot * n + k);
+            }
+            y.swap(col, pivot);
+        }
+        let d = lu[col * n + col];
+        if d.norm_sqr() == 0.0 {
+            continue;
+        }
+        for row in col + 1..n {
+            let factor = lu[row * n + col] / d;
+            for k in col..n {
+                let v = lu[col * n + k];
+                lu[row * n + k] -= factor * v;
+            }
+            let v = y[col];
+            y[row] -= factor * v;
+        }
+    }
+    for row in (0..n).rev() {
+        let mut acc = y[row];
+        for k in row + 1..n {
+            acc -= lu[row * n + k] * y[k];
+        }
+        let d = lu[row * n + row];
+        y[row] = if d.norm_sqr() > 0.0 {
+            acc / d
+        } else {
+            Complex64::new(0.0, 0.0)
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, array};
+
+    fn c(re: f64, im: f64) -> Complex64 {
+        Complex64::new(re, im)
+    }
+
+    #[test]
+    fn the_filters_of_a_bin_add_up_to_the_mixture() {
+        let x = [c(0.3, -0.2), c(-0.1, 0.5)];
+        let mono = array![
+            [Complex32::new(1.0, 0.0), Complex32::new(1.0, 0.0)],
+            [Complex32::new(1.0, 0.0), Complex32::new(1.0, 0.0)]
+        ];
+        let wide = array![
+            [Complex32::new(1.2, 0.0), Complex32::new(0.1, 0.2)],
+            [Complex32::new(0.1, -0.2), Complex32::new(0.8, 0.0)]
+        ];
+        let mut out = Array2::<Complex64>::zeros((2, 2));
+        let mut work = WienerWork::new(2);
+        wiener_bin(
+            &x,
+            &[0.7, 0.4],
+            &[mono.view(), wide.view()],
+            &mut work,
+            &mut out.view_mut(),
+        );
+        for a in 0..2 {
+            let sum = out[[0, a]] + out[[1, a]];
+            assert!((sum - x[a]).norm() < 1e-7, "{sum} vs {}", x[a]);
+        }
+    }
+
+    #[test]
+    fn a_side_signal_goes_to_the_wide_source_not_the_centred_one() {
+        // Pure side (L = -R) cannot come from a centred mono source.
+        let x = [c(0.5, 0.0), c(-0.5, 0.0)];
+        let mono = Array2::from_elem((2, 2), Complex32::new(1.0, 0.0));
+        let wide = Array2::from_diag(&ndarray::arr1(&[
+            Complex32::new(1.0, 0.0),
+            Complex32::new(1.0, 0.0),
+        ]));
+        let mut out = Array2::<Complex64>::zeros((2, 2));
+        let mut work = WienerWork::new(2);
+        wiener_bin(
+            &x,
+            &[1.0, 1.0],
+            &[mono.view(), wide.view()],
+            &mut work,
+            &mut out.view_mut(),
+        );
+        assert!(out[[0, 0]].norm() < 1e-6 && out[[0, 1]].norm() < 1e-6);
+        assert!((out[[1, 0]] - x[0]).norm() < 1e-6);
+    }
+
+    #[test]
+    fn gaussian_elimination_solves_a_complex_system() {
+        let a = [
+            c(2.0, 1.0),
+            c(0.5, 0.0),
+            c(0.0, 0.0),
+            c(0.1, -0.3),
+            c(1.0, 0.0),
+            c(0.2, 0.2),
+            c(0.0, 0.0),
+            c(0.3, 0.1),
+            c(3.0, 0.0),
+        ];
+        let y_true = [c(1.0, -1.0), c(0.5, 2.0), c(-0.3, 0.0)];
+        let b: Vec<Complex64> = (0..3)
+            .map(|i| (0..3).map(|k| a[i * 3 + k] * y_true[k]).sum())
+            .collect();
+        let (mut y, mut lu) = (vec![c(0.0, 0.0); 3], vec![c(0.0, 0.0); 9]);
+        solve(&a, 3, &b, &mut y, &mut lu);
+        for k in 0..3 {
+            assert!((y[k] - y_true[k]).norm() < 1e-12);
+        }
+    }
+}
