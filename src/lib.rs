@@ -4,6 +4,7 @@
 mod atomic;
 pub mod audio;
 pub mod error;
+pub mod eval;
 pub mod mask;
 pub mod nmf;
 pub mod npy;

@@ -32,6 +32,9 @@ pub enum Command {
     /// Separate recordings into one WAV file per source.
     #[command(after_help = SEPARATE_EXAMPLE)]
     Separate(SeparateArgs),
+    /// Score estimated sources against references: BSS Eval (SDR, SIR, SAR, ISR) and SI-SDR.
+    #[command(after_help = super::eval::EVAL_EXAMPLE)]
+    Eval(super::eval::EvalArgs),
 }
 
 const SEPARATE_EXAMPLE: &str = "\

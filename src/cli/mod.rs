@@ -1,6 +1,7 @@
 //! The `demix` binary: turns flags into checked library parameters, runs, reports.
 
 mod args;
+mod eval;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -47,6 +48,7 @@ pub fn main() -> ExitCode {
     }
     match &cli.command {
         Command::Separate(args) => run_separate(args, &out),
+        Command::Eval(args) => eval::run_eval(args, &out),
     }
 }
 
