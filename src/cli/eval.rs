@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use rayon::prelude::*;
 use serde_json::Value;
 
 use super::{FAILURE, Output};
@@ -149,9 +150,10 @@ pub fn run_eval(args: &EvalArgs, out: &Output) -> ExitCode {
 /// Pairs the files, reads them and evaluates them.
 fn evaluate(args: &EvalArgs, params: &EvalParams) -> Result<(Files, Scores), Failure> {
     let files = pair_files(&args.reference, &args.estimate, args.permute)?;
+    // Files are decoded in parallel (the evaluation after it is parallel inside).
     let read = |paths: &[PathBuf]| -> Result<Vec<Audio>, Failure> {
         paths
-            .iter()
+            .par_iter()
             .map(|p| read_audio(p).map_err(|e| Failure::new(p, e.to_string())))
             .collect()
     };

@@ -33,6 +33,9 @@ const BLOCK_FFT: usize = 8192;
 /// of threads).
 const CORRELATION_PARTS: usize = 8;
 
+/// Bins of the cross-spectra accumulated in one pass over the pairs.
+const BINS_PER_PASS: usize = 256;
+
 /// Blocks of one window handled by one task of the energy computation.
 const BLOCKS_PER_TASK: usize = 16;
 
@@ -151,13 +154,22 @@ impl SpectraSums {
         }
     }
 
-    /// Adds `x · conj(y)` to pair `pair`.
-    fn add(&mut self, pair: usize, (xr, xi): (&[f64], &[f64]), (yr, yi): (&[f64], &[f64])) {
-        let range = pair * self.bins..(pair + 1) * self.bins;
-        let (ar, ai) = (&mut self.re[range.clone()], &mut self.im[range]);
-        for k in 0..ar.len() {
-            ar[k] += xr[k] * yr[k] + xi[k] * yi[k];
-            ai[k] += xi[k] * yr[k] - xr[k] * yi[k];
+    /// Adds `x · conj(y)` to pair `pair` in the bins `bins`.
+    fn add(
+        &mut self,
+        pair: usize,
+        (xr, xi): (&[f64], &[f64]),
+        (yr, yi): (&[f64], &[f64]),
+        bins: Range<usize>,
+    ) {
+        let base = pair * self.bins;
+        let ar = &mut self.re[base + bins.start..base + bins.end];
+        let ai = &mut self.im[base + bins.start..base + bins.end];
+        let x = xr[bins.clone()].iter().zip(&xi[bins.clone()]);
+        let y = yr[bins.clone()].iter().zip(&yi[bins]);
+        for (((sr, si), (xr, xi)), (yr, yi)) in ar.iter_mut().zip(ai.iter_mut()).zip(x).zip(y) {
+            *sr += xr * yr + xi * yi;
+            *si += xi * yr - xr * yi;
         }
     }
 
@@ -258,12 +270,19 @@ impl Correlations {
                         plans.forward(&mut input, &mut output, &mut scratch);
                         plain_est.set(q, &output);
                     }
-                    for p in 0..n_ref {
-                        for q in p..n_ref {
-                            sums.add(p * n_ref + q, shifted.get(p), plain_ref.get(q));
-                        }
-                        for q in 0..n_est {
-                            sums.add(n_rr + p * n_est + q, shifted.get(p), plain_est.get(q));
+                    // A few hundred bins at a time, so that the spectra stay in cache while
+                    // every pair is accumulated.
+                    for first in (0..bins).step_by(BINS_PER_PASS) {
+                        let chunk = first..(first + BINS_PER_PASS).min(bins);
+                        for p in 0..n_ref {
+                            let x = shifted.get(p);
+                            for q in p..n_ref {
+                                sums.add(p * n_ref + q, x, plain_ref.get(q), chunk.clone());
+                            }
+                            for q in 0..n_est {
+                                let pair = n_rr + p * n_est + q;
+                                sums.add(pair, x, plain_est.get(q), chunk.clone());
+                            }
                         }
                     }
                 }
@@ -370,14 +389,15 @@ pub(crate) struct Singular;
 /// A reference channel that is zero throughout has zero rows in `G` and `D`; its diagonal is
 /// set to 1, so that its coefficients are 0 (the least-squares solution of least norm).
 pub(crate) fn solve_filters(
-    g: &Array2<f64>,
+    gram: impl Fn() -> Array2<f64>,
     d: &Array2<f64>,
     eps: f64,
 ) -> Result<(Array2<f64>, f64), Singular> {
-    let n = g.nrows();
-    let mean_diagonal = g.diag().sum() / n as f64;
+    let mut mean_diagonal = None;
     for loading in std::iter::once(0.0).chain(LOADINGS) {
-        let mut a = g.clone();
+        let mut a = gram();
+        let n = a.nrows();
+        let mean_diagonal = *mean_diagonal.get_or_insert_with(|| a.diag().sum() / n as f64);
         for i in 0..n {
             let v = &mut a[[i, i]];
             *v = if *v == 0.0 {
@@ -444,12 +464,12 @@ pub(crate) struct Projector {
     estimates: Vec<usize>,
     /// `all[e][p][c]`: spectrum of the filter from reference channel `p` to output channel `c`
     /// of the projection of estimate `estimates[e]` on every reference.
-    all: Vec<Vec<Vec<Vec<Complex<f64>>>>>,
+    all: Vec<Vec<Vec<Spectrum>>>,
     /// The (reference, estimate) pairs evaluated.
     pairs: Vec<(usize, usize)>,
     /// `own[k][cj][c]`: the filter of pair `pairs[k]` from channel `cj` of its reference to
     /// output channel `c`.
-    own: Vec<Vec<Vec<Vec<Complex<f64>>>>>,
+    own: Vec<Vec<Vec<Spectrum>>>,
 }
 
 /// Buffers of one thread of the energy computation.
@@ -457,9 +477,9 @@ struct Workspace {
     input: Vec<f64>,
     output: Vec<f64>,
     spectrum: Vec<Complex<f64>>,
-    sum: Vec<Complex<f64>>,
+    sum: Spectrum,
     scratch: Vec<Complex<f64>>,
-    refs: Vec<Vec<Complex<f64>>>,
+    refs: Vec<Spectrum>,
     /// `P_all` of block for each estimate and channel.
     all: Vec<Vec<Vec<f64>>>,
     own: Vec<f64>,
@@ -491,7 +511,9 @@ impl Projector {
             }
             let mut out = vec![Complex::default(); plans.bins()];
             plans.forward(&mut input, &mut out, &mut scratch);
-            out
+            let mut spectrum = Spectrum::zeros(plans.bins());
+            spectrum.set(&out);
+            spectrum
         };
         let all = all
             .iter()
@@ -528,9 +550,9 @@ impl Projector {
             input: vec![0.0; self.plans.len],
             output: vec![0.0; self.plans.len],
             spectrum: vec![Complex::default(); bins],
-            sum: vec![Complex::default(); bins],
+            sum: Spectrum::zeros(bins),
             scratch: self.plans.scratch(),
-            refs: vec![vec![Complex::default(); bins]; self.sources * self.channels],
+            refs: vec![Spectrum::zeros(bins); self.sources * self.channels],
             all: vec![vec![vec![0.0; self.block]; self.channels]; self.estimates.len()],
             own: vec![0.0; self.block],
         }
@@ -595,16 +617,17 @@ impl Projector {
             for (p, x) in refs.iter().enumerate() {
                 fill(&mut ws.input, x, start, window);
                 self.plans
-                    .forward(&mut ws.input, &mut ws.refs[p], &mut ws.scratch);
+                    .forward(&mut ws.input, &mut ws.spectrum, &mut ws.scratch);
+                ws.refs[p].set(&ws.spectrum);
             }
             // P_all of each estimate, channel by channel.
             for (e, filters) in self.all.iter().enumerate() {
                 for c in 0..channels {
-                    ws.sum.iter_mut().for_each(|z| *z = Complex::default());
+                    ws.sum.clear();
                     for (p, spectrum) in ws.refs.iter().enumerate() {
-                        multiply_add(&mut ws.sum, spectrum, &filters[p][c]);
+                        ws.sum.multiply_add(spectrum, &filters[p][c]);
                     }
-                    ws.spectrum.copy_from_slice(&ws.sum);
+                    ws.sum.to_complex(&mut ws.spectrum);
                     self.plans
                         .inverse(&mut ws.spectrum, &mut ws.output, &mut ws.scratch);
                     for (t, v) in ws.all[e][c][..valid].iter_mut().enumerate() {
@@ -620,15 +643,12 @@ impl Projector {
                     .expect("every estimate of a pair is projected");
                 let acc = &mut energies[k];
                 for c in 0..channels {
-                    ws.sum.iter_mut().for_each(|z| *z = Complex::default());
+                    ws.sum.clear();
                     for cj in 0..channels {
-                        multiply_add(
-                            &mut ws.sum,
-                            &ws.refs[j * channels + cj],
-                            &self.own[k][cj][c],
-                        );
+                        ws.sum
+                            .multiply_add(&ws.refs[j * channels + cj], &self.own[k][cj][c]);
                     }
-                    ws.spectrum.copy_from_slice(&ws.sum);
+                    ws.sum.to_complex(&mut ws.spectrum);
                     self.plans
                         .inverse(&mut ws.spectrum, &mut ws.output, &mut ws.scratch);
                     for (t, v) in ws.own[..valid].iter_mut().enumerate() {
@@ -664,10 +684,49 @@ impl Projector {
     }
 }
 
-/// `sum += a · b`, bin by bin.
-fn multiply_add(sum: &mut [Complex<f64>], a: &[Complex<f64>], b: &[Complex<f64>]) {
-    for ((s, x), y) in sum.iter_mut().zip(a).zip(b) {
-        *s += x * y;
+/// A spectrum with its real and imaginary parts apart (so that products vectorize).
+#[derive(Debug, Clone)]
+struct Spectrum {
+    re: Vec<f64>,
+    im: Vec<f64>,
+}
+
+impl Spectrum {
+    fn zeros(bins: usize) -> Spectrum {
+        Spectrum {
+            re: vec![0.0; bins],
+            im: vec![0.0; bins],
+        }
+    }
+
+    fn set(&mut self, z: &[Complex<f64>]) {
+        for ((r, i), z) in self.re.iter_mut().zip(self.im.iter_mut()).zip(z) {
+            *r = z.re;
+            *i = z.im;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.re.iter_mut().for_each(|v| *v = 0.0);
+        self.im.iter_mut().for_each(|v| *v = 0.0);
+    }
+
+    /// `self += a · b`, bin by bin.
+    fn multiply_add(&mut self, a: &Spectrum, b: &Spectrum) {
+        let x = a.re.iter().zip(&a.im);
+        let y = b.re.iter().zip(&b.im);
+        for (((sr, si), (ar, ai)), (br, bi)) in
+            self.re.iter_mut().zip(self.im.iter_mut()).zip(x).zip(y)
+        {
+            *sr += ar * br - ai * bi;
+            *si += ar * bi + ai * br;
+        }
+    }
+
+    fn to_complex(&self, z: &mut [Complex<f64>]) {
+        for ((z, &r), &i) in z.iter_mut().zip(&self.re).zip(&self.im) {
+            *z = Complex::new(r, i);
+        }
     }
 }
 
@@ -785,7 +844,7 @@ mod tests {
         };
         let l = 8;
         let corr = Correlations::compute(&track, 0..len, l);
-        let (c, loading) = solve_filters(&corr.gram(&[0]), &corr.cross(&[0], &[0]), 0.0).unwrap();
+        let (c, loading) = solve_filters(|| corr.gram(&[0]), &corr.cross(&[0], &[0]), 0.0).unwrap();
         assert_eq!(loading, 0.0);
         for a in 0..l {
             let want = if a < 3 { f64::from(h[a]) } else { 0.0 };

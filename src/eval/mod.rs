@@ -320,7 +320,7 @@ pub fn evaluate(references: &[Audio], estimates: &[Audio], params: &EvalParams) 
     let corr = Correlations::compute(&track, 0..n, l);
     let all_channels: Vec<usize> = (0..sources * channels).collect();
     let (all, mut loading) = bss::solve_filters(
-        &corr.gram(&all_channels),
+        || corr.gram(&all_channels),
         &corr.cross(&all_channels, &all_channels),
         eps,
     )
@@ -346,7 +346,7 @@ pub fn evaluate(references: &[Audio], estimates: &[Audio], params: &EvalParams) 
             .flat_map(|&(_, e)| e * channels..(e + 1) * channels)
             .collect();
         let (c, load) =
-            bss::solve_filters(&corr.gram(&mine), &corr.cross(&mine, &est_channels), eps)
+            bss::solve_filters(|| corr.gram(&mine), &corr.cross(&mine, &est_channels), eps)
                 .map_err(|_| EvalError::Singular)?;
         loading = loading.max(load);
         for (i, &(k, _)) in with.iter().enumerate() {

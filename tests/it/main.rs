@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod decode;
+mod eval;
 mod nmf;
 mod separate;
 mod sklearn;
