@@ -485,19 +485,36 @@ struct Workspace {
     own: Vec<f64>,
 }
 
+/// The least-squares filters of one evaluation, as coefficients.
+pub(crate) struct Filters {
+    /// Taps.
+    pub l: usize,
+    /// Number of sources `J`.
+    pub sources: usize,
+    /// Channels per source `I`.
+    pub channels: usize,
+    /// The estimates projected on every reference.
+    pub estimates: Vec<usize>,
+    /// `all[e]`: the `(J·I·L) × I` filters of estimate `estimates[e]` on every reference.
+    pub all: Vec<Array2<f64>>,
+    /// The (reference, estimate) pairs evaluated.
+    pub pairs: Vec<(usize, usize)>,
+    /// `own[k]`: the `(I·L) × I` filters of `pairs[k]` on its reference alone.
+    pub own: Vec<Array2<f64>>,
+}
+
 impl Projector {
-    /// Prepares the filters for windows of `window` samples: `all[e]` is the `(J·I·L) × I`
-    /// solution for estimate `estimates[e]`, `own[k]` the `(I·L) × I` one for `pairs[k]`.
-    pub(crate) fn new(
-        l: usize,
-        sources: usize,
-        channels: usize,
-        window: usize,
-        estimates: Vec<usize>,
-        all: &[Array2<f64>],
-        pairs: Vec<(usize, usize)>,
-        own: &[Array2<f64>],
-    ) -> Projector {
+    /// Prepares `filters` for windows of `window` samples.
+    pub(crate) fn new(filters: Filters, window: usize) -> Projector {
+        let Filters {
+            l,
+            sources,
+            channels,
+            estimates,
+            all,
+            pairs,
+            own,
+        } = filters;
         let fft_len = pow2_at_least(window + l - 1)
             .min(BLOCK_FFT.max(pow2_at_least(4 * l)))
             .max(pow2_at_least(2 * l));
@@ -621,16 +638,16 @@ impl Projector {
                 ws.refs[p].set(&ws.spectrum);
             }
             // P_all of each estimate, channel by channel.
-            for (e, filters) in self.all.iter().enumerate() {
-                for c in 0..channels {
+            for (filters, outputs) in self.all.iter().zip(ws.all.iter_mut()) {
+                for (c, output) in outputs.iter_mut().enumerate() {
                     ws.sum.clear();
-                    for (p, spectrum) in ws.refs.iter().enumerate() {
-                        ws.sum.multiply_add(spectrum, &filters[p][c]);
+                    for (spectrum, filter) in ws.refs.iter().zip(filters) {
+                        ws.sum.multiply_add(spectrum, &filter[c]);
                     }
                     ws.sum.to_complex(&mut ws.spectrum);
                     self.plans
                         .inverse(&mut ws.spectrum, &mut ws.output, &mut ws.scratch);
-                    for (t, v) in ws.all[e][c][..valid].iter_mut().enumerate() {
+                    for (t, v) in output[..valid].iter_mut().enumerate() {
                         *v = ws.output[l - 1 + t] * scale;
                     }
                 }
@@ -794,11 +811,11 @@ mod tests {
         ] {
             let corr = Correlations::compute(&track, range.clone(), l);
             let refs = [&a, &b];
-            for p in 0..2 {
-                for q in 0..2 {
+            for (p, x) in refs.iter().enumerate() {
+                for (q, y) in refs.iter().enumerate() {
                     for k in [-(l as isize - 1), -1, 0, 1, l as isize - 1] {
                         let got = corr.rr[p * 2 + q][(k + l as isize - 1) as usize];
-                        let want = direct(refs[p], refs[q], k, &range);
+                        let want = direct(x, y, k, &range);
                         assert!(
                             (got - want).abs() < 1e-9 * (1.0 + want.abs()),
                             "{got} {want}"
@@ -807,11 +824,11 @@ mod tests {
                 }
             }
             let ests = [&e, &a];
-            for p in 0..2 {
-                for q in 0..2 {
+            for (p, x) in refs.iter().enumerate() {
+                for (q, y) in ests.iter().enumerate() {
                     for lag in [0, 1, l - 1] {
                         let got = corr.re[p * 2 + q][lag];
-                        let want = direct(refs[p], ests[q], -(lag as isize), &range);
+                        let want = direct(x, y, -(lag as isize), &range);
                         assert!(
                             (got - want).abs() < 1e-9 * (1.0 + want.abs()),
                             "{got} {want}"
@@ -850,7 +867,16 @@ mod tests {
             let want = if a < 3 { f64::from(h[a]) } else { 0.0 };
             assert!((c[[a, 0]] - want).abs() < 1e-5, "tap {a}: {}", c[[a, 0]]);
         }
-        let projector = Projector::new(l, 1, 1, len, vec![0], &[c.clone()], vec![(0, 0)], &[c]);
+        let filters = Filters {
+            l,
+            sources: 1,
+            channels: 1,
+            estimates: vec![0],
+            all: vec![c.clone()],
+            pairs: vec![(0, 0)],
+            own: vec![c],
+        };
+        let projector = Projector::new(filters, len);
         let e = projector.energies(&track, &[Some(0..len)])[0]
             .clone()
             .unwrap()[0];

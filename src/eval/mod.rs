@@ -39,7 +39,7 @@ use std::ops::Range;
 use crate::audio::Audio;
 use crate::error::{Error, EvalError, ParamError, Property, Result, Side};
 
-use bss::{Correlations, Energies, Projector, Track};
+use bss::{Correlations, Energies, Filters, Projector, Track};
 
 /// Which BSS Eval to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -358,16 +358,16 @@ pub fn evaluate(references: &[Audio], estimates: &[Audio], params: &EvalParams) 
     }
     drop(corr);
     let own: Vec<_> = own.into_iter().map(|c| c.expect("every pair")).collect();
-    let projector = Projector::new(
+    let filters = Filters {
         l,
         sources,
         channels,
-        window.min(n),
-        (0..sources).collect(),
-        &per_estimate,
-        pairs.clone(),
-        &own,
-    );
+        estimates: (0..sources).collect(),
+        all: per_estimate,
+        pairs: pairs.clone(),
+        own,
+    };
+    let projector = Projector::new(filters, window.min(n));
     let energies = projector.energies(&track, &windows);
 
     // metrics[k][t] for pair k in window t.
@@ -500,7 +500,8 @@ fn framing(window: usize, hop: usize, n: usize) -> Vec<Range<usize>> {
         let count = (n - window + hop) / hop;
         (0..count).map(|t| t * hop..t * hop + window).collect()
     } else {
-        vec![0..n]
+        // One window of the whole signal.
+        std::iter::once(0..n).collect()
     }
 }
 
