@@ -45,16 +45,12 @@ impl Cholesky {
             let mut panel = left.slice_mut(s![.., k..]);
             let (mut diagonal, mut below) = panel.view_mut().split_at(Axis(0), b);
             factor_diagonal(&mut diagonal, k)?;
-            // A21 ← A21 L11⁻ᵀ as a matrix product with the inverse of the small triangle,
-            // in row blocks.
-            let inverse = lower_inverse(&diagonal.view());
+            // A21 ← A21 L11⁻ᵀ, in row blocks.
+            let diagonal = diagonal.view();
             below
                 .axis_chunks_iter_mut(Axis(0), BLOCK)
                 .into_par_iter()
-                .for_each(|mut rows| {
-                    let copy = rows.to_owned();
-                    ndarray::linalg::general_mat_mul(1.0, &copy, &inverse.t(), 0.0, &mut rows);
-                });
+                .for_each(|mut rows| solve_transposed(&diagonal, &mut rows));
             // A22 -= A21 A21ᵀ on and below the diagonal, one block column at a time.
             let below = below.view();
             trailing
@@ -148,22 +144,36 @@ fn factor_diagonal(a: &mut ArrayViewMut2<f64>, offset: usize) -> Result<(), NotP
     Ok(())
 }
 
-/// The inverse of a small lower-triangular matrix (itself lower-triangular), column by column
-/// by forward substitution.
-fn lower_inverse(l: &ArrayView2<f64>) -> Array2<f64> {
-    let b = l.nrows();
-    let mut inv = Array2::<f64>::zeros((b, b));
-    for j in 0..b {
-        inv[[j, j]] = 1.0 / l[[j, j]];
-        for i in j + 1..b {
-            let mut v = 0.0;
-            for k in j..i {
-                v -= l[[i, k]] * inv[[k, j]];
-            }
-            inv[[i, j]] = v / l[[i, i]];
+/// Columns of a triangular solve handled by substitution; the rest is matrix products.
+const SUBSTITUTION: usize = 32;
+
+/// Solves `X Lᵀ = B` in place (`B` becomes `X`) for a lower-triangular `L`, as LAPACK's blocked
+/// `trsm` does: a few columns at a time, each first updated by a matrix product with the
+/// columns already solved, then solved by substitution. Backward stable, unlike a product with
+/// the inverse of `L`, which loses accuracy on the ill-conditioned Gram matrices of references
+/// with little energy in some band.
+fn solve_transposed(l: &ArrayView2<f64>, b: &mut ArrayViewMut2<f64>) {
+    let n = l.nrows();
+    let mut k0 = 0;
+    while k0 < n {
+        let k1 = (k0 + SUBSTITUTION).min(n);
+        let (solved, mut rest) = b.view_mut().split_at(Axis(1), k0);
+        let mut block = rest.slice_mut(s![.., ..k1 - k0]);
+        if k0 > 0 {
+            let l_block = l.slice(s![k0..k1, ..k0]);
+            ndarray::linalg::general_mat_mul(-1.0, &solved, &l_block.t(), 1.0, &mut block);
         }
+        for mut row in block.rows_mut() {
+            for j in 0..k1 - k0 {
+                let mut v = row[j];
+                for i in 0..j {
+                    v -= row[i] * l[[k0 + j, k0 + i]];
+                }
+                row[j] = v / l[[k0 + j, k0 + j]];
+            }
+        }
+        k0 = k1;
     }
-    inv
 }
 
 #[cfg(test)]
@@ -194,6 +204,41 @@ mod tests {
             let err = (&b - &x_true).iter().fold(0.0f64, |m, v| m.max(v.abs()));
             assert!(err < 1e-10, "n {n}: error {err}");
         }
+    }
+
+    /// Regression: solving the panel by a product with the inverse of its diagonal block (not
+    /// backward stable) left residuals 300 times larger on such matrices, and figures 5e-4 dB
+    /// away from museval's on the shipped sample.
+    #[test]
+    fn an_ill_conditioned_toeplitz_system_is_solved_with_a_small_residual() {
+        // The autocorrelation of six sinusoids over a floor of 1e-9: condition number 4e10.
+        let n = 512;
+        let r: Vec<f64> = (0..n)
+            .map(|k| {
+                let tones: f64 = [0.03, 0.07, 0.11, 0.13, 0.21, 0.29]
+                    .iter()
+                    .map(|f| (2.0 * std::f64::consts::PI * f * k as f64).cos())
+                    .sum();
+                tones + if k == 0 { 6e-9 } else { 0.0 }
+            })
+            .collect();
+        let g = Array2::from_shape_fn((n, n), |(i, j)| r[i.abs_diff(j)]);
+        let x = Array2::from_shape_fn((n, 2), |(i, j)| ((2 * i + j) as f64 * 0.37).sin());
+        let d = g.dot(&x);
+        let mut solution = d.clone();
+        Cholesky::factor(g.clone())
+            .expect("numerically positive definite")
+            .solve_in_place(&mut solution);
+        let residual = (&g.dot(&solution) - &d)
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+            * solution.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(
+            residual / scale < 1e-13,
+            "relative residual {:e}",
+            residual / scale
+        );
     }
 
     #[test]
