@@ -345,7 +345,7 @@ fn results_are_bit_identical_with_one_or_two_threads() {
 }
 
 #[test]
-fn an_exact_copy_scores_infinite_sar_and_a_lone_source_infinite_sir() {
+fn an_exact_copy_scores_above_100_db_and_a_lone_source_an_infinite_sir() {
     let (_, refs, _) = fixture("mono");
     let one = [refs[1].clone()];
     let scores = evaluate(&one, &one, &v3()).unwrap();
