@@ -74,6 +74,41 @@ pub enum ParamError {
     /// A given matrix holds negative, NaN or infinite values.
     #[error("{0} must be non-negative and finite")]
     NotNonNegative(&'static str),
+    /// A source name that cannot name an output file, or is used twice.
+    #[error("source name '{name}' {reason}")]
+    SourceName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Options that cannot be used together.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// A note that is neither a note name nor a MIDI number.
+    #[error("'{note}' is not a note: {reason}")]
+    BadNote {
+        /// The text given.
+        note: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A note range whose high note is below its low note.
+    #[error("'{0}' is not a note range LOW-HIGH with LOW at or below HIGH (e.g. A0-C8)")]
+    BadNoteRange(String),
+    /// A note whose fundamental is too close to the Nyquist frequency to model.
+    #[error(
+        "note {note} ({hz:.0} Hz) is too high for this audio, whose Nyquist frequency is \
+         {nyquist:.0} Hz"
+    )]
+    NoteAboveNyquist {
+        /// The note's name.
+        note: String,
+        /// Its fundamental frequency.
+        hz: f64,
+        /// Half the sample rate.
+        nyquist: f64,
+    },
 }
 
 /// An error while reading, processing or writing audio.
@@ -142,6 +177,24 @@ pub enum Error {
         /// The length of channel 0.
         expected: usize,
     },
+    /// A template file that cannot be used.
+    #[error("invalid template file: {0}")]
+    Templates(String),
+    /// Templates learned with other STFT settings or at another sample rate.
+    #[error("templates '{name}' were learned with {what} {learned}, this run uses {used}")]
+    TemplateMismatch {
+        /// The templates' source name.
+        name: String,
+        /// Which setting differs.
+        what: &'static str,
+        /// Its value when the templates were learned.
+        learned: String,
+        /// Its value now.
+        used: String,
+    },
+    /// Recordings to be pooled have different sample rates.
+    #[error("the recordings have different sample rates ({0} Hz and {1} Hz)")]
+    SampleRates(u32, u32),
     /// An output folder that already exists would be replaced.
     #[error("output folder {0} already exists")]
     OutputExists(PathBuf),
@@ -201,7 +254,8 @@ pub enum Property {
 }
 
 impl Property {
-    /// The value with its unit: `44100 Hz`, `2 channels`, `88200 samples per channel`.
+    /// The value in words: `a sample rate of 44100 Hz`, `2 channels`, `88200 samples per
+    /// channel`.
     pub fn describe(self, value: u64) -> String {
         match self {
             Property::SampleRate => format!("a sample rate of {value} Hz"),

@@ -5,10 +5,16 @@ mod atomic;
 pub mod audio;
 pub mod error;
 pub mod eval;
+mod group;
+pub mod inspect;
 pub mod mask;
+pub mod midi;
 pub mod nmf;
+pub mod notes;
 pub mod npy;
+pub mod plot;
 pub mod separate;
 pub mod stft;
+pub mod templates;
 
 pub use error::{Error, ParamError, Result};

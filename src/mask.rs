@@ -19,7 +19,7 @@
 /// assert_eq!(frame, vec![0.9, 0.5, 0.5, 0.1, 0.5, 0.5]);
 /// ```
 pub fn soft_masks_in_place(models: &mut [f32], sources: usize, power: f32) {
-    assert!(sources > 0 && models.len() % sources == 0);
+    assert!(sources > 0 && models.len().is_multiple_of(sources));
     let bins = models.len() / sources;
     let equal = 1.0 / sources as f32;
     for f in 0..bins {

@@ -15,9 +15,11 @@ use realfft::num_complex::Complex32;
 
 use crate::audio::{self, Audio, ClipReport, OutputFormat, WavStreamWriter};
 use crate::error::{Error, ParamError, Result};
+use crate::group;
 use crate::mask::soft_masks_in_place;
 use crate::nmf::{self, Nmf, NmfParams, Progress};
 use crate::stft::{OverlapAdd, Stft, StftParams, StftScratch};
+use crate::templates::{self, Templates};
 
 /// Settings of a separation: STFT, NMF and mask.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +30,12 @@ pub struct SeparateParams {
     pub nmf: NmfParams,
     /// Exponent p of the soft masks `S_s^p / Σ S_r^p` (default 2).
     pub mask_power: f32,
+    /// Learned templates of named sources, held fixed (default none). With templates, the
+    /// NMF's free components (`nmf.components()`, may be 0) are rendered together as `other`.
+    pub templates: Vec<Templates>,
+    /// Group the free components into this many sources by what they sound like (default
+    /// none: one source per component).
+    pub groups: Option<usize>,
 }
 
 impl Default for SeparateParams {
@@ -36,9 +44,14 @@ impl Default for SeparateParams {
             stft: StftParams::default(),
             nmf: NmfParams::default(),
             mask_power: 2.0,
+            templates: Vec::new(),
+            groups: None,
         }
     }
 }
+
+/// Name of the source made of the free components next to learned templates.
+pub const OTHER: &str = "other";
 
 impl SeparateParams {
     /// Checks every part.
@@ -55,7 +68,56 @@ impl SeparateParams {
                 got: f64::from(self.mask_power),
             });
         }
+        if let Some(groups) = self.groups {
+            if !self.templates.is_empty() {
+                return Err(ParamError::Conflict(
+                    "grouping into sources cannot be combined with learned templates",
+                ));
+            }
+            if groups == 0 || groups > self.nmf.components() {
+                return Err(ParamError::OutOfRange {
+                    name: "sources",
+                    expected: "between 1 and the number of components",
+                    got: groups as f64,
+                });
+            }
+        }
+        let mut names: Vec<&str> = self.templates.iter().map(|t| t.name.as_str()).collect();
+        if !self.templates.is_empty() && self.nmf.components() > 0 {
+            names.push(OTHER);
+        }
+        for (i, name) in names.iter().enumerate() {
+            check_source_name(name)?;
+            if names[..i].contains(name) {
+                return Err(ParamError::SourceName {
+                    name: name.to_string(),
+                    reason: "is used for two sources",
+                });
+            }
+        }
         Ok(())
+    }
+}
+
+/// Refuses names that cannot be used as a file name on every platform.
+pub(crate) fn check_source_name(name: &str) -> Result<(), ParamError> {
+    let reason = if name.is_empty() {
+        Some("is empty")
+    } else if name.starts_with('.') {
+        Some("starts with a dot")
+    } else if name.chars().any(|c| {
+        matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') || c.is_control()
+    }) {
+        Some("contains a character that is not allowed in file names")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ParamError::SourceName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -123,9 +185,24 @@ pub fn analyze(
             n_fft: stft.n_fft(),
         });
     }
+    for t in &params.templates {
+        t.check_compatible(&params.stft, audio.sample_rate)?;
+    }
     let spectrogram = channel_summed_magnitude(&stft, audio);
-    let nmf = nmf::fit_with_progress(spectrogram.t(), &params.nmf, progress)?;
-    let sources = one_source_per_component(&nmf);
+    let nmf = if params.templates.is_empty() {
+        nmf::fit_with_progress(spectrogram.t(), &params.nmf, progress)?
+    } else {
+        let fixed = templates::stack(&params.templates);
+        let nmf_params = params.nmf.clone().with_fixed_templates(fixed);
+        nmf::fit_with_progress(spectrogram.t(), &nmf_params, progress)?
+    };
+    let sources = if !params.templates.is_empty() {
+        named_sources(&params.templates, params.nmf.components())
+    } else if let Some(groups) = params.groups {
+        group::group_components(&nmf, groups, audio.sample_rate, stft.n_fft())
+    } else {
+        one_source_per_component(&nmf)
+    };
     Ok(Separation {
         nmf,
         sources,
@@ -164,8 +241,9 @@ pub fn separate(audio: &Audio, params: &SeparateParams) -> Result<Vec<Audio>> {
     analyze(audio, params, &mut |_| {})?.render_to_memory(audio)
 }
 
-/// Sums the magnitude spectrograms of all channels, shape `(frames, bins)`.
-fn channel_summed_magnitude(stft: &Stft, audio: &Audio) -> Array2<f32> {
+/// Sums the magnitude spectrograms of all channels, shape `(frames, bins)`: what
+/// [`analyze`] factorises.
+pub fn channel_summed_magnitude(stft: &Stft, audio: &Audio) -> Array2<f32> {
     let (frames, bins) = (stft.n_frames(audio.len()), stft.n_bins());
     let mut v = Array2::<f32>::zeros((frames, bins));
     for channel in &audio.channels {
@@ -187,6 +265,29 @@ fn channel_summed_magnitude(stft: &Stft, audio: &Audio) -> Array2<f32> {
 
 /// Frames per parallel task in the spectrogram and render loops.
 const FRAMES_PER_TASK: usize = 32;
+
+/// One source per template set, in order, then `other` for the free components.
+fn named_sources(templates: &[Templates], free: usize) -> Vec<Source> {
+    let mut next = 0;
+    let mut sources: Vec<Source> = templates
+        .iter()
+        .map(|t| {
+            let components = (next..next + t.len()).collect();
+            next += t.len();
+            Source {
+                name: t.name.clone(),
+                components,
+            }
+        })
+        .collect();
+    if free > 0 {
+        sources.push(Source {
+            name: OTHER.to_string(),
+            components: (next..next + free).collect(),
+        });
+    }
+    sources
+}
 
 fn one_source_per_component(nmf: &Nmf) -> Vec<Source> {
     let k = nmf.w.ncols();
@@ -219,6 +320,27 @@ struct SourceRender {
 }
 
 impl Separation {
+    /// A separation of a factorisation made elsewhere (for example with fixed templates):
+    /// `nmf` must come from a spectrogram made with `stft` (see [`channel_summed_magnitude`]),
+    /// and each source lists components of `nmf`. Masks are `S_s^p / Σ S_r^p` with
+    /// `p = mask_power`.
+    ///
+    /// # Panics
+    /// If a source names a component that `nmf` does not have.
+    pub fn new(nmf: Nmf, sources: Vec<Source>, stft: Stft, mask_power: f32) -> Separation {
+        let k = nmf.w.ncols();
+        assert!(
+            sources.iter().flat_map(|s| &s.components).all(|&c| c < k),
+            "sources name components 0..{k}"
+        );
+        Separation {
+            nmf,
+            sources,
+            stft,
+            mask_power,
+        }
+    }
+
     /// Number of sources.
     pub fn n_sources(&self) -> usize {
         self.sources.len()
@@ -463,7 +585,7 @@ pub fn separate_file(
     })
 }
 
-fn hidden_name(stem: &OsString, what: &str) -> OsString {
+pub(crate) fn hidden_name(stem: &OsString, what: &str) -> OsString {
     let mut name = OsString::from(".");
     name.push(stem);
     name.push(format!(".demix-{what}-{}", std::process::id()));
@@ -471,7 +593,7 @@ fn hidden_name(stem: &OsString, what: &str) -> OsString {
 }
 
 /// Refuses a track folder that exists (without `force`) or that holds the input.
-fn check_destination(input: &Path, track_dir: &Path, force: bool) -> Result<()> {
+pub(crate) fn check_destination(input: &Path, track_dir: &Path, force: bool) -> Result<()> {
     if !track_dir.exists() {
         return Ok(());
     }
@@ -511,7 +633,7 @@ fn write_stems(
 }
 
 /// Renames the finished temporary folder to `track_dir`, replacing an existing one.
-fn move_into_place(tmp_dir: &Path, track_dir: &Path, stem: &OsString) -> Result<()> {
+pub(crate) fn move_into_place(tmp_dir: &Path, track_dir: &Path, stem: &OsString) -> Result<()> {
     if !track_dir.exists() {
         return fs::rename(tmp_dir, track_dir).map_err(|e| Error::write(track_dir, e));
     }

@@ -326,7 +326,7 @@ impl Stft {
     pub fn synthesize(&self, spectrum: &[Complex32], scratch: &mut StftScratch, out: &mut [f32]) {
         scratch.spectrum.copy_from_slice(spectrum);
         scratch.spectrum[0].im = 0.0;
-        if self.n_fft % 2 == 0 {
+        if self.n_fft.is_multiple_of(2) {
             scratch.spectrum[self.n_fft / 2].im = 0.0;
         }
         self.inverse

@@ -169,24 +169,25 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
 
     let decoded = channels.first().map_or(0, Vec::len) as u64;
     let reached_end = declared_end.is_some_and(|end| stream_end >= end);
-    if let Some(expected) = expected_frames {
-        if decoded < expected && !reached_end {
-            return Err(Error::Truncated { expected, decoded });
-        }
+    if let Some(expected) = expected_frames
+        && decoded < expected
+        && !reached_end
+    {
+        return Err(Error::Truncated { expected, decoded });
     }
     if failed_packets > 0 {
         return Err(Error::Corrupt(format!(
             "{failed_packets} packet(s) could not be decoded (first: {first_failure})"
         )));
     }
-    if let Some(expected) = expected_frames {
-        if decoded < expected {
-            return Err(Error::Corrupt(format!(
-                "{} of the {expected} frames the header declares are missing: damaged data \
+    if let Some(expected) = expected_frames
+        && decoded < expected
+    {
+        return Err(Error::Corrupt(format!(
+            "{} of the {expected} frames the header declares are missing: damaged data \
                  in the middle of the stream was skipped",
-                expected - decoded
-            )));
-        }
+            expected - decoded
+        )));
     }
     if channels.is_empty() {
         return Err(Error::Corrupt("no audio could be decoded".into()));

@@ -11,7 +11,7 @@ use demix::stft::StftParams;
 
 /// Separate mixed audio recordings into stems with non-negative matrix factorization.
 #[derive(Debug, Parser)]
-#[command(name = "demix", version, propagate_version = true, after_help = SEPARATE_EXAMPLE)]
+#[command(name = "demix", version, propagate_version = true, after_help = EXAMPLES)]
 pub struct Cli {
     /// Worker threads (default: the RAYON_NUM_THREADS variable, else one per core).
     #[arg(short = 'j', long, global = true, value_name = "N")]
@@ -32,33 +32,40 @@ pub enum Command {
     /// Separate recordings into one WAV file per source.
     #[command(after_help = SEPARATE_EXAMPLE)]
     Separate(SeparateArgs),
+    /// Learn the spectral templates of one source from isolated recordings of it.
+    #[command(after_help = LEARN_EXAMPLE)]
+    Learn(LearnArgs),
+    /// Show and export what plays when, at which pitch: templates, activations, notes.
+    #[command(after_help = super::inspect::INSPECT_EXAMPLE)]
+    Inspect(super::inspect::InspectArgs),
     /// Score estimated sources against references: BSS Eval (SDR, SIR, SAR, ISR) and SI-SDR.
     #[command(after_help = super::eval::EVAL_EXAMPLE)]
     Eval(super::eval::EvalArgs),
 }
 
 const SEPARATE_EXAMPLE: &str = "\
-Example:
+Examples:
   demix separate samples/mix.flac -k 2 -o out
-  writes out/mix/source1.wav and out/mix/source2.wav, loudest source first.";
+    writes out/mix/source1.wav and out/mix/source2.wav, loudest source first.
+  demix separate mix.flac --source piano=piano.npz --source bass=bass.npz --free 2 -o out
+    writes out/mix/piano.wav, out/mix/bass.wav and out/mix/other.wav.
+  demix separate mix.flac -k 12 --sources 2 -o out
+    fits 12 components and groups them into out/mix/source1.wav and source2.wav.";
 
-/// Options of `demix separate`.
+const LEARN_EXAMPLE: &str = "\
+Example:
+  demix learn piano1.flac piano2.flac -k 16 -o piano.npz
+    learns 16 templates of 'piano' for `demix separate --source piano.npz`.";
+
+const EXAMPLES: &str = "\
+Examples:
+  demix separate samples/mix.flac -k 2 -o out
+  demix learn piano.flac -o piano.npz
+  demix separate mix.flac --source piano.npz --source bass.npz --free 2 -o out";
+
+/// The STFT and NMF options shared by the subcommands that fit a model.
 #[derive(Debug, Args)]
-pub struct SeparateArgs {
-    /// Audio files to separate (WAV, FLAC, and the other formats in the README).
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
-    /// Folder for the results: OUT/<input file stem>/<source>.wav.
-    #[arg(short, long = "out", value_name = "OUT")]
-    pub out: PathBuf,
-    /// Number of NMF components; each is written as one source.
-    #[arg(
-        short = 'k',
-        long = "components",
-        default_value_t = 4,
-        value_name = "K"
-    )]
-    pub components: usize,
+pub struct ModelArgs {
     /// Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in [0, 4].
     #[arg(long, default_value = "kl", value_parser = parse_loss, value_name = "LOSS")]
     pub loss: Loss,
@@ -74,12 +81,83 @@ pub struct SeparateArgs {
     /// Initialisation of the factors.
     #[arg(long, value_enum, default_value_t = InitArg::Nndsvda)]
     pub init: InitArg,
-    /// FFT frame length in samples.
-    #[arg(long = "n-fft", default_value_t = 2048, value_name = "N")]
-    pub n_fft: usize,
-    /// Hop between frames in samples [default: n-fft / 4].
+    /// FFT frame length in samples [default: 2048, or that of the templates].
+    #[arg(long = "n-fft", value_name = "N")]
+    pub n_fft: Option<usize>,
+    /// Hop between frames in samples [default: n-fft / 4, or that of the templates].
     #[arg(long, value_name = "N")]
     pub hop: Option<usize>,
+}
+
+/// Frame length when neither the options nor templates set one.
+const DEFAULT_N_FFT: usize = 2048;
+
+impl ModelArgs {
+    /// The STFT settings asked for; `fallback` (from templates) fills what is not given.
+    pub fn stft(&self, fallback: Option<StftParams>) -> StftParams {
+        let n_fft = self
+            .n_fft
+            .or(fallback.map(|f| f.n_fft()))
+            .unwrap_or(DEFAULT_N_FFT);
+        let mut stft = StftParams::new(n_fft);
+        let hop = match (self.hop, fallback) {
+            (Some(hop), _) => Some(hop),
+            (None, Some(f)) if self.n_fft.is_none_or(|n| n == f.n_fft()) => Some(f.hop()),
+            _ => None,
+        };
+        if let Some(hop) = hop {
+            stft = stft.with_hop(hop);
+        }
+        if let Some(f) = fallback {
+            stft = stft.with_window(f.window());
+        }
+        stft
+    }
+
+    /// NMF parameters for `components` free components.
+    pub fn nmf(&self, components: usize) -> NmfParams {
+        let init = match self.init {
+            InitArg::Nndsvda => Init::Nndsvda,
+            InitArg::Random => Init::Random,
+        };
+        NmfParams::new(components)
+            .with_loss(self.loss)
+            .with_max_iter(self.max_iter)
+            .with_tol(self.tol)
+            .with_seed(self.seed)
+            .with_init(init)
+    }
+}
+
+/// Options of `demix separate`.
+#[derive(Debug, Args)]
+pub struct SeparateArgs {
+    /// Audio files to separate (WAV, FLAC, and the other formats in the README).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Folder for the results: OUT/<input file stem>/<source>.wav.
+    #[arg(short, long = "out", value_name = "OUT")]
+    pub out: PathBuf,
+    /// Number of NMF components; each is written as one source [default: 4].
+    #[arg(
+        short = 'k',
+        long = "components",
+        value_name = "K",
+        conflicts_with = "source"
+    )]
+    pub components: Option<usize>,
+    /// A named source from learned templates, held fixed: NAME=FILE.npz, or FILE.npz to use the
+    /// name stored in the file. Repeat for each source.
+    #[arg(long = "source", value_name = "[NAME=]FILE")]
+    pub source: Vec<String>,
+    /// Free components fitted alongside learned templates, written together as other.wav.
+    #[arg(long, default_value_t = 0, value_name = "K", requires = "source")]
+    pub free: usize,
+    /// Group the components into this many sources by their sound (source1.wav ...).
+    #[arg(long = "sources", value_name = "S")]
+    pub groups: Option<usize>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Exponent p of the soft masks S^p / sum(S^p).
     #[arg(long = "mask-power", default_value_t = 2.0, value_name = "P")]
     pub mask_power: f32,
@@ -92,6 +170,36 @@ pub struct SeparateArgs {
     /// Write 32-bit float WAV (never clips).
     #[arg(long)]
     pub float32: bool,
+}
+
+/// Components when `-k` is not given.
+pub const DEFAULT_COMPONENTS: usize = 4;
+
+/// Options of `demix learn`.
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// Isolated recordings of the source (pooled).
+    #[arg(required = true, value_name = "AUDIO")]
+    pub inputs: Vec<PathBuf>,
+    /// The template file to write (.npz).
+    #[arg(short, long = "out", value_name = "NAME.npz")]
+    pub out: PathBuf,
+    /// Number of templates.
+    #[arg(
+        short = 'k',
+        long = "components",
+        default_value_t = 16,
+        value_name = "K"
+    )]
+    pub components: usize,
+    /// The source's name [default: the output file's stem].
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Replace an existing template file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `--init` values.
@@ -108,25 +216,21 @@ fn parse_loss(s: &str) -> Result<Loss, String> {
 }
 
 impl SeparateArgs {
-    /// The library parameters these options ask for (checked later, by the library).
-    pub fn params(&self) -> SeparateParams {
-        let mut stft = StftParams::new(self.n_fft);
-        if let Some(hop) = self.hop {
-            stft = stft.with_hop(hop);
-        }
-        let init = match self.init {
-            InitArg::Nndsvda => Init::Nndsvda,
-            InitArg::Random => Init::Random,
+    /// The library parameters these options ask for, with the templates already loaded
+    /// (checked later, by the library).
+    pub fn params(&self, templates: Vec<demix::templates::Templates>) -> SeparateParams {
+        let fallback = templates.first().map(|t| t.stft_params());
+        let components = if templates.is_empty() {
+            self.components.unwrap_or(DEFAULT_COMPONENTS)
+        } else {
+            self.free
         };
         SeparateParams {
-            stft,
-            nmf: NmfParams::new(self.components)
-                .with_loss(self.loss)
-                .with_max_iter(self.max_iter)
-                .with_tol(self.tol)
-                .with_seed(self.seed)
-                .with_init(init),
+            stft: self.model.stft(fallback),
+            nmf: self.model.nmf(components),
             mask_power: self.mask_power,
+            templates,
+            groups: self.groups,
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod args;
 mod eval;
+mod inspect;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -12,10 +13,11 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use args::{Cli, Command, SeparateArgs};
+use args::{Cli, Command, LearnArgs, SeparateArgs};
 use demix::ParamError;
 use demix::audio::OutputFormat;
 use demix::separate::{self, TrackReport};
+use demix::templates::Templates;
 
 /// Exit code for a failed run (bad input, failed write).
 const FAILURE: u8 = 1;
@@ -48,6 +50,8 @@ pub fn main() -> ExitCode {
     }
     match &cli.command {
         Command::Separate(args) => run_separate(args, &out),
+        Command::Learn(args) => run_learn(args, &out),
+        Command::Inspect(args) => inspect::run(args, &out),
         Command::Eval(args) => eval::run_eval(args, &out),
     }
 }
@@ -105,20 +109,50 @@ impl Output {
     }
 }
 
+/// Loads the templates of `--source [NAME=]FILE` options, renaming them as asked.
+fn load_sources(specs: &[String]) -> Result<Vec<Templates>, String> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, file) = match spec.split_once('=') {
+                Some((name, file)) if !name.is_empty() && !Path::new(spec).exists() => {
+                    (Some(name), file)
+                }
+                _ => (None, spec.as_str()),
+            };
+            let mut templates =
+                Templates::load(Path::new(file)).map_err(|e| format!("{file}: {e}"))?;
+            if let Some(name) = name {
+                templates.name = name.to_string();
+            }
+            Ok(templates)
+        })
+        .collect()
+}
+
 fn run_separate(args: &SeparateArgs, out: &Output) -> ExitCode {
-    let params = args.params();
+    let templates = match load_sources(&args.source) {
+        Ok(t) => t,
+        Err(message) => {
+            out.error(&message);
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let params = args.params(templates);
     if let Err(e) = params.check() {
         out.error(&describe_param_error(&e));
         return ExitCode::from(FAILURE);
     }
     let output = args.output();
+    let model = &args.model;
     out.detail(&format!(
-        "demix separate: k={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
-        args.components,
-        args.loss,
-        args.max_iter,
-        args.tol,
-        args.seed,
+        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
+        params.nmf.total_components(),
+        params.templates.len(),
+        model.loss,
+        model.max_iter,
+        model.tol,
+        model.seed,
         params.stft.n_fft(),
         params.stft.hop(),
         args.mask_power
@@ -141,7 +175,7 @@ fn run_separate(args: &SeparateArgs, out: &Output) -> ExitCode {
         claimed.insert(track_dir, input);
 
         let started = Instant::now();
-        let bar = out.iteration_bar(&name, args.max_iter);
+        let bar = out.iteration_bar(&name, model.max_iter);
         let result = separate::separate_file(input, &args.out, &params, &output, &mut |p| {
             bar.set_position(p.iteration as u64);
             if let Some(cost) = p.cost {
@@ -168,6 +202,80 @@ fn run_separate(args: &SeparateArgs, out: &Output) -> ExitCode {
         ExitCode::from(FAILURE)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn run_learn(args: &LearnArgs, out: &Output) -> ExitCode {
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.out
+            .file_stem()
+            .map_or_else(|| "source".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let stft = args.model.stft(None);
+    let nmf = args.model.nmf(args.components);
+    let target = args.out.display().to_string();
+    if args.out.exists() && !args.force {
+        out.error(&format!(
+            "{target}: already exists; use --force to replace it"
+        ));
+        return ExitCode::from(FAILURE);
+    }
+    if args.inputs.iter().any(|i| same_file(i, &args.out)) {
+        out.error(&format!(
+            "{target}: is one of the inputs; choose another output file"
+        ));
+        return ExitCode::from(FAILURE);
+    }
+    let mut examples = Vec::with_capacity(args.inputs.len());
+    for input in &args.inputs {
+        match demix::audio::read_audio(input) {
+            Ok(audio) => examples.push(audio),
+            Err(e) => {
+                out.error(&format!("{}: {e}", input.display()));
+                return ExitCode::from(FAILURE);
+            }
+        }
+    }
+    let started = Instant::now();
+    let bar = out.iteration_bar(&target, args.model.max_iter);
+    let learned = demix::templates::learn(&name, &examples, &stft, &nmf, &mut |p| {
+        bar.set_position(p.iteration as u64);
+    });
+    bar.finish_and_clear();
+    let result = learned.and_then(|t| t.save(&args.out).map(|()| t));
+    match result {
+        Ok(t) => {
+            let seconds: f64 = examples.iter().map(|a| a.duration_secs()).sum();
+            out.info(&format!(
+                "{target}: {} templates of '{}' from {} file(s), {seconds:.1} s of audio ({:.1} s)",
+                t.len(),
+                t.name,
+                examples.len(),
+                started.elapsed().as_secs_f64()
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(demix::Error::Param(e)) => {
+            out.error(&describe_param_error(&e));
+            ExitCode::from(FAILURE)
+        }
+        Err(e) => {
+            let inputs: Vec<String> = args
+                .inputs
+                .iter()
+                .map(|i| i.display().to_string())
+                .collect();
+            out.error(&format!("{}: {e}", inputs.join(", ")));
+            ExitCode::from(FAILURE)
+        }
+    }
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -221,6 +329,11 @@ fn describe_param_error(e: &ParamError) -> String {
             name: "mask power", ..
         } => "--mask-power",
         ParamError::OutOfRange { name: "beta", .. } | ParamError::UnknownLoss(_) => "--loss",
+        ParamError::OutOfRange {
+            name: "sources", ..
+        } => "--sources",
+        ParamError::SourceName { .. } => "source name",
+        ParamError::Conflict(_) => "options",
         _ => "invalid parameter",
     };
     format!("{flag}: {e}")

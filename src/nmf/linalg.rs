@@ -10,7 +10,9 @@ use rayon::prelude::*;
 /// Rows of the tall operand per parallel task.
 pub(crate) const ROW_BLOCK: usize = 256;
 
-/// `c = alpha * a · b + beta * c` for any strides.
+/// `c = alpha * a · b + beta * c` for any strides, single-threaded (callers parallelise over
+/// blocks). faer's kernels measured fastest for the block shapes of the NMF (see
+/// `benches/gemm.rs`).
 pub(crate) fn gemm(
     alpha: f32,
     a: &ArrayView2<f32>,
@@ -18,7 +20,32 @@ pub(crate) fn gemm(
     beta: f32,
     c: &mut ArrayViewMut2<f32>,
 ) {
-    ndarray::linalg::general_mat_mul(alpha, a, b, beta, c);
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!(b.nrows(), k);
+    assert_eq!(c.dim(), (m, n));
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the views are built from ndarray views of exactly these shapes and strides, so
+    // every index faer touches is inside the arrays; `c` is borrowed mutably and cannot alias
+    // `a` or `b`.
+    unsafe {
+        let a =
+            faer::MatRef::<f32>::from_raw_parts(a.as_ptr(), m, k, a.strides()[0], a.strides()[1]);
+        let b =
+            faer::MatRef::<f32>::from_raw_parts(b.as_ptr(), k, n, b.strides()[0], b.strides()[1]);
+        let c_strides = (c.strides()[0], c.strides()[1]);
+        let c =
+            faer::MatMut::<f32>::from_raw_parts_mut(c.as_mut_ptr(), m, n, c_strides.0, c_strides.1);
+        let accum = if beta == 0.0 {
+            faer::Accum::Replace
+        } else {
+            assert_eq!(beta, 1.0, "only beta 0 or 1");
+            faer::Accum::Add
+        };
+        faer::linalg::matmul::matmul(c, accum, a, b, alpha, faer::Par::Seq);
+    }
 }
 
 /// `x · q` for a tall `x` (rows split into blocks computed in parallel).
@@ -118,15 +145,6 @@ pub(crate) fn symmetric_eigen(a: &Array2<f64>) -> (Array1<f64>, Array2<f64>) {
     let values = Array1::from_iter(order.iter().map(|&i| a[[i, i]]));
     let vectors = v.select(Axis(1), &order);
     (values, vectors)
-}
-
-/// Sums each column of `x` in `f64`.
-pub(crate) fn column_sums(x: ArrayView2<f32>) -> Array1<f64> {
-    let mut sums = Array1::<f64>::zeros(x.ncols());
-    for row in x.rows() {
-        sums.zip_mut_with(&row, |s, &v| *s += f64::from(v));
-    }
-    sums
 }
 
 #[cfg(test)]

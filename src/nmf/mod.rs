@@ -8,6 +8,7 @@
 //! never give NaN or infinity.
 
 mod init;
+mod kernels;
 mod linalg;
 mod params;
 mod rng;
@@ -98,86 +99,179 @@ pub fn fit_with_progress(
     params: &NmfParams,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Nmf, ParamError> {
-    let (bins, frames) = v.dim();
-    if bins == 0 || frames == 0 {
-        return Err(ParamError::Shape {
-            what: "V",
-            expected: (bins.max(1), frames.max(1)),
-            actual: (bins, frames),
-        });
-    }
-    params.check_for(bins, frames)?;
-    check_non_negative("V", v)?;
+    let mut factorization = Factorization::new(v, params)?;
+    factorization.run(progress);
+    Ok(factorization.into_nmf())
+}
 
-    // X = Vᵀ / mean(V), floored: frames are contiguous rows.
-    let total: f64 = v.iter().map(|&a| f64::from(a)).sum();
-    let scale = match total / (bins * frames) as f64 {
-        m if m > 0.0 && m.is_finite() => m,
-        _ => 1.0,
-    };
-    let mut x = Array2::<f32>::zeros((frames, bins));
-    let inv = 1.0 / scale;
-    Zip::from(&mut x)
-        .and(v.t())
-        .for_each(|x, &v| *x = ((f64::from(v) * inv) as f32).max(DATA_FLOOR));
+/// A factorisation in progress, for callers that drive the iterations themselves (and for the
+/// benchmarks): [`fit`] is `new`, then `run`, then `into_nmf`.
+///
+/// ```
+/// use demix::nmf::{Factorization, NmfParams};
+/// let v = ndarray::Array2::from_shape_fn((6, 8), |(i, j)| 1.0 + ((i * j) % 5) as f32);
+/// let mut f = Factorization::new(v.view(), &NmfParams::new(2))?;
+/// let before = f.cost();
+/// for _ in 0..20 {
+///     f.step();
+/// }
+/// assert!(f.cost() < before);
+/// assert_eq!(f.into_nmf().iterations, 20);
+/// # Ok::<(), demix::ParamError>(())
+/// ```
+pub struct Factorization {
+    engine: Engine,
+    /// Templates, bins × K.
+    w: Array2<f32>,
+    /// Activations transposed, frames × K, in units of the scaled data.
+    g: Array2<f32>,
+    /// The mean of V, by which the data was divided.
+    scale: f64,
+    params: NmfParams,
+    fixed: usize,
+    iteration: usize,
+    history: Vec<CostPoint>,
+    converged: bool,
+}
 
-    let (mut w, mut g) = initial_factors(x.view(), params, scale);
-    let fixed = w.ncols() - params.components;
-    let beta = params.loss.beta();
-    let cost_scale = scale.powf(f64::from(beta));
-    let mut engine = Engine::new(x.view(), beta, params.loss.gamma(), w.ncols(), fixed);
-    if params.normalize {
-        update::normalize_columns(&mut w, &mut g, fixed);
-    }
+impl Factorization {
+    /// Checks the parameters against `v` (shape `(F, T)`), scales and floors a copy of the
+    /// data, and initialises the factors.
+    ///
+    /// # Errors
+    /// As [`fit`].
+    pub fn new(v: ArrayView2<f32>, params: &NmfParams) -> Result<Factorization, ParamError> {
+        let (bins, frames) = v.dim();
+        if bins == 0 || frames == 0 {
+            return Err(ParamError::Shape {
+                what: "V",
+                expected: (bins.max(1), frames.max(1)),
+                actual: (bins, frames),
+            });
+        }
+        params.check_for(bins, frames)?;
+        check_non_negative("V", v)?;
 
-    let update_w = params.components > 0;
-    let mut history = Vec::new();
-    let mut converged = false;
-    let mut iteration = 0;
-    loop {
-        let want_cost = iteration % params.cost_every == 0 || iteration == params.max_iter;
-        let cost = if update_w && iteration < params.max_iter {
-            engine.w_pass(&w, &g, want_cost)
-        } else if want_cost {
-            Some(engine.cost(&w, &g))
-        } else {
-            None
+        // X = Vᵀ / mean(V), floored: frames are contiguous rows.
+        let total: f64 = v.iter().map(|&a| f64::from(a)).sum();
+        let scale = match total / (bins * frames) as f64 {
+            m if m > 0.0 && m.is_finite() => m,
+            _ => 1.0,
         };
-        if let Some(cost) = cost {
-            let cost = cost * cost_scale;
-            if let Some(prev) = history.last().map(|c: &CostPoint| c.cost) {
-                if params.tol > 0.0
-                    && (prev - cost) / cost.abs().max(f64::MIN_POSITIVE) < params.tol
-                {
-                    converged = true;
-                }
-            }
-            history.push(CostPoint { iteration, cost });
+        let mut x = Array2::<f32>::zeros((frames, bins));
+        let inv = 1.0 / scale;
+        Zip::from(&mut x)
+            .and(v.t())
+            .for_each(|x, &v| *x = ((f64::from(v) * inv) as f32).max(DATA_FLOOR));
+
+        let (mut w, mut g) = initial_factors(x.view(), params, scale);
+        let fixed = w.ncols() - params.components;
+        if params.normalize {
+            update::normalize_columns(&mut w, &mut g, fixed);
         }
-        if converged || iteration == params.max_iter {
-            break;
-        }
-        if update_w {
-            engine.apply_w(&mut w, &mut g, params.normalize);
-        }
-        engine.h_pass(&w, &mut g);
-        iteration += 1;
-        progress(Progress {
-            iteration,
-            max_iter: params.max_iter,
-            cost: history.last().map(|c| c.cost),
-        });
+        let loss = params.loss;
+        let engine = Engine::new(x, loss.beta(), loss.gamma(), w.ncols(), fixed);
+        Ok(Factorization {
+            engine,
+            w,
+            g,
+            scale,
+            params: params.clone(),
+            fixed,
+            iteration: 0,
+            history: Vec::new(),
+            converged: false,
+        })
     }
 
-    let scale = scale as f32;
-    let h = g.t().mapv(|a| a * scale);
-    Ok(Nmf {
-        w,
-        h: h.as_standard_layout().into_owned(),
-        cost_history: history,
-        iterations: iteration,
-        converged,
-    })
+    /// Iterations done so far.
+    pub fn iteration(&self) -> usize {
+        self.iteration
+    }
+
+    /// One iteration: the free templates, then every activation.
+    pub fn step(&mut self) {
+        if self.fixed < self.w.ncols() {
+            self.engine.w_pass(&self.w, &self.g, false);
+            self.engine
+                .apply_w(&mut self.w, &mut self.g, self.params.normalize);
+        }
+        self.engine.h_pass(&self.w, &mut self.g);
+        self.iteration += 1;
+    }
+
+    /// The cost of the current factors, `D(V | W H)`.
+    pub fn cost(&mut self) -> f64 {
+        self.engine.cost(&self.w, &self.g) * self.cost_scale()
+    }
+
+    /// Iterates until the tolerance or the iteration limit stops it, recording the cost every
+    /// `cost_every` iterations (computed in the same pass as the template update) and calling
+    /// `progress` after each iteration.
+    pub fn run(&mut self, progress: &mut dyn FnMut(Progress)) {
+        let (max_iter, every, tol) = (
+            self.params.max_iter,
+            self.params.cost_every,
+            self.params.tol,
+        );
+        let update_w = self.fixed < self.w.ncols();
+        loop {
+            let it = self.iteration;
+            let want_cost = it.is_multiple_of(every) || it >= max_iter;
+            let cost = if update_w && it < max_iter {
+                self.engine.w_pass(&self.w, &self.g, want_cost)
+            } else if want_cost {
+                Some(self.engine.cost(&self.w, &self.g))
+            } else {
+                None
+            };
+            if let Some(cost) = cost {
+                let cost = cost * self.cost_scale();
+                if let Some(prev) = self.history.last().map(|c| c.cost)
+                    && tol > 0.0
+                    && (prev - cost) / cost.abs().max(f64::MIN_POSITIVE) < tol
+                {
+                    self.converged = true;
+                }
+                self.history.push(CostPoint {
+                    iteration: it,
+                    cost,
+                });
+            }
+            if self.converged || it >= max_iter {
+                break;
+            }
+            if update_w {
+                self.engine
+                    .apply_w(&mut self.w, &mut self.g, self.params.normalize);
+            }
+            self.engine.h_pass(&self.w, &mut self.g);
+            self.iteration += 1;
+            progress(Progress {
+                iteration: self.iteration,
+                max_iter,
+                cost: self.history.last().map(|c| c.cost),
+            });
+        }
+    }
+
+    /// The result: W, H in the units of V, and the cost history.
+    pub fn into_nmf(self) -> Nmf {
+        let scale = self.scale as f32;
+        let h = self.g.t().mapv(|a| a * scale);
+        Nmf {
+            w: self.w,
+            h: h.as_standard_layout().into_owned(),
+            cost_history: self.history,
+            iterations: self.iteration,
+            converged: self.converged,
+        }
+    }
+
+    /// Converts a cost of the scaled data to the units of V: `D(cV | cΛ) = c^β D(V | Λ)`.
+    fn cost_scale(&self) -> f64 {
+        self.scale.powf(f64::from(self.params.loss.beta()))
+    }
 }
 
 /// W (bins × K) and G = Hᵀ (frames × K) in the units of the scaled data.

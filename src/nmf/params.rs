@@ -278,14 +278,14 @@ impl NmfParams {
     pub(crate) fn check_for(&self, bins: usize, frames: usize) -> Result<(), ParamError> {
         self.check()?;
         let k = self.total_components();
-        if let Some(w) = &self.fixed_w {
-            if w.nrows() != bins {
-                return Err(ParamError::Shape {
-                    what: "fixed templates",
-                    expected: (bins, w.ncols()),
-                    actual: w.dim(),
-                });
-            }
+        if let Some(w) = &self.fixed_w
+            && w.nrows() != bins
+        {
+            return Err(ParamError::Shape {
+                what: "fixed templates",
+                expected: (bins, w.ncols()),
+                actual: w.dim(),
+            });
         }
         if let Some((w, h)) = &self.initial {
             if w.dim() != (bins, k) {

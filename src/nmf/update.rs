@@ -2,20 +2,22 @@
 //!
 //! The data is held as `X = Vᵀ` (frames × bins) and the activations as `G = Hᵀ` (frames ×
 //! components), so a block of frames is a contiguous slab of both. For each block the model
-//! `Λ = G_b Wᵀ`, its element-wise transforms and the products with W or G are computed while
-//! the block sits in cache; only X is streamed from memory. Blocks run in parallel in groups,
-//! each into its own slot, and their partial results are combined in block order, so results
-//! do not depend on the number of threads.
+//! `Λ = G_b Wᵀ`, its element-wise transforms (fused with the cost, see [`kernels`]) and the
+//! products with W or G are computed while the block sits in cache; only X is streamed from
+//! memory. Blocks run in parallel in groups, each into its own slot, and their partial results
+//! are combined in block order, so results do not depend on the number of threads. All
+//! buffers are allocated once, before the first iteration.
 
 use std::ops::Range;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip, s};
 use rayon::prelude::*;
 
-use super::linalg::{column_sums, gemm, tall_t_times};
+use super::kernels;
+use super::linalg::gemm;
 
 /// Frames per block.
-pub(crate) const BLOCK: usize = 128;
+pub(crate) const BLOCK: usize = 256;
 
 /// The model `W·H` is floored here (in units of the mean of V) before negative powers.
 pub(crate) const MODEL_FLOOR: f32 = 1e-12;
@@ -41,75 +43,62 @@ impl Divergence {
             b => Divergence::Beta(b),
         }
     }
-
-    /// `d(x | y)` for one element, in `f64`.
-    pub(crate) fn element(self, x: f32, y: f32) -> f64 {
-        let (x, y) = (f64::from(x), f64::from(y));
-        match self {
-            Divergence::ItakuraSaito => {
-                let r = x / y;
-                r - r.ln() - 1.0
-            }
-            Divergence::KullbackLeibler => {
-                if x > 0.0 {
-                    x * (x / y).ln() - x + y
-                } else {
-                    y
-                }
-            }
-            Divergence::Euclidean => 0.5 * (x - y) * (x - y),
-            Divergence::Beta(b) => {
-                let b = f64::from(b);
-                (x.powf(b) + (b - 1.0) * y.powf(b) - b * x * y.powf(b - 1.0)) / (b * (b - 1.0))
-            }
-        }
-    }
 }
 
 /// Working memory of one block in flight.
 struct Slot {
     /// The model block `Λ_b` (frames × bins), transformed in place.
-    model: Array2<f32>,
+    model: Vec<f32>,
     /// A second frames × bins buffer for the numerator term.
-    ratio: Array2<f32>,
-    /// Partial W numerator (bins × free components) or H numerator (frames × components).
-    num: Array2<f32>,
-    /// Partial denominator, shaped as `num`.
-    den: Array2<f32>,
+    ratio: Vec<f32>,
+    /// Partial W numerator and denominator of the block (bins × free components).
+    w_num: Array2<f32>,
+    w_den: Array2<f32>,
+    /// H numerator and denominator of the block (frames × components).
+    h_num: Array2<f32>,
+    h_den: Array2<f32>,
+    /// Partial Gram matrix `G_bᵀ G_b` (Euclidean W update).
+    gram: Array2<f32>,
     /// Cost of the block.
     cost: f64,
 }
 
 /// The factorisation's working state that does not change between iterations: the data, the
 /// divergence, and buffers reused by every pass.
-pub(crate) struct Engine<'a> {
-    x: ArrayView2<'a, f32>,
+pub(crate) struct Engine {
+    x: Array2<f32>,
     div: Divergence,
     gamma: f32,
     fixed: usize,
     slots: Vec<Slot>,
+    /// Accumulated W numerator and denominator (bins × free components).
     w_num: Array2<f64>,
     w_den: Array2<f64>,
+    /// Column sums of G (KL) and `Gᵀ G_free` (Euclidean), accumulated by the W pass.
+    g_sums: Array1<f64>,
+    g_gram: Array2<f64>,
+    /// Column sums of W and `Wᵀ W`, for the H pass.
+    w_sums: Array1<f32>,
+    w_gram: Array2<f32>,
 }
 
-impl<'a> Engine<'a> {
-    /// `x` is frames × bins; `fixed` leading components of W are never updated.
-    pub(crate) fn new(
-        x: ArrayView2<'a, f32>,
-        beta: f32,
-        gamma: f32,
-        k: usize,
-        fixed: usize,
-    ) -> Self {
+impl Engine {
+    /// `x` is frames × bins (standard layout); `fixed` leading components of W are never
+    /// updated.
+    pub(crate) fn new(x: Array2<f32>, beta: f32, gamma: f32, k: usize, fixed: usize) -> Engine {
+        assert!(x.is_standard_layout());
         let bins = x.ncols();
         let free = k - fixed;
         let n_slots = 2 * rayon::current_num_threads().max(1);
         let slots = (0..n_slots)
             .map(|_| Slot {
-                model: Array2::zeros((BLOCK, bins)),
-                ratio: Array2::zeros((BLOCK, bins)),
-                num: Array2::zeros((bins.max(BLOCK), k)),
-                den: Array2::zeros((bins.max(BLOCK), k)),
+                model: vec![0.0; BLOCK * bins],
+                ratio: vec![0.0; BLOCK * bins],
+                w_num: Array2::zeros((bins, free)),
+                w_den: Array2::zeros((bins, free)),
+                h_num: Array2::zeros((BLOCK, k)),
+                h_den: Array2::zeros((BLOCK, k)),
+                gram: Array2::zeros((k, free)),
                 cost: 0.0,
             })
             .collect();
@@ -121,82 +110,140 @@ impl<'a> Engine<'a> {
             slots,
             w_num: Array2::zeros((bins, free)),
             w_den: Array2::zeros((bins, free)),
+            g_sums: Array1::zeros(free),
+            g_gram: Array2::zeros((k, free)),
+            w_sums: Array1::zeros(k),
+            w_gram: Array2::zeros((k, k)),
         }
     }
 
     /// The cost `D(X | G Wᵀ)` summed in `f64`.
     pub(crate) fn cost(&mut self, w: &Array2<f32>, g: &Array2<f32>) -> f64 {
-        let (x, div) = (self.x, self.div);
+        let (x, div) = (self.x.view(), self.div);
         let mut total = 0.0;
         for_each_block(
             &mut self.slots,
             x.nrows(),
             &mut total,
             |slot, _, r| {
-                let tb = r.len();
-                let mut model = slot.model.slice_mut(s![..tb, ..]);
-                model_block(&g.slice(s![r.clone(), ..]), w, &mut model);
-                slot.cost = block_cost(div, &x.slice(s![r, ..]), &model.view());
+                let xb = block_slice(&x, &r);
+                let model = model_block(&g.slice(s![r, ..]), w, &mut slot.model);
+                slot.cost = match div {
+                    Divergence::ItakuraSaito => {
+                        kernels::itakura_saito::<true>(xb, model, &mut slot.ratio)
+                    }
+                    Divergence::KullbackLeibler => kernels::kullback_leibler::<true>(xb, model),
+                    Divergence::Euclidean => kernels::euclidean_cost(xb, model),
+                    Divergence::Beta(b) => kernels::beta::<true>(xb, model, &mut slot.ratio, b),
+                };
             },
             |total, slot, _| *total += slot.cost,
         );
         total
     }
 
-    /// Accumulates the numerator and denominator of the W update for the current W and G.
-    /// Returns the cost of the current factors when `want_cost`.
+    /// Accumulates what the W update needs for the current W and G. Returns the cost of the
+    /// current factors when `want_cost`.
     pub(crate) fn w_pass(
         &mut self,
         w: &Array2<f32>,
         g: &Array2<f32>,
         want_cost: bool,
     ) -> Option<f64> {
-        let (x, div, fixed) = (self.x, self.div, self.fixed);
-        let need_model = div != Divergence::Euclidean || want_cost;
-        let free = w.ncols() - fixed;
+        let (x, div, fixed) = (self.x.view(), self.div, self.fixed);
         self.w_num.fill(0.0);
         self.w_den.fill(0.0);
-        let mut acc = (&mut self.w_num, &mut self.w_den, 0.0f64);
+        self.g_sums.fill(0.0);
+        self.g_gram.fill(0.0);
+        let mut acc = (
+            &mut self.w_num,
+            &mut self.w_den,
+            &mut self.g_sums,
+            &mut self.g_gram,
+            0.0f64,
+        );
         for_each_block(
             &mut self.slots,
             x.nrows(),
             &mut acc,
             |slot, _, r| {
                 let tb = r.len();
-                let xb = x.slice(s![r.clone(), ..]);
+                let xb = block_slice(&x, &r);
                 let gb = g.slice(s![r, ..]);
                 let g_free = gb.slice(s![.., fixed..]);
-                let mut model = slot.model.slice_mut(s![..tb, ..]);
-                if need_model {
-                    model_block(&gb, w, &mut model);
-                }
-                slot.cost = if want_cost {
-                    block_cost(div, &xb, &model.view())
-                } else {
-                    0.0
-                };
-                let mut ratio = slot.ratio.slice_mut(s![..tb, ..]);
-                let mut num = slot.num.slice_mut(s![..w.nrows(), ..free]);
-                let mut den = slot.den.slice_mut(s![..w.nrows(), ..free]);
-                match transform(div, &xb, &mut model, &mut ratio) {
-                    Terms::NumeratorOnly(a) => gemm(1.0, &a.t(), &g_free, 0.0, &mut num),
-                    Terms::Both(a, b) => {
-                        gemm(1.0, &a.t(), &g_free, 0.0, &mut num);
-                        gemm(1.0, &b.t(), &g_free, 0.0, &mut den);
+                let (num, den) = (&mut slot.w_num, &mut slot.w_den);
+                slot.cost = 0.0;
+                match div {
+                    Divergence::KullbackLeibler => {
+                        let model = model_block(&gb, w, &mut slot.model);
+                        slot.cost = if want_cost {
+                            kernels::kullback_leibler::<true>(xb, model)
+                        } else {
+                            kernels::kullback_leibler::<false>(xb, model)
+                        };
+                        gemm(
+                            1.0,
+                            &frames(model, tb).t(),
+                            &g_free,
+                            0.0,
+                            &mut num.view_mut(),
+                        );
                     }
-                    Terms::Data => gemm(1.0, &xb.t(), &g_free, 0.0, &mut num),
+                    Divergence::ItakuraSaito | Divergence::Beta(_) => {
+                        let model = model_block(&gb, w, &mut slot.model);
+                        let ratio = &mut slot.ratio[..model.len()];
+                        slot.cost = match (div, want_cost) {
+                            (Divergence::Beta(b), true) => {
+                                kernels::beta::<true>(xb, model, ratio, b)
+                            }
+                            (Divergence::Beta(b), false) => {
+                                kernels::beta::<false>(xb, model, ratio, b)
+                            }
+                            (_, true) => kernels::itakura_saito::<true>(xb, model, ratio),
+                            (_, false) => kernels::itakura_saito::<false>(xb, model, ratio),
+                        };
+                        gemm(
+                            1.0,
+                            &frames(ratio, tb).t(),
+                            &g_free,
+                            0.0,
+                            &mut num.view_mut(),
+                        );
+                        gemm(
+                            1.0,
+                            &frames(model, tb).t(),
+                            &g_free,
+                            0.0,
+                            &mut den.view_mut(),
+                        );
+                    }
+                    Divergence::Euclidean => {
+                        if want_cost {
+                            let model = model_block(&gb, w, &mut slot.model);
+                            slot.cost = kernels::euclidean_cost(xb, model);
+                        }
+                        gemm(1.0, &frames(xb, tb).t(), &g_free, 0.0, &mut num.view_mut());
+                        gemm(1.0, &gb.t(), &g_free, 0.0, &mut slot.gram.view_mut());
+                    }
                 }
             },
-            |(num, den, cost), slot, _| {
-                let rows = num.nrows();
-                add_into(num, &slot.num.slice(s![..rows, ..free]));
-                if matches!(div, Divergence::ItakuraSaito | Divergence::Beta(_)) {
-                    add_into(den, &slot.den.slice(s![..rows, ..free]));
+            |(num, den, g_sums, g_gram, cost), slot, r| {
+                add_into(num, &slot.w_num);
+                match div {
+                    Divergence::ItakuraSaito | Divergence::Beta(_) => {
+                        add_into(den, &slot.w_den);
+                    }
+                    Divergence::KullbackLeibler => {
+                        for row in g.slice(s![r, fixed..]).rows() {
+                            g_sums.zip_mut_with(&row, |s, &v| *s += f64::from(v));
+                        }
+                    }
+                    Divergence::Euclidean => add_into(g_gram, &slot.gram),
                 }
                 *cost += slot.cost;
             },
         );
-        let cost = acc.2;
+        let cost = acc.4;
         want_cost.then_some(cost)
     }
 
@@ -207,17 +254,18 @@ impl<'a> Engine<'a> {
         match self.div {
             Divergence::KullbackLeibler => {
                 // Λ^0 Hᵀ: every row of the denominator is the row sums of H.
-                let sums = column_sums(g.slice(s![.., fixed..]));
                 for mut row in self.w_den.rows_mut() {
-                    row.assign(&sums);
+                    row.assign(&self.g_sums);
                 }
             }
             Divergence::Euclidean => {
-                // (W H) Hᵀ = W (H Hᵀ), with the small Gram matrix.
-                let g_free = g.slice(s![.., fixed..]);
-                let gram = tall_t_times(g.view(), g_free);
-                let w64 = w.mapv(f64::from);
-                self.w_den.assign(&w64.dot(&gram));
+                // (W H) Hᵀ = W (H Hᵀ), with the small Gram matrix, row by row.
+                for (mut den, w_row) in self.w_den.rows_mut().into_iter().zip(w.rows()) {
+                    den.fill(0.0);
+                    for (&a, gram_row) in w_row.iter().zip(self.g_gram.rows()) {
+                        den.scaled_add(f64::from(a), &gram_row);
+                    }
+                }
             }
             _ => {}
         }
@@ -233,43 +281,46 @@ impl<'a> Engine<'a> {
 
     /// Updates every column of `g` (all components' activations) for the current W.
     pub(crate) fn h_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>) {
-        let (x, div, gamma) = (self.x, self.div, self.gamma);
-        let k = w.ncols();
+        let (x, div, gamma) = (self.x.view(), self.div, self.gamma);
         // Denominators that do not depend on the block.
-        let w_sums = column_sums(w.view()).mapv(|v| v as f32);
-        let w_gram = if div == Divergence::Euclidean {
-            w.t().dot(w)
-        } else {
-            Array2::zeros((0, 0))
-        };
+        for (sum, col) in self.w_sums.iter_mut().zip(w.columns()) {
+            *sum = col.iter().map(|&a| f64::from(a)).sum::<f64>() as f32;
+        }
+        if div == Divergence::Euclidean {
+            gemm(1.0, &w.t(), &w.view(), 0.0, &mut self.w_gram.view_mut());
+        }
+        let (w_sums, w_gram) = (&self.w_sums, &self.w_gram);
         for_each_block(
             &mut self.slots,
             x.nrows(),
             g,
             |slot, g: &Array2<f32>, r| {
                 let tb = r.len();
-                let xb = x.slice(s![r.clone(), ..]);
+                let xb = block_slice(&x, &r);
                 let gb = g.slice(s![r, ..]);
-                let mut model = slot.model.slice_mut(s![..tb, ..]);
-                if div != Divergence::Euclidean {
-                    model_block(&gb, w, &mut model);
-                }
-                let mut ratio = slot.ratio.slice_mut(s![..tb, ..]);
-                let mut num = slot.num.slice_mut(s![..tb, ..k]);
-                let mut den = slot.den.slice_mut(s![..tb, ..k]);
-                match transform(div, &xb, &mut model, &mut ratio) {
-                    Terms::NumeratorOnly(a) => {
-                        gemm(1.0, &a, &w.view(), 0.0, &mut num);
+                let mut num = slot.h_num.slice_mut(s![..tb, ..]);
+                let mut den = slot.h_den.slice_mut(s![..tb, ..]);
+                match div {
+                    Divergence::KullbackLeibler => {
+                        let model = model_block(&gb, w, &mut slot.model);
+                        kernels::kullback_leibler::<false>(xb, model);
+                        gemm(1.0, &frames(model, tb), &w.view(), 0.0, &mut num);
                         for mut row in den.rows_mut() {
-                            row.assign(&w_sums);
+                            row.assign(w_sums);
                         }
                     }
-                    Terms::Both(a, b) => {
-                        gemm(1.0, &a, &w.view(), 0.0, &mut num);
-                        gemm(1.0, &b, &w.view(), 0.0, &mut den);
+                    Divergence::ItakuraSaito | Divergence::Beta(_) => {
+                        let model = model_block(&gb, w, &mut slot.model);
+                        let ratio = &mut slot.ratio[..model.len()];
+                        match div {
+                            Divergence::Beta(b) => kernels::beta::<false>(xb, model, ratio, b),
+                            _ => kernels::itakura_saito::<false>(xb, model, ratio),
+                        };
+                        gemm(1.0, &frames(ratio, tb), &w.view(), 0.0, &mut num);
+                        gemm(1.0, &frames(model, tb), &w.view(), 0.0, &mut den);
                     }
-                    Terms::Data => {
-                        gemm(1.0, &xb, &w.view(), 0.0, &mut num);
+                    Divergence::Euclidean => {
+                        gemm(1.0, &frames(xb, tb), &w.view(), 0.0, &mut num);
                         gemm(1.0, &gb, &w_gram.view(), 0.0, &mut den);
                     }
                 }
@@ -278,9 +329,9 @@ impl<'a> Engine<'a> {
                 let tb = r.len();
                 let mut gb = g.slice_mut(s![r, ..]);
                 Zip::from(&mut gb)
-                    .and(&slot.num.slice(s![..tb, ..k]))
-                    .and(&slot.den.slice(s![..tb, ..k]))
-                    .for_each(|g, &n, &d| *g *= step(f64::from(n), f64::from(d), gamma));
+                    .and(&slot.h_num.slice(s![..tb, ..]))
+                    .and(&slot.h_den.slice(s![..tb, ..]))
+                    .for_each(|g, &n, &d| *g *= step32(n, d, gamma));
             },
         );
     }
@@ -289,14 +340,37 @@ impl<'a> Engine<'a> {
 /// Scales each column of `w` from `fixed` on to sum 1, moving the scale into `g`, so that
 /// `g wᵀ` is unchanged.
 pub(crate) fn normalize_columns(w: &mut Array2<f32>, g: &mut Array2<f32>, fixed: usize) {
-    for j in fixed..w.ncols() {
-        let sum: f64 = w.column(j).iter().map(|&a| f64::from(a)).sum();
-        if sum > 0.0 {
-            let inv = (1.0 / sum) as f32;
-            w.column_mut(j).mapv_inplace(|a| a * inv);
-            g.column_mut(j)
-                .mapv_inplace(|a| (f64::from(a) * sum) as f32);
+    let k = w.ncols();
+    let mut sums = vec![0f64; k];
+    for row in w.rows() {
+        for (s, &a) in sums.iter_mut().zip(row) {
+            *s += f64::from(a);
         }
+    }
+    // Columns that are all zero (or fixed) keep their scale.
+    let factor: Vec<f32> = (0..k)
+        .map(|j| {
+            if j >= fixed && sums[j] > 0.0 {
+                sums[j] as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let inv: Vec<f32> = (0..k)
+        .map(|j| {
+            if j >= fixed && sums[j] > 0.0 {
+                (1.0 / sums[j]) as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    for mut row in w.rows_mut() {
+        row.iter_mut().zip(&inv).for_each(|(a, &i)| *a *= i);
+    }
+    for mut row in g.rows_mut() {
+        row.iter_mut().zip(&factor).for_each(|(a, &f)| *a *= f);
     }
 }
 
@@ -312,73 +386,47 @@ fn step(num: f64, den: f64, gamma: f32) -> f32 {
     }
 }
 
-/// `model = max(g_b Wᵀ, floor)`.
-fn model_block(gb: &ArrayView2<f32>, w: &Array2<f32>, model: &mut ArrayViewMut2<f32>) {
-    gemm(1.0, gb, &w.t(), 0.0, model);
-    model.mapv_inplace(|v| v.max(MODEL_FLOOR));
-}
-
-fn block_cost(div: Divergence, x: &ArrayView2<f32>, model: &ArrayView2<f32>) -> f64 {
-    let mut sum = 0.0;
-    Zip::from(x)
-        .and(model)
-        .for_each(|&x, &y| sum += div.element(x, y));
-    sum
-}
-
-/// The element-wise terms of an update, multiplied with W or G afterwards.
-enum Terms<'v> {
-    /// `A = X ⊙ Λ^(β-2)`; the denominator `Λ^(β-1)` is all ones (KL).
-    NumeratorOnly(ArrayView2<'v, f32>),
-    /// `A = X ⊙ Λ^(β-2)` and `B = Λ^(β-1)`.
-    Both(ArrayView2<'v, f32>, ArrayView2<'v, f32>),
-    /// `A = X` itself; the denominator is formed from Gram matrices (Euclidean).
-    Data,
-}
-
-/// Computes the update terms from the model block, overwriting `model` and `ratio`.
-fn transform<'v>(
-    div: Divergence,
-    x: &ArrayView2<f32>,
-    model: &'v mut ArrayViewMut2<f32>,
-    ratio: &'v mut ArrayViewMut2<f32>,
-) -> Terms<'v> {
-    match div {
-        Divergence::KullbackLeibler => {
-            Zip::from(&mut *model).and(x).for_each(|m, &x| *m = x / *m);
-            Terms::NumeratorOnly(model.view())
-        }
-        Divergence::ItakuraSaito => {
-            Zip::from(&mut *model)
-                .and(&mut *ratio)
-                .and(x)
-                .for_each(|m, r, &x| {
-                    let inv = 1.0 / *m;
-                    *r = x * inv * inv;
-                    *m = inv;
-                });
-            Terms::Both(ratio.view(), model.view())
-        }
-        Divergence::Beta(b) => {
-            let e = b - 2.0;
-            Zip::from(&mut *model)
-                .and(&mut *ratio)
-                .and(x)
-                .for_each(|m, r, &x| {
-                    let p = m.powf(e);
-                    *r = x * p;
-                    *m *= p;
-                });
-            Terms::Both(ratio.view(), model.view())
-        }
-        Divergence::Euclidean => Terms::Data,
+/// [`step`] in `f32`, for the many activations.
+#[inline(always)]
+fn step32(num: f32, den: f32, gamma: f32) -> f32 {
+    let r = num / den.max(TINY as f32);
+    if gamma == 1.0 {
+        r
+    } else if gamma == 0.5 {
+        r.sqrt()
+    } else {
+        r.powf(gamma)
     }
 }
 
-fn add_into(acc: &mut Array2<f64>, part: &ArrayView2<f32>) {
-    Zip::from(acc)
-        .and(part)
-        .for_each(|a, &p| *a += f64::from(p));
+/// The rows `r` of the standard-layout `x` as one slice.
+fn block_slice<'a>(x: &'a ArrayView2<'a, f32>, r: &Range<usize>) -> &'a [f32] {
+    let bins = x.ncols();
+    &x.as_slice().expect("standard layout")[r.start * bins..r.end * bins]
+}
+
+/// A frames × bins view of a block buffer.
+fn frames(buf: &[f32], tb: usize) -> ArrayView2<'_, f32> {
+    let bins = buf.len() / tb;
+    ArrayView2::from_shape((tb, bins), &buf[..tb * bins]).expect("whole frames")
+}
+
+/// `g_b Wᵀ` (unfloored) into the front of `buf`, returned as a slice of frames × bins.
+fn model_block<'b>(gb: &ArrayView2<f32>, w: &Array2<f32>, buf: &'b mut [f32]) -> &'b mut [f32] {
+    let (tb, bins) = (gb.nrows(), w.nrows());
+    let model = &mut buf[..tb * bins];
+    let mut view = ArrayViewMut2::from_shape((tb, bins), &mut *model).expect("whole frames");
+    gemm(1.0, gb, &w.t(), 0.0, &mut view);
+    model
+}
+
+/// `acc += part`, both contiguous and of the same shape.
+fn add_into(acc: &mut Array2<f64>, part: &Array2<f32>) {
+    let acc = acc.as_slice_mut().expect("contiguous");
+    let part = part.as_slice().expect("contiguous");
+    for (a, &p) in acc.iter_mut().zip(part) {
+        *a += f64::from(p);
+    }
 }
 
 /// Runs `compute` on every block of `frames` in groups of as many blocks as there are slots

@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod decode;
 mod eval;
+mod inspect;
 mod nmf;
 mod separate;
 mod sklearn;

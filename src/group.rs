@@ -1,0 +1,267 @@
+//! Blind grouping of NMF components into sources, by what their templates sound like.
+//!
+//! Each template is described by its spectral envelope on a mel scale (mel-frequency cepstral
+//! coefficients without the level term, so loudness does not matter), its brightness (the
+//! spectral centroid, on a log scale) and its noisiness (spectral flatness). The features are
+//! standardised and clustered by k-means (k-means++ starts from a fixed seed, the best of
+//! several runs kept), so notes of one instrument, which share an envelope and a brightness,
+//! end up in one source.
+
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+
+use crate::nmf::Nmf;
+use crate::separate::Source;
+
+/// Mel bands of the envelope.
+const BANDS: usize = 40;
+/// Cepstral coefficients kept (after dropping the level term c0).
+const COEFFICIENTS: usize = 12;
+/// Independent k-means runs; the one with the smallest within-cluster spread is kept.
+const RUNS: usize = 20;
+
+/// Groups the components of `nmf` into `groups` sources named `source1`, `source2`, ... from
+/// the loudest. Deterministic.
+pub(crate) fn group_components(
+    nmf: &Nmf,
+    groups: usize,
+    sample_rate: u32,
+    n_fft: usize,
+) -> Vec<Source> {
+    let k = nmf.w.ncols();
+    let features = standardise(template_features(nmf.w.view(), sample_rate, n_fft));
+    let labels = kmeans(&features, groups.min(k));
+    // Energy of each component's model, |W_k|² |H_k|², summed per group.
+    let energy: Vec<f64> = (0..k)
+        .map(|c| {
+            let w: f64 = nmf.w.column(c).iter().map(|&a| f64::from(a).powi(2)).sum();
+            let h: f64 = nmf.h.row(c).iter().map(|&a| f64::from(a).powi(2)).sum();
+            w * h
+        })
+        .collect();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    for (c, &g) in labels.iter().enumerate() {
+        members[g].push(c);
+    }
+    let total = |m: &Vec<usize>| m.iter().map(|&c| energy[c]).sum::<f64>();
+    members.sort_by(|a, b| total(b).total_cmp(&total(a)).then(a.cmp(b)));
+    let width = groups.to_string().len();
+    members
+        .into_iter()
+        .enumerate()
+        .map(|(i, components)| Source {
+            name: format!("source{:0width$}", i + 1),
+            components,
+        })
+        .collect()
+}
+
+/// One row of features per template (column of `w`).
+pub(crate) fn template_features(w: ArrayView2<f32>, sample_rate: u32, n_fft: usize) -> Array2<f64> {
+    let (bins, k) = w.dim();
+    let bin_hz = f64::from(sample_rate) / n_fft as f64;
+    let bank = mel_bank(bins, bin_hz, BANDS);
+    let mut out = Array2::<f64>::zeros((k, COEFFICIENTS + 2));
+    for (c, column) in w.axis_iter(Axis(1)).enumerate() {
+        let spectrum: Vec<f64> = column.iter().map(|&a| f64::from(a)).collect();
+        let total: f64 = spectrum.iter().sum::<f64>().max(1e-30);
+        // Mel envelope in dB relative to the template's own level, floored 80 dB down.
+        let bands: Vec<f64> = bank
+            .iter()
+            .map(|filter| filter.iter().map(|&(i, g)| g * spectrum[i]).sum::<f64>())
+            .collect();
+        let peak = bands.iter().cloned().fold(1e-30, f64::max);
+        let log: Vec<f64> = bands
+            .iter()
+            .map(|&b| (b / peak).max(1e-8).log10())
+            .collect();
+        for q in 0..COEFFICIENTS {
+            out[[c, q]] = dct(&log, q + 1);
+        }
+        // Brightness: log2 of the spectral centroid in Hz.
+        let centroid = spectrum
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| i as f64 * bin_hz * a)
+            .sum::<f64>()
+            / total;
+        out[[c, COEFFICIENTS]] = centroid.max(1.0).log2();
+        // Noisiness: spectral flatness (geometric over arithmetic mean), in log10.
+        let log_mean = spectrum
+            .iter()
+            .map(|&a| (a / total).max(1e-12).ln())
+            .sum::<f64>()
+            / bins as f64;
+        out[[c, COEFFICIENTS + 1]] = (log_mean.exp() * bins as f64).max(1e-12).log10();
+    }
+    out
+}
+
+/// Triangular mel filters over `bins` FFT bins: each filter a list of (bin, weight).
+fn mel_bank(bins: usize, bin_hz: f64, bands: usize) -> Vec<Vec<(usize, f64)>> {
+    let mel = |f: f64| 2595.0 * (1.0 + f / 700.0).log10();
+    let hz = |m: f64| 700.0 * (10f64.powf(m / 2595.0) - 1.0);
+    let (lo, hi) = (mel(30.0), mel(bin_hz * (bins - 1) as f64));
+    let edges: Vec<f64> = (0..bands + 2)
+        .map(|i| hz(lo + (hi - lo) * i as f64 / (bands + 1) as f64))
+        .collect();
+    (0..bands)
+        .map(|b| {
+            let (left, centre, right) = (edges[b], edges[b + 1], edges[b + 2]);
+            let mut filter: Vec<(usize, f64)> = (0..bins)
+                .filter_map(|i| {
+                    let f = i as f64 * bin_hz;
+                    let g = if f > left && f <= centre {
+                        (f - left) / (centre - left)
+                    } else if f > centre && f < right {
+                        (right - f) / (right - centre)
+                    } else {
+                        0.0
+                    };
+                    (g > 0.0).then_some((i, g))
+                })
+                .collect();
+            if filter.is_empty() {
+                // Bands narrower than a bin take the nearest bin.
+                filter.push((((centre / bin_hz).round() as usize).min(bins - 1), 1.0));
+            }
+            filter
+        })
+        .collect()
+}
+
+/// Coefficient `q` of the DCT-II of `x`.
+fn dct(x: &[f64], q: usize) -> f64 {
+    let n = x.len() as f64;
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| v * (std::f64::consts::PI * q as f64 * (i as f64 + 0.5) / n).cos())
+        .sum::<f64>()
+        * (2.0 / n).sqrt()
+}
+
+/// Each feature shifted and scaled to mean 0 and standard deviation 1 over the templates.
+fn standardise(mut f: Array2<f64>) -> Array2<f64> {
+    for mut col in f.axis_iter_mut(Axis(1)) {
+        let n = col.len() as f64;
+        let mean = col.sum() / n;
+        let sd = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        col.mapv_inplace(|v| if sd > 1e-12 { (v - mean) / sd } else { 0.0 });
+    }
+    f
+}
+
+/// k-means with k-means++ starts from fixed seeds; the labels of the run with the smallest
+/// within-cluster sum of squares. Every cluster gets at least one point.
+pub(crate) fn kmeans(points: &Array2<f64>, k: usize) -> Vec<usize> {
+    let n = points.nrows();
+    if k >= n {
+        return (0..n).collect();
+    }
+    let dist = |a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>| {
+        a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>()
+    };
+    let mut best: Option<(f64, Vec<usize>)> = None;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for _run in 0..RUNS {
+        // k-means++ starts.
+        let mut centres: Vec<Array1<f64>> =
+            vec![points.row((uniform() * n as f64) as usize % n).to_owned()];
+        while centres.len() < k {
+            let d: Vec<f64> = points
+                .rows()
+                .into_iter()
+                .map(|p| {
+                    centres
+                        .iter()
+                        .map(|c| dist(p, c.view()))
+                        .fold(f64::MAX, f64::min)
+                })
+                .collect();
+            let total: f64 = d.iter().sum();
+            let mut target = uniform() * total;
+            let mut pick = n - 1;
+            for (i, &di) in d.iter().enumerate() {
+                if target < di {
+                    pick = i;
+                    break;
+                }
+                target -= di;
+            }
+            centres.push(points.row(pick).to_owned());
+        }
+        let mut labels = vec![0usize; n];
+        for _ in 0..100 {
+            let mut changed = false;
+            for (i, p) in points.rows().into_iter().enumerate() {
+                let nearest = (0..k)
+                    .min_by(|&a, &b| {
+                        dist(p, centres[a].view()).total_cmp(&dist(p, centres[b].view()))
+                    })
+                    .expect("k >= 1");
+                if nearest != labels[i] {
+                    labels[i] = nearest;
+                    changed = true;
+                }
+            }
+            // An emptied cluster takes the point farthest from its centre.
+            for c in 0..k {
+                if !labels.contains(&c) {
+                    let far = (0..n)
+                        .max_by(|&a, &b| {
+                            dist(points.row(a), centres[labels[a]].view())
+                                .total_cmp(&dist(points.row(b), centres[labels[b]].view()))
+                        })
+                        .expect("n >= 1");
+                    labels[far] = c;
+                    changed = true;
+                }
+            }
+            for (c, centre) in centres.iter_mut().enumerate() {
+                let members: Vec<usize> = (0..n).filter(|&i| labels[i] == c).collect();
+                *centre = points
+                    .select(Axis(0), &members)
+                    .mean_axis(Axis(0))
+                    .expect("non-empty");
+            }
+            if !changed {
+                break;
+            }
+        }
+        let spread: f64 = (0..n)
+            .map(|i| dist(points.row(i), centres[labels[i]].view()))
+            .sum();
+        if best.as_ref().is_none_or(|(s, _)| spread < *s - 1e-12) {
+            best = Some((spread, labels));
+        }
+    }
+    best.expect("at least one run").1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kmeans_finds_well_separated_clusters() {
+        let points = ndarray::array![
+            [0.0, 0.1],
+            [0.2, 0.0],
+            [5.0, 5.1],
+            [5.2, 4.9],
+            [0.1, 0.2],
+            [5.1, 5.0]
+        ];
+        let labels = kmeans(&points, 2);
+        assert_eq!(labels[0], labels[1]);
+        assert_eq!(labels[0], labels[4]);
+        assert_eq!(labels[2], labels[3]);
+        assert_eq!(labels[2], labels[5]);
+        assert_ne!(labels[0], labels[2]);
+    }
+}

@@ -1,0 +1,337 @@
+//! Learned templates: the spectral templates of one source, fitted to isolated recordings of it
+//! and saved with everything needed to use them again.
+//!
+//! A template file is a NumPy `.npz` archive (see the README for its contents), so numpy users
+//! can load and plot it: `np.load("piano.npz")["W"]`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ndarray::{Array2, Axis, Ix2, concatenate};
+
+use crate::audio::Audio;
+use crate::error::{Error, ParamError, Result};
+use crate::nmf::{self, Loss, NmfParams, Progress};
+use crate::npy::{self, NpyArray};
+use crate::separate::channel_summed_magnitude;
+use crate::stft::{Stft, StftParams, Window};
+
+/// The value of the `format` entry that marks a demix template file.
+const FORMAT: &str = "demix-templates";
+/// Version of the template file layout.
+const VERSION: i64 = 1;
+
+/// Spectral templates of one source and the settings they were learned with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Templates {
+    /// The source's name, used for its output file (`<name>.wav`).
+    pub name: String,
+    /// Templates as columns, shape `(n_fft / 2 + 1, K)`, each summing to 1.
+    pub w: Array2<f32>,
+    /// FFT frame length they were learned with.
+    pub n_fft: usize,
+    /// Hop they were learned with.
+    pub hop: usize,
+    /// Window they were learned with.
+    pub window: Window,
+    /// Sample rate of the audio they were learned from.
+    pub sample_rate: u32,
+    /// The loss they were fitted with.
+    pub loss: Loss,
+}
+
+impl Templates {
+    /// Number of templates.
+    pub fn len(&self) -> usize {
+        self.w.ncols()
+    }
+
+    /// Whether there are no templates.
+    pub fn is_empty(&self) -> bool {
+        self.w.ncols() == 0
+    }
+
+    /// The STFT settings the templates were learned with.
+    pub fn stft_params(&self) -> StftParams {
+        StftParams::new(self.n_fft)
+            .with_hop(self.hop)
+            .with_window(self.window)
+    }
+
+    /// Saves the templates as an `.npz` file, atomically.
+    ///
+    /// # Errors
+    /// [`Error::Write`] if the file cannot be written.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bins = self.w.nrows();
+        let freqs = (0..bins)
+            .map(|i| i as f64 * f64::from(self.sample_rate) / self.n_fft as f64)
+            .collect::<Vec<_>>();
+        let entries: Vec<(&str, NpyArray)> = vec![
+            ("W", NpyArray::F32(self.w.clone().into_dyn())),
+            (
+                "freqs_hz",
+                NpyArray::F64(ndarray::Array1::from(freqs).into_dyn()),
+            ),
+            ("name", NpyArray::Str(self.name.clone())),
+            ("n_fft", NpyArray::scalar_i64(self.n_fft as i64)),
+            ("hop", NpyArray::scalar_i64(self.hop as i64)),
+            ("window", NpyArray::Str(self.window.name().into())),
+            (
+                "sample_rate",
+                NpyArray::scalar_i64(i64::from(self.sample_rate)),
+            ),
+            ("loss", NpyArray::Str(self.loss.to_string())),
+            ("beta", NpyArray::scalar_f64(f64::from(self.loss.beta()))),
+            ("format", NpyArray::Str(FORMAT.into())),
+            ("version", NpyArray::scalar_i64(VERSION)),
+        ];
+        npy::save_npz(path, entries.iter().map(|(n, a)| (*n, a)))
+    }
+
+    /// Loads templates saved by [`Self::save`], or any `.npz` with at least `W` (bins × K),
+    /// `n_fft`, `hop` and `sample_rate`; the name defaults to the file stem, the window to Hann
+    /// and the loss to KL.
+    ///
+    /// # Errors
+    /// [`Error::Templates`] naming what is missing or wrong.
+    pub fn load(path: &Path) -> Result<Templates> {
+        let arrays = npy::load_npz(path).map_err(|e| Error::Templates(e.to_string()))?;
+        let default_name = path.file_stem().map_or_else(
+            || "source".to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        Templates::from_arrays(&arrays, &default_name)
+    }
+
+    fn from_arrays(arrays: &BTreeMap<String, NpyArray>, default_name: &str) -> Result<Templates> {
+        let bad = |m: String| Error::Templates(m);
+        let get = |key: &str| {
+            arrays
+                .get(key)
+                .ok_or_else(|| bad(format!("no '{key}' array")))
+        };
+        let integer = |key: &str| -> Result<usize> {
+            let v = get(key)?
+                .scalar()
+                .ok_or_else(|| bad(format!("'{key}' is not a number")))?;
+            if v >= 1.0 && v.fract() == 0.0 && v < 1e9 {
+                Ok(v as usize)
+            } else {
+                Err(bad(format!("'{key}' is {v}, expected a positive integer")))
+            }
+        };
+        let w = get("W")?
+            .to_f32()
+            .ok_or_else(|| bad("'W' is not numeric".into()))?
+            .into_dimensionality::<Ix2>()
+            .map_err(|_| bad("'W' is not a matrix (bins × templates)".into()))?;
+        let n_fft = integer("n_fft")?;
+        let hop = integer("hop")?;
+        let sample_rate = integer("sample_rate")? as u32;
+        if w.nrows() != n_fft / 2 + 1 {
+            return Err(bad(format!(
+                "'W' has {} rows, but n_fft {n_fft} gives {} frequency bins",
+                w.nrows(),
+                n_fft / 2 + 1
+            )));
+        }
+        if w.ncols() == 0 || !w.iter().all(|&a| a.is_finite() && a >= 0.0) {
+            return Err(bad(
+                "'W' must hold at least one column of non-negative, finite values".into(),
+            ));
+        }
+        let window = match arrays.get("window").and_then(NpyArray::as_str) {
+            None | Some("hann") => Window::Hann,
+            Some("hamming") => Window::Hamming,
+            Some(other) => return Err(bad(format!("unknown window '{other}'"))),
+        };
+        let loss = match arrays.get("loss").and_then(NpyArray::as_str) {
+            None => Loss::default(),
+            Some(text) => text.parse::<Loss>().map_err(|e| bad(e.to_string()))?,
+        };
+        let name = arrays
+            .get("name")
+            .and_then(NpyArray::as_str)
+            .unwrap_or(default_name)
+            .to_string();
+        Ok(Templates {
+            name,
+            w,
+            n_fft,
+            hop,
+            window,
+            sample_rate,
+            loss,
+        })
+    }
+
+    /// Refuses STFT settings or a sample rate other than the ones the templates were learned
+    /// with: their frequency bins would mean other frequencies.
+    ///
+    /// # Errors
+    /// [`Error::TemplateMismatch`] naming the first difference.
+    pub fn check_compatible(&self, stft: &StftParams, sample_rate: u32) -> Result<()> {
+        let mismatch = |what: &'static str, learned: String, used: String| {
+            Err(Error::TemplateMismatch {
+                name: self.name.clone(),
+                what,
+                learned,
+                used,
+            })
+        };
+        if self.sample_rate != sample_rate {
+            return mismatch(
+                "sample rate",
+                format!("{} Hz", self.sample_rate),
+                format!("{sample_rate} Hz"),
+            );
+        }
+        if self.n_fft != stft.n_fft() {
+            return mismatch("n_fft", self.n_fft.to_string(), stft.n_fft().to_string());
+        }
+        if self.hop != stft.hop() {
+            return mismatch("hop", self.hop.to_string(), stft.hop().to_string());
+        }
+        if self.window != stft.window() {
+            return mismatch(
+                "window",
+                self.window.name().into(),
+                stft.window().name().into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Learns `nmf.components()` templates of one source from example recordings (pooled: their
+/// spectrograms are joined in time), with the given STFT and NMF settings.
+///
+/// # Errors
+/// [`Error::Param`] for invalid parameters or no examples, [`Error::SampleRates`] when the
+/// examples differ in sample rate, and the errors of [`crate::separate::analyze`] for unusable
+/// audio.
+///
+/// ```
+/// use demix::audio::Audio;
+/// use demix::nmf::NmfParams;
+/// use demix::stft::StftParams;
+/// use demix::templates::learn;
+/// let tone: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.1).sin()).collect();
+/// let example = Audio::new(16_000, vec![tone])?;
+/// let t = learn("flute", &[example], &StftParams::new(1024), &NmfParams::new(3), &mut |_| {})?;
+/// assert_eq!((t.w.nrows(), t.len(), t.sample_rate), (513, 3, 16_000));
+/// # Ok::<(), demix::Error>(())
+/// ```
+pub fn learn(
+    name: &str,
+    examples: &[Audio],
+    stft: &StftParams,
+    nmf: &NmfParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Templates> {
+    let first = examples.first().ok_or(ParamError::OutOfRange {
+        name: "examples",
+        expected: "at least one recording",
+        got: 0.0,
+    })?;
+    if let Some(other) = examples.iter().find(|a| a.sample_rate != first.sample_rate) {
+        return Err(Error::SampleRates(first.sample_rate, other.sample_rate));
+    }
+    nmf.check()?;
+    crate::separate::check_source_name(name)?;
+    let plan = Stft::new(stft)?;
+    let mut parts = Vec::with_capacity(examples.len());
+    for audio in examples {
+        audio.check_finite()?;
+        if audio.len() < plan.n_fft() {
+            return Err(Error::TooShort {
+                frames: audio.len(),
+                n_fft: plan.n_fft(),
+            });
+        }
+        parts.push(channel_summed_magnitude(&plan, audio));
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    let pooled = concatenate(Axis(0), &views).expect("equal numbers of bins");
+    drop(parts);
+    let model = nmf::fit_with_progress(pooled.t(), nmf, progress)?;
+    let mut w = model.w;
+    // Free templates come out summing to 1 unless normalisation was turned off.
+    for mut col in w.columns_mut() {
+        let sum: f32 = col.sum();
+        if sum > 0.0 {
+            col.mapv_inplace(|a| a / sum);
+        }
+    }
+    Ok(Templates {
+        name: name.to_string(),
+        w,
+        n_fft: plan.n_fft(),
+        hop: plan.hop(),
+        window: stft.window(),
+        sample_rate: first.sample_rate,
+        loss: nmf.loss(),
+    })
+}
+
+/// The templates of several sources side by side, the first source's first.
+pub(crate) fn stack(templates: &[Templates]) -> Array2<f32> {
+    let views: Vec<_> = templates.iter().map(|t| t.w.view()).collect();
+    concatenate(Axis(1), &views).expect("templates of equal numbers of bins")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Templates {
+        Templates {
+            name: "piano".into(),
+            w: Array2::from_shape_fn((5, 2), |(i, j)| (i + 2 * j) as f32 / 10.0),
+            n_fft: 8,
+            hop: 2,
+            window: Window::Hann,
+            sample_rate: 8000,
+            loss: Loss::ItakuraSaito,
+        }
+    }
+
+    #[test]
+    fn a_template_file_round_trips_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("piano.npz");
+        let t = example();
+        t.save(&path).unwrap();
+        assert_eq!(Templates::load(&path).unwrap(), t);
+    }
+
+    #[test]
+    fn mismatched_settings_are_named() {
+        let t = example();
+        let ok = StftParams::new(8).with_hop(2);
+        assert!(t.check_compatible(&ok, 8000).is_ok());
+        let e = t.check_compatible(&ok, 16_000).unwrap_err();
+        assert!(e.to_string().contains("sample rate"), "{e}");
+        let e = t
+            .check_compatible(&StftParams::new(16).with_hop(2), 8000)
+            .unwrap_err();
+        assert!(e.to_string().contains("n_fft"), "{e}");
+        let e = t
+            .check_compatible(&StftParams::new(8).with_hop(4), 8000)
+            .unwrap_err();
+        assert!(e.to_string().contains("hop"), "{e}");
+    }
+
+    #[test]
+    fn files_without_the_needed_arrays_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npz");
+        let w = NpyArray::F32(Array2::<f32>::ones((5, 2)).into_dyn());
+        npy::save_npz(&path, [("W", &w)]).unwrap();
+        let e = Templates::load(&path).unwrap_err();
+        assert!(e.to_string().contains("n_fft"), "{e}");
+        std::fs::write(&path, b"not a zip").unwrap();
+        assert!(matches!(Templates::load(&path), Err(Error::Templates(_))));
+    }
+}

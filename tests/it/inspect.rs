@@ -1,0 +1,720 @@
+//! `demix inspect`: pitch labels of synthesized tones, transcription of a synthesized note
+//! sequence, the exported files read back, the charts decoded, and every rejected input.
+
+use std::f64::consts::PI;
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use demix::audio::{Audio, OutputFormat, write_wav};
+use demix::inspect::{InspectOutput, InspectParams, inspect, inspect_file};
+use demix::midi::{NoteEvent, read_midi};
+use demix::notes::{hz_to_midi, midi_to_hz};
+use demix::npy::load_npy;
+
+use crate::common::TestRng;
+
+const RATE: u32 = 22_050;
+
+/// A plucked-string-like note: partials `n f0` with amplitudes `1/n` below 0.9 × Nyquist, a
+/// 5 ms attack, an exponential decay (time constant 0.6 s) and a 30 ms release.
+fn pluck(out: &mut [f32], f0: f64, onset: f64, duration: f64, gain: f64) {
+    let rate = f64::from(RATE);
+    let start = (onset * rate) as usize;
+    let release = 0.03;
+    let end = (((onset + duration + release) * rate) as usize).min(out.len());
+    let partials: Vec<usize> = (1..=12)
+        .filter(|&n| n as f64 * f0 < 0.9 * rate / 2.0)
+        .collect();
+    for (i, sample) in out.iter_mut().enumerate().take(end).skip(start) {
+        let t = (i - start) as f64 / rate;
+        let attack = (t / 0.005).min(1.0);
+        let tail = if t > duration {
+            (1.0 - (t - duration) / release).max(0.0)
+        } else {
+            1.0
+        };
+        let env = gain * attack * tail * (-t / 0.6).exp();
+        let s: f64 = partials
+            .iter()
+            .map(|&n| (2.0 * PI * n as f64 * f0 * t).sin() / n as f64)
+            .sum();
+        *sample += (0.2 * env * s) as f32;
+    }
+}
+
+fn mono(samples: Vec<f32>) -> Audio {
+    Audio::new(RATE, vec![samples]).unwrap()
+}
+
+#[test]
+fn harmonic_tones_are_labelled_within_20_cents() {
+    // Off-grid pitches (cents away from the nearest note), low to high.
+    let pitches = [
+        (43.0, 0.0),
+        (55.0, 12.0),
+        (57.0, -7.0),
+        (64.0, 31.0),
+        (69.0, 3.0),
+        (74.0, -18.0),
+        (81.0, 45.0),
+        (88.0, -40.0),
+    ];
+    let mut worst: f64 = 0.0;
+    for (midi, cents) in pitches {
+        let f0 = midi_to_hz(midi + cents / 100.0);
+        let mut x = vec![0f32; RATE as usize];
+        pluck(&mut x, f0, 0.05, 0.8, 1.0);
+        let result = inspect(&mono(x), &InspectParams::free(1), &mut |_| {}).unwrap();
+        let pitch = result.components[0]
+            .pitch
+            .expect("a harmonic tone is pitched");
+        let error = 1200.0 * (pitch.f0_hz / f0).log2();
+        worst = worst.max(error.abs());
+        assert!(
+            error.abs() < 20.0,
+            "{f0:.2} Hz estimated as {:.2} Hz ({error:+.1} cents)",
+            pitch.f0_hz
+        );
+        let label = result.components[0].pitch_label();
+        let expected_note = demix::notes::note_name(hz_to_midi(f0).round() as i32);
+        assert!(label.starts_with(&format!("{expected_note} ")), "{label}");
+    }
+    eprintln!("largest pitch error: {worst:.2} cents");
+}
+
+#[test]
+fn white_noise_is_unpitched() {
+    let mut rng = TestRng::new(7);
+    let x: Vec<f32> = (0..RATE).map(|_| 0.3 * rng.signed()).collect();
+    let result = inspect(&mono(x), &InspectParams::free(1), &mut |_| {}).unwrap();
+    assert_eq!(result.components[0].pitch_label(), "unpitched");
+}
+
+/// (onset s, duration s, MIDI note, gain): several pitches, chords, overlaps and a repeat.
+const SEQUENCE: [(f64, f64, u8, f64); 14] = [
+    (0.20, 0.50, 60, 1.0),
+    (0.20, 0.50, 64, 0.8),
+    (0.70, 0.45, 67, 0.9),
+    (0.90, 0.60, 72, 0.7),
+    (1.50, 0.25, 62, 1.0),
+    (1.80, 0.30, 62, 0.9),
+    (2.10, 0.80, 55, 1.0),
+    (2.30, 0.40, 71, 0.6),
+    (2.70, 0.50, 65, 0.8),
+    (3.00, 0.60, 59, 0.9),
+    (3.10, 0.50, 76, 0.7),
+    (3.40, 0.40, 48, 1.0),
+    (3.80, 0.30, 69, 0.8),
+    (3.80, 0.30, 57, 0.8),
+];
+
+fn sequence_audio() -> Audio {
+    let mut x = vec![0f32; (4.5 * f64::from(RATE)) as usize];
+    for (onset, duration, midi, gain) in SEQUENCE {
+        pluck(&mut x, midi_to_hz(f64::from(midi)), onset, duration, gain);
+    }
+    mono(x)
+}
+
+/// Onset precision, recall and F-measure as mir_eval's `precision_recall_f1_overlap` with
+/// `offset_ratio=None`: a reference and an estimate match when their pitches are equal and
+/// their onsets within `tolerance`; the matching is a maximum bipartite matching.
+fn onset_f_measure(reference: &[(f64, u8)], estimate: &[(f64, u8)], tolerance: f64) -> f64 {
+    let edges: Vec<Vec<usize>> = reference
+        .iter()
+        .map(|&(t, p)| {
+            (0..estimate.len())
+                .filter(|&j| estimate[j].1 == p && (estimate[j].0 - t).abs() <= tolerance + 1e-9)
+                .collect()
+        })
+        .collect();
+    let mut owner: Vec<Option<usize>> = vec![None; estimate.len()];
+    fn augment(
+        i: usize,
+        edges: &[Vec<usize>],
+        seen: &mut [bool],
+        owner: &mut [Option<usize>],
+    ) -> bool {
+        for &j in &edges[i] {
+            if !seen[j] {
+                seen[j] = true;
+                if owner[j].is_none_or(|k| augment(k, edges, seen, owner)) {
+                    owner[j] = Some(i);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    let matched = (0..reference.len())
+        .filter(|&i| augment(i, &edges, &mut vec![false; estimate.len()], &mut owner))
+        .count() as f64;
+    if matched == 0.0 {
+        return 0.0;
+    }
+    let (p, r) = (
+        matched / estimate.len() as f64,
+        matched / reference.len() as f64,
+    );
+    2.0 * p * r / (p + r)
+}
+
+#[test]
+fn a_note_sequence_is_transcribed_with_onset_f_measure_above_0_9() {
+    let audio = sequence_audio();
+    let params = InspectParams::notes("C3-C6".parse().unwrap());
+    let notes = inspect(&audio, &params, &mut |_| {}).unwrap().notes();
+    let reference: Vec<(f64, u8)> = SEQUENCE.iter().map(|&(t, _, p, _)| (t, p)).collect();
+    let estimate: Vec<(f64, u8)> = notes.iter().map(|n| (n.onset_s, n.pitch)).collect();
+    let f = onset_f_measure(&reference, &estimate, 0.05);
+    eprintln!(
+        "adapted templates: onset F-measure {f:.3} ({} notes for {})",
+        notes.len(),
+        SEQUENCE.len()
+    );
+    assert!(f >= 0.9, "onset F-measure {f:.3}: {notes:#?}");
+
+    let fixed = InspectParams::notes("C3-C6".parse().unwrap());
+    let fixed = InspectParams {
+        notes: fixed.notes.map(|n| n.with_fixed(true)),
+        ..fixed
+    };
+    let notes = inspect(&audio, &fixed, &mut |_| {}).unwrap().notes();
+    let estimate: Vec<(f64, u8)> = notes.iter().map(|n| (n.onset_s, n.pitch)).collect();
+    let f = onset_f_measure(&reference, &estimate, 0.05);
+    eprintln!("fixed templates: onset F-measure {f:.3}");
+    assert!(f >= 0.9, "fixed templates: onset F-measure {f:.3}");
+}
+
+#[test]
+fn the_onset_f_measure_counts_as_mir_eval_does() {
+    let reference = [(1.0, 60), (2.0, 62), (2.02, 64)];
+    // One right, one 60 ms late, one wrong pitch, one extra.
+    let estimate = [(1.03, 60), (2.06, 62), (2.02, 65), (3.0, 70)];
+    let f = onset_f_measure(&reference, &estimate, 0.05);
+    let (p, r) = (1.0 / 4.0, 1.0 / 3.0);
+    assert!((f - 2.0 * p * r / (p + r)).abs() < 1e-12);
+}
+
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    let text = fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|v| v.parse::<f64>().unwrap()).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn exported_csv_and_npy_load_back_to_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("seq.wav");
+    let audio = sequence_audio();
+    write_wav(&input, &audio, OutputFormat::Float32).unwrap();
+    let out = dir.path().join("out");
+    let params = InspectParams::notes("C3-C6".parse().unwrap());
+    let midi = dir.path().join("seq.mid");
+    let options = InspectOutput {
+        midi: Some(midi.clone()),
+        ..Default::default()
+    };
+    let report = inspect_file(&input, &out, &params, &options, &mut |_| {}).unwrap();
+    let expected = inspect(&audio, &params, &mut |_| {}).unwrap();
+    let (w, h) = (&expected.nmf.w, &expected.nmf.h);
+    assert_eq!(report.components, 37);
+
+    let npy = |name: &str| load_npy(&out.join(name)).unwrap();
+    let w_npy = npy("W.npy").to_f32().unwrap();
+    let h_npy = npy("H.npy").to_f32().unwrap();
+    assert_eq!(w_npy.shape(), &[w.nrows(), w.ncols()]);
+    assert_eq!(w_npy, w.clone().into_dyn());
+    assert_eq!(h_npy, h.clone().into_dyn());
+    let times = npy("time_s.npy").to_f64().unwrap();
+    let freqs = npy("freq_hz.npy").to_f64().unwrap();
+    assert_eq!(times.as_slice().unwrap(), expected.times_s().as_slice());
+    assert_eq!(freqs.as_slice().unwrap(), expected.freqs_hz().as_slice());
+
+    let ids: Vec<String> = expected.components.iter().map(|c| c.id.clone()).collect();
+    let (header, rows) = read_csv(&out.join("activations.csv"));
+    assert_eq!(header[0], "time_s");
+    assert_eq!(&header[1..], ids.as_slice());
+    assert_eq!(header[1], "C3");
+    assert_eq!(rows.len(), h.ncols());
+    for (t, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], expected.times_s()[t]);
+        for (c, &v) in row[1..].iter().enumerate() {
+            assert_eq!(v as f32, h[[c, t]], "H[{c}, {t}]");
+        }
+    }
+    let (header, rows) = read_csv(&out.join("templates.csv"));
+    assert_eq!(header[0], "freq_hz");
+    assert_eq!(rows.len(), w.nrows());
+    for (k, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], expected.freqs_hz()[k]);
+        for (c, &v) in row[1..].iter().enumerate() {
+            assert_eq!(v as f32, w[[k, c]], "W[{k}, {c}]");
+        }
+    }
+
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("components.json")).unwrap()).unwrap();
+    let components = json["components"].as_array().unwrap();
+    assert_eq!(components.len(), 37);
+    let shares: f64 = components
+        .iter()
+        .map(|c| c["energy_share"].as_f64().unwrap())
+        .sum();
+    assert!((shares - 1.0).abs() < 1e-4, "{shares}");
+    // C4 (MIDI 60) sounds once at 0.2 s: its template's pitch is C4 and it is active then.
+    let c4 = &components[12];
+    assert_eq!(c4["id"], "C4");
+    assert_eq!(c4["template_note"], "C4");
+    assert!(c4["pitch"].as_str().unwrap().starts_with("C4 "), "{c4}");
+    let active = c4["active_s"].as_array().unwrap();
+    assert_eq!(active.len(), 1, "{c4}");
+    assert!((active[0][0].as_f64().unwrap() - 0.2).abs() < 0.05, "{c4}");
+
+    // The MIDI file holds the notes of notes.csv, to its tick resolution.
+    let from_midi = read_midi(&fs::read(&midi).unwrap()).unwrap();
+    let notes = expected.notes();
+    assert_eq!(from_midi.len(), notes.len());
+    assert_eq!(report.notes, notes.len());
+    let mut sorted: Vec<NoteEvent> = notes.clone();
+    sorted.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s).then(a.pitch.cmp(&b.pitch)));
+    for (a, b) in from_midi.iter().zip(&sorted) {
+        assert_eq!((a.pitch, a.velocity), (b.pitch, b.velocity));
+        assert!(
+            (a.onset_s - b.onset_s).abs() <= 0.6e-3 && (a.offset_s - b.offset_s).abs() <= 0.6e-3
+        );
+    }
+    let (header, rows) = {
+        let text = fs::read_to_string(out.join("notes.csv")).unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap().to_string();
+        (header, lines.map(String::from).collect::<Vec<_>>())
+    };
+    assert_eq!(header, "onset_s,offset_s,pitch,note,velocity");
+    assert_eq!(rows.len(), notes.len());
+}
+
+/// Width, height and RGB rows of a PNG as `encode_png` writes it (8-bit RGB, Sub filter).
+fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<Vec<[u8; 3]>>) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let mut pos = 8;
+    let (mut width, mut height, mut idat) = (0, 0, Vec::new());
+    while pos < bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[pos + 4..pos + 8];
+        let data = &bytes[pos + 8..pos + 8 + len];
+        let crc = u32::from_be_bytes(bytes[pos + 8 + len..pos + 12 + len].try_into().unwrap());
+        let mut h = crc32fast::Hasher::new();
+        h.update(kind);
+        h.update(data);
+        assert_eq!(
+            h.finalize(),
+            crc,
+            "CRC of {:?}",
+            String::from_utf8_lossy(kind)
+        );
+        match kind {
+            b"IHDR" => {
+                width = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
+                height = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
+                assert_eq!(&data[8..10], &[8, 2], "8-bit RGB");
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            _ => {}
+        }
+        pos += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(idat.as_slice())
+        .read_to_end(&mut raw)
+        .unwrap();
+    assert_eq!(raw.len(), height * (1 + 3 * width));
+    let rows = raw
+        .chunks(1 + 3 * width)
+        .map(|line| {
+            assert_eq!(line[0], 1, "Sub filter");
+            let mut prev = [0u8; 3];
+            line[1..]
+                .chunks(3)
+                .map(|px| {
+                    let p = [
+                        px[0].wrapping_add(prev[0]),
+                        px[1].wrapping_add(prev[1]),
+                        px[2].wrapping_add(prev[2]),
+                    ];
+                    prev = p;
+                    p
+                })
+                .collect()
+        })
+        .collect();
+    (width, height, rows)
+}
+
+#[test]
+fn charts_have_the_expected_size_and_are_not_blank() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("seq.wav");
+    write_wav(&input, &sequence_audio(), OutputFormat::Int16).unwrap();
+    let out = dir.path().join("out");
+    let params = InspectParams::notes("C3-C6".parse().unwrap());
+    inspect_file(
+        &input,
+        &out,
+        &params,
+        &InspectOutput::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    for name in ["spectrogram.png", "templates.png", "activations.png"] {
+        let (width, height, rows) = decode_png(&fs::read(out.join(name)).unwrap());
+        assert_eq!(
+            (width, height),
+            (demix::inspect::CHART_WIDTH, demix::inspect::CHART_HEIGHT),
+            "{name}"
+        );
+        let mut colours: Vec<[u8; 3]> = rows.iter().flatten().copied().collect();
+        colours.sort_unstable();
+        colours.dedup();
+        assert!(colours.len() > 30, "{name}: {} colours", colours.len());
+        // Text and ticks are black; the plot shows the bright end of the colour map somewhere.
+        assert!(colours.contains(&[0, 0, 0]), "{name}: no text");
+        let bright = rows
+            .iter()
+            .flatten()
+            .filter(|p| p[0] > 200 && p[2] < 100)
+            .count();
+        assert!(bright > 100, "{name}: {bright} bright pixels");
+    }
+}
+
+#[test]
+fn per_component_audio_adds_up_to_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("seq.wav");
+    let audio = sequence_audio();
+    write_wav(&input, &audio, OutputFormat::Float32).unwrap();
+    let out = dir.path().join("out");
+    let options = InspectOutput {
+        audio: Some(OutputFormat::Float32),
+        ..Default::default()
+    };
+    let report =
+        inspect_file(&input, &out, &InspectParams::free(3), &options, &mut |_| {}).unwrap();
+    let mut sum = vec![0f32; audio.len()];
+    for id in ["c1", "c2", "c3"] {
+        let stem = demix::audio::read_audio(out.join("audio").join(format!("{id}.wav"))).unwrap();
+        for (s, x) in sum.iter_mut().zip(&stem.channels[0]) {
+            *s += x;
+        }
+    }
+    assert_eq!(
+        report
+            .files
+            .iter()
+            .filter(|f| f.extension() == Some("wav".as_ref()))
+            .count(),
+        3
+    );
+    assert!(crate::common::max_abs_diff(&sum, &audio.channels[0]) < 1e-4);
+}
+
+// ---- The command line ----
+
+fn demix(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_demix"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("demix runs")
+}
+
+/// Exit code 1, nothing on stdout, one line on stderr holding every needle.
+#[track_caller]
+fn assert_fails(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line expected on stderr, got:\n{stderr}"
+    );
+    for needle in needles {
+        assert!(
+            lines[0].contains(needle),
+            "{needle:?} missing from: {}",
+            lines[0]
+        );
+    }
+}
+
+/// The folder holds exactly `names` (hidden temporary files included).
+#[track_caller]
+fn assert_entries(dir: &Path, names: &[&str]) {
+    let mut found: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let mut names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    names.sort();
+    assert_eq!(found, names);
+}
+
+fn short_input(dir: &Path, rate: u32) {
+    let mut x = vec![0f32; rate as usize];
+    let rate_f = f64::from(rate);
+    for (i, s) in x.iter_mut().enumerate() {
+        *s = (0.3 * (2.0 * PI * 440.0 * i as f64 / rate_f).sin()) as f32;
+    }
+    write_wav(
+        dir.join("in.wav"),
+        &Audio::new(rate, vec![x]).unwrap(),
+        OutputFormat::Int16,
+    )
+    .unwrap();
+}
+
+const FAST: [&str; 4] = ["--n-fft", "512", "--iter", "20"];
+
+#[test]
+fn inspect_writes_every_file_and_the_midi() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let mut args = vec![
+        "inspect", "in.wav", "-o", "out", "--notes", "A3-A5", "--audio", "--midi", "in.mid",
+    ];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("in.wav: 25 components, 1 notes in out and in.mid"),
+        "{stdout}"
+    );
+    assert_entries(dir.path(), &["in.wav", "in.mid", "out"]);
+    assert_entries(
+        &dir.path().join("out"),
+        &[
+            "activations.csv",
+            "activations.png",
+            "audio",
+            "components.json",
+            "freq_hz.npy",
+            "H.npy",
+            "notes.csv",
+            "spectrogram.png",
+            "templates.csv",
+            "templates.png",
+            "time_s.npy",
+            "W.npy",
+        ],
+    );
+    assert_eq!(
+        fs::read_dir(dir.path().join("out/audio")).unwrap().count(),
+        25
+    );
+    let notes = read_midi(&fs::read(dir.path().join("in.mid")).unwrap()).unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].pitch, 69);
+}
+
+#[test]
+fn a_midi_file_inside_the_output_folder_is_written_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let mut args = vec![
+        "inspect",
+        "in.wav",
+        "-o",
+        "out",
+        "-k",
+        "1",
+        "--midi",
+        "out/notes.mid",
+    ];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("out/notes.mid").is_file());
+    assert_entries(dir.path(), &["in.wav", "out"]);
+}
+
+#[test]
+fn missing_input_is_reported_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = demix(dir.path(), &["inspect", "nope.wav", "-o", "out"]);
+    assert_fails(&out, &["nope.wav", "no such file"]);
+    assert_entries(dir.path(), &[]);
+}
+
+#[test]
+fn text_file_as_input_is_reported_as_unsupported() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("in.wav"), "not audio at all, just text").unwrap();
+    let out = demix(dir.path(), &["inspect", "in.wav", "-o", "out"]);
+    assert_fails(&out, &["in.wav", "unsupported"]);
+    assert_entries(dir.path(), &["in.wav"]);
+}
+
+#[test]
+fn unknown_note_name_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let out = demix(
+        dir.path(),
+        &["inspect", "in.wav", "-o", "out", "--notes", "H2-C4"],
+    );
+    assert_fails(&out, &["--notes", "'H2'", "note letter"]);
+    assert_entries(dir.path(), &["in.wav"]);
+}
+
+#[test]
+fn reversed_note_range_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let out = demix(
+        dir.path(),
+        &["inspect", "in.wav", "-o", "out", "--notes", "C5-C4"],
+    );
+    assert_fails(&out, &["--notes", "'C5-C4'"]);
+    assert_entries(dir.path(), &["in.wav"]);
+}
+
+#[test]
+fn notes_above_the_nyquist_frequency_are_rejected_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let mut args = vec!["inspect", "in.wav", "-o", "out/deeper", "--notes", "A0-C8"];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_fails(&out, &["in.wav", "--notes", "C8", "Nyquist"]);
+    assert_entries(dir.path(), &["in.wav"]);
+}
+
+#[test]
+fn out_of_range_threshold_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let out = demix(
+        dir.path(),
+        &["inspect", "in.wav", "-o", "out", "--onset-threshold", "1.5"],
+    );
+    assert_fails(&out, &["--onset-threshold", "1.5"]);
+    assert_entries(dir.path(), &["in.wav"]);
+}
+
+#[test]
+fn existing_output_folder_is_kept_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    fs::create_dir(dir.path().join("out")).unwrap();
+    fs::write(dir.path().join("out/keep.txt"), "mine").unwrap();
+    let mut args = vec!["inspect", "in.wav", "-o", "out", "-k", "1"];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_fails(&out, &["in.wav", "out", "already exists", "--force"]);
+    assert_entries(&dir.path().join("out"), &["keep.txt"]);
+
+    args.push("--force");
+    let out = demix(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("out/components.json").is_file());
+    assert!(!dir.path().join("out/keep.txt").exists());
+}
+
+#[test]
+fn existing_midi_file_is_kept_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    fs::write(dir.path().join("notes.mid"), "mine").unwrap();
+    let mut args = vec![
+        "inspect",
+        "in.wav",
+        "-o",
+        "out",
+        "-k",
+        "1",
+        "--midi",
+        "notes.mid",
+    ];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_fails(&out, &["in.wav", "notes.mid", "already exists"]);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("notes.mid")).unwrap(),
+        "mine"
+    );
+    assert_entries(dir.path(), &["in.wav", "notes.mid"]);
+}
+
+#[test]
+fn midi_path_that_is_the_input_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let mut args = vec![
+        "inspect", "in.wav", "-o", "out", "-k", "1", "--midi", "in.wav", "--force",
+    ];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_fails(&out, &["in.wav", "would replace the input"]);
+    assert_entries(dir.path(), &["in.wav"]);
+}
+
+#[test]
+fn unwritable_midi_path_leaves_no_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let mut args = vec![
+        "inspect",
+        "in.wav",
+        "-o",
+        "out",
+        "-k",
+        "1",
+        "--midi",
+        "in.wav/x.mid",
+    ];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_fails(&out, &["in.wav", "x.mid"]);
+    assert_entries(dir.path(), &["in.wav"]);
+}
+
+#[test]
+fn output_folder_under_a_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let mut args = vec!["inspect", "in.wav", "-o", "in.wav/out", "-k", "1"];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_fails(&out, &["in.wav", "cannot write"]);
+    assert_entries(dir.path(), &["in.wav"]);
+}
