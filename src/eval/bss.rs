@@ -115,7 +115,7 @@ impl Plans {
         // The spectra of real signals have real DC and Nyquist bins; rounding may leave a
         // trace of an imaginary part, which the transform would refuse.
         input[0].im = 0.0;
-        if self.len % 2 == 0 {
+        if self.len.is_multiple_of(2) {
             input[self.len / 2].im = 0.0;
         }
         self.inverse
