@@ -3,6 +3,7 @@
 
 mod atomic;
 pub mod audio;
+pub mod batch;
 pub mod error;
 pub mod eval;
 mod group;

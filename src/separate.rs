@@ -60,7 +60,7 @@ impl SeparateParams {
     /// The first [`ParamError`] found.
     pub fn check(&self) -> Result<(), ParamError> {
         self.stft.check()?;
-        self.nmf.check()?;
+        self.nmf_params().check()?;
         if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
             return Err(ParamError::OutOfRange {
                 name: "mask power",
@@ -82,6 +82,17 @@ impl SeparateParams {
                 });
             }
         }
+        if let Some(t) = self
+            .templates
+            .iter()
+            .find(|t| t.w.nrows() != self.stft.n_fft() / 2 + 1)
+        {
+            return Err(ParamError::Shape {
+                what: "templates",
+                expected: (self.stft.n_fft() / 2 + 1, t.len()),
+                actual: t.w.dim(),
+            });
+        }
         let mut names: Vec<&str> = self.templates.iter().map(|t| t.name.as_str()).collect();
         if !self.templates.is_empty() && self.nmf.components() > 0 {
             names.push(OTHER);
@@ -96,6 +107,17 @@ impl SeparateParams {
             }
         }
         Ok(())
+    }
+
+    /// The NMF parameters with the learned templates, if any, as fixed templates.
+    fn nmf_params(&self) -> NmfParams {
+        if self.templates.is_empty() {
+            self.nmf.clone()
+        } else {
+            self.nmf
+                .clone()
+                .with_fixed_templates(templates::stack(&self.templates))
+        }
     }
 }
 
@@ -189,13 +211,7 @@ pub fn analyze(
         t.check_compatible(&params.stft, audio.sample_rate)?;
     }
     let spectrogram = channel_summed_magnitude(&stft, audio);
-    let nmf = if params.templates.is_empty() {
-        nmf::fit_with_progress(spectrogram.t(), &params.nmf, progress)?
-    } else {
-        let fixed = templates::stack(&params.templates);
-        let nmf_params = params.nmf.clone().with_fixed_templates(fixed);
-        nmf::fit_with_progress(spectrogram.t(), &nmf_params, progress)?
-    };
+    let nmf = nmf::fit_with_progress(spectrogram.t(), &params.nmf_params(), progress)?;
     let sources = if !params.templates.is_empty() {
         named_sources(&params.templates, params.nmf.components())
     } else if let Some(groups) = params.groups {
@@ -546,6 +562,13 @@ pub fn separate_file(
         .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
         .collect();
     let tmp_dir = out_dir.join(hidden_name(&stem, "tmp"));
+    // Removes the temporary folder and the created folders on an error, and also when a panic
+    // or a cancelled batch job unwinds through here.
+    let mut cleanup = Cleanup {
+        tmp_dir: &tmp_dir,
+        created,
+        armed: true,
+    };
     let result = fs::create_dir_all(out_dir)
         .map_err(|e| Error::write(out_dir, e))
         .and_then(|()| fs::create_dir(&tmp_dir).map_err(|e| Error::write(&tmp_dir, e)))
@@ -556,16 +579,8 @@ pub fn separate_file(
             move_into_place(&tmp_dir, &track_dir, &stem)?;
             Ok((separation, clips))
         });
-    let (separation, clips) = match result {
-        Ok(done) => done,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&tmp_dir);
-            for dir in created {
-                let _ = fs::remove_dir(dir);
-            }
-            return Err(e);
-        }
-    };
+    let (separation, clips) = result?;
+    cleanup.armed = false;
     Ok(TrackReport {
         stems: separation
             .sources
@@ -583,6 +598,25 @@ pub fn separate_file(
         converged: separation.nmf.converged,
         duration_secs: audio.duration_secs(),
     })
+}
+
+/// Undoes the folders of a [`separate_file`] that did not complete, when dropped armed.
+struct Cleanup<'a> {
+    tmp_dir: &'a Path,
+    /// Folders of `out_dir` that did not exist before, deepest first.
+    created: Vec<&'a Path>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_dir_all(self.tmp_dir);
+            for dir in &self.created {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+    }
 }
 
 pub(crate) fn hidden_name(stem: &OsString, what: &str) -> OsString {

@@ -67,10 +67,29 @@ pub fn read_audio(path: impl AsRef<Path>) -> Result<Audio> {
 /// # Ok::<(), demix::Error>(())
 /// ```
 pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<Audio> {
+    // symphonia can panic on malformed data (fuzzing found an arithmetic overflow in its WAV
+    // `fmt ` parser, which panics where overflow checks are on): that is corrupt input too.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_unguarded(source, extension)
+    }))
+    .unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Corrupt(format!(
+            "the decoder failed on malformed data ({what})"
+        )))
+    })
+}
+
+fn decode_unguarded(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<Audio> {
     let mut hint = Hint::new();
     if let Some(ext) = extension {
         hint.with_extension(ext);
     }
+    let byte_len = source.byte_len();
     let stream = MediaSourceStream::new(source, Default::default());
     let mut format = symphonia::default::get_probe()
         .probe(
@@ -137,8 +156,8 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
                         return Err(Error::NoAudio);
                     }
                     sample_rate = Some(spec.rate());
-                    channels =
-                        vec![Vec::with_capacity(initial_capacity(expected_frames)); n_channels];
+                    let reserve = initial_capacity(expected_frames, byte_len, n_channels);
+                    channels = vec![Vec::with_capacity(reserve); n_channels];
                 } else if n_channels != channels.len() || Some(spec.rate()) != sample_rate {
                     return Err(Error::Corrupt(
                         "the channel count or sample rate changes mid-stream".into(),
@@ -200,7 +219,15 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
 
 /// Capacity to reserve per channel: the declared length when it is plausible, so a header that
 /// claims an absurd size cannot trigger a giant allocation before any audio is read.
-fn initial_capacity(expected_frames: Option<u64>) -> usize {
-    const MAX_RESERVE: u64 = 1 << 24; // 16 Mi samples (6 minutes at 44.1 kHz) per channel
-    expected_frames.map_or(0, |n| n.min(MAX_RESERVE) as usize)
+///
+/// Plausible is at most one sample (of all channels together) per byte of the source, or 1 Mi
+/// samples in all when that is more or the source's length is unknown: exact for PCM and FLAC,
+/// and for a few kilobytes that claim gigabytes, a few megabytes. A stream longer than what was
+/// reserved (very compressible FLAC, low-bitrate MP3) still decodes; its buffers just grow.
+fn initial_capacity(expected_frames: Option<u64>, byte_len: Option<u64>, channels: usize) -> usize {
+    const MIN_RESERVE: u64 = 1 << 20;
+    let plausible = byte_len.unwrap_or(0).max(MIN_RESERVE) / channels.max(1) as u64;
+    expected_frames.map_or(0, |n| {
+        usize::try_from(n.min(plausible)).unwrap_or(usize::MAX)
+    })
 }

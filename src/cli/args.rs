@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use demix::audio::OutputFormat;
+use demix::batch::Shard;
 use demix::nmf::{Init, Loss, NmfParams};
 use demix::separate::{OutputOptions, SeparateParams};
 use demix::stft::StftParams;
@@ -13,8 +14,8 @@ use demix::stft::StftParams;
 #[derive(Debug, Parser)]
 #[command(name = "demix", version, propagate_version = true, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Worker threads (default: the RAYON_NUM_THREADS variable, else one per core).
-    #[arg(short = 'j', long, global = true, value_name = "N")]
+    /// Worker threads in all (default: the RAYON_NUM_THREADS variable, else one per core).
+    #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -38,9 +39,52 @@ pub enum Command {
     /// Show and export what plays when, at which pitch: templates, activations, notes.
     #[command(after_help = super::inspect::INSPECT_EXAMPLE)]
     Inspect(super::inspect::InspectArgs),
+    /// Work with the run reports of batches (OUT/demix-report.json).
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Score estimated sources against references: BSS Eval (SDR, SIR, SAR, ISR) and SI-SDR.
     #[command(after_help = super::eval::EVAL_EXAMPLE)]
     Eval(super::eval::EvalArgs),
+}
+
+/// `demix report` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge the reports of the shards of a run (or of several runs) into one.
+    #[command(after_help = MERGE_EXAMPLE)]
+    Merge(MergeArgs),
+}
+
+const MERGE_EXAMPLE: &str = "\
+Example:
+  demix report merge out/demix-report.shard-*.json -o out/demix-report.json";
+
+/// Options of `demix report merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The reports to merge.
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// The merged report to write (replaced if it exists).
+    #[arg(short, long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Options of commands that take folders of files (`separate`).
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Files processed at once [default: one per thread when there are several files, else 1;
+    /// each file's kernels get threads/N threads].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Take from folders only the files that match GLOB (repeatable; `!GLOB` excludes). A
+    /// GLOB with a / matches the path relative to the folder, else the file name.
+    #[arg(long = "glob", value_name = "GLOB")]
+    pub globs: Vec<String>,
+    /// Process only shard I of N of the files (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/N; the
+    /// report is then OUT/demix-report.shard-I-of-N.json.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
 }
 
 const SEPARATE_EXAMPLE: &str = "\
@@ -50,7 +94,10 @@ Examples:
   demix separate mix.flac --source piano=piano.npz --source bass=bass.npz --free 2 -o out
     writes out/mix/piano.wav, out/mix/bass.wav and out/mix/other.wav.
   demix separate mix.flac -k 12 --sources 2 -o out
-    fits 12 components and groups them into out/mix/source1.wav and source2.wav.";
+    fits 12 components and groups them into out/mix/source1.wav and source2.wav.
+  demix separate music/ -o stems
+    separates every audio file under music/ into stems/<same path>/, and writes
+    stems/demix-report.json; run it again to finish what an interrupted run left.";
 
 const LEARN_EXAMPLE: &str = "\
 Example:
@@ -87,6 +134,16 @@ pub struct ModelArgs {
     /// Hop between frames in samples [default: n-fft / 4, or that of the templates].
     #[arg(long, value_name = "N")]
     pub hop: Option<usize>,
+    /// Weight of an L1 (sparsity) penalty on the activations, for data scaled to mean 1.
+    #[arg(long, default_value_t = 0.0, value_name = "λ")]
+    pub sparsity: f32,
+    /// Weight of a temporal-continuity penalty on the activations, for data scaled to mean 1.
+    #[arg(long, default_value_t = 0.0, value_name = "λ")]
+    pub smoothness: f32,
+    /// Fit this many times (the first from --init, the rest from random starts with the next
+    /// seeds) and keep the fit with the lowest cost.
+    #[arg(long, default_value_t = 1, value_name = "R")]
+    pub restarts: usize,
 }
 
 /// Frame length when neither the options nor templates set one.
@@ -126,16 +183,20 @@ impl ModelArgs {
             .with_tol(self.tol)
             .with_seed(self.seed)
             .with_init(init)
+            .with_sparsity(self.sparsity)
+            .with_smoothness(self.smoothness)
+            .with_restarts(self.restarts)
     }
 }
 
 /// Options of `demix separate`.
 #[derive(Debug, Args)]
 pub struct SeparateArgs {
-    /// Audio files to separate (WAV, FLAC, and the other formats in the README).
+    /// Audio files (WAV, FLAC, and the other formats in the README) or folders of them.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// Folder for the results: OUT/<input file stem>/<source>.wav.
+    /// Folder for the results: OUT/<input file stem>/<source>.wav, and for a file found in a
+    /// folder OUT/<its folder relative to that folder>/<stem>/<source>.wav.
     #[arg(short, long = "out", value_name = "OUT")]
     pub out: PathBuf,
     /// Number of NMF components; each is written as one source [default: 4].
@@ -161,7 +222,7 @@ pub struct SeparateArgs {
     /// Exponent p of the soft masks S^p / sum(S^p).
     #[arg(long = "mask-power", default_value_t = 2.0, value_name = "P")]
     pub mask_power: f32,
-    /// Replace existing track folders.
+    /// Replace existing track folders, and redo files the report lists as complete.
     #[arg(long)]
     pub force: bool,
     /// Write 24-bit WAV instead of 16-bit.
@@ -170,6 +231,8 @@ pub struct SeparateArgs {
     /// Write 32-bit float WAV (never clips).
     #[arg(long)]
     pub float32: bool,
+    #[command(flatten)]
+    pub batch: BatchArgs,
 }
 
 /// Components when `-k` is not given.

@@ -1,10 +1,10 @@
 //! The `demix` binary: turns flags into checked library parameters, runs, reports.
 
 mod args;
+mod batch;
 mod eval;
 mod inspect;
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,10 +13,8 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use args::{Cli, Command, LearnArgs, SeparateArgs};
+use args::{Cli, Command, LearnArgs, ReportCommand};
 use demix::ParamError;
-use demix::audio::OutputFormat;
-use demix::separate::{self, TrackReport};
 use demix::templates::Templates;
 
 /// Exit code for a failed run (bad input, failed write).
@@ -37,7 +35,7 @@ pub fn main() -> ExitCode {
     let out = Output::new(&cli);
     if let Some(n) = cli.threads {
         if n == 0 {
-            out.error("-j/--threads must be at least 1");
+            out.error("--threads must be at least 1");
             return ExitCode::from(FAILURE);
         }
         if let Err(e) = rayon::ThreadPoolBuilder::new()
@@ -49,7 +47,8 @@ pub fn main() -> ExitCode {
         }
     }
     match &cli.command {
-        Command::Separate(args) => run_separate(args, &out),
+        Command::Separate(args) => batch::run_separate(args, cli.threads, &out),
+        Command::Report(ReportCommand::Merge(args)) => batch::run_merge(args, &out),
         Command::Learn(args) => run_learn(args, &out),
         Command::Inspect(args) => inspect::run(args, &out),
         Command::Eval(args) => eval::run_eval(args, &out),
@@ -130,81 +129,6 @@ fn load_sources(specs: &[String]) -> Result<Vec<Templates>, String> {
         .collect()
 }
 
-fn run_separate(args: &SeparateArgs, out: &Output) -> ExitCode {
-    let templates = match load_sources(&args.source) {
-        Ok(t) => t,
-        Err(message) => {
-            out.error(&message);
-            return ExitCode::from(FAILURE);
-        }
-    };
-    let params = args.params(templates);
-    if let Err(e) = params.check() {
-        out.error(&describe_param_error(&e));
-        return ExitCode::from(FAILURE);
-    }
-    let output = args.output();
-    let model = &args.model;
-    out.detail(&format!(
-        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
-        params.nmf.total_components(),
-        params.templates.len(),
-        model.loss,
-        model.max_iter,
-        model.tol,
-        model.seed,
-        params.stft.n_fft(),
-        params.stft.hop(),
-        args.mask_power
-    ));
-
-    let mut failed = 0usize;
-    let mut claimed: HashMap<std::path::PathBuf, &Path> = HashMap::new();
-    for input in &args.inputs {
-        let name = input.display().to_string();
-        let track_dir = args.out.join(input.file_stem().unwrap_or_default());
-        if let Some(first) = claimed.get(&track_dir) {
-            out.error(&format!(
-                "{name}: its output folder {} is also that of {}; separate them in two runs",
-                track_dir.display(),
-                first.display()
-            ));
-            failed += 1;
-            continue;
-        }
-        claimed.insert(track_dir, input);
-
-        let started = Instant::now();
-        let bar = out.iteration_bar(&name, model.max_iter);
-        let result = separate::separate_file(input, &args.out, &params, &output, &mut |p| {
-            bar.set_position(p.iteration as u64);
-            if let Some(cost) = p.cost {
-                bar.set_message(format!("cost {cost:.4e}"));
-            }
-        });
-        bar.finish_and_clear();
-        match result {
-            Ok(report) => report_success(&name, &report, output.format, started, out),
-            Err(e) => {
-                let hint = match e {
-                    demix::Error::OutputExists(_) => "; use --force to replace it",
-                    _ => "",
-                };
-                out.error(&format!("{name}: {e}{hint}"));
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        if args.inputs.len() > 1 {
-            out.error(&format!("{failed} of {} inputs failed", args.inputs.len()));
-        }
-        ExitCode::from(FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
 fn run_learn(args: &LearnArgs, out: &Output) -> ExitCode {
     let name = args.name.clone().unwrap_or_else(|| {
         args.out
@@ -276,45 +200,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
-    }
-}
-
-fn report_success(
-    name: &str,
-    report: &TrackReport,
-    format: OutputFormat,
-    started: Instant,
-    out: &Output,
-) {
-    let how = if report.converged {
-        "converged after"
-    } else {
-        "stopped at"
-    };
-    out.info(&format!(
-        "{name}: {} sources in {} ({how} {} iterations, cost {:.4e}, {:.1} s)",
-        report.stems.len(),
-        report.track_dir.display(),
-        report.iterations,
-        report.final_cost,
-        started.elapsed().as_secs_f64()
-    ));
-    for stem in &report.stems {
-        out.detail(&format!("  {}", stem.path.display()));
-        if stem.clip.clipped > 0 {
-            let bits = if format == OutputFormat::Int24 {
-                24
-            } else {
-                16
-            };
-            out.warn(&format!(
-                "{}: {} samples beyond full scale (peak {:.3}) were limited to full scale in \
-                 {bits}-bit output; use --float32 to keep them",
-                stem.path.display(),
-                stem.clip.clipped,
-                stem.clip.peak
-            ));
-        }
     }
 }
 

@@ -11,6 +11,7 @@ mod init;
 mod kernels;
 mod linalg;
 mod params;
+mod penalty;
 mod rng;
 mod update;
 
@@ -99,9 +100,35 @@ pub fn fit_with_progress(
     params: &NmfParams,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Nmf, ParamError> {
-    let mut factorization = Factorization::new(v, params)?;
-    factorization.run(progress);
-    Ok(factorization.into_nmf())
+    let mut best: Option<Nmf> = None;
+    for restart in 0..params.restarts.max(1) {
+        let attempt = if restart == 0 {
+            params.clone()
+        } else {
+            params
+                .clone()
+                .with_init(Init::Random)
+                .with_seed(params.seed.wrapping_add(restart as u64))
+        };
+        let mut factorization = Factorization::new(v, &attempt)?;
+        let offset = restart * params.max_iter;
+        let total = params.restarts.max(1) * params.max_iter;
+        factorization.run(&mut |p| {
+            progress(Progress {
+                iteration: offset + p.iteration,
+                max_iter: total,
+                cost: p.cost,
+            })
+        });
+        let result = factorization.into_nmf();
+        if best
+            .as_ref()
+            .is_none_or(|b| result.final_cost() < b.final_cost())
+        {
+            best = Some(result);
+        }
+    }
+    Ok(best.expect("at least one run"))
 }
 
 /// A factorisation in progress, for callers that drive the iterations themselves (and for the
@@ -170,7 +197,11 @@ impl Factorization {
             update::normalize_columns(&mut w, &mut g, fixed);
         }
         let loss = params.loss;
-        let engine = Engine::new(x, loss.beta(), loss.gamma(), w.ncols(), fixed);
+        let penalties = penalty::Penalties {
+            sparsity: f64::from(params.sparsity),
+            smoothness: f64::from(params.smoothness),
+        };
+        let engine = Engine::new(x, loss.beta(), loss.gamma(), (w.ncols(), fixed), penalties);
         Ok(Factorization {
             engine,
             w,
@@ -200,9 +231,10 @@ impl Factorization {
         self.iteration += 1;
     }
 
-    /// The cost of the current factors, `D(V | W H)`.
+    /// The cost of the current factors: `D(V | W H)` plus any penalties.
     pub fn cost(&mut self) -> f64 {
-        self.engine.cost(&self.w, &self.g) * self.cost_scale()
+        let penalty = self.engine.penalty(&self.w, &self.g);
+        (self.engine.cost(&self.w, &self.g) + penalty) * self.cost_scale()
     }
 
     /// Iterates until the tolerance or the iteration limit stops it, recording the cost every
@@ -226,7 +258,7 @@ impl Factorization {
                 None
             };
             if let Some(cost) = cost {
-                let cost = cost * self.cost_scale();
+                let cost = (cost + self.engine.penalty(&self.w, &self.g)) * self.cost_scale();
                 if let Some(prev) = self.history.last().map(|c| c.cost)
                     && tol > 0.0
                     && (prev - cost) / cost.abs().max(f64::MIN_POSITIVE) < tol

@@ -131,6 +131,9 @@ pub struct NmfParams {
     pub(crate) cost_every: usize,
     pub(crate) fixed_w: Option<Array2<f32>>,
     pub(crate) initial: Option<(Array2<f32>, Array2<f32>)>,
+    pub(crate) sparsity: f32,
+    pub(crate) smoothness: f32,
+    pub(crate) restarts: usize,
 }
 
 impl Default for NmfParams {
@@ -154,6 +157,9 @@ impl NmfParams {
             cost_every: 10,
             fixed_w: None,
             initial: None,
+            sparsity: 0.0,
+            smoothness: 0.0,
+            restarts: 1,
         }
     }
 
@@ -216,6 +222,27 @@ impl NmfParams {
         self
     }
 
+    /// Weight λs of an L1 penalty on the activations, `λs Σ_k |w_k|₁ |h_k|₁`, on the data
+    /// scaled to mean 1 (default 0: off). Larger values leave fewer components active at once.
+    pub fn with_sparsity(mut self, sparsity: f32) -> Self {
+        self.sparsity = sparsity;
+        self
+    }
+
+    /// Weight λt of a temporal-continuity penalty, `λt Σ_k |w_k|₁² Σ_t (h_kt − h_k,t−1)²`, on
+    /// the data scaled to mean 1 (default 0: off). Larger values give smoother activations.
+    pub fn with_smoothness(mut self, smoothness: f32) -> Self {
+        self.smoothness = smoothness;
+        self
+    }
+
+    /// Fit this many times, from the configured initialisation and then from random ones with
+    /// the following seeds, and keep the fit with the lowest final cost (default 1).
+    pub fn with_restarts(mut self, restarts: usize) -> Self {
+        self.restarts = restarts;
+        self
+    }
+
     /// Number of free components.
     pub fn components(&self) -> usize {
         self.components
@@ -255,6 +282,22 @@ impl NmfParams {
                 name: "tol",
                 expected: "a finite number of at least 0",
                 got: self.tol,
+            });
+        }
+        for (name, value) in [("sparsity", self.sparsity), ("smoothness", self.smoothness)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(ParamError::OutOfRange {
+                    name,
+                    expected: "a finite number of at least 0",
+                    got: f64::from(value),
+                });
+            }
+        }
+        if self.restarts == 0 {
+            return Err(ParamError::OutOfRange {
+                name: "restarts",
+                expected: "at least 1",
+                got: 0.0,
             });
         }
         if self.cost_every == 0 {

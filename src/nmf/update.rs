@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use super::kernels;
 use super::linalg::gemm;
+use super::penalty::{self, Penalties};
 
 /// Frames per block.
 pub(crate) const BLOCK: usize = 256;
@@ -80,14 +81,23 @@ pub(crate) struct Engine {
     /// Column sums of W and `Wᵀ W`, for the H pass.
     w_sums: Array1<f32>,
     w_gram: Array2<f32>,
+    penalties: Penalties,
+    /// The activations before the H pass, for the smoothness penalty's neighbours.
+    g_prev: Array2<f32>,
 }
 
 impl Engine {
     /// `x` is frames × bins (standard layout); `fixed` leading components of W are never
     /// updated.
-    pub(crate) fn new(x: Array2<f32>, beta: f32, gamma: f32, k: usize, fixed: usize) -> Engine {
+    pub(crate) fn new(
+        x: Array2<f32>,
+        beta: f32,
+        gamma: f32,
+        (k, fixed): (usize, usize),
+        penalties: Penalties,
+    ) -> Engine {
         assert!(x.is_standard_layout());
-        let bins = x.ncols();
+        let (x_frames, bins) = x.dim();
         let free = k - fixed;
         let n_slots = 2 * rayon::current_num_threads().max(1);
         let slots = (0..n_slots)
@@ -114,7 +124,37 @@ impl Engine {
             g_gram: Array2::zeros((k, free)),
             w_sums: Array1::zeros(k),
             w_gram: Array2::zeros((k, k)),
+            penalties,
+            g_prev: if penalties.smoothness > 0.0 {
+                Array2::zeros((x_frames, k))
+            } else {
+                Array2::zeros((0, 0))
+            },
         }
+    }
+
+    /// The penalty terms of the objective for these factors (see [`penalty`]).
+    pub(crate) fn penalty(&self, w: &Array2<f32>, g: &Array2<f32>) -> f64 {
+        if !self.penalties.any() {
+            return 0.0;
+        }
+        let Penalties {
+            sparsity,
+            smoothness,
+        } = self.penalties;
+        let mut total = 0.0;
+        for (k, w_col) in w.columns().into_iter().enumerate() {
+            let s: f64 = w_col.iter().map(|&a| f64::from(a)).sum();
+            let col = g.column(k);
+            let l1: f64 = col.iter().map(|&a| f64::from(a)).sum();
+            let change: f64 = col
+                .iter()
+                .zip(col.iter().skip(1))
+                .map(|(&a, &b)| (f64::from(b) - f64::from(a)).powi(2))
+                .sum();
+            total += sparsity * s * l1 + smoothness * s * s * change;
+        }
+        total
     }
 
     /// The cost `D(X | G Wᵀ)` summed in `f64`.
@@ -270,12 +310,45 @@ impl Engine {
             _ => {}
         }
         let gamma = self.gamma;
-        Zip::from(w.slice_mut(s![.., fixed..]))
-            .and(&self.w_num)
-            .and(&self.w_den)
-            .for_each(|w, &n, &d| *w *= step(n, d, gamma));
+        if self.penalties.any() {
+            self.apply_w_penalized(w, g);
+        } else {
+            Zip::from(w.slice_mut(s![.., fixed..]))
+                .and(&self.w_num)
+                .and(&self.w_den)
+                .for_each(|w, &n, &d| *w *= step(n, d, gamma));
+        }
         if normalize {
             normalize_columns(w, g, fixed);
+        }
+    }
+
+    /// The template step with penalties: per element, the root of its auxiliary function's
+    /// derivative (see [`penalty::step`]).
+    fn apply_w_penalized(&self, w: &mut Array2<f32>, g: &Array2<f32>) {
+        let Penalties {
+            sparsity,
+            smoothness,
+        } = self.penalties;
+        for (j, mut w_col) in w
+            .slice_mut(s![.., self.fixed..])
+            .columns_mut()
+            .into_iter()
+            .enumerate()
+        {
+            let col = g.column(self.fixed + j);
+            let l1: f64 = col.iter().map(|&a| f64::from(a)).sum();
+            let change: f64 = col
+                .iter()
+                .zip(col.iter().skip(1))
+                .map(|(&a, &b)| (f64::from(b) - f64::from(a)).powi(2))
+                .sum();
+            let s_old: f64 = w_col.iter().map(|&a| f64::from(a)).sum();
+            let (c, a) = (sparsity * l1, 2.0 * smoothness * change * s_old);
+            for (f, w) in w_col.iter_mut().enumerate() {
+                let r = penalty::step(self.div, self.w_den[[f, j]], self.w_num[[f, j]], c, a);
+                *w = (f64::from(*w) * r) as f32;
+            }
         }
     }
 
@@ -289,7 +362,11 @@ impl Engine {
         if div == Divergence::Euclidean {
             gemm(1.0, &w.t(), &w.view(), 0.0, &mut self.w_gram.view_mut());
         }
-        let (w_sums, w_gram) = (&self.w_sums, &self.w_gram);
+        let penalties = self.penalties;
+        if penalties.smoothness > 0.0 {
+            self.g_prev.assign(g);
+        }
+        let (w_sums, w_gram, g_prev) = (&self.w_sums, &self.w_gram, &self.g_prev);
         for_each_block(
             &mut self.slots,
             x.nrows(),
@@ -297,7 +374,7 @@ impl Engine {
             |slot, g: &Array2<f32>, r| {
                 let tb = r.len();
                 let xb = block_slice(&x, &r);
-                let gb = g.slice(s![r, ..]);
+                let gb = g.slice(s![r.clone(), ..]);
                 let mut num = slot.h_num.slice_mut(s![..tb, ..]);
                 let mut den = slot.h_den.slice_mut(s![..tb, ..]);
                 match div {
@@ -324,16 +401,75 @@ impl Engine {
                         gemm(1.0, &gb, &w_gram.view(), 0.0, &mut den);
                     }
                 }
+                if penalties.any() {
+                    // Leave the penalised step itself in `num`.
+                    let current = if penalties.smoothness > 0.0 {
+                        g_prev
+                    } else {
+                        g
+                    };
+                    penalized_h_steps(div, penalties, current, r.start, w_sums, &mut num, &den);
+                }
             },
             |g, slot, r| {
                 let tb = r.len();
                 let mut gb = g.slice_mut(s![r, ..]);
-                Zip::from(&mut gb)
-                    .and(&slot.h_num.slice(s![..tb, ..]))
-                    .and(&slot.h_den.slice(s![..tb, ..]))
-                    .for_each(|g, &n, &d| *g *= step32(n, d, gamma));
+                if penalties.any() {
+                    Zip::from(&mut gb)
+                        .and(&slot.h_num.slice(s![..tb, ..]))
+                        .for_each(|g, &step| *g *= step);
+                } else {
+                    Zip::from(&mut gb)
+                        .and(&slot.h_num.slice(s![..tb, ..]))
+                        .and(&slot.h_den.slice(s![..tb, ..]))
+                        .for_each(|g, &n, &d| *g *= step32(n, d, gamma));
+                }
             },
         );
+    }
+}
+
+/// The penalised activation steps of the block starting at frame `start`, from the update's
+/// numerators (`num`, overwritten with the steps) and denominators; `g` holds the activations
+/// before this pass (frames × components) and `w_sums` the templates' sums.
+fn penalized_h_steps(
+    div: Divergence,
+    penalties: Penalties,
+    g: &Array2<f32>,
+    start: usize,
+    w_sums: &Array1<f32>,
+    num: &mut ArrayViewMut2<f32>,
+    den: &ArrayViewMut2<f32>,
+) {
+    let Penalties {
+        sparsity,
+        smoothness,
+    } = penalties;
+    let frames = g.nrows();
+    for (i, (mut num_row, den_row)) in num.rows_mut().into_iter().zip(den.rows()).enumerate() {
+        let t = start + i;
+        for (k, (n, &d)) in num_row.iter_mut().zip(den_row).enumerate() {
+            let s = f64::from(w_sums[k]);
+            let h = f64::from(g[[t, k]]);
+            let (mut c, mut a) = (sparsity * s, 0.0);
+            if smoothness > 0.0 {
+                // Neighbours' midpoints: the majoriser of (h_t − h_t±1)².
+                let mut midpoints = 0.0;
+                let mut neighbours = 0.0;
+                if t > 0 {
+                    midpoints += 0.5 * (h + f64::from(g[[t - 1, k]]));
+                    neighbours += 1.0;
+                }
+                if t + 1 < frames {
+                    midpoints += 0.5 * (h + f64::from(g[[t + 1, k]]));
+                    neighbours += 1.0;
+                }
+                let weight = smoothness * s * s;
+                c -= 4.0 * weight * midpoints;
+                a = 4.0 * weight * neighbours * h;
+            }
+            *n = penalty::step(div, f64::from(d), f64::from(*n), c, a) as f32;
+        }
     }
 }
 

@@ -120,11 +120,12 @@ fn missing_file_is_reported_with_its_name() {
 }
 
 #[test]
-fn directory_given_as_input_is_reported() {
+fn directory_without_audio_files_is_reported() {
+    // A folder is walked for audio files (tests/it/batch.rs); this one has none.
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("album")).unwrap();
     let out = separate(dir.path(), &["album"], &[]);
-    assert_fails(&out, &["album", "is a directory"]);
+    assert_fails(&out, &["album", "no audio files found"]);
     assert_nothing_written(dir.path());
 }
 
@@ -487,7 +488,8 @@ fn second_input_with_the_same_stem_is_reported_and_the_first_still_written() {
     );
     assert!(lines[1].contains("1 of 2"), "{stderr}");
 
-    assert_eq!(entries(dir.path()), ["song"]);
+    // Two inputs make a batch, which keeps a report.
+    assert_eq!(entries(dir.path()), ["demix-report.json", "song"]);
     let track = dir.path().join("out/song");
     assert_eq!(files_in(&track), ["source1.wav", "source2.wav"]);
     // The stems are those of a/song.wav: they add up to it, not to b/song.wav.
@@ -518,7 +520,7 @@ fn failing_input_is_skipped_and_the_next_one_written() {
         stderr.lines().next().unwrap().contains("absent.wav"),
         "{stderr}"
     );
-    assert_eq!(entries(dir.path()), ["good"]);
+    assert_eq!(entries(dir.path()), ["demix-report.json", "good"]);
     assert_eq!(
         files_in(&dir.path().join("out/good")),
         ["source1.wav", "source2.wav"]

@@ -1,11 +1,17 @@
 //! All integration tests, in one binary (faster to build than one binary per file).
 
+mod alloc;
+mod batch;
 mod cli;
 mod common;
 mod decode;
 mod eval;
+mod hostile;
 mod inspect;
 mod nmf;
 mod separate;
 mod sklearn;
 mod stft;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Tracking = alloc::Tracking;

@@ -267,7 +267,7 @@ fn the_same_input_gives_byte_identical_stems_with_one_or_two_threads() {
         let result = demix(&[
             "separate",
             &input,
-            "-j",
+            "--threads",
             threads,
             "-k",
             "3",

@@ -1,0 +1,449 @@
+//! `demix separate` over files and folders (progress, report, exit code), and
+//! `demix report merge`.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Map, Value, json};
+
+use super::args::{MergeArgs, SeparateArgs};
+use super::{FAILURE, Output, describe_param_error, load_sources};
+use demix::audio::OutputFormat;
+use demix::batch::{
+    self, CancelFlag, Counts, DiscoverOptions, FileEntry, Glob, Item, JobContext, JobOutput,
+    Observer, Report, RunOptions, Status,
+};
+use demix::separate::{self, SeparateParams};
+
+/// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
+/// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
+pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Output) -> ExitCode {
+    let templates = match load_sources(&args.source) {
+        Ok(t) => t,
+        Err(message) => {
+            out.error(&message);
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let params = args.params(templates);
+    if let Err(e) = params.check() {
+        out.error(&describe_param_error(&e));
+        return ExitCode::from(FAILURE);
+    }
+    if args.batch.jobs == Some(0) {
+        out.error("-j/--jobs must be at least 1");
+        return ExitCode::from(FAILURE);
+    }
+    let globs = match args.batch.globs.iter().map(|g| Glob::new(g)).collect() {
+        Ok(globs) => globs,
+        Err(e) => {
+            out.error(&format!("--glob: {e}"));
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let output = args.output();
+    let model = &args.model;
+    out.detail(&format!(
+        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
+        params.nmf.total_components(),
+        params.templates.len(),
+        model.loss,
+        model.max_iter,
+        model.tol,
+        model.seed,
+        params.stft.n_fft(),
+        params.stft.hop(),
+        args.mask_power
+    ));
+
+    let mut plan = batch::discover(
+        &args.inputs,
+        &DiscoverOptions {
+            globs,
+            exclude: Some(args.out.clone()),
+        },
+    );
+    if plan.is_empty() {
+        let names: Vec<String> = args
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        out.error(&format!("no audio files found in {}", names.join(", ")));
+        return ExitCode::from(FAILURE);
+    }
+    // A run over a folder or several files keeps a report; a single file does not.
+    let is_batch =
+        plan.len() > 1 || args.batch.shard.is_some() || args.inputs.iter().any(|p| p.is_dir());
+    if let Some(shard) = args.batch.shard {
+        plan = plan.shard(shard);
+    }
+    let report_path = is_batch.then(|| args.out.join(batch::report_file_name(args.batch.shard)));
+
+    let cancel = CancelFlag::new();
+    let on_signal = cancel.clone();
+    // Fails only if a handler is set already; the run then simply cannot be stopped cleanly.
+    let _ = ctrlc::set_handler(move || {
+        if on_signal.is_cancelled() {
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+        on_signal.cancel();
+        eprintln!(
+            "demix: stopping: no new file is started and running ones stop at their next \
+             iteration; press Ctrl-C again to quit at once"
+        );
+    });
+
+    let options = RunOptions {
+        out_dir: args.out.clone(),
+        report: report_path.clone(),
+        command: "separate".into(),
+        shard: args.batch.shard,
+        jobs: args.batch.jobs,
+        threads,
+        force: output.force,
+        params: params_json(args, &params, output.format),
+        cancel,
+    };
+    let display = Display::new(out, &args.out, output.format);
+    let job = |item: &Item, ctx: &JobContext<'_>| -> Result<JobOutput, String> {
+        let holder = match item.output.as_deref().and_then(Path::parent) {
+            Some(parent) if !parent.as_os_str().is_empty() => args.out.join(parent),
+            _ => args.out.clone(),
+        };
+        let report = separate::separate_file(&item.input, &holder, &params, &output, &mut |p| {
+            ctx.progress(
+                p.iteration as u64,
+                p.max_iter as u64,
+                p.cost.map(|c| format!("cost {c:.4e}")).as_deref(),
+            );
+            ctx.stop_if_cancelled();
+        })
+        .map_err(|e| {
+            let hint = match e {
+                demix::Error::OutputExists(_) => "; use --force to replace it",
+                _ => "",
+            };
+            format!("{e}{hint}")
+        })?;
+        let mut details = Map::new();
+        details.insert("iterations".into(), json!(report.iterations));
+        details.insert("final_cost".into(), json!(report.final_cost));
+        details.insert("converged".into(), json!(report.converged));
+        details.insert("duration_secs".into(), json!(report.duration_secs));
+        let sources: Vec<Value> = report
+            .stems
+            .iter()
+            .map(|s| json!({"name": s.name, "clipped": s.clip.clipped, "peak": s.clip.peak}))
+            .collect();
+        details.insert("sources".into(), Value::Array(sources));
+        Ok(JobOutput {
+            outputs: report.stems.into_iter().map(|s| s.path).collect(),
+            details,
+        })
+    };
+    let summary = match batch::run(&plan, &options, &display, job) {
+        Ok(summary) => summary,
+        Err(e) => {
+            out.error(&e.to_string());
+            return ExitCode::from(FAILURE);
+        }
+    };
+    display.finish();
+    out.detail(&format!(
+        "{} file(s) at once, {} thread(s) each",
+        summary.jobs.0, summary.jobs.1
+    ));
+
+    if let Some(e) = &summary.report_error {
+        out.error(&format!("the report could not be written: {e}"));
+    }
+    let report_name = report_path.as_ref().map(|p| p.display().to_string());
+    let stopped = summary.interrupted + summary.not_started > 0;
+    if stopped {
+        out.error(&format!(
+            "stopped: {} file(s) separated, {} interrupted, {} not started, {} failed; run the \
+             same command again to continue",
+            summary.ok, summary.interrupted, summary.not_started, summary.failed
+        ));
+        return ExitCode::from(INTERRUPTED);
+    }
+    if let Some(report_name) = report_name {
+        if summary.failed > 0 {
+            out.error(&format!(
+                "{} of {} files failed; see {report_name}",
+                summary.failed, summary.total
+            ));
+        } else {
+            let mut line = format!("{} file(s) separated", summary.ok);
+            if summary.complete > 0 {
+                line += &format!(", {} already complete", summary.complete);
+            }
+            if summary.skipped > 0 {
+                line += &format!(", {} skipped", summary.skipped);
+            }
+            out.info(&format!(
+                "{line} in {:.1} s; report {report_name}",
+                summary.seconds
+            ));
+        }
+    }
+    if summary.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILURE)
+    }
+}
+
+/// The parameters recorded per file: a file is complete only for the same ones. Learned
+/// templates are recorded by their `--source` arguments (names and files), not their contents.
+fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputFormat) -> Value {
+    let model = &args.model;
+    // Through the shortest decimal form, so that 0.3 is recorded as 0.3, not 0.30000001.
+    let mask_power: f64 = args.mask_power.to_string().parse().unwrap_or(f64::NAN);
+    json!({
+        "components": params.nmf.total_components(),
+        "sources": args.source,
+        "free": args.free,
+        "groups": args.groups,
+        "loss": model.loss.to_string(),
+        "max_iter": model.max_iter,
+        "tol": model.tol,
+        "seed": model.seed,
+        "init": format!("{:?}", model.init).to_lowercase(),
+        "n_fft": params.stft.n_fft(),
+        "hop": params.stft.hop(),
+        "mask_power": mask_power,
+        "format": format!("{format:?}").to_lowercase(),
+    })
+}
+
+/// Progress of a batch: on a terminal, a bar for the batch and one per running file; else
+/// one line per finished file.
+struct Display<'a> {
+    out: &'a Output,
+    out_dir: PathBuf,
+    format: OutputFormat,
+    multi: Option<MultiProgress>,
+    overall: ProgressBar,
+    bars: Mutex<HashMap<usize, ProgressBar>>,
+}
+
+impl<'a> Display<'a> {
+    fn new(out: &'a Output, out_dir: &Path, format: OutputFormat) -> Display<'a> {
+        let multi = (!out.quiet && std::io::stderr().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let overall = match &multi {
+            Some(multi) => {
+                let bar = multi.add(ProgressBar::new(0));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:.bold} [{bar:30}] {pos}/{len} files, {elapsed} elapsed, ETA {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix("batch");
+                bar
+            }
+            None => ProgressBar::hidden(),
+        };
+        Display {
+            out,
+            out_dir: out_dir.to_path_buf(),
+            format,
+            multi,
+            overall,
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Prints without tearing the bars.
+    fn print(&self, f: impl FnOnce()) {
+        match &self.multi {
+            Some(multi) => multi.suspend(f),
+            None => f(),
+        }
+    }
+
+    fn finish(&self) {
+        self.overall.finish_and_clear();
+    }
+
+    fn report_ok(&self, prefix: &str, name: &str, entry: &FileEntry) {
+        let detail = |key: &str| entry.details.get(key).cloned().unwrap_or(Value::Null);
+        let how = if detail("converged").as_bool() == Some(true) {
+            "converged after"
+        } else {
+            "stopped at"
+        };
+        let track = entry
+            .output
+            .as_ref()
+            .map_or_else(|| self.out_dir.clone(), |o| self.out_dir.join(o.as_path()));
+        self.out.info(&format!(
+            "{prefix}{name}: {} sources in {} ({how} {} iterations, cost {:.4e}, {:.1} s)",
+            entry.outputs.len(),
+            track.display(),
+            detail("iterations").as_u64().unwrap_or(0),
+            detail("final_cost").as_f64().unwrap_or(f64::NAN),
+            entry.seconds.unwrap_or(0.0)
+        ));
+        let sources = detail("sources");
+        for (file, source) in entry
+            .outputs
+            .iter()
+            .zip(sources.as_array().into_iter().flatten())
+        {
+            let path = self.out_dir.join(file.path.as_path());
+            self.out.detail(&format!("  {}", path.display()));
+            let clipped = source["clipped"].as_u64().unwrap_or(0);
+            if clipped > 0 {
+                let bits = if self.format == OutputFormat::Int24 {
+                    24
+                } else {
+                    16
+                };
+                self.out.warn(&format!(
+                    "{}: {clipped} samples beyond full scale (peak {:.3}) were limited to full \
+                     scale in {bits}-bit output; use --float32 to keep them",
+                    path.display(),
+                    source["peak"].as_f64().unwrap_or(f64::NAN)
+                ));
+            }
+        }
+    }
+}
+
+impl Observer for Display<'_> {
+    fn begin(&self, counts: Counts) {
+        self.overall.set_length(counts.total as u64);
+        self.overall.reset_eta();
+    }
+
+    fn complete(&self, item: &Item) {
+        self.print(|| {
+            self.out.detail(&format!(
+                "{}: complete according to the report, skipped (--force redoes it)",
+                item.input.display()
+            ));
+        });
+    }
+
+    fn started(&self, item: &Item) {
+        let Some(multi) = &self.multi else {
+            return;
+        };
+        // Empty until the first iteration, while the file is read and its spectrogram made.
+        let bar = multi.insert_before(&self.overall, ProgressBar::new(1));
+        bar.set_style(
+            ProgressStyle::with_template("  {prefix:40!} [{bar:20}] {pos}/{len} iterations {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(item.relative.display().to_string());
+        bar.set_message("reading");
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(item.id, bar);
+    }
+
+    fn progress(&self, item: &Item, done: u64, total: u64, message: Option<&str>) {
+        let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bar) = bars.get(&item.id) {
+            bar.set_length(total);
+            bar.set_position(done);
+            if let Some(message) = message {
+                bar.set_message(message.to_string());
+            }
+        }
+    }
+
+    fn finished(&self, item: &Item, entry: &FileEntry, counts: Counts) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&item.id)
+        {
+            bar.finish_and_clear();
+            if let Some(multi) = &self.multi {
+                multi.remove(&bar);
+            }
+        }
+        if counts.finished > 0 {
+            self.overall.inc(1);
+        }
+        let prefix = if counts.total > 1 && counts.finished > 0 {
+            format!("[{}/{}] ", counts.finished, counts.total)
+        } else {
+            String::new()
+        };
+        let name = item.input.display().to_string();
+        let error = entry.error.as_deref().unwrap_or("failed");
+        self.print(|| match entry.status {
+            Status::Ok => self.report_ok(&prefix, &name, entry),
+            Status::Interrupted => self.out.warn(&format!("{prefix}{name}: {error}")),
+            Status::Skipped => self.out.warn(&format!("{name}: {error}")),
+            Status::Failed | Status::Pending => {
+                self.out.error(&format!("{prefix}{name}: {error}"));
+            }
+        });
+    }
+}
+
+/// `demix report merge`: one report from many, written atomically.
+pub(super) fn run_merge(args: &MergeArgs, out: &Output) -> ExitCode {
+    let mut reports = Vec::new();
+    for path in &args.reports {
+        match Report::load(path) {
+            Ok(report) => reports.push((path.display().to_string(), report)),
+            Err(e) => {
+                out.error(&e.to_string());
+                return ExitCode::from(FAILURE);
+            }
+        }
+    }
+    let folder = |p: &Path| {
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        parent.unwrap_or(Path::new(".")).canonicalize().ok()
+    };
+    let target = folder(&args.out);
+    if args.reports.iter().any(|p| folder(p) != target) {
+        out.warn(
+            "the reports are not all in the merged report's folder; the paths of their entries \
+             are relative to their own folders",
+        );
+    }
+    let mut merged = match batch::merge(&reports) {
+        Ok(merged) => merged,
+        Err(e) => {
+            out.error(&e.to_string());
+            return ExitCode::from(FAILURE);
+        }
+    };
+    if let Err(e) = merged.save(&args.out) {
+        out.error(&e.to_string());
+        return ExitCode::from(FAILURE);
+    }
+    let s = merged.summary;
+    out.info(&format!(
+        "{}: {} files from {} reports: {} ok, {} failed, {} interrupted, {} pending, {} skipped",
+        args.out.display(),
+        s.total,
+        reports.len(),
+        s.ok,
+        s.failed,
+        s.interrupted,
+        s.pending,
+        s.skipped
+    ));
+    ExitCode::SUCCESS
+}
