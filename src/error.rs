@@ -209,6 +209,9 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
+    /// References and estimates that cannot be evaluated together.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
 }
 
 impl Error {
@@ -219,4 +222,124 @@ impl Error {
             source,
         }
     }
+}
+
+/// Which of the signals given to [`crate::eval::evaluate`] an [`EvalError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// One of the references.
+    Reference,
+    /// One of the estimates.
+    Estimate,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Reference => "reference",
+            Side::Estimate => "estimate",
+        })
+    }
+}
+
+/// A property every reference and estimate of one evaluation must share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Property {
+    /// Samples per second.
+    SampleRate,
+    /// Number of channels.
+    Channels,
+    /// Samples per channel.
+    Length,
+}
+
+impl Property {
+    /// The value in words: `a sample rate of 44100 Hz`, `2 channels`, `88200 samples per
+    /// channel`.
+    pub fn describe(self, value: u64) -> String {
+        match self {
+            Property::SampleRate => format!("a sample rate of {value} Hz"),
+            Property::Channels if value == 1 => "1 channel".to_string(),
+            Property::Channels => format!("{value} channels"),
+            Property::Length => format!("{value} samples per channel"),
+        }
+    }
+}
+
+/// References and estimates that cannot be evaluated together. Signals are numbered from 0 in
+/// the order they were given; every reference and estimate is compared with reference 0.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// No references were given.
+    #[error("no reference sources to evaluate")]
+    NoSources,
+    /// Different numbers of references and estimates.
+    #[error("{references} references but {estimates} estimates")]
+    CountMismatch {
+        /// Number of references.
+        references: usize,
+        /// Number of estimates.
+        estimates: usize,
+    },
+    /// A signal's sample rate, channel count or length differs from reference 0's.
+    #[error(
+        "{side} {index} has {}, reference 0 has {}",
+        property.describe(*actual),
+        property.describe(*expected)
+    )]
+    Mismatch {
+        /// Reference or estimate.
+        side: Side,
+        /// Its index.
+        index: usize,
+        /// What differs.
+        property: Property,
+        /// Reference 0's value.
+        expected: u64,
+        /// This signal's value.
+        actual: u64,
+    },
+    /// A signal whose channels sum to zero at every sample (as an all-zero signal does):
+    /// BSS Eval is undefined for it, and mir_eval and museval refuse it too.
+    #[error("{side} {index} is silent (every sample is zero); BSS Eval is undefined for it")]
+    Silent {
+        /// Reference or estimate.
+        side: Side,
+        /// Its index.
+        index: usize,
+    },
+    /// A NaN or infinite sample.
+    #[error("{side} {index}: sample {sample} of channel {channel} is {value}")]
+    NonFinite {
+        /// Reference or estimate.
+        side: Side,
+        /// Its index.
+        index: usize,
+        /// Channel index (0-based).
+        channel: usize,
+        /// Sample index within the channel (0-based).
+        sample: usize,
+        /// The offending value.
+        value: f32,
+    },
+    /// Too many sources to try every assignment of estimates to references.
+    #[error("{sources} sources are too many to try every assignment (at most {max})")]
+    TooManyToPermute {
+        /// Number of sources.
+        sources: usize,
+        /// The most that are permuted.
+        max: usize,
+    },
+    /// The window is shorter than one sample at this sample rate.
+    #[error("a window or hop of {seconds} s is shorter than one sample at {sample_rate} Hz")]
+    WindowTooShort {
+        /// The window or hop in seconds.
+        seconds: f64,
+        /// The sample rate.
+        sample_rate: u32,
+    },
+    /// The references' correlation matrix stayed singular even with diagonal loading.
+    #[error("the distortion filters cannot be computed: the references are linearly dependent")]
+    Singular,
 }

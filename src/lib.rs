@@ -5,6 +5,7 @@ mod atomic;
 pub mod audio;
 pub mod batch;
 pub mod error;
+pub mod eval;
 mod group;
 pub mod inspect;
 pub mod mask;

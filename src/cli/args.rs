@@ -42,6 +42,9 @@ pub enum Command {
     /// Work with the run reports of batches (OUT/demix-report.json).
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Score estimated sources against references: BSS Eval (SDR, SIR, SAR, ISR) and SI-SDR.
+    #[command(after_help = super::eval::EVAL_EXAMPLE)]
+    Eval(super::eval::EvalArgs),
 }
 
 /// `demix report` subcommands.

@@ -2,6 +2,7 @@
 
 mod args;
 mod batch;
+mod eval;
 mod inspect;
 
 use std::io::IsTerminal;
@@ -50,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Report(ReportCommand::Merge(args)) => batch::run_merge(args, &out),
         Command::Learn(args) => run_learn(args, &out),
         Command::Inspect(args) => inspect::run(args, &out),
+        Command::Eval(args) => eval::run_eval(args, &out),
     }
 }
 

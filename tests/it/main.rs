@@ -5,6 +5,7 @@ mod batch;
 mod cli;
 mod common;
 mod decode;
+mod eval;
 mod hostile;
 mod inspect;
 mod nmf;
