@@ -17,7 +17,8 @@
 //! 4. [`merge`] joins the reports of the shards.
 //!
 //! The runner knows nothing of separation: `demix separate` passes a job that calls
-//! [`crate::separate::separate_file`].
+//! [`crate::separate::separate_file`], and `demix inspect` one that calls
+//! [`crate::inspect::inspect_file`].
 
 mod discover;
 mod glob;
@@ -75,7 +76,9 @@ pub struct Item {
     /// Its path relative to the folder it was found in (its name, if it was given itself).
     pub relative: PathBuf,
     /// The folder of its outputs relative to the output folder: the relative path without
-    /// extension. None for a problem that has no output (a missing argument, a folder).
+    /// extension, or empty for outputs written into the output folder itself (as `demix
+    /// inspect` does for a single file). None for a problem that has no output (a missing
+    /// argument, a folder).
     pub output: Option<PathBuf>,
     /// Why it cannot be processed, if it cannot.
     pub problem: Option<String>,

@@ -70,7 +70,7 @@ pub struct MergeArgs {
     pub out: PathBuf,
 }
 
-/// Options of commands that take folders of files (`separate`).
+/// Options of commands that take folders of files (`separate`, `inspect`).
 #[derive(Debug, Args)]
 pub struct BatchArgs {
     /// Files processed at once [default: one per thread when there are several files, else 1;

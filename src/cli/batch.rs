@@ -1,5 +1,6 @@
-//! `demix separate` over files and folders (progress, report, exit code), and
-//! `demix report merge`.
+//! The subcommands that run over files and folders (`demix separate`, `demix inspect`):
+//! finding the files, running them through [`demix::batch`] with progress, the summary and
+//! the exit code; and `demix report merge`.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -10,80 +11,104 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 
-use super::args::{MergeArgs, SeparateArgs};
+use super::args::{BatchArgs, MergeArgs, SeparateArgs};
 use super::{FAILURE, Output, describe_param_error, load_sources};
 use demix::audio::OutputFormat;
 use demix::batch::{
     self, CancelFlag, Counts, DiscoverOptions, FileEntry, Glob, Item, JobContext, JobOutput,
-    Observer, Report, RunOptions, Status,
+    Observer, Plan, Report, RunOptions, Status,
 };
 use demix::separate::{self, SeparateParams};
 
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
 
-/// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
-pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Output) -> ExitCode {
-    let templates = match load_sources(&args.source) {
-        Ok(t) => t,
-        Err(message) => {
-            out.error(&message);
-            return ExitCode::from(FAILURE);
-        }
-    };
-    let params = args.params(templates);
-    if let Err(e) = params.check() {
-        out.error(&describe_param_error(&e));
-        return ExitCode::from(FAILURE);
-    }
-    if args.batch.jobs == Some(0) {
+/// The files of a run, found before anything is processed.
+pub(super) struct Files {
+    /// One item per file (or problem found), of this run's shard.
+    pub plan: Plan,
+    /// Several files, a folder, or a shard: the run keeps a report. A single file does not.
+    pub is_batch: bool,
+}
+
+/// Checks the batch options and finds the files of `inputs`, leaving out `out_dir`.
+///
+/// # Errors
+/// The exit code, after printing why: a bad option, or no audio file at all.
+pub(super) fn find_files(
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    batch: &BatchArgs,
+    out: &Output,
+) -> Result<Files, ExitCode> {
+    if batch.jobs == Some(0) {
         out.error("-j/--jobs must be at least 1");
-        return ExitCode::from(FAILURE);
+        return Err(ExitCode::from(FAILURE));
     }
-    let globs = match args.batch.globs.iter().map(|g| Glob::new(g)).collect() {
+    let globs = match batch.globs.iter().map(|g| Glob::new(g)).collect() {
         Ok(globs) => globs,
         Err(e) => {
             out.error(&format!("--glob: {e}"));
-            return ExitCode::from(FAILURE);
+            return Err(ExitCode::from(FAILURE));
         }
     };
-    let output = args.output();
-    out.detail(&format!(
-        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
-        params.nmf.components(),
-        params.templates.len(),
-        params.nmf.loss(),
-        params.nmf.max_iter(),
-        params.nmf.tol(),
-        params.nmf.seed(),
-        params.stft.n_fft(),
-        params.stft.hop(),
-        args.mask_power
-    ));
-
     let mut plan = batch::discover(
-        &args.inputs,
+        inputs,
         &DiscoverOptions {
             globs,
-            exclude: Some(args.out.clone()),
+            exclude: Some(out_dir.to_path_buf()),
         },
     );
     if plan.is_empty() {
-        let names: Vec<String> = args
-            .inputs
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
+        let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
         out.error(&format!("no audio files found in {}", names.join(", ")));
-        return ExitCode::from(FAILURE);
+        return Err(ExitCode::from(FAILURE));
     }
-    // A run over a folder or several files keeps a report; a single file does not.
-    let is_batch =
-        plan.len() > 1 || args.batch.shard.is_some() || args.inputs.iter().any(|p| p.is_dir());
-    if let Some(shard) = args.batch.shard {
+    let is_batch = plan.len() > 1 || batch.shard.is_some() || inputs.iter().any(|p| p.is_dir());
+    if let Some(shard) = batch.shard {
         plan = plan.shard(shard);
     }
-    let report_path = is_batch.then(|| args.out.join(batch::report_file_name(args.batch.shard)));
+    Ok(Files { plan, is_batch })
+}
+
+/// How a subcommand runs its files.
+pub(super) struct RunSpec<'a> {
+    /// The subcommand, recorded in the report (`separate`).
+    pub command: &'static str,
+    /// What was done to a file, for the summary (`separated`).
+    pub done: &'static str,
+    /// The output folder.
+    pub out_dir: &'a Path,
+    /// `-j`, `--shard`.
+    pub batch: &'a BatchArgs,
+    /// `--threads`.
+    pub threads: Option<usize>,
+    /// Redo complete files and replace existing outputs.
+    pub force: bool,
+    /// The parameters recorded per file: a file is complete only for the same ones.
+    pub params: Value,
+}
+
+/// Shows a file that was processed: called with the input's name (after any `[i/n] `
+/// counter), its report entry, and its output folder.
+pub(super) type ShowDone<'a> = dyn Fn(&str, &FileEntry, &Path) + Sync + 'a;
+
+/// Runs `job` for every file, `--jobs` at a time, with progress, a report for a batch, a
+/// clean stop on Ctrl-C or SIGTERM, and a summary; returns the exit code.
+pub(super) fn run_files<F>(
+    files: &Files,
+    spec: &RunSpec<'_>,
+    out: &Output,
+    show: &ShowDone<'_>,
+    job: F,
+) -> ExitCode
+where
+    F: Fn(&Item, &JobContext<'_>) -> Result<JobOutput, String> + Sync,
+{
+    let shard = spec.batch.shard;
+    let report_path = files
+        .is_batch
+        .then(|| spec.out_dir.join(batch::report_file_name(shard)));
 
     let cancel = CancelFlag::new();
     let on_signal = cancel.clone();
@@ -100,54 +125,18 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
     });
 
     let options = RunOptions {
-        out_dir: args.out.clone(),
+        out_dir: spec.out_dir.to_path_buf(),
         report: report_path.clone(),
-        command: "separate".into(),
-        shard: args.batch.shard,
-        jobs: args.batch.jobs,
-        threads,
-        force: output.force,
-        params: params_json(args, &params, output.format),
+        command: spec.command.into(),
+        shard,
+        jobs: spec.batch.jobs,
+        threads: spec.threads,
+        force: spec.force,
+        params: spec.params.clone(),
         cancel,
     };
-    let display = Display::new(out, &args.out, output.format);
-    let job = |item: &Item, ctx: &JobContext<'_>| -> Result<JobOutput, String> {
-        let holder = match item.output.as_deref().and_then(Path::parent) {
-            Some(parent) if !parent.as_os_str().is_empty() => args.out.join(parent),
-            _ => args.out.clone(),
-        };
-        let report = separate::separate_file(&item.input, &holder, &params, &output, &mut |p| {
-            ctx.progress(
-                p.iteration as u64,
-                p.max_iter as u64,
-                p.cost.map(|c| format!("cost {c:.4e}")).as_deref(),
-            );
-            ctx.stop_if_cancelled();
-        })
-        .map_err(|e| {
-            let hint = match e {
-                demix::Error::OutputExists(_) => "; use --force to replace it",
-                _ => "",
-            };
-            format!("{e}{hint}")
-        })?;
-        let mut details = Map::new();
-        details.insert("iterations".into(), json!(report.iterations));
-        details.insert("final_cost".into(), json!(report.final_cost));
-        details.insert("converged".into(), json!(report.converged));
-        details.insert("duration_secs".into(), json!(report.duration_secs));
-        let sources: Vec<Value> = report
-            .stems
-            .iter()
-            .map(|s| json!({"name": s.name, "clipped": s.clip.clipped, "peak": s.clip.peak}))
-            .collect();
-        details.insert("sources".into(), Value::Array(sources));
-        Ok(JobOutput {
-            outputs: report.stems.into_iter().map(|s| s.path).collect(),
-            details,
-        })
-    };
-    let summary = match batch::run(&plan, &options, &display, job) {
+    let display = Display::new(out, spec.out_dir, show);
+    let summary = match batch::run(&files.plan, &options, &display, job) {
         Ok(summary) => summary,
         Err(e) => {
             out.error(&e.to_string());
@@ -167,9 +156,9 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
     let stopped = summary.interrupted + summary.not_started > 0;
     if stopped {
         out.error(&format!(
-            "stopped: {} file(s) separated, {} interrupted, {} not started, {} failed; run the \
-             same command again to continue",
-            summary.ok, summary.interrupted, summary.not_started, summary.failed
+            "stopped: {} file(s) {}, {} interrupted, {} not started, {} failed; run the same \
+             command again to continue",
+            summary.ok, spec.done, summary.interrupted, summary.not_started, summary.failed
         ));
         return ExitCode::from(INTERRUPTED);
     }
@@ -180,7 +169,7 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
                 summary.failed, summary.total
             ));
         } else {
-            let mut line = format!("{} file(s) separated", summary.ok);
+            let mut line = format!("{} file(s) {}", summary.ok, spec.done);
             if summary.complete > 0 {
                 line += &format!(", {} already complete", summary.complete);
             }
@@ -200,12 +189,164 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
     }
 }
 
+/// The message of a job's error, with a hint where one helps.
+pub(super) fn job_error(e: &demix::Error) -> String {
+    match e {
+        demix::Error::OutputExists(_) => format!("{e}; use --force to replace it"),
+        _ => e.to_string(),
+    }
+}
+
+/// Warns that `clipped` samples of `path` were limited to full scale.
+pub(super) fn warn_clipped(
+    out: &Output,
+    path: &Path,
+    clipped: u64,
+    peak: f64,
+    format: OutputFormat,
+) {
+    let bits = if format == OutputFormat::Int24 {
+        24
+    } else {
+        16
+    };
+    out.warn(&format!(
+        "{}: {clipped} samples beyond full scale (peak {peak:.3}) were limited to full scale \
+         in {bits}-bit output; use --float32 to keep them",
+        path.display()
+    ));
+}
+
+/// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
+pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Output) -> ExitCode {
+    let templates = match load_sources(&args.source) {
+        Ok(t) => t,
+        Err(message) => {
+            out.error(&message);
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let params = args.params(templates);
+    if let Err(e) = params.check() {
+        out.error(&describe_param_error(&e));
+        return ExitCode::from(FAILURE);
+    }
+    let files = match find_files(&args.inputs, &args.out, &args.batch, out) {
+        Ok(files) => files,
+        Err(code) => return code,
+    };
+    let output = args.output();
+    out.detail(&format!(
+        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
+        params.nmf.components(),
+        params.templates.len(),
+        params.nmf.loss(),
+        params.nmf.max_iter(),
+        params.nmf.tol(),
+        params.nmf.seed(),
+        params.stft.n_fft(),
+        params.stft.hop(),
+        args.mask_power
+    ));
+
+    let spec = RunSpec {
+        command: "separate",
+        done: "separated",
+        out_dir: &args.out,
+        batch: &args.batch,
+        threads,
+        force: output.force,
+        params: params_json(args, &params, output.format),
+    };
+    let show = |name: &str, entry: &FileEntry, folder: &Path| {
+        show_separated(out, &args.out, output.format, name, entry, folder);
+    };
+    let job = |item: &Item, ctx: &JobContext<'_>| -> Result<JobOutput, String> {
+        let holder = match item.output.as_deref().and_then(Path::parent) {
+            Some(parent) if !parent.as_os_str().is_empty() => args.out.join(parent),
+            _ => args.out.clone(),
+        };
+        let report = separate::separate_file(&item.input, &holder, &params, &output, &mut |p| {
+            ctx.progress(
+                p.iteration as u64,
+                p.max_iter as u64,
+                p.cost.map(|c| format!("cost {c:.4e}")).as_deref(),
+            );
+            ctx.stop_if_cancelled();
+        })
+        .map_err(|e| job_error(&e))?;
+        let mut details = Map::new();
+        details.insert("iterations".into(), json!(report.iterations));
+        details.insert("final_cost".into(), json!(report.final_cost));
+        details.insert("converged".into(), json!(report.converged));
+        details.insert("duration_secs".into(), json!(report.duration_secs));
+        let sources: Vec<Value> = report
+            .stems
+            .iter()
+            .map(|s| json!({"name": s.name, "clipped": s.clip.clipped, "peak": s.clip.peak}))
+            .collect();
+        details.insert("sources".into(), Value::Array(sources));
+        Ok(JobOutput {
+            outputs: report.stems.into_iter().map(|s| s.path).collect(),
+            details,
+        })
+    };
+    run_files(&files, &spec, out, &show, job)
+}
+
+/// The line of a separated file, its stems with `-v`, and a warning for each that clipped.
+fn show_separated(
+    out: &Output,
+    out_dir: &Path,
+    format: OutputFormat,
+    name: &str,
+    entry: &FileEntry,
+    folder: &Path,
+) {
+    let detail = |key: &str| entry.details.get(key).cloned().unwrap_or(Value::Null);
+    out.info(&format!(
+        "{name}: {} sources in {} ({} iterations, cost {:.4e}, {:.1} s)",
+        entry.outputs.len(),
+        folder.display(),
+        how_it_stopped(entry),
+        detail("final_cost").as_f64().unwrap_or(f64::NAN),
+        entry.seconds.unwrap_or(0.0)
+    ));
+    let sources = detail("sources");
+    for (file, source) in entry
+        .outputs
+        .iter()
+        .zip(sources.as_array().into_iter().flatten())
+    {
+        let path = out_dir.join(file.path.as_path());
+        out.detail(&format!("  {}", path.display()));
+        let clipped = source["clipped"].as_u64().unwrap_or(0);
+        if clipped > 0 {
+            let peak = source["peak"].as_f64().unwrap_or(f64::NAN);
+            warn_clipped(out, &path, clipped, peak, format);
+        }
+    }
+}
+
+/// `converged after N` or `stopped at N`, from an entry's details.
+pub(super) fn how_it_stopped(entry: &FileEntry) -> String {
+    let how = if entry.details.get("converged").and_then(Value::as_bool) == Some(true) {
+        "converged after"
+    } else {
+        "stopped at"
+    };
+    let iterations = entry
+        .details
+        .get("iterations")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    format!("{how} {iterations}")
+}
+
 /// The parameters recorded per file: a file is complete only for the same ones. Learned
 /// templates are recorded by their `--source` arguments (names and files), not their contents.
 fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputFormat) -> Value {
     let nmf = &params.nmf;
-    // Through the shortest decimal form, so that 0.3 is recorded as 0.3, not 0.30000001.
-    let mask_power: f64 = args.mask_power.to_string().parse().unwrap_or(f64::NAN);
     json!({
         "components": nmf.components(),
         "sources": args.source,
@@ -222,9 +363,15 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputForma
         "spatial": params.spatial,
         "n_fft": params.stft.n_fft(),
         "hop": params.stft.hop(),
-        "mask_power": mask_power,
+        "mask_power": shortest(args.mask_power),
         "format": format!("{format:?}").to_lowercase(),
     })
+}
+
+/// `x` as the f64 of its shortest decimal form, so that 0.3 is recorded as 0.3, not
+/// 0.30000001192092896.
+pub(super) fn shortest(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::NAN)
 }
 
 /// Progress of a batch: on a terminal, a bar for the batch and one per running file; else
@@ -232,14 +379,14 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputForma
 struct Display<'a> {
     out: &'a Output,
     out_dir: PathBuf,
-    format: OutputFormat,
+    show: &'a ShowDone<'a>,
     multi: Option<MultiProgress>,
     overall: ProgressBar,
     bars: Mutex<HashMap<usize, ProgressBar>>,
 }
 
 impl<'a> Display<'a> {
-    fn new(out: &'a Output, out_dir: &Path, format: OutputFormat) -> Display<'a> {
+    fn new(out: &'a Output, out_dir: &Path, show: &'a ShowDone<'a>) -> Display<'a> {
         let multi = (!out.quiet && std::io::stderr().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         let overall = match &multi {
@@ -260,7 +407,7 @@ impl<'a> Display<'a> {
         Display {
             out,
             out_dir: out_dir.to_path_buf(),
-            format,
+            show,
             multi,
             overall,
             bars: Mutex::new(HashMap::new()),
@@ -279,47 +426,11 @@ impl<'a> Display<'a> {
         self.overall.finish_and_clear();
     }
 
-    fn report_ok(&self, prefix: &str, name: &str, entry: &FileEntry) {
-        let detail = |key: &str| entry.details.get(key).cloned().unwrap_or(Value::Null);
-        let how = if detail("converged").as_bool() == Some(true) {
-            "converged after"
-        } else {
-            "stopped at"
-        };
-        let track = entry
-            .output
-            .as_ref()
-            .map_or_else(|| self.out_dir.clone(), |o| self.out_dir.join(o.as_path()));
-        self.out.info(&format!(
-            "{prefix}{name}: {} sources in {} ({how} {} iterations, cost {:.4e}, {:.1} s)",
-            entry.outputs.len(),
-            track.display(),
-            detail("iterations").as_u64().unwrap_or(0),
-            detail("final_cost").as_f64().unwrap_or(f64::NAN),
-            entry.seconds.unwrap_or(0.0)
-        ));
-        let sources = detail("sources");
-        for (file, source) in entry
-            .outputs
-            .iter()
-            .zip(sources.as_array().into_iter().flatten())
-        {
-            let path = self.out_dir.join(file.path.as_path());
-            self.out.detail(&format!("  {}", path.display()));
-            let clipped = source["clipped"].as_u64().unwrap_or(0);
-            if clipped > 0 {
-                let bits = if self.format == OutputFormat::Int24 {
-                    24
-                } else {
-                    16
-                };
-                self.out.warn(&format!(
-                    "{}: {clipped} samples beyond full scale (peak {:.3}) were limited to full \
-                     scale in {bits}-bit output; use --float32 to keep them",
-                    path.display(),
-                    source["peak"].as_f64().unwrap_or(f64::NAN)
-                ));
-            }
+    /// The output folder of an entry: OUT/<output>, or OUT itself for an empty output.
+    fn folder(&self, entry: &FileEntry) -> PathBuf {
+        match &entry.output {
+            Some(o) if !o.as_path().as_os_str().is_empty() => self.out_dir.join(o.as_path()),
+            _ => self.out_dir.clone(),
         }
     }
 }
@@ -392,7 +503,7 @@ impl Observer for Display<'_> {
         let name = item.input.display().to_string();
         let error = entry.error.as_deref().unwrap_or("failed");
         self.print(|| match entry.status {
-            Status::Ok => self.report_ok(&prefix, &name, entry),
+            Status::Ok => (self.show)(&format!("{prefix}{name}"), entry, &self.folder(entry)),
             Status::Interrupted => self.out.warn(&format!("{prefix}{name}: {error}")),
             Status::Skipped => self.out.warn(&format!("{name}: {error}")),
             Status::Failed | Status::Pending => {

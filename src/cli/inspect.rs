@@ -1,49 +1,61 @@
-//! `demix inspect`: its options, and running it.
+//! `demix inspect`: its options, and running it over files and folders.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::Args;
+use serde_json::{Map, Value, json};
 
-use super::args::InitArg;
+use super::args::{BatchArgs, DEFAULT_COMPONENTS, ModelArgs, ModelDefaults};
+use super::batch::{
+    Files, RunSpec, find_files, how_it_stopped, job_error, run_files, shortest, warn_clipped,
+};
 use super::{FAILURE, Output, describe_param_error};
+use demix::ParamError;
 use demix::audio::OutputFormat;
-use demix::inspect::{self, InspectOutput, InspectParams, NoteTemplates, TranscribeParams};
-use demix::nmf::{Init, Loss, NmfParams};
+use demix::batch::{FileEntry, Item, JobContext, JobOutput};
+use demix::inspect::{
+    self, InspectOutput, InspectParams, NoteTemplates, OUTPUT_NAMES, TranscribeParams,
+};
 use demix::notes::NoteRange;
-use demix::stft::StftParams;
-use demix::{Error, ParamError};
 
 pub(super) const INSPECT_EXAMPLE: &str = "\
 Examples:
   demix inspect samples/mix.flac -k 4 -o out/mix
   demix inspect piano.flac --notes A0-C8 --midi piano.mid -o out/piano
-  write CSV, .npy, components.json and PNG charts into the folder.";
+    write CSV, .npy, components.json and PNG charts into the folder.
+  demix inspect recordings/ --notes A0-C8 --midi notes.mid -o analysis
+    inspects every audio file under recordings/ into analysis/<same path>/, each folder with
+    its notes.mid, and writes analysis/demix-report.json; run it again to finish what an
+    interrupted run left.";
 
 /// Options of `demix inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Audio file to inspect.
-    #[arg(value_name = "INPUT")]
-    pub input: PathBuf,
-    /// Folder for the results (created; it must not exist unless --force).
-    #[arg(short, long = "out", value_name = "DIR")]
+    /// Audio files, or folders of them.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Folder for the results. One file is written into OUT itself (created; it must not exist
+    /// unless --force); several files or a folder into OUT/<folder relative to the folder
+    /// given>/<file stem>/, with the report OUT/demix-report.json.
+    #[arg(short, long = "out", value_name = "OUT")]
     pub out: PathBuf,
     /// Free NMF components [default: 4, or 0 added to the notes with --notes].
     #[arg(short = 'k', long = "components", value_name = "K")]
     pub components: Option<usize>,
     /// One harmonic template per semitone of this range, by names or MIDI numbers
-    /// (A0-C8, 36-84, C#3-G5).
+    /// (A0-C8, 36-84, C#3-G5); fitted with the templates fixed for --iter iterations, then
+    /// adapted for 30 more.
     #[arg(long, value_name = "LOW-HIGH")]
     pub notes: Option<String>,
     /// Hold the note templates fixed instead of adapting them.
     #[arg(long = "fixed-templates", requires = "notes")]
     pub fixed_templates: bool,
-    /// Write the notes as a standard MIDI file.
+    /// Write the notes as a standard MIDI file. With several files or a folder, FILE is a name
+    /// (such as notes.mid) written into each file's output folder.
     #[arg(long, value_name = "FILE")]
     pub midi: Option<PathBuf>,
-    /// Write each component's audio to DIR/audio/<component>.wav.
+    /// Write each component's audio to audio/<component>.wav in the output folder.
     #[arg(long)]
     pub audio: bool,
     /// A note starts where its activation reaches this fraction of its own peak...
@@ -61,31 +73,13 @@ pub struct InspectArgs {
     /// Shortest note kept, in seconds.
     #[arg(long = "min-duration", default_value_t = 0.05, value_name = "S")]
     pub min_duration: f64,
-    /// Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in [0, 4].
-    #[arg(long, default_value = "kl", value_parser = parse_loss, value_name = "LOSS")]
-    pub loss: Loss,
-    /// Most NMF iterations (with adapted note templates, 30 more adapt them).
-    #[arg(long = "iter", default_value_t = 200, value_name = "N")]
-    pub max_iter: usize,
-    /// Stop when the cost falls by less than this fraction over 10 iterations (0: never).
-    #[arg(long, default_value_t = 1e-4)]
-    pub tol: f64,
-    /// Seed of the initialisation.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Initialisation of the free factors.
-    #[arg(long, value_enum, default_value_t = InitArg::Nndsvda)]
-    pub init: InitArg,
-    /// FFT frame length in samples.
-    #[arg(long = "n-fft", default_value_t = 2048, value_name = "N")]
-    pub n_fft: usize,
-    /// Hop between frames in samples [default: n-fft / 4].
-    #[arg(long, value_name = "N")]
-    pub hop: Option<usize>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Exponent p of the soft masks S^p / sum(S^p) of --audio.
     #[arg(long = "mask-power", default_value_t = 2.0, value_name = "P")]
     pub mask_power: f32,
-    /// Replace an existing output folder and MIDI file.
+    /// Replace existing output folders and MIDI files, and redo files the report lists as
+    /// complete.
     #[arg(long)]
     pub force: bool,
     /// Write 24-bit WAV instead of 16-bit.
@@ -94,40 +88,27 @@ pub struct InspectArgs {
     /// Write 32-bit float WAV (never clips).
     #[arg(long, requires = "audio")]
     pub float32: bool,
-}
-
-fn parse_loss(s: &str) -> Result<Loss, String> {
-    s.parse::<Loss>().map_err(|e| e.to_string())
+    #[command(flatten)]
+    pub batch: BatchArgs,
 }
 
 impl InspectArgs {
-    /// The library parameters these options ask for, or the message for a bad note range.
+    /// The library parameters these options ask for, or the error of a bad note range.
     fn params(&self) -> Result<InspectParams, ParamError> {
-        let mut stft = StftParams::new(self.n_fft);
-        if let Some(hop) = self.hop {
-            stft = stft.with_hop(hop);
-        }
         let notes = self
             .notes
             .as_deref()
             .map(|r| r.parse::<NoteRange>())
             .transpose()?
             .map(|range| NoteTemplates::new(range).with_fixed(self.fixed_templates));
-        let k = self
-            .components
-            .unwrap_or(if notes.is_some() { 0 } else { 4 });
-        let init = match self.init {
-            InitArg::Nndsvda => Init::Nndsvda,
-            InitArg::Random => Init::Random,
-        };
+        let k = self.components.unwrap_or(if notes.is_some() {
+            0
+        } else {
+            DEFAULT_COMPONENTS
+        });
         Ok(InspectParams {
-            stft,
-            nmf: NmfParams::new(k)
-                .with_loss(self.loss)
-                .with_max_iter(self.max_iter)
-                .with_tol(self.tol)
-                .with_seed(self.seed)
-                .with_init(init),
+            stft: self.model.stft(None),
+            nmf: self.model.nmf(k, ModelDefaults::SEPARATE),
             notes,
             mask_power: self.mask_power,
             transcribe: TranscribeParams::new()
@@ -139,7 +120,8 @@ impl InspectArgs {
         })
     }
 
-    fn output(&self) -> InspectOutput {
+    /// The format of `--audio`, if asked for.
+    fn audio_format(&self) -> Option<OutputFormat> {
         let format = if self.float32 {
             OutputFormat::Float32
         } else if self.int24 {
@@ -147,16 +129,13 @@ impl InspectArgs {
         } else {
             OutputFormat::Int16
         };
-        InspectOutput {
-            audio: self.audio.then_some(format),
-            midi: self.midi.clone(),
-            force: self.force,
-        }
+        self.audio.then_some(format)
     }
 }
 
-/// Runs `demix inspect`.
-pub(super) fn run(args: &InspectArgs, out: &Output) -> ExitCode {
+/// Runs `demix inspect` over the files and folders given: one file into OUT, several through
+/// the batch runner into OUT/<relative path>/, as `demix separate` does.
+pub(super) fn run(args: &InspectArgs, threads: Option<usize>, out: &Output) -> ExitCode {
     let params = match args.params().and_then(|p| p.check().map(|()| p)) {
         Ok(p) => p,
         Err(e) => {
@@ -164,86 +143,220 @@ pub(super) fn run(args: &InspectArgs, out: &Output) -> ExitCode {
             return ExitCode::from(FAILURE);
         }
     };
-    let name = args.input.display().to_string();
+    let mut files = match find_files(&args.inputs, &args.out, &args.batch, out) {
+        Ok(files) => files,
+        Err(code) => return code,
+    };
+    let single = !files.is_batch;
+    if single {
+        // A single file is written into OUT itself: an empty output path.
+        for item in &mut files.plan.items {
+            if item.output.is_some() {
+                item.output = Some(PathBuf::new());
+            }
+        }
+    } else if let Some(name) = &args.midi
+        && let Err(message) = check_midi_name(name)
+    {
+        out.error(&message);
+        return ExitCode::from(FAILURE);
+    }
+    let nmf = &params.nmf;
     out.detail(&format!(
-        "demix inspect: {} loss={} iter={} tol={} seed={} n_fft={} hop={}",
+        "demix inspect: {} loss={} iter={} tol={} seed={} restarts={} n_fft={} hop={}",
         match &params.notes {
             Some(n) => format!(
                 "notes={} ({}) k={}",
                 n.range,
                 if n.fixed { "fixed" } else { "adapted" },
-                params.nmf.components()
+                nmf.components()
             ),
-            None => format!("k={}", params.nmf.components()),
+            None => format!("k={}", nmf.components()),
         },
-        args.loss,
-        args.max_iter,
-        args.tol,
-        args.seed,
+        nmf.loss(),
+        nmf.max_iter(),
+        nmf.tol(),
+        nmf.seed(),
+        nmf.restarts(),
         params.stft.n_fft(),
         params.stft.hop()
     ));
-    let started = Instant::now();
-    let bar = out.iteration_bar(&name, args.max_iter);
-    let result = inspect::inspect_file(&args.input, &args.out, &params, &args.output(), &mut |p| {
-        bar.set_length(p.max_iter as u64);
-        bar.set_position(p.iteration as u64);
-        if let Some(cost) = p.cost {
-            bar.set_message(format!("cost {cost:.4e}"));
-        }
-    });
-    bar.finish_and_clear();
-    match result {
-        Ok(report) => {
-            let how = if report.converged {
-                "converged after"
-            } else {
-                "stopped at"
-            };
-            let midi = match &args.midi {
-                Some(path) => format!(" and {}", path.display()),
-                None => String::new(),
-            };
-            out.info(&format!(
-                "{name}: {} components, {} notes in {}{midi} ({how} {} iterations, {:.1} s)",
-                report.components,
-                report.notes,
-                report.out_dir.display(),
-                report.iterations,
-                started.elapsed().as_secs_f64()
+    run_inspect(args, &params, &files, threads, out)
+}
+
+fn run_inspect(
+    args: &InspectArgs,
+    params: &InspectParams,
+    files: &Files,
+    threads: Option<usize>,
+    out: &Output,
+) -> ExitCode {
+    let single = !files.is_batch;
+    let format = args.audio_format();
+    // A single file's MIDI file may lie outside its output folder; it is then no output of
+    // the folder (and as there is no report, no output of the run), but it is shown.
+    let midi_apart = args
+        .midi
+        .as_ref()
+        .filter(|m| single && !m.starts_with(&args.out));
+    let spec = RunSpec {
+        command: "inspect",
+        done: "inspected",
+        out_dir: &args.out,
+        batch: &args.batch,
+        threads,
+        force: args.force,
+        params: params_json(args, params, format),
+    };
+    let show = |name: &str, entry: &FileEntry, folder: &Path| {
+        let count = |key: &str| entry.details.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let midi = match &args.midi {
+            Some(path) if single => format!(" and {}", path.display()),
+            _ => String::new(),
+        };
+        out.info(&format!(
+            "{name}: {} components, {} notes in {}{midi} ({} iterations, {:.1} s)",
+            count("components"),
+            count("notes"),
+            folder.display(),
+            how_it_stopped(entry),
+            entry.seconds.unwrap_or(0.0)
+        ));
+        for file in &entry.outputs {
+            out.detail(&format!(
+                "  {}",
+                args.out.join(file.path.as_path()).display()
             ));
-            for file in &report.files {
-                out.detail(&format!("  {}", file.display()));
-            }
-            for (path, clip) in &report.clipped {
-                out.warn(&format!(
-                    "{}: {} samples beyond full scale (peak {:.3}) were limited to full \
-                     scale; use --float32 to keep them",
-                    path.display(),
-                    clip.clipped,
-                    clip.peak
-                ));
-            }
-            ExitCode::SUCCESS
         }
-        Err(e) => {
-            let hint = match e {
-                Error::OutputExists(_) => "; use --force to replace it",
-                _ => "",
-            };
-            let message = match &e {
-                Error::Param(p) => describe_inspect_error(p),
-                _ => format!("{name}: {e}{hint}"),
-            };
-            let message = if message.starts_with(&name) {
-                message
+        if let Some(midi) = midi_apart {
+            out.detail(&format!("  {}", midi.display()));
+        }
+        let clipped = entry.details.get("clipped").and_then(Value::as_array);
+        for c in clipped.into_iter().flatten() {
+            let id = c["component"].as_str().unwrap_or("?");
+            let path = folder.join("audio").join(format!("{id}.wav"));
+            let peak = c["peak"].as_f64().unwrap_or(f64::NAN);
+            let samples = c["clipped"].as_u64().unwrap_or(0);
+            warn_clipped(
+                out,
+                &path,
+                samples,
+                peak,
+                format.unwrap_or(OutputFormat::Int16),
+            );
+        }
+    };
+    let job = |item: &Item, ctx: &JobContext<'_>| -> Result<JobOutput, String> {
+        let folder = match item.output.as_deref() {
+            Some(o) if !o.as_os_str().is_empty() => args.out.join(o),
+            _ => args.out.clone(),
+        };
+        let output = InspectOutput {
+            audio: format,
+            midi: match &args.midi {
+                Some(path) if single => Some(path.clone()),
+                Some(name) => Some(folder.join(name)),
+                None => None,
+            },
+            force: args.force,
+        };
+        let report = inspect::inspect_file(&item.input, &folder, params, &output, &mut |p| {
+            ctx.progress(
+                p.iteration as u64,
+                p.max_iter as u64,
+                p.cost.map(|c| format!("cost {c:.4e}")).as_deref(),
+            );
+            ctx.stop_if_cancelled();
+        })
+        .map_err(|e| match &e {
+            demix::Error::Param(p) => describe_inspect_error(p),
+            _ => job_error(&e),
+        })?;
+        let mut details = Map::new();
+        details.insert("components".into(), json!(report.components));
+        details.insert("notes".into(), json!(report.notes));
+        details.insert("iterations".into(), json!(report.iterations));
+        details.insert("final_cost".into(), json!(report.final_cost));
+        details.insert("converged".into(), json!(report.converged));
+        details.insert("duration_secs".into(), json!(report.duration_secs));
+        let clipped: Vec<Value> = report
+            .clipped
+            .iter()
+            .map(|(path, clip)| {
+                let id = path.file_stem().unwrap_or_default().to_string_lossy();
+                json!({"component": id, "clipped": clip.clipped, "peak": clip.peak})
+            })
+            .collect();
+        details.insert("clipped".into(), Value::Array(clipped));
+        Ok(JobOutput {
+            outputs: report
+                .files
+                .into_iter()
+                .filter(|f| midi_apart != Some(f))
+                .collect(),
+            details,
+        })
+    };
+    run_files(files, &spec, out, &show, job)
+}
+
+/// Checks `--midi NAME` for a run over several files: a relative path that stays inside each
+/// file's output folder and does not take the name of a file inspect writes there.
+fn check_midi_name(name: &Path) -> Result<(), String> {
+    let inside = name
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let first = name.components().find_map(|c| match c {
+        Component::Normal(n) => Some(n),
+        _ => None,
+    });
+    match first {
+        Some(first) if inside => {
+            if OUTPUT_NAMES.iter().any(|n| first == *n) {
+                Err(format!(
+                    "--midi {}: inspect writes {} into each output folder; choose another \
+                     name, such as notes.mid",
+                    name.display(),
+                    first.to_string_lossy()
+                ))
             } else {
-                format!("{name}: {message}")
-            };
-            out.error(&message);
-            ExitCode::from(FAILURE)
+                Ok(())
+            }
         }
+        _ => Err(format!(
+            "--midi {}: with several files or a folder, each file's notes are written into its \
+             own output folder, so --midi takes a file name there, such as notes.mid",
+            name.display()
+        )),
     }
+}
+
+/// The parameters recorded per file: a file is complete only for the same ones.
+fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputFormat>) -> Value {
+    let nmf = &params.nmf;
+    json!({
+        "components": nmf.components(),
+        "notes": params.notes.as_ref().map(|n| n.range.to_string()),
+        "fixed_templates": params.notes.as_ref().map(|n| n.fixed),
+        "loss": nmf.loss().to_string(),
+        "max_iter": nmf.max_iter(),
+        "tol": nmf.tol(),
+        "seed": nmf.seed(),
+        "init": format!("{:?}", nmf.init()).to_lowercase(),
+        "sparsity": shortest(nmf.sparsity()),
+        "smoothness": shortest(nmf.smoothness()),
+        "restarts": nmf.restarts(),
+        "n_fft": params.stft.n_fft(),
+        "hop": params.stft.hop(),
+        "onset_threshold": shortest(args.onset),
+        "min_level": shortest(args.min_level),
+        "offset_threshold": shortest(args.offset),
+        "reonset": shortest(args.reonset),
+        "min_duration": args.min_duration,
+        "mask_power": shortest(params.mask_power),
+        "audio": audio.map(|f| format!("{f:?}").to_lowercase()),
+        "midi": args.midi.as_ref().map(|m| m.to_string_lossy()),
+    })
 }
 
 /// A parameter error with the flag that sets the parameter.

@@ -50,7 +50,7 @@ pub fn main() -> ExitCode {
         Command::Separate(args) => batch::run_separate(args, cli.threads, &out),
         Command::Report(ReportCommand::Merge(args)) => batch::run_merge(args, &out),
         Command::Learn(args) => run_learn(args, &out),
-        Command::Inspect(args) => inspect::run(args, &out),
+        Command::Inspect(args) => inspect::run(args, cli.threads, &out),
         Command::Eval(args) => eval::run_eval(args, &out),
     }
 }

@@ -11,13 +11,30 @@ use ndarray::{ArrayD, IxDyn};
 use super::{InspectParams, Inspection, charts, inspect};
 use crate::atomic;
 use crate::audio::{self, Audio, ClipReport, OutputFormat, WavStreamWriter};
-use crate::error::{Error, Result};
+use crate::error::{Error, ParamError, Result};
 use crate::midi::{self, NoteEvent};
 use crate::nmf::Progress;
 use crate::notes::note_name;
 use crate::npy::{NpyArray, write_npy};
 use crate::plot::encode_png;
 use crate::separate::{check_destination, hidden_name, move_into_place};
+
+/// The names [`inspect_file`] writes into its output folder (`audio` is a folder, written only
+/// with [`InspectOutput::audio`]). A MIDI file inside the output folder may not take one.
+pub const OUTPUT_NAMES: [&str; 12] = [
+    "activations.csv",
+    "templates.csv",
+    "W.npy",
+    "H.npy",
+    "freq_hz.npy",
+    "time_s.npy",
+    "components.json",
+    "notes.csv",
+    "spectrogram.png",
+    "templates.png",
+    "activations.png",
+    "audio",
+];
 
 /// What [`inspect_file`] writes besides the data and charts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -45,6 +62,8 @@ pub struct InspectReport {
     pub clipped: Vec<(PathBuf, ClipReport)>,
     /// Iterations the NMF ran.
     pub iterations: usize,
+    /// The cost after the last iteration.
+    pub final_cost: f64,
     /// Whether the NMF stopped on its tolerance.
     pub converged: bool,
     /// The input's duration in seconds.
@@ -114,45 +133,35 @@ pub fn inspect_file(
         .map(Path::to_path_buf)
         .collect();
     let tmp_dir = parent.join(hidden_name(&name, "tmp"));
-    let mut midi_tmp: Option<PathBuf> = None;
-    let result = fs::create_dir_all(&parent)
-        .map_err(|e| Error::write(&parent, e))
-        .and_then(|()| fs::create_dir(&tmp_dir).map_err(|e| Error::write(&tmp_dir, e)))
-        .and_then(|()| {
-            let inspection = inspect(&audio, params, progress)?;
-            let notes = inspection.notes();
-            let mut written = write_all(&inspection, &notes, &audio, &tmp_dir, output)?;
-            if let Some(plan) = &midi_plan {
-                midi_tmp = write_midi_file(plan, &tmp_dir, &notes)?;
-                written.files.push(plan.target.clone());
-            }
-            check_destination(input, out_dir, output.force)?;
-            // The MIDI file outside the folder goes into place first: if the folder then
-            // fails to move, it is removed again.
-            if let (Some(tmp), Some(plan)) = (&midi_tmp, &midi_plan) {
-                fs::rename(tmp, &plan.target).map_err(|e| Error::write(&plan.target, e))?;
-            }
-            if let Err(e) = move_into_place(&tmp_dir, out_dir, &name) {
-                if let (Some(_), Some(plan)) = (&midi_tmp, &midi_plan) {
-                    let _ = fs::remove_file(&plan.target);
-                }
-                return Err(e);
-            }
-            Ok((inspection, notes, written))
-        });
-    let (inspection, notes, written) = match result {
-        Ok(done) => done,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&tmp_dir);
-            if let Some(tmp) = &midi_tmp {
-                let _ = fs::remove_file(tmp);
-            }
-            for dir in &created {
-                let _ = fs::remove_dir(dir);
-            }
-            return Err(e);
-        }
+    // Removes what was written on an error, and also when a panic or a cancelled batch job
+    // unwinds through here.
+    let mut cleanup = Cleanup {
+        tmp_dir: &tmp_dir,
+        midi: None,
+        created,
+        armed: true,
     };
+    fs::create_dir_all(&parent).map_err(|e| Error::write(&parent, e))?;
+    fs::create_dir(&tmp_dir).map_err(|e| Error::write(&tmp_dir, e))?;
+    let inspection = inspect(&audio, params, progress)?;
+    let notes = inspection.notes();
+    let mut written = write_all(&inspection, &notes, &audio, &tmp_dir, output)?;
+    let mut midi_tmp = None;
+    if let Some(plan) = &midi_plan {
+        midi_tmp = write_midi_file(plan, &tmp_dir, &notes)?;
+        cleanup.midi = midi_tmp.clone();
+        written.files.push(plan.target.clone());
+    }
+    check_destination(input, out_dir, output.force)?;
+    // The MIDI file outside the folder goes into place first: if the folder then fails to
+    // move, it is removed again.
+    if let (Some(tmp), Some(plan)) = (&midi_tmp, &midi_plan) {
+        fs::rename(tmp, &plan.target).map_err(|e| Error::write(&plan.target, e))?;
+        cleanup.midi = Some(plan.target.clone());
+    }
+    move_into_place(&tmp_dir, out_dir, &name)?;
+    cleanup.armed = false;
+
     let relocate = |p: PathBuf| match p.strip_prefix(&tmp_dir) {
         Ok(rel) => out_dir.join(rel),
         Err(_) => p,
@@ -168,9 +177,35 @@ pub fn inspect_file(
             .map(|(p, c)| (relocate(p), c))
             .collect(),
         iterations: inspection.nmf.iterations,
+        final_cost: inspection.nmf.final_cost(),
         converged: inspection.nmf.converged,
         duration_secs: audio.duration_secs(),
     })
+}
+
+/// Undoes an [`inspect_file`] that did not complete, when dropped armed: removes the
+/// temporary folder, the MIDI file outside the folder (temporary or already in place), and
+/// the folders created for the output.
+struct Cleanup<'a> {
+    tmp_dir: &'a Path,
+    midi: Option<PathBuf>,
+    /// Folders that did not exist before, deepest first.
+    created: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_dir_all(self.tmp_dir);
+            if let Some(midi) = &self.midi {
+                let _ = fs::remove_file(midi);
+            }
+            for dir in &self.created {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+    }
 }
 
 /// Where the MIDI file goes: inside the output folder (then it is written with the folder),
@@ -191,6 +226,15 @@ fn plan_midi(input: &Path, out_dir: &Path, midi: &Path, force: bool) -> Result<M
     let inside = m.strip_prefix(&o).ok().map(Path::to_path_buf);
     if inside.as_ref().is_some_and(|r| r.as_os_str().is_empty()) {
         return Err(Error::OutputExists(midi.to_path_buf()));
+    }
+    let first = inside
+        .as_ref()
+        .and_then(|r| r.components().next())
+        .map(|c| c.as_os_str().to_owned());
+    if first.is_some_and(|f| OUTPUT_NAMES.iter().any(|n| f == *n)) {
+        return Err(Error::Param(ParamError::Conflict(
+            "the MIDI file would replace one of the files inspect writes; choose another name",
+        )));
     }
     if inside.is_none() && !force && fs::symlink_metadata(midi).is_ok() {
         return Err(Error::OutputExists(midi.to_path_buf()));

@@ -16,7 +16,7 @@ mod transcribe;
 pub use charts::{
     CHART_HEIGHT, CHART_WIDTH, activations_chart, spectrogram_chart, templates_chart,
 };
-pub use export::{InspectOutput, InspectReport, inspect_file};
+pub use export::{InspectOutput, InspectReport, OUTPUT_NAMES, inspect_file};
 pub use pitch::{MIN_EXCESS_FRACTION, MIN_HARMONIC_FRACTION, PitchEstimate, estimate_pitch};
 pub use transcribe::TranscribeParams;
 
@@ -74,8 +74,9 @@ pub struct InspectParams {
     /// The STFT front end (default: 2048-point Hann frames, hop 512).
     pub stft: StftParams,
     /// The factorisation (default: 4 components, KL, 200 iterations, NNDSVDA). With note
-    /// templates, its components are free components added to the notes (usually 0), and
-    /// its fixed templates and initial factors are replaced.
+    /// templates, its components are free components added to the notes (usually 0), its
+    /// fixed templates and initial factors are replaced, and its restarts repeat the fit with
+    /// fixed templates (the adaptation then starts once from the best).
     pub nmf: NmfParams,
     /// Note templates instead of free components (default none).
     pub notes: Option<NoteTemplates>,
@@ -457,11 +458,14 @@ fn fit_note_templates(
     } else {
         templates.adapt_iter
     };
-    let max_iter = params.nmf.max_iter() + adapt;
+    // With restarts, the first fit reports restarts × its iterations.
+    let max_iter = params.nmf.restarts() * params.nmf.max_iter() + adapt;
     let mut fixed = params.nmf.clone();
     fixed.initial = None;
     let fixed = fixed.with_fixed_templates(w0);
+    let mut reached = 0;
     let first = nmf::fit_with_progress(v, &fixed, &mut |p| {
+        reached = p.iteration;
         progress(Progress { max_iter, ..p });
     })?;
     if adapt == 0 {
@@ -471,13 +475,15 @@ fn fit_note_templates(
     let mut adapted = params.nmf.clone();
     adapted.components = first.w.ncols();
     adapted.fixed_w = None;
+    // One fit: it starts from the best first fit, and a restart would start there again.
     let adapted = adapted
         .with_initial(first.w.clone(), first.h.clone())
-        .with_max_iter(adapt);
+        .with_max_iter(adapt)
+        .with_restarts(1);
     let second = nmf::fit_with_progress(v, &adapted, &mut |p| {
         progress(Progress {
-            iteration: done + p.iteration,
-            max_iter: done + adapt,
+            iteration: reached + p.iteration,
+            max_iter: reached + adapt,
             cost: p.cost,
         });
     })?;
