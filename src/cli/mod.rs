@@ -211,6 +211,15 @@ fn describe_param_error(e: &ParamError) -> String {
         ParamError::HopOutOfRange { .. } | ParamError::HopTooLarge { .. } => "--hop",
         ParamError::OutOfRange { name: "tol", .. } => "--tol",
         ParamError::OutOfRange {
+            name: "sparsity", ..
+        } => "--sparsity",
+        ParamError::OutOfRange {
+            name: "smoothness", ..
+        } => "--smoothness",
+        ParamError::OutOfRange {
+            name: "restarts", ..
+        } => "--restarts",
+        ParamError::OutOfRange {
             name: "mask power", ..
         } => "--mask-power",
         ParamError::OutOfRange { name: "beta", .. } | ParamError::UnknownLoss(_) => "--loss",

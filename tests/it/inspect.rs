@@ -1,5 +1,6 @@
 //! `demix inspect`: pitch labels of synthesized tones, transcription of a synthesized note
-//! sequence, the exported files read back, the charts decoded, and every rejected input.
+//! sequence, the exported files read back, the charts decoded, every rejected input, and
+//! folders inspected through the batch runner.
 
 use std::f64::consts::PI;
 use std::fs;
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use demix::audio::{Audio, OutputFormat, write_wav};
-use demix::inspect::{InspectOutput, InspectParams, inspect, inspect_file};
+use demix::inspect::{InspectOutput, InspectParams, OUTPUT_NAMES, inspect, inspect_file};
 use demix::midi::{NoteEvent, read_midi};
 use demix::notes::{hz_to_midi, midi_to_hz};
 use demix::npy::load_npy;
@@ -527,6 +528,14 @@ fn inspect_writes_every_file_and_the_midi() {
             "W.npy",
         ],
     );
+    let mut names = OUTPUT_NAMES.to_vec();
+    names.sort_unstable();
+    let mut found: Vec<String> = fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, names, "OUTPUT_NAMES lists what is written");
     assert_eq!(
         fs::read_dir(dir.path().join("out/audio")).unwrap().count(),
         25
@@ -717,4 +726,354 @@ fn output_folder_under_a_file_is_reported() {
     let out = demix(dir.path(), &args);
     assert_fails(&out, &["in.wav", "cannot write"]);
     assert_entries(dir.path(), &["in.wav"]);
+}
+
+#[test]
+fn inspect_takes_the_model_options_of_separate() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let mut args = vec![
+        "inspect",
+        "in.wav",
+        "-o",
+        "out",
+        "--notes",
+        "A3-A5",
+        "--loss",
+        "is",
+        "--init",
+        "random",
+        "--seed",
+        "3",
+        "--hop",
+        "128",
+        "--tol",
+        "0",
+        "--sparsity",
+        "0.1",
+        "--smoothness",
+        "0.1",
+        "--restarts",
+        "2",
+    ];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 20 iterations twice with the templates fixed, then 30 adapting them from the best fit.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("25 components, 1 notes in out (stopped at 50 iterations"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("out/components.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["hop"], 128);
+}
+
+#[test]
+fn zero_restarts_are_rejected_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let out = demix(
+        dir.path(),
+        &["inspect", "in.wav", "-o", "out", "--restarts", "0"],
+    );
+    assert_fails(&out, &["--restarts", "at least 1"]);
+    assert_entries(dir.path(), &["in.wav"]);
+}
+
+#[test]
+fn restarts_with_note_templates_report_progress_within_its_length() {
+    let mut x = vec![0f32; RATE as usize];
+    pluck(&mut x, 440.0, 0.1, 0.5, 1.0);
+    let mut params = InspectParams::notes("A3-A5".parse().unwrap());
+    params.nmf = params.nmf.with_max_iter(20).with_tol(0.0).with_restarts(2);
+    let mut seen = Vec::new();
+    let result = inspect(&mono(x), &params, &mut |p| {
+        seen.push((p.iteration, p.max_iter))
+    })
+    .unwrap();
+    assert!(seen.iter().all(|&(i, n)| i <= n), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+    // Two fits of 20 with the templates fixed, then one adaptation of 30.
+    assert_eq!(seen.last(), Some(&(70, 70)));
+    assert_eq!(result.nmf.iterations, 50);
+}
+
+#[test]
+fn a_panic_during_inspect_file_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    let out = dir.path().join("new/deeper/out");
+    let options = InspectOutput {
+        midi: Some(dir.path().join("in.mid")),
+        ..Default::default()
+    };
+    let panicked = std::panic::catch_unwind(|| {
+        inspect_file(
+            &dir.path().join("in.wav"),
+            &out,
+            &InspectParams::free(1),
+            &options,
+            &mut |p| {
+                // As a cancelled batch job stops: by unwinding out of the progress callback.
+                if p.iteration == 5 {
+                    std::panic::resume_unwind(Box::new("stop"));
+                }
+            },
+        )
+    });
+    assert!(panicked.is_err());
+    assert_entries(dir.path(), &["in.wav"]);
+}
+
+// ---- Files and folders through the batch runner ----
+
+/// A second of a sine at `f0` Hz, 8 kHz, written as 16-bit WAV at `path` (folders made).
+fn tone_file(path: &Path, f0: f64) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let x = (0..8000)
+        .map(|i| (0.3 * (2.0 * PI * f0 * f64::from(i) / 8000.0).sin()) as f32)
+        .collect();
+    write_wav(
+        path,
+        &Audio::new(8000, vec![x]).unwrap(),
+        OutputFormat::Int16,
+    )
+    .unwrap();
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// The report entry whose output folder is `output`.
+#[track_caller]
+fn report_entry<'a>(report: &'a serde_json::Value, output: &str) -> &'a serde_json::Value {
+    report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["output"] == output)
+        .unwrap_or_else(|| panic!("no entry {output} in {report:#}"))
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_folder_is_inspected_into_a_mirrored_tree_with_a_report_and_a_rerun_skips_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tone_file(&d.join("in/a.wav"), 440.0);
+    tone_file(&d.join("in/sub/b.wav"), 659.26);
+    let mut args = vec![
+        "inspect",
+        "in",
+        "-o",
+        "out",
+        "--notes",
+        "A3-A5",
+        "--midi",
+        "notes.mid",
+    ];
+    args.extend(FAST);
+    let out = demix(d, &args);
+    assert_ok(&out);
+
+    let mut names: Vec<&str> = OUTPUT_NAMES
+        .iter()
+        .copied()
+        .filter(|n| *n != "audio")
+        .collect();
+    names.push("notes.mid");
+    assert_entries(&d.join("out"), &["a", "demix-report.json", "sub"]);
+    assert_entries(&d.join("out/a"), &names);
+    assert_entries(&d.join("out/sub"), &["b"]);
+    assert_entries(&d.join("out/sub/b"), &names);
+    // Each file's notes in its own MIDI file: A4, and E5 (659.26 Hz).
+    for (midi, pitch) in [("out/a/notes.mid", 69), ("out/sub/b/notes.mid", 76)] {
+        let notes = read_midi(&fs::read(d.join(midi)).unwrap()).unwrap();
+        assert_eq!(notes.len(), 1, "{midi}");
+        assert_eq!(notes[0].pitch, pitch, "{midi}");
+    }
+
+    // Not a terminal: a line per file, then the summary.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for line in [
+        "in/a.wav: 25 components, 1 notes in out/a (",
+        "in/sub/b.wav: 25 components, 1 notes in out/sub/b (",
+    ] {
+        assert!(
+            lines[..2]
+                .iter()
+                .any(|l| l.starts_with("[") && l.contains(line)),
+            "{line} in {stdout}"
+        );
+    }
+    assert!(lines[2].starts_with("2 file(s) inspected in "), "{stdout}");
+    assert!(
+        lines[2].ends_with("report out/demix-report.json"),
+        "{stdout}"
+    );
+
+    let r = report(&d.join("out/demix-report.json"));
+    assert_eq!(r["command"], "inspect");
+    assert_eq!(r["summary"]["total"], 2);
+    assert_eq!(r["summary"]["ok"], 2);
+    for (output, input) in [("a", "in/a.wav"), ("sub/b", "in/sub/b.wav")] {
+        let e = report_entry(&r, output);
+        assert_eq!(e["input"], input);
+        assert_eq!(e["status"], "ok");
+        assert_eq!(e["params"]["notes"], "A3-A5");
+        assert_eq!(e["params"]["midi"], "notes.mid");
+        assert_eq!(e["params"]["n_fft"], 512);
+        assert_eq!(e["components"], 25);
+        assert_eq!(e["notes"], 1);
+        assert!(e["final_cost"].as_f64().unwrap().is_finite());
+        let outputs = e["outputs"].as_array().unwrap();
+        assert_eq!(outputs.len(), names.len());
+        for o in outputs {
+            let path = o["path"].as_str().unwrap();
+            assert!(path.starts_with(&format!("{output}/")), "{path}");
+            let size = fs::metadata(d.join("out").join(path)).unwrap().len();
+            assert_eq!(size, o["bytes"].as_u64().unwrap(), "{path}");
+        }
+        assert!(
+            outputs
+                .iter()
+                .any(|o| o["path"] == format!("{output}/notes.mid"))
+        );
+    }
+
+    // The same command again: nothing to do, nothing rewritten.
+    let written = fs::metadata(d.join("out/a/W.npy"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = demix(d, &args);
+    assert_ok(&again);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.starts_with("0 file(s) inspected, 2 already complete"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::metadata(d.join("out/a/W.npy"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        written
+    );
+
+    // --force redoes both.
+    args.push("--force");
+    let forced = demix(d, &args);
+    assert_ok(&forced);
+    let stdout = String::from_utf8_lossy(&forced.stdout);
+    assert!(stdout.contains("2 file(s) inspected in "), "{stdout}");
+    assert_entries(&d.join("out/a"), &names);
+}
+
+#[test]
+fn a_bad_file_in_a_folder_is_reported_and_the_others_are_inspected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tone_file(&d.join("in/a.wav"), 440.0);
+    fs::write(d.join("in/b.wav"), "not audio at all, just text").unwrap();
+    tone_file(&d.join("in/c.wav"), 550.0);
+    let mut args = vec!["inspect", "in", "-o", "out", "-k", "1", "-j", "1"];
+    args.extend(FAST);
+    let out = demix(d, &args);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with("demix: error: [2/3] in/b.wav: ") && lines[0].contains("unsupported"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].contains("1 of 3 files failed; see out/demix-report.json"),
+        "{stderr}"
+    );
+    // The files after the bad one were inspected.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[3/3] in/c.wav: 1 components"), "{stdout}");
+    assert_entries(&d.join("out"), &["a", "c", "demix-report.json"]);
+
+    let r = report(&d.join("out/demix-report.json"));
+    assert_eq!(r["summary"]["ok"], 2);
+    assert_eq!(r["summary"]["failed"], 1);
+    let b = report_entry(&r, "b");
+    assert_eq!(b["status"], "failed");
+    assert!(b["error"].as_str().unwrap().contains("unsupported"), "{b}");
+    assert!(b.get("outputs").is_none());
+
+    // Mended, the bad file is the only one redone.
+    tone_file(&d.join("in/b.wav"), 330.0);
+    let again = demix(d, &args);
+    assert_ok(&again);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("1 file(s) inspected, 2 already complete"),
+        "{stdout}"
+    );
+    assert_entries(&d.join("out"), &["a", "b", "c", "demix-report.json"]);
+}
+
+#[test]
+fn several_files_each_get_a_folder_and_midi_names_a_file_in_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tone_file(&d.join("a.wav"), 440.0);
+    tone_file(&d.join("b.wav"), 550.0);
+    for bad in [
+        "../notes.mid",
+        "/tmp/notes.mid",
+        "activations.csv",
+        "audio/x.mid",
+    ] {
+        let out = demix(
+            d,
+            &["inspect", "a.wav", "b.wav", "-o", "out", "--midi", bad],
+        );
+        assert_fails(&out, &["--midi", bad]);
+        assert_entries(d, &["a.wav", "b.wav"]);
+    }
+    let mut args = vec![
+        "inspect",
+        "a.wav",
+        "b.wav",
+        "-o",
+        "out",
+        "-k",
+        "1",
+        "--midi",
+        "midi/notes.mid",
+    ];
+    args.extend(FAST);
+    assert_ok(&demix(d, &args));
+    assert_entries(d, &["a.wav", "b.wav", "out"]);
+    assert_entries(&d.join("out"), &["a", "b", "demix-report.json"]);
+    for track in ["a", "b"] {
+        assert!(d.join("out").join(track).join("midi/notes.mid").is_file());
+        assert!(d.join("out").join(track).join("components.json").is_file());
+    }
 }
