@@ -1044,19 +1044,6 @@ fn several_files_each_get_a_folder_and_midi_names_a_file_in_each() {
     let d = dir.path();
     tone_file(&d.join("a.wav"), 440.0);
     tone_file(&d.join("b.wav"), 550.0);
-    for bad in [
-        "../notes.mid",
-        "/tmp/notes.mid",
-        "activations.csv",
-        "audio/x.mid",
-    ] {
-        let out = demix(
-            d,
-            &["inspect", "a.wav", "b.wav", "-o", "out", "--midi", bad],
-        );
-        assert_fails(&out, &["--midi", bad]);
-        assert_entries(d, &["a.wav", "b.wav"]);
-    }
     let mut args = vec![
         "inspect",
         "a.wav",
@@ -1076,4 +1063,45 @@ fn several_files_each_get_a_folder_and_midi_names_a_file_in_each() {
         assert!(d.join("out").join(track).join("midi/notes.mid").is_file());
         assert!(d.join("out").join(track).join("components.json").is_file());
     }
+}
+
+#[test]
+fn a_midi_path_outside_the_output_folders_is_rejected_with_several_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tone_file(&d.join("a.wav"), 440.0);
+    tone_file(&d.join("b.wav"), 550.0);
+    for bad in ["../notes.mid", "/tmp/notes.mid", "sub/../../notes.mid"] {
+        let out = demix(
+            d,
+            &["inspect", "a.wav", "b.wav", "-o", "out", "--midi", bad],
+        );
+        assert_fails(&out, &["--midi", bad, "such as notes.mid"]);
+        assert_entries(d, &["a.wav", "b.wav"]);
+    }
+}
+
+#[test]
+fn a_midi_name_that_inspect_writes_itself_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tone_file(&d.join("a.wav"), 440.0);
+    tone_file(&d.join("b.wav"), 550.0);
+    for bad in ["activations.csv", "audio/x.mid"] {
+        let out = demix(
+            d,
+            &["inspect", "a.wav", "b.wav", "-o", "out", "--midi", bad],
+        );
+        assert_fails(&out, &["--midi", bad, "inspect writes"]);
+        assert_entries(d, &["a.wav", "b.wav"]);
+    }
+    // A single file's MIDI path inside its output folder, checked by the library.
+    let mut args = vec!["inspect", "a.wav", "-o", "out", "--midi", "out/W.npy"];
+    args.extend(FAST);
+    let out = demix(d, &args);
+    assert_fails(
+        &out,
+        &["a.wav", "would replace one of the files inspect writes"],
+    );
+    assert_entries(d, &["a.wav", "b.wav"]);
 }
