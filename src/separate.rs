@@ -90,16 +90,8 @@ impl SeparateParams {
                 });
             }
         }
-        if let Some(t) = self
-            .templates
-            .iter()
-            .find(|t| t.w.nrows() != self.stft.n_fft() / 2 + 1)
-        {
-            return Err(ParamError::Shape {
-                what: "templates",
-                expected: (self.stft.n_fft() / 2 + 1, t.len()),
-                actual: t.w.dim(),
-            });
+        for t in &self.templates {
+            t.check_stft(&self.stft)?;
         }
         let mut names: Vec<&str> = self.templates.iter().map(|t| t.name.as_str()).collect();
         if !self.templates.is_empty() && self.nmf.components() > 0 {
