@@ -85,6 +85,18 @@ pub enum ParamError {
     /// Options that cannot be used together.
     #[error("{0}")]
     Conflict(&'static str),
+    /// Templates learned with other STFT settings than the run's.
+    #[error("templates '{name}' were learned with {what} {learned}, this run uses {used}")]
+    TemplateSettings {
+        /// The templates' source name.
+        name: String,
+        /// Which setting differs.
+        what: &'static str,
+        /// Its value when the templates were learned.
+        learned: String,
+        /// Its value now.
+        used: String,
+    },
     /// A note that is neither a note name nor a MIDI number.
     #[error("'{note}' is not a note: {reason}")]
     BadNote {

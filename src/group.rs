@@ -14,8 +14,11 @@ use crate::separate::Source;
 
 /// Mel bands of the envelope.
 const BANDS: usize = 40;
-/// Cepstral coefficients kept (after dropping the level term c0).
-const COEFFICIENTS: usize = 12;
+/// Cepstral coefficients kept (after dropping the level term c0): the low ones describe the
+/// envelope; higher ones follow the harmonics, which change with the note, not the instrument.
+const COEFFICIENTS: usize = 6;
+/// Weight of brightness against one cepstral coefficient in the clustering.
+const BRIGHTNESS_WEIGHT: f64 = 2.0;
 /// Independent k-means runs; the one with the smallest within-cluster spread is kept.
 const RUNS: usize = 20;
 
@@ -28,7 +31,10 @@ pub(crate) fn group_components(
     n_fft: usize,
 ) -> Vec<Source> {
     let k = nmf.w.ncols();
-    let features = standardise(template_features(nmf.w.view(), sample_rate, n_fft));
+    let mut features = standardise(template_features(nmf.w.view(), sample_rate, n_fft));
+    features
+        .column_mut(COEFFICIENTS)
+        .mapv_inplace(|v| v * BRIGHTNESS_WEIGHT.sqrt());
     let labels = kmeans(&features, groups.min(k));
     // Energy of each component's model, |W_k|² |H_k|², summed per group.
     let energy: Vec<f64> = (0..k)

@@ -7,9 +7,10 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, Array3, ArrayViewMut2, Axis};
+use ndarray::{Array2, Array3, ArrayViewMut2, Axis, s};
 use rayon::prelude::*;
 use realfft::num_complex::{Complex32, Complex64};
 
@@ -42,6 +43,10 @@ pub struct SeparateParams {
     pub spatial: bool,
     /// Times the spatial covariances are re-estimated on the mixture (default 1).
     pub spatial_iterations: usize,
+    /// Most spectrogram frames fitted at once (default 32768: 6.3 min at 44.1 kHz with hop 512).
+    /// Longer recordings learn their templates on an evenly spaced sample of this many frames
+    /// and solve the activations block by block, so memory does not grow with their length.
+    pub max_frames: usize,
 }
 
 impl Default for SeparateParams {
@@ -54,6 +59,7 @@ impl Default for SeparateParams {
             groups: None,
             spatial: true,
             spatial_iterations: 1,
+            max_frames: 32_768,
         }
     }
 }
@@ -69,6 +75,13 @@ impl SeparateParams {
     pub fn check(&self) -> Result<(), ParamError> {
         self.stft.check()?;
         self.nmf_params().check()?;
+        if self.max_frames < 256 {
+            return Err(ParamError::OutOfRange {
+                name: "max frames",
+                expected: "at least 256",
+                got: self.max_frames as f64,
+            });
+        }
         if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
             return Err(ParamError::OutOfRange {
                 name: "mask power",
@@ -90,16 +103,8 @@ impl SeparateParams {
                 });
             }
         }
-        if let Some(t) = self
-            .templates
-            .iter()
-            .find(|t| t.w.nrows() != self.stft.n_fft() / 2 + 1)
-        {
-            return Err(ParamError::Shape {
-                what: "templates",
-                expected: (self.stft.n_fft() / 2 + 1, t.len()),
-                actual: t.w.dim(),
-            });
+        for t in &self.templates {
+            t.check_stft(&self.stft)?;
         }
         let mut names: Vec<&str> = self.templates.iter().map(|t| t.name.as_str()).collect();
         if !self.templates.is_empty() && self.nmf.components() > 0 {
@@ -228,8 +233,12 @@ pub fn analyze(
     for t in &params.templates {
         t.check_compatible(&params.stft, audio.sample_rate)?;
     }
-    let spectrogram = channel_summed_magnitude(&stft, audio);
-    let nmf = nmf::fit_with_progress(spectrogram.t(), &params.nmf_params(), progress)?;
+    let nmf = if stft.n_frames(audio.len()) <= params.max_frames {
+        let spectrogram = channel_summed_magnitude(&stft, audio);
+        nmf::fit_with_progress(spectrogram.t(), &params.nmf_params(), progress)?
+    } else {
+        fit_long(&stft, audio, params, progress)?
+    };
     let sources = if !params.templates.is_empty() {
         named_sources(&params.templates, params.nmf.components())
     } else if let Some(groups) = params.groups {
@@ -316,8 +325,17 @@ pub fn separate(audio: &Audio, params: &SeparateParams) -> Result<Vec<Audio>> {
 /// Sums the magnitude spectrograms of all channels, shape `(frames, bins)`: what
 /// [`analyze`] factorises.
 pub fn channel_summed_magnitude(stft: &Stft, audio: &Audio) -> Array2<f32> {
-    let (frames, bins) = (stft.n_frames(audio.len()), stft.n_bins());
-    let mut v = Array2::<f32>::zeros((frames, bins));
+    channel_summed_magnitude_of(stft, audio, 0..stft.n_frames(audio.len()))
+}
+
+/// [`channel_summed_magnitude`] of the frames `frames` only, shape `(frames.len(), bins)`.
+pub fn channel_summed_magnitude_of(
+    stft: &Stft,
+    audio: &Audio,
+    frames: Range<usize>,
+) -> Array2<f32> {
+    let bins = stft.n_bins();
+    let mut v = Array2::<f32>::zeros((frames.len(), bins));
     for channel in &audio.channels {
         v.axis_chunks_iter_mut(Axis(0), FRAMES_PER_TASK)
             .into_par_iter()
@@ -326,13 +344,80 @@ pub fn channel_summed_magnitude(stft: &Stft, audio: &Audio) -> Array2<f32> {
                 || (stft.scratch(), vec![Complex32::default(); bins]),
                 |(scratch, spectrum), (chunk, mut rows)| {
                     for (i, mut row) in rows.rows_mut().into_iter().enumerate() {
-                        stft.frame(channel, chunk * FRAMES_PER_TASK + i, scratch, spectrum);
+                        let t = frames.start + chunk * FRAMES_PER_TASK + i;
+                        stft.frame(channel, t, scratch, spectrum);
                         row.zip_mut_with(&ndarray::aview1(spectrum), |m, c| *m += c.norm());
                     }
                 },
             );
     }
     v
+}
+
+/// Fits a recording too long to hold its whole spectrogram (more than `max_frames` frames):
+/// the templates on an evenly spaced sample of `max_frames` frames (32 stretches of the
+/// recording), then the activations of every frame, block by block of `max_frames`, with the
+/// templates fixed. Memory stays at a few spectrograms of `max_frames` frames plus H.
+fn fit_long(
+    stft: &Stft,
+    audio: &Audio,
+    params: &SeparateParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Nmf> {
+    const STRETCHES: usize = 32;
+    let frames = stft.n_frames(audio.len());
+    let max_frames = params.max_frames;
+    let nmf_params = params.nmf_params();
+    let (w, template_iterations, converged) = if nmf_params.components() > 0 {
+        let stretch = max_frames / STRETCHES;
+        let parts: Vec<Array2<f32>> = (0..STRETCHES)
+            .map(|i| {
+                let start = (frames - stretch) * i / (STRETCHES - 1);
+                channel_summed_magnitude_of(stft, audio, start..start + stretch)
+            })
+            .collect();
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        let sample = ndarray::concatenate(Axis(0), &views).expect("equal bins");
+        drop(parts);
+        let model = nmf::fit_with_progress(sample.t(), &nmf_params, progress)?;
+        (model.w, model.iterations, model.converged)
+    } else {
+        (templates::stack(&params.templates), 0, true)
+    };
+    let block_params = NmfParams::new(0)
+        .with_loss(nmf_params.loss())
+        .with_max_iter(nmf_params.max_iter())
+        .with_tol(nmf_params.tol())
+        .with_sparsity(nmf_params.sparsity())
+        .with_smoothness(nmf_params.smoothness())
+        .with_fixed_templates(w.clone());
+    // With the smoothness penalty, each block sees this many neighbouring frames on each side.
+    let margin = if nmf_params.smoothness() > 0.0 {
+        64.min(max_frames / 4)
+    } else {
+        0
+    };
+    let mut h = Array2::<f32>::zeros((w.ncols(), frames));
+    let mut cost = 0.0;
+    for start in (0..frames).step_by(max_frames) {
+        let end = (start + max_frames).min(frames);
+        let (lo, hi) = (start.saturating_sub(margin), (end + margin).min(frames));
+        let v = channel_summed_magnitude_of(stft, audio, lo..hi);
+        let block = nmf::fit(v.t(), &block_params)?;
+        h.slice_mut(s![.., start..end])
+            .assign(&block.h.slice(s![.., start - lo..end - lo]));
+        cost += block.final_cost();
+    }
+    Ok(Nmf {
+        w,
+        h,
+        cost_history: vec![nmf::CostPoint {
+            iteration: template_iterations,
+            cost,
+        }],
+        iterations: template_iterations,
+        converged,
+    })
 }
 
 /// Frames per parallel task in the spectrogram and render loops.

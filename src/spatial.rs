@@ -108,8 +108,8 @@ pub(crate) fn learn_covariance(stft: &Stft, examples: &[Audio]) -> Array3<Comple
 }
 
 /// The multichannel Wiener filter of one bin: the images `out[j][c]` of every source from the
-/// mixture `x[c]`, source powers `v[j]` and spatial covariances `r[j]` (C×C). When every power
-/// is zero, the mixture is split equally.
+/// mixture `x[c]`, source powers `v[j]` and spatial covariances `r[j]` (C×C). The images add up
+/// to the mixture exactly; when every power is zero, the mixture is split equally.
 pub(crate) fn wiener_bin(
     x: &[Complex64],
     v: &[f64],
@@ -152,6 +152,15 @@ pub(crate) fn wiener_bin(
                 acc += Complex64::new(f64::from(rv.re), f64::from(rv.im)) * work.y[b];
             }
             out[[s, a]] = acc * v[s];
+        }
+    }
+    // What the sources' spatial models cannot hold (a direction outside every covariance's
+    // range, only kept by the ridge) is shared by power, so the images add up to the mixture.
+    let total: f64 = v.iter().sum();
+    for a in 0..c {
+        let residual = x[a] - (0..j).map(|s| out[[s, a]]).sum::<Complex64>();
+        for s in 0..j {
+            out[[s, a]] += residual * (v[s] / total);
         }
     }
 }

@@ -200,27 +200,20 @@ impl Templates {
         })
     }
 
-    /// Refuses STFT settings or a sample rate other than the ones the templates were learned
-    /// with: their frequency bins would mean other frequencies.
+    /// Refuses STFT settings other than the ones the templates were learned with: their
+    /// frequency bins would mean other frequencies.
     ///
     /// # Errors
-    /// [`Error::TemplateMismatch`] naming the first difference.
-    pub fn check_compatible(&self, stft: &StftParams, sample_rate: u32) -> Result<()> {
+    /// [`ParamError::TemplateSettings`] naming the first difference.
+    pub fn check_stft(&self, stft: &StftParams) -> Result<(), ParamError> {
         let mismatch = |what: &'static str, learned: String, used: String| {
-            Err(Error::TemplateMismatch {
+            Err(ParamError::TemplateSettings {
                 name: self.name.clone(),
                 what,
                 learned,
                 used,
             })
         };
-        if self.sample_rate != sample_rate {
-            return mismatch(
-                "sample rate",
-                format!("{} Hz", self.sample_rate),
-                format!("{sample_rate} Hz"),
-            );
-        }
         if self.n_fft != stft.n_fft() {
             return mismatch("n_fft", self.n_fft.to_string(), stft.n_fft().to_string());
         }
@@ -235,6 +228,22 @@ impl Templates {
             );
         }
         Ok(())
+    }
+
+    /// [`Self::check_stft`], and refuses audio at another sample rate than the templates'.
+    ///
+    /// # Errors
+    /// [`Error::TemplateMismatch`] for the sample rate, [`Error::Param`] for STFT settings.
+    pub fn check_compatible(&self, stft: &StftParams, sample_rate: u32) -> Result<()> {
+        if self.sample_rate != sample_rate {
+            return Err(Error::TemplateMismatch {
+                name: self.name.clone(),
+                what: "sample rate",
+                learned: format!("{} Hz", self.sample_rate),
+                used: format!("{sample_rate} Hz"),
+            });
+        }
+        Ok(self.check_stft(stft)?)
     }
 }
 

@@ -255,6 +255,10 @@ pub struct SeparateArgs {
     /// multichannel mix is then rendered by the multichannel Wiener filter).
     #[arg(long = "no-spatial")]
     pub no_spatial: bool,
+    /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample
+    /// of this many frames and solve activations block by block, in bounded memory.
+    #[arg(long = "max-frames", default_value_t = 32_768, value_name = "N")]
+    pub max_frames: usize,
     /// Replace existing track folders, and redo files the report lists as complete.
     #[arg(long)]
     pub force: bool,
@@ -337,6 +341,7 @@ impl SeparateArgs {
             groups: self.groups,
             spatial: !self.no_spatial,
             spatial_iterations: 1,
+            max_frames: self.max_frames,
         }
     }
 

@@ -227,6 +227,7 @@ fn describe_param_error(e: &ParamError) -> String {
             name: "sources", ..
         } => "--sources",
         ParamError::SourceName { .. } => "source name",
+        ParamError::TemplateSettings { .. } => "--source",
         ParamError::Conflict(_) => "options",
         _ => "invalid parameter",
     };

@@ -12,6 +12,7 @@ mod nmf;
 mod separate;
 mod sklearn;
 mod stft;
+mod templates;
 
 #[global_allocator]
 static ALLOCATOR: alloc::Tracking = alloc::Tracking;
