@@ -361,6 +361,7 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputForma
         "smoothness": nmf.smoothness(),
         "restarts": nmf.restarts(),
         "spatial": params.spatial,
+        "max_frames": params.max_frames,
         "n_fft": params.stft.n_fft(),
         "hop": params.stft.hop(),
         "mask_power": shortest(args.mask_power),

@@ -12,29 +12,7 @@ use serde_json::Value;
 use demix::audio::{Audio, OutputFormat, write_wav};
 use demix::batch::{self, Item, JobOutput, Plan, RunOptions, Status};
 
-use crate::common::{flac_bytes, quantize};
-
-/// Small and fast settings: 8 kHz inputs of one second are split with these.
-const FAST: [&str; 6] = ["--n-fft", "256", "--iter", "20", "-k", "2"];
-
-/// Runs `demix` with `args` in `dir`.
-fn demix(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_demix"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("demix runs")
-}
-
-/// `demix separate INPUTS... -o out` with the fast settings and `extra` flags.
-fn separate(dir: &Path, inputs: &[&str], extra: &[&str]) -> Output {
-    let mut args = vec!["separate"];
-    args.extend_from_slice(inputs);
-    args.extend_from_slice(&["-o", "out"]);
-    args.extend_from_slice(&FAST);
-    args.extend_from_slice(extra);
-    demix(dir, &args)
-}
+use crate::common::{FAST, demix, flac_bytes, quantize, separate};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

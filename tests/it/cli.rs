@@ -4,33 +4,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 
-use crate::common::{TestRng, flac_bytes, quantize};
-
-/// Small and fast settings: 8 kHz inputs of one second are split with these.
-const FAST: [&str; 6] = ["--n-fft", "256", "--iter", "20", "-k", "2"];
-
-/// Runs `demix` with `args` in `dir`, so that paths in messages are the relative ones given.
-fn demix(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_demix"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("demix runs")
-}
-
-/// `demix separate INPUTS... -o out` with the fast settings and `extra` flags.
-fn separate(dir: &Path, inputs: &[&str], extra: &[&str]) -> Output {
-    let mut args = vec!["separate"];
-    args.extend_from_slice(inputs);
-    args.extend_from_slice(&["-o", "out"]);
-    args.extend_from_slice(&FAST);
-    args.extend_from_slice(extra);
-    demix(dir, &args)
-}
+use crate::common::{TestRng, assert_fails, demix, flac_bytes, quantize, separate};
 
 /// One second of two tones at 8 kHz, `channels` channels, `variant` shifting the pitches.
 fn mix(channels: usize, variant: usize) -> Audio {
@@ -52,31 +29,6 @@ fn mix(channels: usize, variant: usize) -> Audio {
 /// Writes a stereo 16-bit test input at `dir/name`.
 fn write_input(dir: &Path, name: &str) {
     write_wav(dir.join(name), &mix(2, 0), OutputFormat::Int16).unwrap();
-}
-
-/// The exit code is 1, stdout is empty, and stderr is a single line holding every `needle`.
-#[track_caller]
-fn assert_fails(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(
-        out.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "one line expected on stderr, got:\n{stderr}"
-    );
-    for needle in needles {
-        assert!(
-            lines[0].contains(needle),
-            "{needle:?} missing from the message: {}",
-            lines[0]
-        );
-    }
 }
 
 /// Names in `dir/out`, hidden ones included (none when it does not exist).

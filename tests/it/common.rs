@@ -152,3 +152,51 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// Runs the `demix` binary with `args` in `dir`, so that paths in its messages are the
+/// relative ones given.
+pub fn demix(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_demix"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("demix runs")
+}
+
+/// Small and fast settings: 8 kHz inputs of one second are split with these.
+pub const FAST: [&str; 6] = ["--n-fft", "256", "--iter", "20", "-k", "2"];
+
+/// `demix separate INPUTS... -o out` in `dir` with the fast settings and `extra` flags.
+pub fn separate(dir: &std::path::Path, inputs: &[&str], extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["separate"];
+    args.extend_from_slice(inputs);
+    args.extend_from_slice(&["-o", "out"]);
+    args.extend_from_slice(&FAST);
+    args.extend_from_slice(extra);
+    demix(dir, &args)
+}
+
+/// The exit code is 1, stdout is empty, and stderr is a single line holding every `needle`.
+#[track_caller]
+pub fn assert_fails(out: &std::process::Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line expected on stderr, got:\n{stderr}"
+    );
+    for needle in needles {
+        assert!(
+            lines[0].contains(needle),
+            "{needle:?} missing from the message: {}",
+            lines[0]
+        );
+    }
+}

@@ -9,14 +9,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 use demix::error::{EvalError, Property, Side};
 use demix::eval::{EvalParams, Metrics, Mode, Scores, evaluate, si_sdr};
 use serde_json::Value;
 
-use crate::common::TestRng;
+use crate::common::{TestRng, assert_fails, demix};
 
 /// Largest accepted difference from mir_eval and museval, in dB.
 const TOLERANCE_DB: f64 = 0.01;
@@ -472,39 +471,6 @@ fn windows_where_every_reference_is_silent_leave_a_nan_median() {
 }
 
 // The command line.
-
-fn demix(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_demix"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("demix runs")
-}
-
-/// Exit code 1, nothing on stdout, and one line on stderr holding every needle.
-#[track_caller]
-fn assert_fails(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(
-        out.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "one line expected on stderr, got:\n{stderr}"
-    );
-    for needle in needles {
-        assert!(
-            lines[0].contains(needle),
-            "{needle:?} missing from: {}",
-            lines[0]
-        );
-    }
-}
 
 /// Copies a fixture's `ref` and `est` folders into `dir`.
 fn copy_fixture(case: &str, dir: &Path) {

@@ -6,7 +6,7 @@ use std::f64::consts::PI;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use demix::audio::{Audio, OutputFormat, write_wav};
 use demix::inspect::{InspectOutput, InspectParams, OUTPUT_NAMES, inspect, inspect_file};
@@ -14,7 +14,7 @@ use demix::midi::{NoteEvent, read_midi};
 use demix::notes::{hz_to_midi, midi_to_hz};
 use demix::npy::load_npy;
 
-use crate::common::TestRng;
+use crate::common::{TestRng, assert_fails, demix};
 
 const RATE: u32 = 22_050;
 
@@ -427,39 +427,6 @@ fn per_component_audio_adds_up_to_the_input() {
 }
 
 // ---- The command line ----
-
-fn demix(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_demix"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("demix runs")
-}
-
-/// Exit code 1, nothing on stdout, one line on stderr holding every needle.
-#[track_caller]
-fn assert_fails(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(
-        out.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "one line expected on stderr, got:\n{stderr}"
-    );
-    for needle in needles {
-        assert!(
-            lines[0].contains(needle),
-            "{needle:?} missing from: {}",
-            lines[0]
-        );
-    }
-}
 
 /// The folder holds exactly `names` (hidden temporary files included).
 #[track_caller]

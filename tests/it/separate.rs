@@ -2,7 +2,6 @@
 //! the stereo image, output format and reproducibility.
 
 use std::path::Path;
-use std::process::Command;
 
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 use demix::nmf::NmfParams;
@@ -116,10 +115,7 @@ fn sources_are_named_in_order_of_energy() {
 }
 
 fn demix(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_demix"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    crate::common::demix(std::path::Path::new("."), args)
 }
 
 fn write_input(dir: &Path, name: &str, audio: &Audio) -> String {

@@ -6,8 +6,6 @@
 //! sequence. The training clips play other melodies in other rhythms over each instrument's
 //! register (a scale that contains the mixture's notes and others).
 
-use std::process::Command;
-
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 use demix::nmf::{Init, Loss, NmfParams, fit};
 use demix::separate::{SeparateParams, separate};
@@ -288,10 +286,7 @@ fn grouping_into_more_sources_than_components_is_rejected() {
 }
 
 fn demix(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_demix"))
-        .args(args)
-        .output()
-        .expect("runs")
+    crate::common::demix(std::path::Path::new("."), args)
 }
 
 #[test]
