@@ -211,6 +211,22 @@ impl StemSink for Vec<Vec<f32>> {
     }
 }
 
+/// Refuses audio that cannot be analysed with frames of `n_fft`: NaN or infinite samples, or
+/// fewer samples than one frame.
+///
+/// # Errors
+/// [`Error::NonFinite`], [`Error::TooShort`].
+pub(crate) fn check_usable(audio: &Audio, n_fft: usize) -> Result<()> {
+    audio.check_finite()?;
+    if audio.len() < n_fft {
+        return Err(Error::TooShort {
+            frames: audio.len(),
+            n_fft,
+        });
+    }
+    Ok(())
+}
+
 /// Fits the factorisation of `audio` and names one source per component, loudest first.
 ///
 /// # Errors
@@ -222,14 +238,8 @@ pub fn analyze(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Separation> {
     params.check()?;
-    audio.check_finite()?;
     let stft = Stft::new(&params.stft)?;
-    if audio.len() < stft.n_fft() {
-        return Err(Error::TooShort {
-            frames: audio.len(),
-            n_fft: stft.n_fft(),
-        });
-    }
+    check_usable(audio, stft.n_fft())?;
     for t in &params.templates {
         t.check_compatible(&params.stft, audio.sample_rate)?;
     }

@@ -286,13 +286,7 @@ pub fn learn(
     let plan = Stft::new(stft)?;
     let mut parts = Vec::with_capacity(examples.len());
     for audio in examples {
-        audio.check_finite()?;
-        if audio.len() < plan.n_fft() {
-            return Err(Error::TooShort {
-                frames: audio.len(),
-                n_fft: plan.n_fft(),
-            });
-        }
+        crate::separate::check_usable(audio, plan.n_fft())?;
         parts.push(channel_summed_magnitude(&plan, audio));
     }
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();

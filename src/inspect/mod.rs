@@ -23,7 +23,7 @@ pub use transcribe::TranscribeParams;
 use ndarray::{Array2, Axis};
 
 use crate::audio::Audio;
-use crate::error::{Error, ParamError, Result};
+use crate::error::{ParamError, Result};
 use crate::midi::NoteEvent;
 use crate::nmf::{self, CostPoint, Nmf, NmfParams, Progress};
 use crate::notes::{self, HarmonicShape, NoteRange, harmonic_templates};
@@ -328,14 +328,8 @@ pub fn inspect(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Inspection> {
     params.check()?;
-    audio.check_finite()?;
     let stft = Stft::new(&params.stft)?;
-    if audio.len() < stft.n_fft() {
-        return Err(Error::TooShort {
-            frames: audio.len(),
-            n_fft: stft.n_fft(),
-        });
-    }
+    crate::separate::check_usable(audio, stft.n_fft())?;
     let spectrogram = channel_summed_magnitude(&stft, audio);
     let v = spectrogram.t();
     let (mut nmf, template_notes) = match &params.notes {

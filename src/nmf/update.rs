@@ -145,13 +145,7 @@ impl Engine {
         let mut total = 0.0;
         for (k, w_col) in w.columns().into_iter().enumerate() {
             let s: f64 = w_col.iter().map(|&a| f64::from(a)).sum();
-            let col = g.column(k);
-            let l1: f64 = col.iter().map(|&a| f64::from(a)).sum();
-            let change: f64 = col
-                .iter()
-                .zip(col.iter().skip(1))
-                .map(|(&a, &b)| (f64::from(b) - f64::from(a)).powi(2))
-                .sum();
+            let (l1, change) = activation_norms(g.column(k));
             total += sparsity * s * l1 + smoothness * s * s * change;
         }
         total
@@ -336,13 +330,7 @@ impl Engine {
             .into_iter()
             .enumerate()
         {
-            let col = g.column(self.fixed + j);
-            let l1: f64 = col.iter().map(|&a| f64::from(a)).sum();
-            let change: f64 = col
-                .iter()
-                .zip(col.iter().skip(1))
-                .map(|(&a, &b)| (f64::from(b) - f64::from(a)).powi(2))
-                .sum();
+            let (l1, change) = activation_norms(g.column(self.fixed + j));
             let s_old: f64 = w_col.iter().map(|&a| f64::from(a)).sum();
             let (c, a) = (sparsity * l1, 2.0 * smoothness * change * s_old);
             for (f, w) in w_col.iter_mut().enumerate() {
@@ -508,6 +496,18 @@ pub(crate) fn normalize_columns(w: &mut Array2<f32>, g: &mut Array2<f32>, fixed:
     for mut row in g.rows_mut() {
         row.iter_mut().zip(&factor).for_each(|(a, &f)| *a *= f);
     }
+}
+
+/// A component's activations' L1 norm and summed squared frame-to-frame change, the two
+/// quantities the penalties weigh.
+fn activation_norms(h: ndarray::ArrayView1<f32>) -> (f64, f64) {
+    let l1 = h.iter().map(|&a| f64::from(a)).sum();
+    let change = h
+        .iter()
+        .zip(h.iter().skip(1))
+        .map(|(&a, &b)| (f64::from(b) - f64::from(a)).powi(2))
+        .sum();
+    (l1, change)
 }
 
 /// The multiplicative factor `(num / den)^γ`.
