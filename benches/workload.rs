@@ -5,7 +5,11 @@
 //! cargo run --release --example workload -- make DIR        # DIR/w30.wav, w180.wav, w30_v.npy, w180_v.npy
 //! cargo run --release --example workload -- nmf V.npy LOSS STEPS   # median seconds per iteration
 //! cargo run --release --example workload -- stft WAV RUNS          # median seconds of STFT + inverse
+//! cargo run --release --example workload -- render WAV RUNS        # median seconds of the render
 //! ```
+//!
+//! `render` times `Separation::render` of K = 32 sources into in-memory sinks (as
+//! `benches/render.rs`), for before/after comparisons of two builds.
 //!
 //! The audio is written as 32-bit float WAV, so Python reads the very samples demix reads; V
 //! (`np.load`: bins x frames, float32) is the channels' summed STFT magnitudes, computed by
@@ -21,6 +25,7 @@ use std::time::Instant;
 use demix::audio::{OutputFormat, read_audio, write_wav};
 use demix::nmf::{Factorization, Init, Loss, NmfParams};
 use demix::npy::{NpyArray, load_npy, save_npy};
+use demix::separate::{Separation, Source, StemSink};
 use workloads::{K, W30, W180};
 
 fn main() -> ExitCode {
@@ -30,7 +35,11 @@ fn main() -> ExitCode {
         ["make", dir] => make(Path::new(dir)),
         ["nmf", v, loss, steps] => nmf(Path::new(v), loss, steps),
         ["stft", wav, runs] => stft(Path::new(wav), runs),
-        _ => Err("usage: workload make DIR | nmf V.npy LOSS STEPS | stft WAV RUNS".into()),
+        ["render", wav, runs] => render(Path::new(wav), runs),
+        _ => Err(
+            "usage: workload make DIR | nmf V.npy LOSS STEPS | stft WAV RUNS | render WAV RUNS"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,6 +125,49 @@ fn stft(wav: &Path, runs: &str) -> Result<()> {
             start.elapsed().as_secs_f64()
         })
         .collect();
+    println!("{:.6e}", median(times));
+    Ok(())
+}
+
+/// Keeps the last block of each channel, in a buffer that is reused.
+struct LastBlock(Vec<Vec<f32>>);
+
+impl StemSink for LastBlock {
+    fn write_block(&mut self, block: &[&[f32]]) -> demix::Result<()> {
+        self.0.resize(block.len(), Vec::new());
+        for (dst, src) in self.0.iter_mut().zip(block) {
+            dst.clear();
+            dst.extend_from_slice(src);
+        }
+        Ok(())
+    }
+}
+
+/// Median time of rendering K sources of `wav` (masks, inverse STFT, overlap-add) into
+/// in-memory sinks, after a factorisation of a few iterations made beforehand.
+fn render(wav: &Path, runs: &str) -> Result<()> {
+    let audio = read_audio(wav)?;
+    let runs: usize = runs.parse()?;
+    let v = workloads::spectrogram_of(&audio);
+    let params = NmfParams::new(K)
+        .with_init(Init::Random)
+        .with_max_iter(5)
+        .with_tol(0.0);
+    let fitted = demix::nmf::fit(v.view(), &params)?;
+    let sources = (0..K)
+        .map(|k| Source {
+            name: format!("source{k}"),
+            components: vec![k],
+        })
+        .collect();
+    let separation = Separation::new(fitted, sources, workloads::stft(), 2.0);
+    let mut sinks: Vec<LastBlock> = (0..K).map(|_| LastBlock(Vec::new())).collect();
+    let times = (0..runs.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            separation.render(&audio, &mut sinks).map(|()| start.elapsed().as_secs_f64())
+        })
+        .collect::<demix::Result<Vec<f64>>>()?;
     println!("{:.6e}", median(times));
     Ok(())
 }
