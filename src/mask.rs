@@ -21,30 +21,94 @@
 pub fn soft_masks_in_place(models: &mut [f32], sources: usize, power: f32) {
     assert!(sources > 0 && models.len().is_multiple_of(sources));
     let bins = models.len() / sources;
+    // Bins are taken `CHUNK` at a time, each pass over the sources running along contiguous
+    // bins, so that the loops vectorise; every value is computed by the same operations in the
+    // same order as one bin at a time would.
+    let mut start = 0;
+    while start < bins {
+        let n = CHUNK.min(bins - start);
+        masks_of_chunk(models, sources, bins, start, n, power);
+        start += n;
+    }
+}
+
+/// `(model · inv)^p` of every source in place, each added to `sum`, source by source.
+#[inline(always)]
+fn powers_and_sums(
+    models: &mut [f32],
+    sources: usize,
+    row: &impl Fn(usize) -> std::ops::Range<usize>,
+    inv: &[f32],
+    sum: &mut [f32],
+    pow: impl Fn(f32) -> f32,
+) {
+    for s in 0..sources {
+        let models = &mut models[row(s)];
+        for ((m, &i), total) in models.iter_mut().zip(inv).zip(sum.iter_mut()) {
+            let v = pow(*m * i);
+            *m = v;
+            *total += v;
+        }
+    }
+}
+
+/// Bins handled together by [`soft_masks_in_place`].
+const CHUNK: usize = 128;
+
+/// The masks of bins `start..start + n` (`n <= CHUNK`) of every source.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn masks_of_chunk(
+    models: &mut [f32],
+    sources: usize,
+    bins: usize,
+    start: usize,
+    n: usize,
+    power: f32,
+) {
+    let row = |s: usize| s * bins + start..s * bins + start + n;
+    let mut peak = [0f32; CHUNK];
+    let peak = &mut peak[..n];
+    for s in 0..sources {
+        for (p, &m) in peak.iter_mut().zip(&models[row(s)]) {
+            *p = p.max(m);
+        }
+    }
+    let mut inv = [0f32; CHUNK];
+    let inv = &mut inv[..n];
+    for (i, &p) in inv.iter_mut().zip(peak.iter()) {
+        *i = 1.0 / p;
+    }
+    let mut sum = [0f32; CHUNK];
+    let sum = &mut sum[..n];
+    // The exponent's cases as separate loops, so that the common ones vectorise.
+    if power == 2.0 {
+        powers_and_sums(models, sources, &row, inv, sum, |r| r * r);
+    } else if power == 1.0 {
+        powers_and_sums(models, sources, &row, inv, sum, |r| r);
+    } else {
+        powers_and_sums(models, sources, &row, inv, sum, |r| r.powf(power));
+    }
+    // The peak's own term is 1, so sum >= 1.
+    for total in sum.iter_mut() {
+        *total = 1.0 / *total;
+    }
+    for s in 0..sources {
+        for (m, &i) in models[row(s)].iter_mut().zip(sum.iter()) {
+            *m *= i;
+        }
+    }
+    // A bin where every model is zero is split equally.
     let equal = 1.0 / sources as f32;
-    for f in 0..bins {
-        let peak = (0..sources).fold(0f32, |m, s| m.max(models[s * bins + f]));
-        if peak.is_nan() || peak <= 0.0 {
-            (0..sources).for_each(|s| models[s * bins + f] = equal);
-            continue;
+    for (j, &p) in peak.iter().enumerate() {
+        if p.is_nan() || p <= 0.0 {
+            for s in 0..sources {
+                models[s * bins + start + j] = equal;
+            }
         }
-        let inv = 1.0 / peak;
-        let mut sum = 0f32;
-        for s in 0..sources {
-            let r = models[s * bins + f] * inv;
-            let v = if power == 2.0 {
-                r * r
-            } else if power == 1.0 {
-                r
-            } else {
-                r.powf(power)
-            };
-            models[s * bins + f] = v;
-            sum += v;
-        }
-        // The peak's own term is 1, so sum >= 1.
-        let inv_sum = 1.0 / sum;
-        (0..sources).for_each(|s| models[s * bins + f] *= inv_sum);
     }
 }
 

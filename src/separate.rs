@@ -626,10 +626,25 @@ impl BlockBuffers {
         } else {
             let x = self.spectra.slice(ndarray::s![channel, t, ..]);
             let m = self.masks.slice(ndarray::s![t, s, ..]);
-            for ((y, &x), &m) in out.iter_mut().zip(x).zip(m) {
-                *y = x * m;
-            }
+            apply_mask(
+                out,
+                x.to_slice().expect("contiguous"),
+                m.to_slice().expect("contiguous"),
+            );
         }
+    }
+}
+
+/// `out = x · m`, bin by bin.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn apply_mask(out: &mut [Complex32], x: &[Complex32], m: &[f32]) {
+    let n = out.len();
+    for ((y, &x), &m) in out.iter_mut().zip(&x[..n]).zip(&m[..n]) {
+        *y = Complex32::new(x.re * m, x.im * m);
     }
 }
 
@@ -638,7 +653,6 @@ struct SourceRender {
     ola: Vec<OverlapAdd>,
     out: Vec<Vec<f32>>,
     scratch: StftScratch,
-    spectrum: Vec<Complex32>,
     frame: Vec<f32>,
 }
 
@@ -693,7 +707,7 @@ impl Separation {
     pub fn render<S: StemSink>(&self, audio: &Audio, sinks: &mut [S]) -> Result<()> {
         let stft = &self.stft;
         let (channels, len) = (audio.num_channels(), audio.len());
-        let (frames, bins) = (stft.n_frames(len), stft.n_bins());
+        let frames = stft.n_frames(len);
         let n_sources = self.sources.len();
         assert_eq!(sinks.len(), n_sources, "one sink per source");
         assert_eq!(frames, self.nmf.h.ncols(), "the audio that was analysed");
@@ -713,7 +727,6 @@ impl Separation {
                 ola: (0..channels).map(|_| stft.overlap_add(len)).collect(),
                 out: vec![Vec::new(); channels],
                 scratch: stft.scratch(),
-                spectrum: vec![Complex32::default(); bins],
                 frame: vec![0.0; stft.n_fft()],
             })
             .collect();
@@ -731,14 +744,9 @@ impl Separation {
                 .try_for_each(|(s, (state, sink))| {
                     for (channel, ola) in state.ola.iter_mut().enumerate() {
                         for t in 0..block {
-                            blocks.source_spectrum(
-                                spatial.is_some(),
-                                t,
-                                s,
-                                channel,
-                                &mut state.spectrum,
-                            );
-                            stft.synthesize(&state.spectrum, &mut state.scratch, &mut state.frame);
+                            stft.synthesize_with(&mut state.scratch, &mut state.frame, |dst| {
+                                blocks.source_spectrum(spatial.is_some(), t, s, channel, dst);
+                            });
                             ola.push(&state.frame);
                         }
                         state.out[channel].clear();

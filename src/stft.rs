@@ -6,7 +6,10 @@
 //! reconstructs any signal exactly (up to rounding) whenever every sample is covered by windows
 //! with enough weight; [`StftParams::check`] refuses hops that would break that.
 
+use std::ops::Range;
 use std::sync::Arc;
+
+use multiversion::multiversion;
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
@@ -281,13 +284,25 @@ impl Stft {
     ) {
         let half = self.n_fft / 2;
         let start = (t * self.hop) as isize - half as isize;
-        for (i, (dst, &w)) in scratch.time.iter_mut().zip(&self.window).enumerate() {
-            let j = start + i as isize;
-            *dst = if j >= 0 && (j as usize) < signal.len() {
-                w * signal[j as usize]
-            } else {
-                0.0
-            };
+        match usize::try_from(start) {
+            // The usual case: the frame lies inside the signal.
+            Ok(start) if start + self.n_fft <= signal.len() => {
+                multiply(
+                    &mut scratch.time,
+                    &self.window,
+                    &signal[start..start + self.n_fft],
+                );
+            }
+            _ => {
+                for (i, (dst, &w)) in scratch.time.iter_mut().zip(&self.window).enumerate() {
+                    let j = start + i as isize;
+                    *dst = if j >= 0 && (j as usize) < signal.len() {
+                        w * signal[j as usize]
+                    } else {
+                        0.0
+                    };
+                }
+            }
         }
         self.forward
             .process_with_scratch(&mut scratch.time, out, &mut scratch.fft)
@@ -324,7 +339,18 @@ impl Stft {
     /// # Panics
     /// If `spectrum` does not have [`Self::n_bins`] values or `out` [`Self::n_fft`].
     pub fn synthesize(&self, spectrum: &[Complex32], scratch: &mut StftScratch, out: &mut [f32]) {
-        scratch.spectrum.copy_from_slice(spectrum);
+        self.synthesize_with(scratch, out, |dst| dst.copy_from_slice(spectrum));
+    }
+
+    /// [`Self::synthesize`] of the spectrum that `fill` writes (into a buffer of
+    /// [`Self::n_bins`] values), saving a copy.
+    pub(crate) fn synthesize_with(
+        &self,
+        scratch: &mut StftScratch,
+        out: &mut [f32],
+        fill: impl FnOnce(&mut [Complex32]),
+    ) {
+        fill(&mut scratch.spectrum);
         scratch.spectrum[0].im = 0.0;
         if self.n_fft.is_multiple_of(2) {
             scratch.spectrum[self.n_fft / 2].im = 0.0;
@@ -337,18 +363,25 @@ impl Stft {
     /// A streaming overlap-add for a signal of `len` samples; see [`OverlapAdd`].
     pub fn overlap_add(&self, len: usize) -> OverlapAdd {
         let scale = 1.0 / self.n_fft as f32;
-        OverlapAdd {
+        let mut ola = OverlapAdd {
             n_fft: self.n_fft,
             hop: self.hop,
             len,
             total_frames: self.n_frames(len),
             synthesis: self.window.iter().map(|w| w * scale).collect(),
             window_sq: self.window.iter().map(|w| w * w).collect(),
+            interior: Vec::new(),
             acc: Vec::new(),
-            norm: Vec::new(),
             base: 0,
             frames: 0,
+        };
+        let interior = ola.interior_range();
+        if interior.len() >= self.hop {
+            ola.interior = (0..self.hop)
+                .map(|j| ola.norm_at(interior.start + j))
+                .collect();
         }
+        ola
     }
 
     /// The inverse STFT of `spectrum` (shape `(frames, bins)`) as a signal of `len` samples.
@@ -366,13 +399,17 @@ impl Stft {
                 .par_chunks_mut(self.n_fft)
                 .zip(block.par_iter())
                 .for_each_init(
-                    || (self.scratch(), vec![Complex32::default(); self.n_bins()]),
+                    || (self.scratch(), Vec::new()),
                     |(scratch, row_buf), (frame, row)| {
-                        row_buf
-                            .iter_mut()
-                            .zip(row.iter())
-                            .for_each(|(d, s)| *d = *s);
-                        self.synthesize(row_buf, scratch, frame);
+                        let row = match row.as_slice() {
+                            Some(row) => row,
+                            None => {
+                                row_buf.clear();
+                                row_buf.extend(row.iter());
+                                row_buf.as_slice()
+                            }
+                        };
+                        self.synthesize(row, scratch, frame);
                     },
                 );
             for frame in frames.chunks(self.n_fft).take(block.len()) {
@@ -397,10 +434,12 @@ pub struct OverlapAdd {
     total_frames: usize,
     synthesis: Vec<f32>,
     window_sq: Vec<f32>,
+    /// The summed squared window at the interior positions (see [`Self::interior_range`]),
+    /// which repeats with the hop: entry `j` is that of positions `start + j + m · hop`. Empty
+    /// when the signal has too few interior positions.
+    interior: Vec<f32>,
     /// Windowed frame sums for padded positions `base..base + acc.len()`.
     acc: Vec<f32>,
-    /// Summed squared window for the same positions.
-    norm: Vec<f32>,
     base: usize,
     frames: usize,
 }
@@ -419,15 +458,27 @@ impl OverlapAdd {
         let start = self.frames * self.hop - self.base;
         if self.acc.len() < start + self.n_fft {
             self.acc.resize(start + self.n_fft, 0.0);
-            self.norm.resize(start + self.n_fft, 0.0);
         }
-        let acc = &mut self.acc[start..start + self.n_fft];
-        let norm = &mut self.norm[start..start + self.n_fft];
-        for i in 0..self.n_fft {
-            acc[i] += self.synthesis[i] * frame[i];
-            norm[i] += self.window_sq[i];
-        }
+        add_product(
+            &mut self.acc[start..start + self.n_fft],
+            &self.synthesis,
+            frame,
+        );
         self.frames += 1;
+    }
+
+    /// Padded positions covered by every frame that could cover them (none is missing at
+    /// either end of the signal): their summed squared window repeats with the hop.
+    fn interior_range(&self) -> Range<usize> {
+        (self.n_fft - 1)..(self.total_frames * self.hop).max(self.n_fft - 1)
+    }
+
+    /// The squared window summed over the frames that cover padded position `p`, in frame
+    /// order: exactly what adding each frame's squared window as it comes would give.
+    fn norm_at(&self, p: usize) -> f32 {
+        let first = (p + 1).saturating_sub(self.n_fft).div_ceil(self.hop);
+        let last = (p / self.hop).min(self.total_frames - 1);
+        (first..=last).fold(0.0, |sum, t| sum + self.window_sq[p - t * self.hop])
     }
 
     /// Appends to `out` every output sample that no later frame can change.
@@ -438,20 +489,35 @@ impl OverlapAdd {
             self.frames * self.hop
         };
         let ready = ready_end.saturating_sub(self.base).min(self.acc.len());
+        // Output sample i is padded position i + n_fft / 2.
         let offset = self.n_fft / 2;
-        for i in 0..ready {
-            let padded = self.base + i;
-            if padded >= offset && padded - offset < self.len {
-                let n = self.norm[i];
-                out.push(if n > f32::MIN_POSITIVE {
-                    self.acc[i] / n
+        let start = self.base.max(offset);
+        let end = (self.base + ready).min(offset + self.len);
+        if start < end {
+            out.reserve(end - start);
+            let interior = if self.interior.is_empty() {
+                0..0
+            } else {
+                self.interior_range()
+            };
+            let mut p = start;
+            while p < end {
+                if interior.contains(&p) {
+                    // A run of interior positions up to the next period of the table.
+                    let j = (p - interior.start) % self.hop;
+                    let n = (self.hop - j).min(end - p).min(interior.end - p);
+                    let acc = &self.acc[p - self.base..p - self.base + n];
+                    divide_into(out, acc, &self.interior[j..j + n]);
+                    p += n;
                 } else {
-                    0.0
-                });
+                    let norm = self.norm_at(p);
+                    let acc = &self.acc[p - self.base..p - self.base + 1];
+                    divide_into(out, acc, &[norm]);
+                    p += 1;
+                }
             }
         }
         self.acc.drain(..ready);
-        self.norm.drain(..ready);
         self.base += ready;
     }
 
@@ -459,4 +525,35 @@ impl OverlapAdd {
     pub fn is_complete(&self) -> bool {
         self.frames == self.total_frames
     }
+}
+
+/// `out = a · b`, element by element.
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+fn multiply(out: &mut [f32], a: &[f32], b: &[f32]) {
+    let n = out.len();
+    for ((o, &a), &b) in out.iter_mut().zip(&a[..n]).zip(&b[..n]) {
+        *o = a * b;
+    }
+}
+
+/// `acc += a · b`, element by element.
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+fn add_product(acc: &mut [f32], a: &[f32], b: &[f32]) {
+    let n = acc.len();
+    for ((s, &a), &b) in acc.iter_mut().zip(&a[..n]).zip(&b[..n]) {
+        *s += a * b;
+    }
+}
+
+/// Appends `acc / norm` to `out`, element by element, with 0 where the norm is too small to
+/// divide by.
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+fn divide_into(out: &mut Vec<f32>, acc: &[f32], norm: &[f32]) {
+    out.extend(acc.iter().zip(norm).map(|(&a, &n)| {
+        if n > f32::MIN_POSITIVE {
+            a / n
+        } else {
+            0.0
+        }
+    }));
 }

@@ -61,6 +61,8 @@ pub struct WavStreamWriter {
     channels: usize,
     report: ClipReport,
     path: PathBuf,
+    /// Each channel of the block being written, quantized (integer formats).
+    quantized: Vec<Vec<i32>>,
 }
 
 impl WavStreamWriter {
@@ -83,6 +85,7 @@ impl WavStreamWriter {
             channels,
             report: ClipReport::default(),
             path,
+            quantized: Vec::new(),
         })
     }
 
@@ -96,50 +99,45 @@ impl WavStreamWriter {
     pub fn write(&mut self, block: &[&[f32]]) -> Result<()> {
         assert_eq!(block.len(), self.channels, "channel count of the block");
         let frames = block.first().map_or(0, |c| c.len());
-        let mut peak = self.report.peak;
-        let mut clipped = 0u64;
         let path = &self.path;
         let fail = |e: hound::Error| Error::write(path, hound_to_io(e));
         match self.format.full_scale() {
             None => {
+                for channel in block {
+                    self.report.peak = self.report.peak.max(peak(channel));
+                }
                 for i in 0..frames {
                     for channel in block {
-                        peak = peak.max(channel[i].abs());
                         self.writer.write_sample(channel[i]).map_err(fail)?;
                     }
                 }
             }
             Some(scale) => {
-                let (lo, hi) = (-scale, scale - 1.0);
-                let mut quantize = |x: f32| {
-                    peak = peak.max(x.abs());
-                    let q = (x * scale).round();
-                    if q > hi || q < lo {
-                        clipped += 1;
-                    }
-                    q.clamp(lo, hi) as i32
-                };
+                self.quantized.resize(block.len(), Vec::new());
+                for (q, channel) in self.quantized.iter_mut().zip(block) {
+                    q.resize(frames, 0);
+                    let (p, clipped) = quantize(channel, scale, q);
+                    self.report.peak = self.report.peak.max(p);
+                    self.report.clipped += clipped;
+                }
+                let quantized = &self.quantized;
                 if self.format == OutputFormat::Int16 {
                     let mut w = self.writer.get_i16_writer((frames * block.len()) as u32);
                     for i in 0..frames {
-                        for channel in block {
-                            w.write_sample(quantize(channel[i]) as i16);
+                        for q in quantized {
+                            w.write_sample(q[i] as i16);
                         }
                     }
                     w.flush().map_err(fail)?;
                 } else {
                     for i in 0..frames {
-                        for channel in block {
-                            self.writer
-                                .write_sample(quantize(channel[i]))
-                                .map_err(fail)?;
+                        for q in quantized {
+                            self.writer.write_sample(q[i]).map_err(fail)?;
                         }
                     }
                 }
             }
         }
-        self.report.peak = peak;
-        self.report.clipped += clipped;
         Ok(())
     }
 
@@ -192,6 +190,61 @@ pub fn write_wav(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Lanes of the vectorised loops below: peaks and counts are kept per lane.
+const LANES: usize = 16;
+
+/// The largest absolute value of `x` (0 for none).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+fn peak(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let (chunks, tail) = x.as_chunks::<LANES>();
+    for chunk in chunks {
+        for (p, &v) in lanes.iter_mut().zip(chunk) {
+            *p = p.max(v.abs());
+        }
+    }
+    tail.iter().fold(lanes.iter().fold(0f32, |m, &p| m.max(p)), |m, &v| m.max(v.abs()))
+}
+
+/// `x` scaled by `scale` (full scale) and rounded into `out`, limited to `-scale..scale - 1`;
+/// returns the largest absolute value of `x` and how many samples were limited.
+fn quantize(x: &[f32], scale: f32, out: &mut [i32]) -> (f32, u64) {
+    // Per-lane counts are 32-bit, so they are summed every so many samples.
+    const PART: usize = 1 << 24;
+    x.chunks(PART)
+        .zip(out.chunks_mut(PART))
+        .fold((0f32, 0u64), |(peak, clipped), (x, out)| {
+            let (p, c) = quantize_part(x, scale, out);
+            (peak.max(p), clipped + c)
+        })
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+fn quantize_part(x: &[f32], scale: f32, out: &mut [i32]) -> (f32, u64) {
+    let (lo, hi) = (-scale, scale - 1.0);
+    let mut peaks = [0f32; LANES];
+    let mut clipped = [0u32; LANES];
+    let out = &mut out[..x.len()];
+    let (chunks, x_tail) = x.as_chunks::<LANES>();
+    let (out_chunks, out_tail) = out.as_chunks_mut::<LANES>();
+    let one = |x: f32, out: &mut i32, peak: &mut f32, clipped: &mut u32| {
+        *peak = peak.max(x.abs());
+        let q = (x * scale).round();
+        *clipped += u32::from(q > hi || q < lo);
+        *out = q.clamp(lo, hi) as i32;
+    };
+    for (chunk, out) in chunks.iter().zip(out_chunks) {
+        for j in 0..LANES {
+            one(chunk[j], &mut out[j], &mut peaks[j], &mut clipped[j]);
+        }
+    }
+    for (&x, out) in x_tail.iter().zip(out_tail) {
+        one(x, out, &mut peaks[0], &mut clipped[0]);
+    }
+    let total = clipped.iter().map(|&c| u64::from(c)).sum();
+    (peaks.iter().fold(0f32, |m, &p| m.max(p)), total)
 }
 
 fn hound_to_io(e: hound::Error) -> std::io::Error {
