@@ -60,20 +60,10 @@ fn gemm(a: &ArrayView2<f32>, b: &ArrayView2<f32>, c: &mut ArrayViewMut2<f32>) {
     // SAFETY: the faer views have exactly the shapes and strides of the ndarray views they
     // are made from, and `c` is borrowed mutably, so it aliases neither `a` nor `b`.
     unsafe {
-        let a = faer::MatRef::<f32>::from_raw_parts(
-            a.as_ptr(),
-            m,
-            k,
-            a.strides()[0],
-            a.strides()[1],
-        );
-        let b = faer::MatRef::<f32>::from_raw_parts(
-            b.as_ptr(),
-            k,
-            n,
-            b.strides()[0],
-            b.strides()[1],
-        );
+        let a =
+            faer::MatRef::<f32>::from_raw_parts(a.as_ptr(), m, k, a.strides()[0], a.strides()[1]);
+        let b =
+            faer::MatRef::<f32>::from_raw_parts(b.as_ptr(), k, n, b.strides()[0], b.strides()[1]);
         let (rs, cs) = (c.strides()[0], c.strides()[1]);
         let c = faer::MatMut::<f32>::from_raw_parts_mut(c.as_mut_ptr(), m, n, rs, cs);
         faer::linalg::matmul::matmul(c, faer::Accum::Replace, a, b, 1.0, faer::Par::Seq);
@@ -100,25 +90,22 @@ fn six_products(x: &Array2<f32>, w: &Array2<f32>, g: &Array2<f32>, slots: &mut [
         let mut start = 0;
         while start < n_blocks {
             let n = slots.len().min(n_blocks - start);
-            slots[..n]
-                .par_iter_mut()
-                .enumerate()
-                .for_each(|(i, slot)| {
-                    let r = (start + i) * block..((start + i + 1) * block).min(frames);
-                    let tb = r.len();
-                    let gb = g.slice(s![r, ..]);
-                    let mut model = slot.model.slice_mut(s![..tb, ..]);
-                    gemm(&gb, &w.t(), &mut model);
-                    let ratio = slot.ratio.slice(s![..tb, ..]);
-                    let model = slot.model.slice(s![..tb, ..]);
-                    if pass == 0 {
-                        gemm(&ratio.t(), &gb, &mut slot.w_num.view_mut());
-                        gemm(&model.t(), &gb, &mut slot.w_den.view_mut());
-                    } else {
-                        gemm(&ratio, &w.view(), &mut slot.h_num.slice_mut(s![..tb, ..]));
-                        gemm(&model, &w.view(), &mut slot.h_den.slice_mut(s![..tb, ..]));
-                    }
-                });
+            slots[..n].par_iter_mut().enumerate().for_each(|(i, slot)| {
+                let r = (start + i) * block..((start + i + 1) * block).min(frames);
+                let tb = r.len();
+                let gb = g.slice(s![r, ..]);
+                let mut model = slot.model.slice_mut(s![..tb, ..]);
+                gemm(&gb, &w.t(), &mut model);
+                let ratio = slot.ratio.slice(s![..tb, ..]);
+                let model = slot.model.slice(s![..tb, ..]);
+                if pass == 0 {
+                    gemm(&ratio.t(), &gb, &mut slot.w_num.view_mut());
+                    gemm(&model.t(), &gb, &mut slot.w_den.view_mut());
+                } else {
+                    gemm(&ratio, &w.view(), &mut slot.h_num.slice_mut(s![..tb, ..]));
+                    gemm(&model, &w.view(), &mut slot.h_den.slice_mut(s![..tb, ..]));
+                }
+            });
             start += n;
         }
     }

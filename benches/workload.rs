@@ -165,7 +165,9 @@ fn render(wav: &Path, runs: &str) -> Result<()> {
     let times = (0..runs.max(1))
         .map(|_| {
             let start = Instant::now();
-            separation.render(&audio, &mut sinks).map(|()| start.elapsed().as_secs_f64())
+            separation
+                .render(&audio, &mut sinks)
+                .map(|()| start.elapsed().as_secs_f64())
         })
         .collect::<demix::Result<Vec<f64>>>()?;
     println!("{:.6e}", median(times));

@@ -549,11 +549,9 @@ fn add_product(acc: &mut [f32], a: &[f32], b: &[f32]) {
 /// divide by.
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
 fn divide_into(out: &mut Vec<f32>, acc: &[f32], norm: &[f32]) {
-    out.extend(acc.iter().zip(norm).map(|(&a, &n)| {
-        if n > f32::MIN_POSITIVE {
-            a / n
-        } else {
-            0.0
-        }
-    }));
+    out.extend(acc.iter().zip(norm).map(
+        |(&a, &n)| {
+            if n > f32::MIN_POSITIVE { a / n } else { 0.0 }
+        },
+    ));
 }

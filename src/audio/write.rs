@@ -196,7 +196,11 @@ pub fn write_wav(
 const LANES: usize = 16;
 
 /// The largest absolute value of `x` (0 for none).
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
 fn peak(x: &[f32]) -> f32 {
     let mut lanes = [0f32; LANES];
     let (chunks, tail) = x.as_chunks::<LANES>();
@@ -205,7 +209,10 @@ fn peak(x: &[f32]) -> f32 {
             *p = p.max(v.abs());
         }
     }
-    tail.iter().fold(lanes.iter().fold(0f32, |m, &p| m.max(p)), |m, &v| m.max(v.abs()))
+    tail.iter()
+        .fold(lanes.iter().fold(0f32, |m, &p| m.max(p)), |m, &v| {
+            m.max(v.abs())
+        })
 }
 
 /// `x` scaled by `scale` (full scale) and rounded into `out`, limited to `-scale..scale - 1`;
@@ -221,7 +228,11 @@ fn quantize(x: &[f32], scale: f32, out: &mut [i32]) -> (f32, u64) {
         })
 }
 
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
 fn quantize_part(x: &[f32], scale: f32, out: &mut [i32]) -> (f32, u64) {
     let (lo, hi) = (-scale, scale - 1.0);
     let mut peaks = [0f32; LANES];

@@ -48,14 +48,17 @@ impl Divergence {
 
 /// Working memory of one block in flight.
 struct Slot {
-    /// The model block `Λ_b` (frames × bins), transformed in place.
+    /// The model block `Λ_b` (frames × bins), transformed in place. For Itakura–Saito and
+    /// other β, each frame's row is preceded by the row of the numerator term (frames × 2
+    /// bins), so that one product gives both the numerator and the denominator of an update.
     model: Vec<f32>,
-    /// A second frames × bins buffer for the numerator term.
+    /// Scratch of frames × bins for the cost pass.
     ratio: Vec<f32>,
-    /// Partial W numerator and denominator of the block (bins × free components).
+    /// Partial W numerator of the block (bins × free components); for the losses that need
+    /// both, numerator over denominator (2 bins × free components).
     w_num: Array2<f32>,
-    w_den: Array2<f32>,
-    /// H numerator and denominator of the block (frames × components).
+    /// H numerator of the block (frames × components); for the losses that need both,
+    /// numerator and denominator rows in turn (2 frames × components).
     h_num: Array2<f32>,
     h_den: Array2<f32>,
     /// Partial Gram matrix `G_bᵀ G_b` (Euclidean W update).
@@ -102,11 +105,10 @@ impl Engine {
         let n_slots = 2 * rayon::current_num_threads().max(1);
         let slots = (0..n_slots)
             .map(|_| Slot {
-                model: vec![0.0; BLOCK * bins],
+                model: vec![0.0; 2 * BLOCK * bins],
                 ratio: vec![0.0; BLOCK * bins],
-                w_num: Array2::zeros((bins, free)),
-                w_den: Array2::zeros((bins, free)),
-                h_num: Array2::zeros((BLOCK, k)),
+                w_num: Array2::zeros((2 * bins, free)),
+                h_num: Array2::zeros((2 * BLOCK, k)),
                 h_den: Array2::zeros((BLOCK, k)),
                 gram: Array2::zeros((k, free)),
                 cost: 0.0,
@@ -205,7 +207,8 @@ impl Engine {
                 let xb = block_slice(&x, &r);
                 let gb = g.slice(s![r, ..]);
                 let g_free = gb.slice(s![.., fixed..]);
-                let (num, den) = (&mut slot.w_num, &mut slot.w_den);
+                let bins = w.nrows();
+                let mut num = slot.w_num.slice_mut(s![..bins, ..]);
                 slot.cost = 0.0;
                 match div {
                     Divergence::KullbackLeibler => {
@@ -215,40 +218,22 @@ impl Engine {
                         } else {
                             kernels::kullback_leibler::<false>(xb, model)
                         };
-                        gemm(
-                            1.0,
-                            &frames(model, tb).t(),
-                            &g_free,
-                            0.0,
-                            &mut num.view_mut(),
-                        );
+                        gemm(1.0, &frames(model, tb).t(), &g_free, 0.0, &mut num);
                     }
                     Divergence::ItakuraSaito | Divergence::Beta(_) => {
-                        let model = model_block(&gb, w, &mut slot.model);
-                        let ratio = &mut slot.ratio[..model.len()];
-                        slot.cost = match (div, want_cost) {
-                            (Divergence::Beta(b), true) => {
-                                kernels::beta::<true>(xb, model, ratio, b)
-                            }
-                            (Divergence::Beta(b), false) => {
-                                kernels::beta::<false>(xb, model, ratio, b)
-                            }
-                            (_, true) => kernels::itakura_saito::<true>(xb, model, ratio),
-                            (_, false) => kernels::itakura_saito::<false>(xb, model, ratio),
+                        // Numerators over denominators (2 bins × free) in one product.
+                        let pair = pair_block(&gb, w, &mut slot.model);
+                        slot.cost = if want_cost {
+                            pair_terms::<true>(div, xb, pair, bins)
+                        } else {
+                            pair_terms::<false>(div, xb, pair, bins)
                         };
                         gemm(
                             1.0,
-                            &frames(ratio, tb).t(),
+                            &frames(pair, tb).t(),
                             &g_free,
                             0.0,
-                            &mut num.view_mut(),
-                        );
-                        gemm(
-                            1.0,
-                            &frames(model, tb).t(),
-                            &g_free,
-                            0.0,
-                            &mut den.view_mut(),
+                            &mut slot.w_num.view_mut(),
                         );
                     }
                     Divergence::Euclidean => {
@@ -256,23 +241,25 @@ impl Engine {
                             let model = model_block(&gb, w, &mut slot.model);
                             slot.cost = kernels::euclidean_cost(xb, model);
                         }
-                        gemm(1.0, &frames(xb, tb).t(), &g_free, 0.0, &mut num.view_mut());
+                        gemm(1.0, &frames(xb, tb).t(), &g_free, 0.0, &mut num);
                         gemm(1.0, &gb.t(), &g_free, 0.0, &mut slot.gram.view_mut());
                     }
                 }
             },
             |(num, den, g_sums, g_gram, cost), slot, r| {
-                add_into(num, &slot.w_num);
+                let part = slot.w_num.as_slice().expect("standard layout");
+                let (part_num, part_den) = part.split_at(num.len());
+                add_into(num, part_num);
                 match div {
-                    Divergence::ItakuraSaito | Divergence::Beta(_) => {
-                        add_into(den, &slot.w_den);
-                    }
+                    Divergence::ItakuraSaito | Divergence::Beta(_) => add_into(den, part_den),
                     Divergence::KullbackLeibler => {
                         for row in g.slice(s![r, fixed..]).rows() {
                             g_sums.zip_mut_with(&row, |s, &v| *s += f64::from(v));
                         }
                     }
-                    Divergence::Euclidean => add_into(g_gram, &slot.gram),
+                    Divergence::Euclidean => {
+                        add_into(g_gram, slot.gram.as_slice().expect("standard layout"));
+                    }
                 }
                 *cost += slot.cost;
             },
@@ -360,36 +347,36 @@ impl Engine {
             x.nrows(),
             g,
             |slot, g: &Array2<f32>, r| {
-                let tb = r.len();
+                let (tb, bins) = (r.len(), w.nrows());
                 let xb = block_slice(&x, &r);
                 let gb = g.slice(s![r.clone(), ..]);
-                let mut num = slot.h_num.slice_mut(s![..tb, ..]);
-                let mut den = slot.h_den.slice_mut(s![..tb, ..]);
                 match div {
                     Divergence::KullbackLeibler => {
                         let model = model_block(&gb, w, &mut slot.model);
                         kernels::kullback_leibler::<false>(xb, model);
+                        let mut num = slot.h_num.slice_mut(s![..tb, ..]);
                         gemm(1.0, &frames(model, tb), &w.view(), 0.0, &mut num);
-                        for mut row in den.rows_mut() {
+                        for mut row in slot.h_den.slice_mut(s![..tb, ..]).rows_mut() {
                             row.assign(w_sums);
                         }
                     }
                     Divergence::ItakuraSaito | Divergence::Beta(_) => {
-                        let model = model_block(&gb, w, &mut slot.model);
-                        let ratio = &mut slot.ratio[..model.len()];
-                        match div {
-                            Divergence::Beta(b) => kernels::beta::<false>(xb, model, ratio, b),
-                            _ => kernels::itakura_saito::<false>(xb, model, ratio),
-                        };
-                        gemm(1.0, &frames(ratio, tb), &w.view(), 0.0, &mut num);
-                        gemm(1.0, &frames(model, tb), &w.view(), 0.0, &mut den);
+                        // The rows of numerator and denominator terms in turn (2 frames ×
+                        // bins), in one product.
+                        let pair = pair_block(&gb, w, &mut slot.model);
+                        pair_terms::<false>(div, xb, pair, bins);
+                        let mut num = slot.h_num.slice_mut(s![..2 * tb, ..]);
+                        gemm(1.0, &frames(pair, 2 * tb), &w.view(), 0.0, &mut num);
                     }
                     Divergence::Euclidean => {
+                        let mut num = slot.h_num.slice_mut(s![..tb, ..]);
                         gemm(1.0, &frames(xb, tb), &w.view(), 0.0, &mut num);
+                        let mut den = slot.h_den.slice_mut(s![..tb, ..]);
                         gemm(1.0, &gb, &w_gram.view(), 0.0, &mut den);
                     }
                 }
                 if penalties.any() {
+                    let (mut num, den) = h_terms_mut(slot, div, tb);
                     // Leave the penalised step itself in `num`.
                     let current = if penalties.smoothness > 0.0 {
                         g_prev
@@ -400,16 +387,14 @@ impl Engine {
                 }
             },
             |g, slot, r| {
-                let tb = r.len();
-                let mut gb = g.slice_mut(s![r, ..]);
+                let mut gb = g.slice_mut(s![r.clone(), ..]);
+                let (num, den) = h_terms(slot, div, r.len());
                 if penalties.any() {
-                    Zip::from(&mut gb)
-                        .and(&slot.h_num.slice(s![..tb, ..]))
-                        .for_each(|g, &step| *g *= step);
+                    Zip::from(&mut gb).and(&num).for_each(|g, &step| *g *= step);
                 } else {
                     Zip::from(&mut gb)
-                        .and(&slot.h_num.slice(s![..tb, ..]))
-                        .and(&slot.h_den.slice(s![..tb, ..]))
+                        .and(&num)
+                        .and(&den)
                         .for_each(|g, &n, &d| *g *= step32(n, d, gamma));
                 }
             },
@@ -556,10 +541,66 @@ fn model_block<'b>(gb: &ArrayView2<f32>, w: &Array2<f32>, buf: &'b mut [f32]) ->
     model
 }
 
-/// `acc += part`, both contiguous and of the same shape.
-fn add_into(acc: &mut Array2<f64>, part: &Array2<f32>) {
+/// `g_b Wᵀ` (unfloored) into the odd halves of the front of `buf`, seen as frames × 2 bins;
+/// returns that front. The even halves are for the numerator terms (see [`pair_terms`]).
+fn pair_block<'b>(gb: &ArrayView2<f32>, w: &Array2<f32>, buf: &'b mut [f32]) -> &'b mut [f32] {
+    let (tb, bins) = (gb.nrows(), w.nrows());
+    let pair = &mut buf[..2 * tb * bins];
+    let mut view = ArrayViewMut2::from_shape((tb, 2 * bins), &mut *pair).expect("whole frames");
+    gemm(1.0, gb, &w.t(), 0.0, &mut view.slice_mut(s![.., bins..]));
+    pair
+}
+
+/// The update terms of Itakura–Saito or another β, frame by frame, on a block laid out by
+/// [`pair_block`]: the numerator term before the (transformed) model in each frame's row.
+/// Returns the cost if `COST`.
+fn pair_terms<const COST: bool>(div: Divergence, x: &[f32], pair: &mut [f32], bins: usize) -> f64 {
+    let mut cost = 0.0;
+    for (x, row) in x.chunks_exact(bins).zip(pair.chunks_exact_mut(2 * bins)) {
+        let (ratio, model) = row.split_at_mut(bins);
+        cost += match div {
+            Divergence::Beta(b) => kernels::beta::<COST>(x, model, ratio, b),
+            _ => kernels::itakura_saito::<COST>(x, model, ratio),
+        };
+    }
+    cost
+}
+
+/// The H update's numerators and denominators of a block of `tb` frames, as the H pass left
+/// them in `slot`.
+fn h_terms(slot: &Slot, div: Divergence, tb: usize) -> (ArrayView2<'_, f32>, ArrayView2<'_, f32>) {
+    match div {
+        Divergence::ItakuraSaito | Divergence::Beta(_) => (
+            slot.h_num.slice(s![..2 * tb;2, ..]),
+            slot.h_num.slice(s![1..2 * tb;2, ..]),
+        ),
+        _ => (
+            slot.h_num.slice(s![..tb, ..]),
+            slot.h_den.slice(s![..tb, ..]),
+        ),
+    }
+}
+
+/// [`h_terms`] with the numerators writable.
+fn h_terms_mut(
+    slot: &mut Slot,
+    div: Divergence,
+    tb: usize,
+) -> (ArrayViewMut2<'_, f32>, ArrayViewMut2<'_, f32>) {
+    match div {
+        Divergence::ItakuraSaito | Divergence::Beta(_) => slot
+            .h_num
+            .multi_slice_mut((s![..2 * tb;2, ..], s![1..2 * tb;2, ..])),
+        _ => (
+            slot.h_num.slice_mut(s![..tb, ..]),
+            slot.h_den.slice_mut(s![..tb, ..]),
+        ),
+    }
+}
+
+/// `acc += part`, with `acc` contiguous and as long as `part`.
+fn add_into(acc: &mut Array2<f64>, part: &[f32]) {
     let acc = acc.as_slice_mut().expect("contiguous");
-    let part = part.as_slice().expect("contiguous");
     for (a, &p) in acc.iter_mut().zip(part) {
         *a += f64::from(p);
     }
