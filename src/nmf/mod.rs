@@ -191,7 +191,10 @@ impl Factorization {
             .and(v.t())
             .for_each(|x, &v| *x = ((f64::from(v) * inv) as f32).max(DATA_FLOOR));
 
-        let (mut w, mut g) = initial_factors(x.view(), params, scale);
+        let (w, g) = initial_factors(x.view(), params, scale);
+        // The engine reads rows of both as contiguous slices.
+        let mut w = w.as_standard_layout().into_owned();
+        let mut g = g.as_standard_layout().into_owned();
         let fixed = w.ncols() - params.components;
         if params.normalize {
             update::normalize_columns(&mut w, &mut g, fixed);

@@ -81,6 +81,8 @@ pub(crate) struct Engine {
     /// Column sums of G (KL) and `Gᵀ G_free` (Euclidean), accumulated by the W pass.
     g_sums: Array1<f64>,
     g_gram: Array2<f64>,
+    /// `Gᵀ G_free` and `W Gᵀ G_free` in single precision (Euclidean W update).
+    euclidean_scratch: (Array2<f32>, Array2<f32>),
     /// Column sums of W and `Wᵀ W`, for the H pass.
     w_sums: Array1<f32>,
     w_gram: Array2<f32>,
@@ -124,6 +126,7 @@ impl Engine {
             w_den: Array2::zeros((bins, free)),
             g_sums: Array1::zeros(free),
             g_gram: Array2::zeros((k, free)),
+            euclidean_scratch: (Array2::zeros((k, free)), Array2::zeros((bins, free))),
             w_sums: Array1::zeros(k),
             w_gram: Array2::zeros((k, k)),
             penalties,
@@ -280,13 +283,16 @@ impl Engine {
                 }
             }
             Divergence::Euclidean => {
-                // (W H) Hᵀ = W (H Hᵀ), with the small Gram matrix, row by row.
-                for (mut den, w_row) in self.w_den.rows_mut().into_iter().zip(w.rows()) {
-                    den.fill(0.0);
-                    for (&a, gram_row) in w_row.iter().zip(self.g_gram.rows()) {
-                        den.scaled_add(f64::from(a), &gram_row);
-                    }
-                }
+                // (W H) Hᵀ = W (H Hᵀ), with the small Gram matrix (a sum of positive terms,
+                // so single precision loses nothing that matters here).
+                let (gram, den) = &mut self.euclidean_scratch;
+                Zip::from(&mut *gram)
+                    .and(&self.g_gram)
+                    .for_each(|a, &b| *a = b as f32);
+                gemm(1.0, &w.view(), &gram.view(), 0.0, &mut den.view_mut());
+                Zip::from(&mut self.w_den)
+                    .and(&*den)
+                    .for_each(|a, &b| *a = f64::from(b));
             }
             _ => {}
         }
@@ -451,7 +457,7 @@ fn penalized_h_steps(
 pub(crate) fn normalize_columns(w: &mut Array2<f32>, g: &mut Array2<f32>, fixed: usize) {
     let k = w.ncols();
     let mut sums = vec![0f64; k];
-    for row in w.rows() {
+    for row in w.as_slice().expect("standard layout").chunks_exact(k) {
         for (s, &a) in sums.iter_mut().zip(row) {
             *s += f64::from(a);
         }
@@ -475,10 +481,12 @@ pub(crate) fn normalize_columns(w: &mut Array2<f32>, g: &mut Array2<f32>, fixed:
             }
         })
         .collect();
-    for mut row in w.rows_mut() {
+    let w = w.as_slice_mut().expect("standard layout");
+    for row in w.chunks_exact_mut(k) {
         row.iter_mut().zip(&inv).for_each(|(a, &i)| *a *= i);
     }
-    for mut row in g.rows_mut() {
+    let g = g.as_slice_mut().expect("standard layout");
+    for row in g.chunks_exact_mut(k) {
         row.iter_mut().zip(&factor).for_each(|(a, &f)| *a *= f);
     }
 }
