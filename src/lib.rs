@@ -7,6 +7,7 @@ pub mod batch;
 pub mod error;
 pub mod eval;
 mod group;
+mod hugepages;
 pub mod inspect;
 pub mod mask;
 pub mod midi;

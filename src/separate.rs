@@ -346,6 +346,7 @@ pub fn channel_summed_magnitude_of(
 ) -> Array2<f32> {
     let bins = stft.n_bins();
     let mut v = Array2::<f32>::zeros((frames.len(), bins));
+    crate::hugepages::advise(v.as_slice_mut().expect("fresh arrays are contiguous"));
     for channel in &audio.channels {
         v.axis_chunks_iter_mut(Axis(0), FRAMES_PER_TASK)
             .into_par_iter()

@@ -312,10 +312,10 @@ impl Stft {
     /// The complex STFT of `signal`, shape `(frames, bins)`. Frames are computed in parallel.
     pub fn forward(&self, signal: &[f32]) -> Array2<Complex32> {
         let (frames, bins) = (self.n_frames(signal.len()), self.n_bins());
-        let mut out = Array2::<Complex32>::zeros((frames, bins));
-        out.as_slice_mut()
-            .expect("fresh arrays are contiguous")
-            .par_chunks_mut(bins * FRAMES_PER_TASK)
+        let mut data = Vec::with_capacity(frames * bins);
+        crate::hugepages::advise(data.spare_capacity_mut());
+        data.par_extend(rayon::iter::repeat_n(Complex32::default(), frames * bins));
+        data.par_chunks_mut(bins * FRAMES_PER_TASK)
             .enumerate()
             .for_each_init(
                 || self.scratch(),
@@ -325,7 +325,7 @@ impl Stft {
                     }
                 },
             );
-        out
+        Array2::from_shape_vec((frames, bins), data).expect("frames x bins values")
     }
 
     /// Magnitudes of the STFT of `signal`, shape `(frames, bins)`.
@@ -392,6 +392,7 @@ impl Stft {
         assert_eq!(spectrum.dim(), (self.n_frames(len), self.n_bins()));
         let mut ola = self.overlap_add(len);
         let mut out = Vec::with_capacity(len);
+        crate::hugepages::advise(out.spare_capacity_mut());
         let mut frames = vec![0f32; self.n_fft * FRAMES_PER_TASK];
         let rows: Vec<_> = spectrum.rows().into_iter().collect();
         for block in rows.chunks(FRAMES_PER_TASK) {

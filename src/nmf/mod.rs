@@ -186,6 +186,7 @@ impl Factorization {
             _ => 1.0,
         };
         let mut x = Array2::<f32>::zeros((frames, bins));
+        crate::hugepages::advise(x.as_slice_mut().expect("fresh arrays are contiguous"));
         let inv = 1.0 / scale;
         Zip::from(&mut x)
             .and(v.t())
