@@ -3,10 +3,13 @@
 //! as 16-bit and as 32-bit float WAV, in a temporary folder. The files to read are made
 //! outside the timed part.
 
+#[path = "../tests/it/flac.rs"]
+mod flac;
 mod workloads;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use demix::audio::{OutputFormat, read_audio, write_wav};
+use flac::flac_bytes;
 use workloads::W180;
 
 /// 16-bit integer samples of `x` (in [-1, 1]).
@@ -16,29 +19,6 @@ fn quantize(x: &[f32]) -> Vec<i32> {
         .collect()
 }
 
-/// A 16-bit FLAC file of `channels` (flacenc; symphonia only decodes).
-fn flac_bytes(channels: &[Vec<i32>], rate: u32) -> Vec<u8> {
-    use flacenc::component::BitRepr;
-    use flacenc::error::Verify;
-    let interleaved: Vec<i32> = (0..channels[0].len())
-        .flat_map(|i| channels.iter().map(move |c| c[i]))
-        .collect();
-    let config = flacenc::config::Encoder::default()
-        .into_verified()
-        .expect("default config");
-    let source =
-        flacenc::source::MemSource::from_samples(&interleaved, channels.len(), 16, rate as usize);
-    let stream =
-        flacenc::encode_with_fixed_block_size(&config, source, config.block_size).expect("encodes");
-    let mut sink = flacenc::bitsink::ByteSink::new();
-    stream.write(&mut sink).expect("writes");
-    let mut bytes = sink.as_slice().to_vec();
-    // flacenc stores the short last block as the minimum block size, which symphonia reads as
-    // a variable-block-size stream; the format excludes the last block, so set min = max.
-    bytes.copy_within(10..12, 8);
-    bytes
-}
-
 fn io(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let audio = W180.audio();
@@ -46,7 +26,7 @@ fn io(c: &mut Criterion) {
     write_wav(&wav, &audio, OutputFormat::Int16).expect("writable");
     let flac = dir.path().join("w180.flac");
     let ints: Vec<Vec<i32>> = audio.channels.iter().map(|x| quantize(x)).collect();
-    std::fs::write(&flac, flac_bytes(&ints, audio.sample_rate)).expect("writable");
+    std::fs::write(&flac, flac_bytes(&ints, 16, audio.sample_rate)).expect("writable");
 
     let mut group = c.benchmark_group("io_w180");
     group.sample_size(10);

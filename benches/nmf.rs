@@ -34,7 +34,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use demix::nmf::{Factorization, Init, Loss, NmfParams};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rayon::prelude::*;
-use workloads::{K, W30, W180, Workload};
+use workloads::{K, W30, W180, Workload, median};
 
 fn params(loss: Loss) -> NmfParams {
     NmfParams::new(K).with_loss(loss).with_init(Init::Random)
@@ -145,16 +145,6 @@ fn sum(part: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        0.5 * (xs[n / 2 - 1] + xs[n / 2])
-    }
 }
 
 fn time(f: impl FnOnce()) -> f64 {

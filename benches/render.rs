@@ -7,43 +7,14 @@
 mod workloads;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use demix::nmf::{self, Init, NmfParams};
-use demix::separate::{Separation, Source, StemSink};
-use workloads::{K, W30, W180};
-
-/// Keeps the last block of each channel, in a buffer that is reused.
-struct LastBlock(Vec<Vec<f32>>);
-
-impl StemSink for LastBlock {
-    fn write_block(&mut self, block: &[&[f32]]) -> demix::Result<()> {
-        self.0.resize(block.len(), Vec::new());
-        for (dst, src) in self.0.iter_mut().zip(block) {
-            dst.clear();
-            dst.extend_from_slice(src);
-        }
-        Ok(())
-    }
-}
+use workloads::{W30, W180};
 
 fn render(c: &mut Criterion) {
     let mut group = c.benchmark_group("render_k32");
     group.sample_size(10);
     for w in [W30, W180] {
         let audio = w.audio();
-        let v = workloads::spectrogram_of(&audio);
-        let params = NmfParams::new(K)
-            .with_init(Init::Random)
-            .with_max_iter(5)
-            .with_tol(0.0);
-        let fitted = nmf::fit(v.view(), &params).expect("valid parameters");
-        let sources = (0..K)
-            .map(|k| Source {
-                name: format!("source{k}"),
-                components: vec![k],
-            })
-            .collect();
-        let separation = Separation::new(fitted, sources, workloads::stft(), 2.0);
-        let mut sinks: Vec<LastBlock> = (0..K).map(|_| LastBlock(Vec::new())).collect();
+        let (separation, mut sinks) = workloads::render_setup(&audio);
         group.bench_function(w.name, |b| {
             b.iter(|| separation.render(&audio, &mut sinks).expect("in memory"))
         });

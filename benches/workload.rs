@@ -25,8 +25,7 @@ use std::time::Instant;
 use demix::audio::{OutputFormat, read_audio, write_wav};
 use demix::nmf::{Factorization, Init, Loss, NmfParams};
 use demix::npy::{NpyArray, load_npy, save_npy};
-use demix::separate::{Separation, Source, StemSink};
-use workloads::{K, W30, W180};
+use workloads::{K, W30, W180, median};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -76,16 +75,6 @@ fn make(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        0.5 * (xs[n / 2 - 1] + xs[n / 2])
-    }
-}
-
 /// Median time of one `Factorization::step` (W then H, no cost), after two untimed steps.
 fn nmf(v: &Path, loss: &str, steps: &str) -> Result<()> {
     let v = load_npy(v)?
@@ -129,39 +118,12 @@ fn stft(wav: &Path, runs: &str) -> Result<()> {
     Ok(())
 }
 
-/// Keeps the last block of each channel, in a buffer that is reused.
-struct LastBlock(Vec<Vec<f32>>);
-
-impl StemSink for LastBlock {
-    fn write_block(&mut self, block: &[&[f32]]) -> demix::Result<()> {
-        self.0.resize(block.len(), Vec::new());
-        for (dst, src) in self.0.iter_mut().zip(block) {
-            dst.clear();
-            dst.extend_from_slice(src);
-        }
-        Ok(())
-    }
-}
-
 /// Median time of rendering K sources of `wav` (masks, inverse STFT, overlap-add) into
 /// in-memory sinks, after a factorisation of a few iterations made beforehand.
 fn render(wav: &Path, runs: &str) -> Result<()> {
     let audio = read_audio(wav)?;
     let runs: usize = runs.parse()?;
-    let v = workloads::spectrogram_of(&audio);
-    let params = NmfParams::new(K)
-        .with_init(Init::Random)
-        .with_max_iter(5)
-        .with_tol(0.0);
-    let fitted = demix::nmf::fit(v.view(), &params)?;
-    let sources = (0..K)
-        .map(|k| Source {
-            name: format!("source{k}"),
-            components: vec![k],
-        })
-        .collect();
-    let separation = Separation::new(fitted, sources, workloads::stft(), 2.0);
-    let mut sinks: Vec<LastBlock> = (0..K).map(|_| LastBlock(Vec::new())).collect();
+    let (separation, mut sinks) = workloads::render_setup(&audio);
     let times = (0..runs.max(1))
         .map(|_| {
             let start = Instant::now();

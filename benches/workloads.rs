@@ -11,7 +11,8 @@
 #![allow(dead_code)] // Each bench uses only some of these.
 
 use demix::audio::Audio;
-use demix::separate::channel_summed_magnitude;
+use demix::nmf::{self, Init, NmfParams};
+use demix::separate::{Separation, Source, StemSink, channel_summed_magnitude};
 use demix::stft::{Stft, StftParams};
 use ndarray::Array2;
 
@@ -97,4 +98,51 @@ impl Workload {
 /// V (bins x frames) of `audio`.
 pub fn spectrogram_of(audio: &Audio) -> Array2<f32> {
     channel_summed_magnitude(&stft(), audio).reversed_axes()
+}
+
+/// A sink for rendered stems that keeps the last block of each channel, in a buffer that is
+/// reused: the render is timed without writing files.
+pub struct LastBlock(pub Vec<Vec<f32>>);
+
+impl StemSink for LastBlock {
+    fn write_block(&mut self, block: &[&[f32]]) -> demix::Result<()> {
+        self.0.resize(block.len(), Vec::new());
+        for (dst, src) in self.0.iter_mut().zip(block) {
+            dst.clear();
+            dst.extend_from_slice(src);
+        }
+        Ok(())
+    }
+}
+
+/// The median of `xs` (the mean of the middle two for an even count).
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
+}
+
+/// What the render stage needs for `audio`, made outside the timed part: a factorisation of K
+/// components after a few iterations from a random start (the render's cost does not depend
+/// on the values), rendered as one source each, with one sink per source.
+pub fn render_setup(audio: &Audio) -> (Separation, Vec<LastBlock>) {
+    let v = spectrogram_of(audio);
+    let params = NmfParams::new(K)
+        .with_init(Init::Random)
+        .with_max_iter(5)
+        .with_tol(0.0);
+    let fitted = nmf::fit(v.view(), &params).expect("valid parameters");
+    let sources = (0..K)
+        .map(|k| Source {
+            name: format!("source{k}"),
+            components: vec![k],
+        })
+        .collect();
+    let separation = Separation::new(fitted, sources, stft(), 2.0);
+    let sinks = (0..K).map(|_| LastBlock(Vec::new())).collect();
+    (separation, sinks)
 }

@@ -4,6 +4,9 @@
 //!
 //! Run with `cargo run --release --example make_sample` (it overwrites the three files).
 
+#[path = "../tests/it/flac.rs"]
+mod flac;
+
 use std::f64::consts::PI;
 
 const RATE: u32 = 44_100;
@@ -58,28 +61,9 @@ fn to_i16(x: f64) -> i32 {
     (x * 32767.0).round().clamp(-32768.0, 32767.0) as i32
 }
 
-/// Writes interleaved 16-bit samples as FLAC.
+/// Writes 16-bit samples as FLAC.
 fn write_flac(path: &str, channels: &[Vec<i32>]) {
-    use flacenc::component::BitRepr;
-    use flacenc::error::Verify;
-    let interleaved: Vec<i32> = (0..channels[0].len())
-        .flat_map(|i| channels.iter().map(move |c| c[i]))
-        .collect();
-    let config = flacenc::config::Encoder::default()
-        .into_verified()
-        .expect("default encoder config is valid");
-    let source =
-        flacenc::source::MemSource::from_samples(&interleaved, channels.len(), 16, RATE as usize);
-    let stream = flacenc::encode_with_fixed_block_size(&config, source, config.block_size)
-        .expect("encoding succeeds");
-    let mut sink = flacenc::bitsink::ByteSink::new();
-    stream.write(&mut sink).expect("writing to memory succeeds");
-    let mut bytes = sink.as_slice().to_vec();
-    // flacenc records the short last block as the minimum block size, which makes symphonia
-    // take the fixed-block-size stream for a variable one; the FLAC format excludes the last
-    // block from that minimum, so it is set to the maximum (bytes 8-9 and 10-11 of the file).
-    bytes.copy_within(10..12, 8);
-    std::fs::write(path, bytes).expect("samples/ is writable");
+    std::fs::write(path, flac::flac_bytes(channels, 16, RATE)).expect("samples/ is writable");
 }
 
 fn main() {

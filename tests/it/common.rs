@@ -113,28 +113,7 @@ fn permute(p: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
     }
 }
 
-/// Encodes integer samples (`channels[c][i]`, in range for `bits`) as a FLAC file in memory.
-pub fn flac_bytes(channels: &[Vec<i32>], bits: usize, rate: u32) -> Vec<u8> {
-    use flacenc::component::BitRepr;
-    use flacenc::error::Verify;
-    let interleaved: Vec<i32> = (0..channels[0].len())
-        .flat_map(|i| channels.iter().map(move |c| c[i]))
-        .collect();
-    let config = flacenc::config::Encoder::default()
-        .into_verified()
-        .expect("default config");
-    let source =
-        flacenc::source::MemSource::from_samples(&interleaved, channels.len(), bits, rate as usize);
-    let stream =
-        flacenc::encode_with_fixed_block_size(&config, source, config.block_size).expect("encodes");
-    let mut sink = flacenc::bitsink::ByteSink::new();
-    stream.write(&mut sink).expect("writes");
-    let mut bytes = sink.as_slice().to_vec();
-    // flacenc stores the short last block as the minimum block size, which symphonia reads as
-    // a variable-block-size stream; the format excludes the last block, so set min = max.
-    bytes.copy_within(10..12, 8);
-    bytes
-}
+pub use crate::flac::flac_bytes;
 
 /// Quantizes `[-1, 1]` floats to `bits`-bit integers.
 pub fn quantize(x: &[f32], bits: u32) -> Vec<i32> {

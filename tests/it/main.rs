@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod decode;
 mod eval;
+mod flac;
 mod hostile;
 mod inspect;
 mod nmf;
