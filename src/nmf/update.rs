@@ -20,6 +20,10 @@ use super::penalty::{self, Penalties};
 /// Frames per block.
 pub(crate) const BLOCK: usize = 256;
 
+/// Blocks in flight per thread; each holds about 2.5 MB for 1025 bins. Six were faster in
+/// one run and slower in another (their 40 MB exceed the L3 cache); two are kept.
+const SLOTS_PER_THREAD: usize = 2;
+
 /// The model `W·H` is floored here (in units of the mean of V) before negative powers.
 pub(crate) const MODEL_FLOOR: f32 = 1e-12;
 
@@ -52,8 +56,6 @@ struct Slot {
     /// other β, each frame's row is preceded by the row of the numerator term (frames × 2
     /// bins), so that one product gives both the numerator and the denominator of an update.
     model: Vec<f32>,
-    /// Scratch of frames × bins for the cost pass.
-    ratio: Vec<f32>,
     /// Partial W numerator of the block (bins × free components); for the losses that need
     /// both, numerator over denominator (2 bins × free components).
     w_num: Array2<f32>,
@@ -104,11 +106,10 @@ impl Engine {
         assert!(x.is_standard_layout());
         let (x_frames, bins) = x.dim();
         let free = k - fixed;
-        let n_slots = 2 * rayon::current_num_threads().max(1);
+        let n_slots = SLOTS_PER_THREAD * rayon::current_num_threads().max(1);
         let slots = (0..n_slots)
             .map(|_| Slot {
                 model: vec![0.0; 2 * BLOCK * bins],
-                ratio: vec![0.0; BLOCK * bins],
                 w_num: Array2::zeros((2 * bins, free)),
                 h_num: Array2::zeros((2 * BLOCK, k)),
                 h_den: Array2::zeros((BLOCK, k)),
@@ -166,14 +167,19 @@ impl Engine {
             &mut total,
             |slot, _, r| {
                 let xb = block_slice(&x, &r);
-                let model = model_block(&g.slice(s![r, ..]), w, &mut slot.model);
+                let gb = g.slice(s![r, ..]);
                 slot.cost = match div {
-                    Divergence::ItakuraSaito => {
-                        kernels::itakura_saito::<true>(xb, model, &mut slot.ratio)
+                    Divergence::ItakuraSaito | Divergence::Beta(_) => {
+                        let pair = pair_block(&gb, w, &mut slot.model);
+                        pair_terms::<true>(div, xb, pair, w.nrows())
                     }
-                    Divergence::KullbackLeibler => kernels::kullback_leibler::<true>(xb, model),
-                    Divergence::Euclidean => kernels::euclidean_cost(xb, model),
-                    Divergence::Beta(b) => kernels::beta::<true>(xb, model, &mut slot.ratio, b),
+                    Divergence::KullbackLeibler => {
+                        let model = model_block(&gb, w, &mut slot.model);
+                        kernels::kullback_leibler::<true>(xb, model)
+                    }
+                    Divergence::Euclidean => {
+                        kernels::euclidean_cost(xb, model_block(&gb, w, &mut slot.model))
+                    }
                 };
             },
             |total, slot, _| *total += slot.cost,
