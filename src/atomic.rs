@@ -1,18 +1,70 @@
 //! Files written whole or not at all: to a hidden temporary name in the same folder, renamed
 //! into place when complete, removed on failure.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// The hidden name `.<name>.demix-<what>-<process id>`, unique to this process, for work in
+/// progress on `name` (`what` is `tmp` for what is being written, `old` for what is being
+/// replaced).
+pub(crate) fn hidden_name(name: &OsStr, what: &str) -> OsString {
+    let mut hidden = OsString::from(".");
+    hidden.push(name);
+    hidden.push(format!(".demix-{what}-{}", std::process::id()));
+    hidden
+}
+
 /// A hidden temporary name next to `path`, unique to this process.
 pub(crate) fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.demix-tmp-{}", std::process::id()))
+    let name = path.file_name().unwrap_or(OsStr::new("out"));
+    path.with_file_name(hidden_name(name, "tmp"))
+}
+
+/// Removes the temporary files and folders that runs killed while writing `name` in `dir` left
+/// behind (`.<name>.demix-tmp-<id>` of a process that no longer exists), so that a rerun
+/// reclaims their space. Only on Linux, where a process's existence can be checked; anything
+/// that cannot be read or removed is left as it is.
+pub(crate) fn remove_stale_temps(dir: &Path, name: &OsStr) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(".demix-tmp-");
+    let prefix = prefix.as_encoded_bytes();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(id) = file_name.as_encoded_bytes().strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(id) = std::str::from_utf8(id)
+            .ok()
+            .and_then(|id| id.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if id == std::process::id() || process_may_exist(id) {
+            continue;
+        }
+        let path = entry.path();
+        let _ = match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+    }
+}
+
+/// Whether a process with this id may be running (always, where that cannot be checked).
+fn process_may_exist(id: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(id.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 /// Creates `path` with the contents `write` produces, atomically.
@@ -35,4 +87,40 @@ pub(crate) fn write_atomically(
         let _ = fs::remove_file(&tmp);
         Error::write(path, e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn only_the_temporaries_of_ended_processes_are_removed() {
+        let dir = std::env::temp_dir().join(format!("demix-stale-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        // Process ids stop at 2^22 on Linux, so 4000000000 has never run.
+        let dead = dir.join(".mix.demix-tmp-4000000000");
+        fs::create_dir_all(dead.join("inner")).unwrap();
+        fs::write(dead.join("inner/source1.wav"), b"half").unwrap();
+        let dead_file = dir.join(".mix.demix-tmp-4000000001");
+        fs::write(&dead_file, b"half").unwrap();
+        let keep = [
+            dir.join(format!(".mix.demix-tmp-{}", std::process::id())), // this process
+            dir.join(".mix.demix-tmp-1"),                               // init, running
+            dir.join(".mix2.demix-tmp-4000000000"),                     // another name
+            dir.join(".mix.demix-old-4000000000"),                      // not a temporary
+            dir.join(".mix.demix-tmp-x"),                               // not ours
+            dir.join("mix"),
+        ];
+        for path in &keep {
+            fs::create_dir_all(path).unwrap();
+        }
+        remove_stale_temps(&dir, OsStr::new("mix"));
+        assert!(!dead.exists() && !dead_file.exists());
+        for path in &keep {
+            assert!(path.exists(), "{}", path.display());
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

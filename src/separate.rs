@@ -14,6 +14,7 @@ use ndarray::{Array2, Array3, ArrayViewMut2, Axis, s};
 use rayon::prelude::*;
 use realfft::num_complex::{Complex32, Complex64};
 
+use crate::atomic;
 use crate::audio::{self, Audio, ClipReport, OutputFormat, WavStreamWriter};
 use crate::error::{Error, ParamError, Result};
 use crate::group;
@@ -903,7 +904,8 @@ pub fn separate_file(
         .ancestors()
         .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
         .collect();
-    let tmp_dir = out_dir.join(hidden_name(&stem, "tmp"));
+    atomic::remove_stale_temps(out_dir, &stem);
+    let tmp_dir = out_dir.join(atomic::hidden_name(&stem, "tmp"));
     // Removes the temporary folder and the created folders on an error, and also when a panic
     // or a cancelled batch job unwinds through here.
     let mut cleanup = Cleanup {
@@ -961,13 +963,6 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-pub(crate) fn hidden_name(stem: &OsString, what: &str) -> OsString {
-    let mut name = OsString::from(".");
-    name.push(stem);
-    name.push(format!(".demix-{what}-{}", std::process::id()));
-    name
-}
-
 /// Refuses a track folder that exists (without `force`) or that holds the input.
 pub(crate) fn check_destination(input: &Path, track_dir: &Path, force: bool) -> Result<()> {
     if !track_dir.exists() {
@@ -1013,7 +1008,7 @@ pub(crate) fn move_into_place(tmp_dir: &Path, track_dir: &Path, stem: &OsString)
     if !track_dir.exists() {
         return fs::rename(tmp_dir, track_dir).map_err(|e| Error::write(track_dir, e));
     }
-    let old = track_dir.with_file_name(hidden_name(stem, "old"));
+    let old = track_dir.with_file_name(atomic::hidden_name(stem, "old"));
     fs::rename(track_dir, &old).map_err(|e| Error::write(track_dir, e))?;
     if let Err(e) = fs::rename(tmp_dir, track_dir) {
         let _ = fs::rename(&old, track_dir);

@@ -17,7 +17,7 @@ use crate::nmf::Progress;
 use crate::notes::note_name;
 use crate::npy::{NpyArray, write_npy};
 use crate::plot::encode_png;
-use crate::separate::{check_destination, hidden_name, move_into_place};
+use crate::separate::{check_destination, move_into_place};
 
 /// The names [`inspect_file`] writes into its output folder (`audio` is a folder, written only
 /// with [`InspectOutput::audio`]). A MIDI file inside the output folder may not take one.
@@ -132,7 +132,8 @@ pub fn inspect_file(
         .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
         .map(Path::to_path_buf)
         .collect();
-    let tmp_dir = parent.join(hidden_name(&name, "tmp"));
+    atomic::remove_stale_temps(&parent, &name);
+    let tmp_dir = parent.join(atomic::hidden_name(&name, "tmp"));
     // Removes what was written on an error, and also when a panic or a cancelled batch job
     // unwinds through here.
     let mut cleanup = Cleanup {

@@ -503,6 +503,43 @@ fn ctrl_c_stops_the_batch_cleanly_and_a_rerun_finishes_it() {
 }
 
 #[test]
+fn a_rerun_after_a_kill_removes_what_the_killed_run_left_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let killed = interrupt_a_batch(d, 3, "-KILL");
+    assert_eq!(killed.status.code(), None, "killed by the signal");
+    let hidden = |out: &Path| -> Vec<String> {
+        tree(out)
+            .into_iter()
+            .filter(|p| {
+                p.trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .starts_with('.')
+            })
+            .collect()
+    };
+    let left = hidden(&d.join("out"));
+    assert!(
+        left.iter().any(|p| p.starts_with(".1.demix-tmp-")),
+        "the second file's temporary folder: {left:?}"
+    );
+
+    let rerun = demix(
+        d,
+        &[
+            "separate", "in", "-o", "out", "--n-fft", "256", "-k", "2", "--tol", "0", "--iter",
+            "40000",
+        ],
+    );
+    assert_exit(&rerun, 0);
+    assert!(stdout(&rerun).contains("2 file(s) separated, 1 already complete"));
+    assert_eq!(hidden(&d.join("out")), Vec::<String>::new());
+    assert_no_partial_output(&d.join("out"));
+}
+
+#[test]
 fn sigterm_from_a_scheduler_stops_the_batch_as_ctrl_c_does() {
     let dir = tempfile::tempdir().unwrap();
     let out = interrupt_a_batch(dir.path(), 3, "-TERM");
