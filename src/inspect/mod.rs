@@ -299,9 +299,9 @@ fn global_peak(h: &Array2<f32>, components: &[Component], notes_mode: bool) -> f
 /// Factorises `audio` and describes every component; see the [module](self) documentation.
 ///
 /// # Errors
-/// [`Error::Param`] for invalid parameters or notes above the audio's Nyquist frequency,
-/// [`Error::NonFinite`] for NaN or infinite samples, [`Error::TooShort`] for audio shorter
-/// than one frame.
+/// [`Error::Param`](crate::Error::Param) for invalid parameters or notes above the audio's
+/// Nyquist frequency, [`Error::NonFinite`](crate::Error::NonFinite) for NaN or infinite
+/// samples, [`Error::TooShort`](crate::Error::TooShort) for audio shorter than one frame.
 ///
 /// ```
 /// use demix::audio::Audio;
