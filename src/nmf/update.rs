@@ -62,6 +62,7 @@ struct Slot {
     /// H numerator of the block (frames × components); for the losses that need both,
     /// numerator and denominator rows in turn (2 frames × components).
     h_num: Array2<f32>,
+    /// H denominator of the block, for the losses whose numerator stands alone.
     h_den: Array2<f32>,
     /// Partial Gram matrix `G_bᵀ G_b` (Euclidean W update).
     gram: Array2<f32>,
