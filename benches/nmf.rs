@@ -124,6 +124,37 @@ fn gemm_slots(n: usize, block: usize, bins: usize) -> Vec<GemmSlot> {
         .collect()
 }
 
+/// Fused multiply-adds per thread in one [`fma_peak`] measurement.
+const FMA_STEPS: usize = 1 << 20;
+
+/// Runs [`fma_loop`] on every thread at once; returns the flops done.
+fn fma_peak() -> f64 {
+    let threads = rayon::current_num_threads();
+    let sum: f32 = (0..threads)
+        .into_par_iter()
+        .map(|i| fma_loop(black_box(1.0 + i as f32 * 1e-3)))
+        .sum();
+    black_box(sum);
+    (threads * FMA_STEPS * FMA_LANES * 2) as f64
+}
+
+/// Independent accumulators of [`fma_loop`], enough to cover the FMA latency on two ports.
+const FMA_LANES: usize = 16 * 16;
+
+/// `FMA_STEPS` fused multiply-adds on `FMA_LANES` independent lanes (16 vectors of 16 on
+/// AVX-512), with nothing but the FMAs in the loop: the machine's peak rate.
+#[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma", "aarch64+neon"))]
+fn fma_loop(seed: f32) -> f32 {
+    let mut acc = [seed; FMA_LANES];
+    let (a, b) = (black_box(0.999_999_f32), black_box(1e-7_f32));
+    for _ in 0..FMA_STEPS {
+        for x in acc.iter_mut() {
+            *x = x.mul_add(a, b);
+        }
+    }
+    acc.iter().sum()
+}
+
 /// Sums `data` `reps` times in parallel (one contiguous share per thread), so that waking the
 /// threads is not what is timed.
 fn stream_read(data: &[f32], reps: usize) -> f32 {
@@ -173,9 +204,11 @@ fn floor_of(workload: Workload) {
     let dram: Vec<f32> = vec![1.0; 128 << 20]; // 512 MiB
     let x_data = x.as_slice().expect("standard layout");
 
-    let (mut t_block, mut t_big, mut t_x, mut t_dram, mut t_iter) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut t_block, mut t_big, mut t_x, mut t_dram, mut t_iter, mut t_fma) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut fma_flops = 0.0;
     for _ in 0..ROUNDS {
+        t_fma.push(time(|| fma_flops = fma_peak()));
         t_block.push(time(|| six_products(&x, &w, &g, &mut block_slots)));
         t_big.push(time(|| six_products(&x, &w, &g, &mut big_slots)));
         t_x.push(time(|| {
@@ -193,6 +226,7 @@ fn floor_of(workload: Workload) {
     let dram_bytes = 4.0 * dram.len() as f64;
     let (t_block, t_big) = (median(t_block), median(t_big));
     let (t_x, t_dram, t_iter) = (median(t_x), median(t_dram), median(t_iter));
+    let peak = fma_flops / median(t_fma);
     let rate = flops / t_block.min(t_big);
     let bandwidth = (x_read_bytes / t_x).max(dram_bytes / t_dram);
     let floor = flops / rate + bytes / bandwidth;
@@ -207,6 +241,12 @@ fn floor_of(workload: Workload) {
         flops * 1e-9,
         flops / t_block * 1e-9,
         flops / t_big * 1e-9
+    );
+    println!(
+        "  FMA peak {:.0} GFLOP/s (a loop of nothing but FMAs on every thread): faer reaches \
+         {:.0}% of it",
+        peak * 1e-9,
+        100.0 * rate / peak
     );
     println!(
         "  memory: {:.1} MB moved; streaming read {:.0} GB/s from L3 (X, {:.1} MB), {:.0} GB/s \
