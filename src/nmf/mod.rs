@@ -198,7 +198,7 @@ impl Factorization {
         let mut g = g.as_standard_layout().into_owned();
         let fixed = w.ncols() - params.components;
         if params.normalize {
-            update::normalize_columns(&mut w, &mut g, fixed);
+            update::normalize_columns(&mut w, &mut g, fixed, &mut Default::default());
         }
         let loss = params.loss;
         let penalties = penalty::Penalties {

@@ -90,6 +90,7 @@ pub(crate) struct Engine {
     w_sums: Array1<f32>,
     w_gram: Array2<f32>,
     penalties: Penalties,
+    column_scales: ColumnScales,
     /// The activations before the H pass, for the smoothness penalty's neighbours.
     g_prev: Array2<f32>,
 }
@@ -132,6 +133,7 @@ impl Engine {
             w_sums: Array1::zeros(k),
             w_gram: Array2::zeros((k, k)),
             penalties,
+            column_scales: ColumnScales::with_capacity(k),
             g_prev: if penalties.smoothness > 0.0 {
                 Array2::zeros((x_frames, k))
             } else {
@@ -313,7 +315,7 @@ impl Engine {
                 .for_each(|w, &n, &d| *w *= step(n, d, gamma));
         }
         if normalize {
-            normalize_columns(w, g, fixed);
+            normalize_columns(w, g, fixed, &mut self.column_scales);
         }
     }
 
@@ -459,42 +461,61 @@ fn penalized_h_steps(
     }
 }
 
+/// Working memory of [`normalize_columns`], kept between iterations so that they allocate
+/// nothing.
+#[derive(Default)]
+pub(crate) struct ColumnScales {
+    sums: Vec<f64>,
+    factor: Vec<f32>,
+    inv: Vec<f32>,
+}
+
+impl ColumnScales {
+    fn with_capacity(k: usize) -> ColumnScales {
+        ColumnScales {
+            sums: Vec::with_capacity(k),
+            factor: Vec::with_capacity(k),
+            inv: Vec::with_capacity(k),
+        }
+    }
+}
+
 /// Scales each column of `w` from `fixed` on to sum 1, moving the scale into `g`, so that
 /// `g wᵀ` is unchanged.
-pub(crate) fn normalize_columns(w: &mut Array2<f32>, g: &mut Array2<f32>, fixed: usize) {
+pub(crate) fn normalize_columns(
+    w: &mut Array2<f32>,
+    g: &mut Array2<f32>,
+    fixed: usize,
+    scales: &mut ColumnScales,
+) {
     let k = w.ncols();
-    let mut sums = vec![0f64; k];
+    let ColumnScales { sums, factor, inv } = scales;
+    sums.clear();
+    sums.resize(k, 0.0);
     for row in w.as_slice().expect("standard layout").chunks_exact(k) {
         for (s, &a) in sums.iter_mut().zip(row) {
             *s += f64::from(a);
         }
     }
     // Columns that are all zero (or fixed) keep their scale.
-    let factor: Vec<f32> = (0..k)
-        .map(|j| {
-            if j >= fixed && sums[j] > 0.0 {
-                sums[j] as f32
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    let inv: Vec<f32> = (0..k)
-        .map(|j| {
-            if j >= fixed && sums[j] > 0.0 {
-                (1.0 / sums[j]) as f32
-            } else {
-                1.0
-            }
-        })
-        .collect();
+    let scaled = |j: usize| j >= fixed && sums[j] > 0.0;
+    factor.clear();
+    factor.extend((0..k).map(|j| if scaled(j) { sums[j] as f32 } else { 1.0 }));
+    inv.clear();
+    inv.extend((0..k).map(|j| {
+        if scaled(j) {
+            (1.0 / sums[j]) as f32
+        } else {
+            1.0
+        }
+    }));
     let w = w.as_slice_mut().expect("standard layout");
     for row in w.chunks_exact_mut(k) {
-        row.iter_mut().zip(&inv).for_each(|(a, &i)| *a *= i);
+        row.iter_mut().zip(&*inv).for_each(|(a, &i)| *a *= i);
     }
     let g = g.as_slice_mut().expect("standard layout");
     for row in g.chunks_exact_mut(k) {
-        row.iter_mut().zip(&factor).for_each(|(a, &f)| *a *= f);
+        row.iter_mut().zip(&*factor).for_each(|(a, &f)| *a *= f);
     }
 }
 

@@ -1,14 +1,16 @@
 //! The test binary's allocator: the system one, noting the largest single allocation each
-//! thread makes, so a test can show that a hostile header causes no giant allocation.
+//! thread makes and how many it makes, so a test can show that a hostile header causes no
+//! giant allocation, or that the NMF iterations allocate nothing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-/// [`System`], recording the largest allocation per thread.
+/// [`System`], recording the largest allocation and the number of allocations per thread.
 pub struct Tracking;
 
 thread_local! {
     static LARGEST: Cell<usize> = const { Cell::new(0) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
 }
 
 fn note(size: usize) {
@@ -18,6 +20,7 @@ fn note(size: usize) {
             largest.set(size);
         }
     });
+    let _ = COUNT.try_with(|count| count.set(count.get() + 1));
 }
 
 // SAFETY: every call is passed on to `System` unchanged; the bookkeeping only reads the sizes
@@ -48,4 +51,11 @@ pub fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
     LARGEST.with(|l| l.set(0));
     let out = f();
     (out, LARGEST.with(Cell::get))
+}
+
+/// Runs `f` and returns its result with the number of allocations it made on this thread.
+pub fn allocations<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = COUNT.with(Cell::get);
+    let out = f();
+    (out, COUNT.with(Cell::get) - before)
 }

@@ -2,10 +2,11 @@
 //! finite, fixed templates stay fixed, results do not depend on the number of threads.
 
 use demix::ParamError;
-use demix::nmf::{CostPoint, Init, Loss, Nmf, NmfParams, fit};
+use demix::nmf::{CostPoint, Factorization, Init, Loss, Nmf, NmfParams, fit};
 use demix::stft::{Stft, StftParams};
 use ndarray::{Array2, s};
 
+use crate::alloc::allocations;
 use crate::common::TestRng;
 
 fn random_matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
@@ -233,6 +234,31 @@ fn tolerance_stops_early_and_records_the_final_cost() {
     assert_eq!(model.iterations, 37);
     let recorded: Vec<usize> = model.cost_history.iter().map(|c| c.iteration).collect();
     assert_eq!(recorded, vec![0, 10, 20, 30, 37]);
+}
+
+#[test]
+fn iterations_allocate_nothing() {
+    let v = random_matrix(129, 1500, 12);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for loss in LOSSES {
+        for params in [
+            NmfParams::new(6),
+            NmfParams::new(6).with_sparsity(0.1).with_smoothness(0.1),
+        ] {
+            let params = params.with_loss(loss).with_init(Init::Random);
+            // On the pool's one thread, where the allocations are counted.
+            let count = pool.install(|| {
+                let mut f = Factorization::new(v.view(), &params).unwrap();
+                // The first step may meet a thread's one-time set-up (faer's workspace).
+                f.step();
+                allocations(|| (0..5).for_each(|_| f.step())).1
+            });
+            assert_eq!(count, 0, "{loss} {params:?}");
+        }
+    }
 }
 
 fn fit_in_pool(threads: usize, v: &Array2<f32>, params: &NmfParams) -> Nmf {
