@@ -12,10 +12,80 @@ use crate::error::{Error, Result};
 /// progress on `name` (`what` is `tmp` for what is being written, `old` for what is being
 /// replaced).
 pub(crate) fn hidden_name(name: &OsStr, what: &str) -> OsString {
-    let mut hidden = OsString::from(".");
-    hidden.push(name);
-    hidden.push(format!(".demix-{what}-{}", std::process::id()));
+    let mut hidden = hidden_prefix(name, what);
+    hidden.push(std::process::id().to_string());
     hidden
+}
+
+/// `.<name>.demix-<what>-`: [`hidden_name`] without the process id.
+fn hidden_prefix(name: &OsStr, what: &str) -> OsString {
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(format!(".demix-{what}-"));
+    prefix
+}
+
+/// The folders among `dir` and its parents that do not exist yet, deepest first: what
+/// `create_dir_all(dir)` would create.
+pub(crate) fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// A hidden temporary folder in which an output folder `name` of `parent` is written whole,
+/// before it is renamed into place. Until [`Staging::finish`], dropping it (on an error, a
+/// panic, or a cancelled batch job unwinding) removes the temporary folder, the `extra_file`
+/// if one is set, and the folders made for `parent`.
+pub(crate) struct Staging {
+    /// The temporary folder.
+    pub(crate) tmp_dir: PathBuf,
+    /// A file written outside the folder, removed with it.
+    pub(crate) extra_file: Option<PathBuf>,
+    /// Folders that did not exist before, deepest first.
+    created: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl Staging {
+    /// Creates `parent` (and its missing parents) and the temporary folder for `name` in it,
+    /// after removing what killed runs left there for `name`.
+    ///
+    /// # Errors
+    /// [`Error::Write`] naming the folder that could not be created.
+    pub(crate) fn new(parent: &Path, name: &OsStr) -> Result<Staging> {
+        let created = missing_dirs(parent);
+        remove_stale_temps(parent, name);
+        let staging = Staging {
+            tmp_dir: parent.join(hidden_name(name, "tmp")),
+            extra_file: None,
+            created,
+            armed: true,
+        };
+        fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
+        fs::create_dir(&staging.tmp_dir).map_err(|e| Error::write(&staging.tmp_dir, e))?;
+        Ok(staging)
+    }
+
+    /// Keeps everything: the output is in place.
+    pub(crate) fn finish(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_dir_all(&self.tmp_dir);
+            if let Some(file) = &self.extra_file {
+                let _ = fs::remove_file(file);
+            }
+            for dir in &self.created {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+    }
 }
 
 /// A hidden temporary name next to `path`, unique to this process.
@@ -32,9 +102,7 @@ pub(crate) fn remove_stale_temps(dir: &Path, name: &OsStr) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let mut prefix = OsString::from(".");
-    prefix.push(name);
-    prefix.push(".demix-tmp-");
+    let prefix = hidden_prefix(name, "tmp");
     let prefix = prefix.as_encoded_bytes();
     for entry in entries.flatten() {
         let file_name = entry.file_name();

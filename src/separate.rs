@@ -897,34 +897,14 @@ pub fn separate_file(
 
     let audio = audio::read_audio(input)?;
 
-    // Create the output folders before the long computation, so an unwritable destination
-    // fails at once; they are removed again if anything fails. `created` lists the folders of
-    // `out_dir` that do not exist yet, deepest first: `create_dir_all` makes the parents too.
-    let created: Vec<&Path> = out_dir
-        .ancestors()
-        .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
-        .collect();
-    atomic::remove_stale_temps(out_dir, &stem);
-    let tmp_dir = out_dir.join(atomic::hidden_name(&stem, "tmp"));
-    // Removes the temporary folder and the created folders on an error, and also when a panic
-    // or a cancelled batch job unwinds through here.
-    let mut cleanup = Cleanup {
-        tmp_dir: &tmp_dir,
-        created,
-        armed: true,
-    };
-    let result = fs::create_dir_all(out_dir)
-        .map_err(|e| Error::write(out_dir, e))
-        .and_then(|()| fs::create_dir(&tmp_dir).map_err(|e| Error::write(&tmp_dir, e)))
-        .and_then(|()| {
-            let separation = analyze(&audio, params, progress)?;
-            let clips = write_stems(&separation, &audio, &tmp_dir, output.format)?;
-            check_destination(input, &track_dir, output.force)?;
-            move_into_place(&tmp_dir, &track_dir, &stem)?;
-            Ok((separation, clips))
-        });
-    let (separation, clips) = result?;
-    cleanup.armed = false;
+    // The output folders are made before the long computation, so that an unwritable
+    // destination fails at once; they are removed again if anything fails.
+    let staging = atomic::Staging::new(out_dir, &stem)?;
+    let separation = analyze(&audio, params, progress)?;
+    let clips = write_stems(&separation, &audio, &staging.tmp_dir, output.format)?;
+    check_destination(input, &track_dir, output.force)?;
+    move_into_place(&staging.tmp_dir, &track_dir, &stem)?;
+    staging.finish();
     Ok(TrackReport {
         stems: separation
             .sources
@@ -942,25 +922,6 @@ pub fn separate_file(
         converged: separation.nmf.converged,
         duration_secs: audio.duration_secs(),
     })
-}
-
-/// Undoes the folders of a [`separate_file`] that did not complete, when dropped armed.
-struct Cleanup<'a> {
-    tmp_dir: &'a Path,
-    /// Folders of `out_dir` that did not exist before, deepest first.
-    created: Vec<&'a Path>,
-    armed: bool,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = fs::remove_dir_all(self.tmp_dir);
-            for dir in &self.created {
-                let _ = fs::remove_dir(dir);
-            }
-        }
-    }
 }
 
 /// Refuses a track folder that exists (without `force`) or that holds the input.

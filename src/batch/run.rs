@@ -533,11 +533,7 @@ where
 
 /// Creates `dir` and its missing parents, remembering the ones it created.
 fn create_dirs(dir: &Path, state: &Mutex<State>) -> std::io::Result<()> {
-    let missing: Vec<PathBuf> = dir
-        .ancestors()
-        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-        .map(Path::to_path_buf)
-        .collect();
+    let missing = crate::atomic::missing_dirs(dir);
     fs::create_dir_all(dir)?;
     state
         .lock()

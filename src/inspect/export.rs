@@ -127,30 +127,17 @@ pub fn inspect_file(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let created: Vec<PathBuf> = parent
-        .ancestors()
-        .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
-        .map(Path::to_path_buf)
-        .collect();
-    atomic::remove_stale_temps(&parent, &name);
-    let tmp_dir = parent.join(atomic::hidden_name(&name, "tmp"));
-    // Removes what was written on an error, and also when a panic or a cancelled batch job
-    // unwinds through here.
-    let mut cleanup = Cleanup {
-        tmp_dir: &tmp_dir,
-        midi: None,
-        created,
-        armed: true,
-    };
-    fs::create_dir_all(&parent).map_err(|e| Error::write(&parent, e))?;
-    fs::create_dir(&tmp_dir).map_err(|e| Error::write(&tmp_dir, e))?;
+    // Removes what was written on an error, including the MIDI file outside the folder
+    // (temporary or already in place).
+    let mut staging = atomic::Staging::new(&parent, &name)?;
+    let tmp_dir = staging.tmp_dir.clone();
     let inspection = inspect(&audio, params, progress)?;
     let notes = inspection.notes();
     let mut written = write_all(&inspection, &notes, &audio, &tmp_dir, output)?;
     let mut midi_tmp = None;
     if let Some(plan) = &midi_plan {
         midi_tmp = write_midi_file(plan, &tmp_dir, &notes)?;
-        cleanup.midi = midi_tmp.clone();
+        staging.extra_file = midi_tmp.clone();
         written.files.push(plan.target.clone());
     }
     check_destination(input, out_dir, output.force)?;
@@ -158,10 +145,10 @@ pub fn inspect_file(
     // move, it is removed again.
     if let (Some(tmp), Some(plan)) = (&midi_tmp, &midi_plan) {
         fs::rename(tmp, &plan.target).map_err(|e| Error::write(&plan.target, e))?;
-        cleanup.midi = Some(plan.target.clone());
+        staging.extra_file = Some(plan.target.clone());
     }
     move_into_place(&tmp_dir, out_dir, &name)?;
-    cleanup.armed = false;
+    staging.finish();
 
     let relocate = |p: PathBuf| match p.strip_prefix(&tmp_dir) {
         Ok(rel) => out_dir.join(rel),
@@ -182,31 +169,6 @@ pub fn inspect_file(
         converged: inspection.nmf.converged,
         duration_secs: audio.duration_secs(),
     })
-}
-
-/// Undoes an [`inspect_file`] that did not complete, when dropped armed: removes the
-/// temporary folder, the MIDI file outside the folder (temporary or already in place), and
-/// the folders created for the output.
-struct Cleanup<'a> {
-    tmp_dir: &'a Path,
-    midi: Option<PathBuf>,
-    /// Folders that did not exist before, deepest first.
-    created: Vec<PathBuf>,
-    armed: bool,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = fs::remove_dir_all(self.tmp_dir);
-            if let Some(midi) = &self.midi {
-                let _ = fs::remove_file(midi);
-            }
-            for dir in &self.created {
-                let _ = fs::remove_dir(dir);
-            }
-        }
-    }
 }
 
 /// Where the MIDI file goes: inside the output folder (then it is written with the folder),
