@@ -355,3 +355,11 @@ pub enum EvalError {
     #[error("the distortion filters cannot be computed: the references are linearly dependent")]
     Singular,
 }
+
+/// The message of a caught panic, when it carried one (`panic!` with a literal or a format).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+}

@@ -317,17 +317,22 @@ pub fn read_npz(r: impl Read + Seek) -> Result<BTreeMap<String, NpyArray>, NpyEr
     Ok(out)
 }
 
+impl From<NpyError> for io::Error {
+    /// The I/O error itself, or the other error as an I/O error of kind `Other`.
+    fn from(e: NpyError) -> io::Error {
+        match e {
+            NpyError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        }
+    }
+}
+
 /// Writes `.npy` to `path` atomically (temporary name, then rename).
 ///
 /// # Errors
 /// [`crate::Error::Write`] if the file cannot be written.
 pub fn save_npy(path: &Path, array: &NpyArray) -> crate::Result<()> {
-    crate::atomic::write_atomically(path, |file| {
-        write_npy(file, array).map_err(|e| match e {
-            NpyError::Io(e) => e,
-            other => io::Error::other(other.to_string()),
-        })
-    })
+    crate::atomic::write_atomically(path, |file| write_npy(file, array).map_err(io::Error::from))
 }
 
 /// Writes `.npz` to `path` atomically (temporary name, then rename).
@@ -339,10 +344,7 @@ pub fn save_npz<'a>(
     arrays: impl IntoIterator<Item = (&'a str, &'a NpyArray)>,
 ) -> crate::Result<()> {
     crate::atomic::write_atomically(path, |file| {
-        write_npz(file, arrays).map_err(|e| match e {
-            NpyError::Io(e) => e,
-            other => io::Error::other(other.to_string()),
-        })
+        write_npz(file, arrays).map_err(io::Error::from)
     })
 }
 

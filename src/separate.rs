@@ -567,9 +567,11 @@ impl BlockBuffers {
                         vec![0f64; n_sources],
                         Array2::<Complex64>::zeros((n_sources, channels)),
                         Array2::<Complex64>::zeros((n_sources, channels)),
+                        // The covariances of one bin, reused from bin to bin.
+                        Vec::with_capacity(n_sources),
                     )
                 },
-                |(work, x, v, est, est2), (t, mut image)| {
+                |(work, x, v, est, est2, r), (t, mut image)| {
                     for f in 0..bins {
                         for (c, xc) in x.iter_mut().enumerate() {
                             let s = spectra[[c, t, f]];
@@ -579,21 +581,17 @@ impl BlockBuffers {
                         for (j, vj) in v.iter_mut().enumerate() {
                             *vj = f64::from(masks[[t, j, f]]).powi(2) * power;
                         }
-                        let r: Vec<_> = first
-                            .iter()
-                            .map(|r| r.slice(ndarray::s![f, .., ..]))
-                            .collect();
-                        wiener_bin(x, v, &r, work, &mut est.view_mut());
+                        r.clear();
+                        r.extend(first.iter().map(|r| r.slice(ndarray::s![f, .., ..])));
+                        wiener_bin(x, v, r, work, &mut est.view_mut());
                         let result = if let Some(refined) = refined {
                             for (j, vj) in v.iter_mut().enumerate() {
                                 *vj = est.row(j).iter().map(|a| a.norm_sqr()).sum::<f64>()
                                     / channels as f64;
                             }
-                            let r: Vec<_> = refined
-                                .iter()
-                                .map(|r| r.slice(ndarray::s![f, .., ..]))
-                                .collect();
-                            wiener_bin(x, v, &r, work, &mut est2.view_mut());
+                            r.clear();
+                            r.extend(refined.iter().map(|r| r.slice(ndarray::s![f, .., ..])));
+                            wiener_bin(x, v, r, work, &mut est2.view_mut());
                             &*est2
                         } else {
                             &*est
@@ -942,7 +940,9 @@ pub(crate) fn check_destination(input: &Path, track_dir: &Path, force: bool) -> 
     Ok(())
 }
 
-fn write_stems(
+/// Writes one WAV file per source of `separation` into `dir` (`<source name>.wav`), rendered
+/// block by block; returns what each had to clip.
+pub(crate) fn write_stems(
     separation: &Separation,
     audio: &Audio,
     dir: &Path,

@@ -73,11 +73,7 @@ pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<A
         decode_unguarded(source, extension)
     }))
     .unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let what = crate::error::panic_message(&*payload).unwrap_or_default();
         Err(Error::Corrupt(format!(
             "the decoder failed on malformed data ({what})"
         )))

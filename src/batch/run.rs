@@ -517,11 +517,8 @@ where
             entry.error = Some("interrupted before it finished; a rerun processes it".into());
         }
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
+            let what =
+                crate::error::panic_message(&*payload).unwrap_or_else(|| "no message".into());
             entry.error = Some(format!(
                 "internal error: demix panicked ({what}); this is a bug, please report it with \
                  this file"

@@ -347,16 +347,20 @@ impl SeparateArgs {
 
     /// How the stems are written.
     pub fn output(&self) -> OutputOptions {
-        let format = if self.float32 {
-            OutputFormat::Float32
-        } else if self.int24 {
-            OutputFormat::Int24
-        } else {
-            OutputFormat::Int16
-        };
         OutputOptions {
-            format,
+            format: wav_format(self.int24, self.float32),
             force: self.force,
         }
+    }
+}
+
+/// The WAV sample format chosen by `--int24` and `--float32` (16-bit without either).
+pub fn wav_format(int24: bool, float32: bool) -> OutputFormat {
+    if float32 {
+        OutputFormat::Float32
+    } else if int24 {
+        OutputFormat::Int24
+    } else {
+        OutputFormat::Int16
     }
 }

@@ -122,14 +122,8 @@ impl InspectArgs {
 
     /// The format of `--audio`, if asked for.
     fn audio_format(&self) -> Option<OutputFormat> {
-        let format = if self.float32 {
-            OutputFormat::Float32
-        } else if self.int24 {
-            OutputFormat::Int24
-        } else {
-            OutputFormat::Int16
-        };
-        self.audio.then_some(format)
+        self.audio
+            .then(|| super::args::wav_format(self.int24, self.float32))
     }
 }
 

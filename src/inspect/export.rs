@@ -10,14 +10,14 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::{InspectParams, Inspection, charts, inspect};
 use crate::atomic;
-use crate::audio::{self, Audio, ClipReport, OutputFormat, WavStreamWriter};
+use crate::audio::{self, Audio, ClipReport, OutputFormat};
 use crate::error::{Error, ParamError, Result};
 use crate::midi::{self, NoteEvent};
 use crate::nmf::Progress;
 use crate::notes::note_name;
 use crate::npy::{NpyArray, write_npy};
 use crate::plot::encode_png;
-use crate::separate::{check_destination, move_into_place};
+use crate::separate::{check_destination, move_into_place, write_stems};
 
 /// The names [`inspect_file`] writes into its output folder (`audio` is a folder, written only
 /// with [`InspectOutput::audio`]). A MIDI file inside the output folder may not take one.
@@ -319,18 +319,9 @@ fn write_all(
         let audio_dir = dir.join("audio");
         fs::create_dir(&audio_dir).map_err(|e| Error::write(&audio_dir, e))?;
         let separation = inspection.separation();
-        let paths: Vec<PathBuf> = separation
-            .sources
-            .iter()
-            .map(|s| audio_dir.join(format!("{}.wav", s.name)))
-            .collect();
-        let mut writers = paths
-            .iter()
-            .map(|p| WavStreamWriter::create(p, audio.num_channels(), audio.sample_rate, format))
-            .collect::<Result<Vec<_>>>()?;
-        separation.render(audio, &mut writers)?;
-        for (writer, path) in writers.into_iter().zip(paths) {
-            let clip = writer.finish()?;
+        let clips = write_stems(&separation, audio, &audio_dir, format)?;
+        for (source, clip) in separation.sources.iter().zip(clips) {
+            let path = audio_dir.join(format!("{}.wav", source.name));
             if clip.clipped > 0 {
                 clipped.push((path.clone(), clip));
             }
@@ -342,10 +333,7 @@ fn write_all(
 
 fn write_npy_io(f: &mut dyn Write, a: &NpyArray) -> io::Result<()> {
     let mut f = f;
-    write_npy(&mut f, a).map_err(|e| match e {
-        crate::npy::NpyError::Io(e) => e,
-        other => io::Error::other(other.to_string()),
-    })
+    write_npy(&mut f, a).map_err(io::Error::from)
 }
 
 /// A CSV table: a header `first,<ids>`, then one row per axis value. Numbers are written
@@ -441,18 +429,5 @@ fn components_json(inspection: &Inspection) -> String {
 }
 
 fn json_string(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", c as u32);
-            }
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
+    serde_json::Value::from(text).to_string()
 }

@@ -469,11 +469,10 @@ fn fit_note_templates(
     let mut adapted = params.nmf.clone();
     adapted.components = first.w.ncols();
     adapted.fixed_w = None;
-    // One fit: it starts from the best first fit, and a restart would start there again.
+    // It starts from the best first fit (so it is fitted once, whatever `restarts`).
     let adapted = adapted
         .with_initial(first.w.clone(), first.h.clone())
-        .with_max_iter(adapt)
-        .with_restarts(1);
+        .with_max_iter(adapt);
     let second = nmf::fit_with_progress(v, &adapted, &mut |p| {
         progress(Progress {
             iteration: reached + p.iteration,

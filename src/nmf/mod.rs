@@ -100,8 +100,15 @@ pub fn fit_with_progress(
     params: &NmfParams,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Nmf, ParamError> {
+    // Restarts draw new random starts; a start given by the caller leaves nothing to draw.
+    let restarts = if params.initial.is_some() {
+        1
+    } else {
+        params.restarts.max(1)
+    };
+    let total = restarts * params.max_iter;
     let mut best: Option<Nmf> = None;
-    for restart in 0..params.restarts.max(1) {
+    for restart in 0..restarts {
         let attempt = if restart == 0 {
             params.clone()
         } else {
@@ -112,7 +119,6 @@ pub fn fit_with_progress(
         };
         let mut factorization = Factorization::new(v, &attempt)?;
         let offset = restart * params.max_iter;
-        let total = params.restarts.max(1) * params.max_iter;
         factorization.run(&mut |p| {
             progress(Progress {
                 iteration: offset + p.iteration,

@@ -237,7 +237,8 @@ impl NmfParams {
     }
 
     /// Fit this many times, from the configured initialisation and then from random ones with
-    /// the following seeds, and keep the fit with the lowest final cost (default 1).
+    /// the following seeds, and keep the fit with the lowest final cost (default 1). With
+    /// [`Self::with_initial`] there is one fit: its start is given.
     pub fn with_restarts(mut self, restarts: usize) -> Self {
         self.restarts = restarts;
         self
