@@ -289,13 +289,8 @@ fn spatial_model(
         })
         .collect::<Option<_>>()?;
     if sources.len() > covariances.len() {
-        let mut identity = Array3::<Complex32>::zeros((bins, channels, channels));
-        for f in 0..bins {
-            for c in 0..channels {
-                identity[[f, c, c]] = Complex32::new(1.0, 0.0);
-            }
-        }
-        covariances.push(identity);
+        // No energy at all: the identity, no spatial preference.
+        covariances.push(CovarianceSum::new(bins, channels).covariance());
     }
     Some(Spatial {
         covariances,
@@ -714,12 +709,12 @@ impl Separation {
 
         let mut blocks = BlockBuffers::new(self, audio);
         // The Wiener filter's covariances, re-estimated on the mixture as many times as asked.
-        let spatial = self.spatial.as_ref().map(|sp| {
+        let refined = self.spatial.as_ref().map(|sp| {
             let mut covariances = sp.covariances.clone();
             for _ in 0..sp.iterations {
                 covariances = self.reestimate_covariances(&mut blocks, audio, &covariances);
             }
-            (sp.covariances.as_slice().to_vec(), covariances)
+            covariances
         });
 
         let mut states: Vec<SourceRender> = (0..n_sources)
@@ -733,8 +728,8 @@ impl Separation {
         for start in (0..frames).step_by(FRAMES_PER_TASK) {
             let block = FRAMES_PER_TASK.min(frames - start);
             blocks.fill(self, audio, start, block);
-            if let Some((first, refined)) = &spatial {
-                blocks.wiener(block, first, Some(refined));
+            if let (Some(sp), Some(refined)) = (&self.spatial, &refined) {
+                blocks.wiener(block, &sp.covariances, Some(refined));
             }
             let blocks = &blocks;
             states
@@ -745,7 +740,7 @@ impl Separation {
                     for (channel, ola) in state.ola.iter_mut().enumerate() {
                         for t in 0..block {
                             stft.synthesize_with(&mut state.scratch, &mut state.frame, |dst| {
-                                blocks.source_spectrum(spatial.is_some(), t, s, channel, dst);
+                                blocks.source_spectrum(refined.is_some(), t, s, channel, dst);
                             });
                             ola.push(&state.frame);
                         }
@@ -783,12 +778,7 @@ impl Separation {
             // In frame order, whatever the threads did.
             for t in 0..block {
                 for (s, sum) in sums.iter_mut().enumerate() {
-                    let image = blocks.images.slice(ndarray::s![t, s, .., ..]);
-                    let rows: Vec<&[Complex32]> = image
-                        .outer_iter()
-                        .map(|r| r.to_slice().expect("contiguous"))
-                        .collect();
-                    sum.add(&rows);
+                    sum.add(blocks.images.slice(ndarray::s![t, s, .., ..]));
                 }
             }
         }

@@ -15,7 +15,7 @@
 //! from the NMF model. The filters of a bin sum to the identity, so the stems still add up to
 //! the mixture.
 
-use ndarray::{Array3, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
 use realfft::num_complex::{Complex32, Complex64};
 
 use crate::audio::Audio;
@@ -41,9 +41,9 @@ impl CovarianceSum {
         }
     }
 
-    /// Adds one frame: `frame[c][f]` is channel `c`'s spectrum.
-    pub(crate) fn add(&mut self, frame: &[&[Complex32]]) {
-        let channels = frame.len();
+    /// Adds one frame: `frame[[c, f]]` is channel `c`'s spectrum (channels × bins).
+    pub(crate) fn add(&mut self, frame: ArrayView2<Complex32>) {
+        let channels = frame.nrows();
         for (f, (mut m, p)) in self
             .outer
             .axis_iter_mut(Axis(0))
@@ -52,10 +52,11 @@ impl CovarianceSum {
         {
             let mut total = 0.0;
             for a in 0..channels {
-                let xa = Complex64::new(f64::from(frame[a][f].re), f64::from(frame[a][f].im));
+                let xa = Complex64::new(f64::from(frame[[a, f]].re), f64::from(frame[[a, f]].im));
                 total += xa.norm_sqr();
                 for b in 0..channels {
-                    let xb = Complex64::new(f64::from(frame[b][f].re), f64::from(frame[b][f].im));
+                    let xb =
+                        Complex64::new(f64::from(frame[[b, f]].re), f64::from(frame[[b, f]].im));
                     m[[a, b]] += xa * xb.conj();
                 }
             }
@@ -94,14 +95,14 @@ pub(crate) fn learn_covariance(stft: &Stft, examples: &[Audio]) -> Array3<Comple
     let bins = stft.n_bins();
     let mut sum = CovarianceSum::new(bins, channels);
     let mut scratch = stft.scratch();
-    let mut spectra = vec![vec![Complex32::default(); bins]; channels];
+    let mut spectra = Array2::<Complex32>::zeros((channels, bins));
     for audio in examples {
         for t in 0..stft.n_frames(audio.len()) {
-            for (c, spectrum) in spectra.iter_mut().enumerate() {
+            for (c, mut spectrum) in spectra.rows_mut().into_iter().enumerate() {
+                let spectrum = spectrum.as_slice_mut().expect("rows are contiguous");
                 stft.frame(&audio.channels[c], t, &mut scratch, spectrum);
             }
-            let frame: Vec<&[Complex32]> = spectra.iter().map(Vec::as_slice).collect();
-            sum.add(&frame);
+            sum.add(spectra.view());
         }
     }
     sum.covariance()
