@@ -192,7 +192,7 @@ fn run_inspect(
     let midi_apart = args
         .midi
         .as_ref()
-        .filter(|m| single && !m.starts_with(&args.out));
+        .filter(|m| single && !demix::inspect::midi_inside(&args.out, m).unwrap_or(false));
     let spec = RunSpec {
         command: "inspect",
         done: "inspected",

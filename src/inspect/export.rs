@@ -179,14 +179,16 @@ struct MidiPlan {
 }
 
 fn plan_midi(input: &Path, out_dir: &Path, midi: &Path, force: bool) -> Result<MidiPlan> {
+    // `out/../notes.mid` is `notes.mid`, beside the folder, whether or not `out` exists yet.
+    let midi = &lexical(midi);
     let absolute = |p: &Path| std::path::absolute(p).map_err(|e| Error::write(p, e));
-    let (m, o) = (absolute(midi)?, absolute(out_dir)?);
+    let (m, o) = (absolute(midi)?, absolute(&lexical(out_dir))?);
     if let (Ok(a), Ok(b)) = (input.canonicalize(), midi.canonicalize())
         && a == b
     {
         return Err(Error::OutputIsInput(midi.to_path_buf()));
     }
-    let inside = m.strip_prefix(&o).ok().map(Path::to_path_buf);
+    let inside = path_inside(&m, &o);
     if inside.as_ref().is_some_and(|r| r.as_os_str().is_empty()) {
         return Err(Error::OutputExists(midi.to_path_buf()));
     }
@@ -206,6 +208,43 @@ fn plan_midi(input: &Path, out_dir: &Path, midi: &Path, force: bool) -> Result<M
         target: midi.to_path_buf(),
         inside,
     })
+}
+
+/// Where `path` lies inside `folder`, both absolute and [`lexical`]: the relative path.
+fn path_inside(path: &Path, folder: &Path) -> Option<PathBuf> {
+    path.strip_prefix(folder).ok().map(Path::to_path_buf)
+}
+
+/// `path` with `.` dropped and each `..` taking away the name before it, as written (links are
+/// not followed: the folder named may not exist yet).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// Whether `inspect_file` writes the MIDI file `midi` inside the output folder `out_dir` (then
+/// it is one of the folder's files), or beside it.
+///
+/// # Errors
+/// [`Error::Write`] if the current directory, needed to compare the paths, is unknown.
+pub fn midi_inside(out_dir: &Path, midi: &Path) -> Result<bool> {
+    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| Error::write(p, e));
+    Ok(path_inside(&absolute(&lexical(midi))?, &absolute(&lexical(out_dir))?).is_some())
 }
 
 /// Writes the MIDI file: into the temporary folder, or beside its target. Returns the

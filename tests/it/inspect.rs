@@ -539,6 +539,40 @@ fn a_midi_file_inside_the_output_folder_is_written_with_it() {
 }
 
 #[test]
+fn a_midi_path_that_leaves_the_output_folder_by_dotdot_is_beside_it_and_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    short_input(dir.path(), 8000);
+    fs::write(dir.path().join("notes.mid"), b"keep").unwrap();
+    let mut args = vec![
+        "inspect",
+        "in.wav",
+        "-o",
+        "out",
+        "-k",
+        "1",
+        "--midi",
+        "out/../notes.mid",
+    ];
+    args.extend(FAST);
+    let out = demix(dir.path(), &args);
+    assert_fails(&out, &["notes.mid", "already exists"]);
+    assert_eq!(fs::read(dir.path().join("notes.mid")).unwrap(), b"keep");
+    assert_entries(dir.path(), &["in.wav", "notes.mid"]);
+
+    args.push("--force");
+    let out = demix(dir.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let notes = read_midi(&fs::read(dir.path().join("notes.mid")).unwrap()).unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_entries(dir.path(), &["in.wav", "notes.mid", "out"]);
+}
+
+#[test]
 fn missing_input_is_reported_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = demix(dir.path(), &["inspect", "nope.wav", "-o", "out"]);
