@@ -483,6 +483,16 @@ fn copy_fixture(case: &str, dir: &Path) {
     }
 }
 
+/// In a folder of two references and their estimates, changed by `change`, `demix ARGS` fails
+/// with one line naming each of `needles`.
+#[track_caller]
+fn assert_eval_rejects(change: impl FnOnce(&Path), args: &[&str], needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    two_sources(dir.path());
+    change(dir.path());
+    assert_fails(&demix(dir.path(), args), needles);
+}
+
 fn eval_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["eval", "-r", "ref", "-e", "est"];
     args.extend_from_slice(extra);
@@ -647,12 +657,11 @@ fn two_sources(dir: &Path) {
 
 #[test]
 fn an_estimate_of_another_length_is_rejected_naming_both_files() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    write(dir.path(), "est/b.wav", &tone(8000, 1, 7000, 3));
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(
-        &out,
+    assert_eval_rejects(
+        |d| {
+            write(d, "est/b.wav", &tone(8000, 1, 7000, 3));
+        },
+        &eval_args(&[]),
         &[
             "est/b.wav",
             "7000 samples per channel",
@@ -663,164 +672,176 @@ fn an_estimate_of_another_length_is_rejected_naming_both_files() {
 
 #[test]
 fn an_estimate_at_another_sample_rate_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    write(dir.path(), "est/a.wav", &tone(16_000, 1, 8000, 3));
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(&out, &["est/a.wav", "16000 Hz", "8000 Hz"]);
+    assert_eval_rejects(
+        |d| {
+            write(d, "est/a.wav", &tone(16_000, 1, 8000, 3));
+        },
+        &eval_args(&[]),
+        &["est/a.wav", "16000 Hz", "8000 Hz"],
+    );
 }
 
 #[test]
 fn an_estimate_with_another_channel_count_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    write(dir.path(), "est/b.wav", &tone(8000, 2, 8000, 3));
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(
-        &out,
+    assert_eval_rejects(
+        |d| {
+            write(d, "est/b.wav", &tone(8000, 2, 8000, 3));
+        },
+        &eval_args(&[]),
         &["est/b.wav", "2 channels", "ref/a.wav has 1 channel"],
     );
 }
 
 #[test]
 fn references_of_different_lengths_are_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    write(dir.path(), "ref/b.wav", &tone(8000, 1, 9000, 3));
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(&out, &["ref/b.wav", "9000 samples per channel"]);
+    assert_eval_rejects(
+        |d| {
+            write(d, "ref/b.wav", &tone(8000, 1, 9000, 3));
+        },
+        &eval_args(&[]),
+        &["ref/b.wav", "9000 samples per channel"],
+    );
 }
 
 #[test]
 fn a_silent_reference_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    write(
-        dir.path(),
-        "ref/a.wav",
-        &Audio::new(8000, vec![vec![0.0; 8000]]).unwrap(),
-    );
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(
-        &out,
+    assert_eval_rejects(
+        |d| {
+            write(
+                d,
+                "ref/a.wav",
+                &Audio::new(8000, vec![vec![0.0; 8000]]).unwrap(),
+            );
+        },
+        &eval_args(&[]),
         &["ref/a.wav", "silent", "undefined for a silent reference"],
     );
 }
 
 #[test]
 fn a_silent_estimate_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    write(
-        dir.path(),
-        "est/b.wav",
-        &Audio::new(8000, vec![vec![0.0; 8000]]).unwrap(),
+    assert_eval_rejects(
+        |d| {
+            write(
+                d,
+                "est/b.wav",
+                &Audio::new(8000, vec![vec![0.0; 8000]]).unwrap(),
+            );
+        },
+        &eval_args(&[]),
+        &["est/b.wav", "silent", "estimate"],
     );
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(&out, &["est/b.wav", "silent", "estimate"]);
 }
 
 #[test]
 fn a_missing_estimate_is_rejected_naming_the_reference() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    fs::remove_file(dir.path().join("est/b.wav")).unwrap();
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(&out, &["est/b.wav", "missing", "ref/b.wav"]);
+    assert_eval_rejects(
+        |d| {
+            fs::remove_file(d.join("est/b.wav")).unwrap();
+        },
+        &eval_args(&[]),
+        &["est/b.wav", "missing", "ref/b.wav"],
+    );
 }
 
 #[test]
 fn an_estimate_without_a_reference_of_its_name_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    write(dir.path(), "est/c.wav", &tone(8000, 1, 8000, 5));
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(
-        &out,
+    assert_eval_rejects(
+        |d| {
+            write(d, "est/c.wav", &tone(8000, 1, 8000, 5));
+        },
+        &eval_args(&[]),
         &["est/c.wav", "no reference of this name", "--permute"],
     );
 }
 
 #[test]
 fn permute_with_unequal_numbers_of_files_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    write(dir.path(), "est/c.wav", &tone(8000, 1, 8000, 5));
-    let out = demix(dir.path(), &eval_args(&["--permute"]));
-    assert_fails(&out, &["est", "3 estimates for 2 references"]);
+    assert_eval_rejects(
+        |d| {
+            write(d, "est/c.wav", &tone(8000, 1, 8000, 5));
+        },
+        &eval_args(&["--permute"]),
+        &["est", "3 estimates for 2 references"],
+    );
 }
 
 #[test]
 fn a_missing_reference_folder_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    let out = demix(dir.path(), &["eval", "-r", "nothing", "-e", "est"]);
-    assert_fails(&out, &["nothing", "no such file or folder"]);
+    assert_eval_rejects(
+        |_| {},
+        &["eval", "-r", "nothing", "-e", "est"],
+        &["nothing", "no such file or folder"],
+    );
 }
 
 #[test]
 fn a_folder_without_wav_files_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    fs::create_dir(dir.path().join("empty")).unwrap();
-    let out = demix(dir.path(), &["eval", "-r", "ref", "-e", "empty"]);
-    assert_fails(&out, &["empty", "no WAV files"]);
+    assert_eval_rejects(
+        |d| {
+            fs::create_dir(d.join("empty")).unwrap();
+        },
+        &["eval", "-r", "ref", "-e", "empty"],
+        &["empty", "no WAV files"],
+    );
 }
 
 #[test]
 fn a_folder_and_a_file_are_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    let out = demix(dir.path(), &["eval", "-r", "ref", "-e", "est/a.wav"]);
-    assert_fails(
-        &out,
+    assert_eval_rejects(
+        |_| {},
+        &["eval", "-r", "ref", "-e", "est/a.wav"],
         &["est/a.wav", "is a file", "two folders or two files"],
     );
 }
 
 #[test]
 fn an_estimate_that_is_not_audio_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    fs::write(dir.path().join("est/a.wav"), b"not a wave file at all").unwrap();
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(&out, &["est/a.wav", "unsupported"]);
+    assert_eval_rejects(
+        |d| {
+            fs::write(d.join("est/a.wav"), b"not a wave file at all").unwrap();
+        },
+        &eval_args(&[]),
+        &["est/a.wav", "unsupported"],
+    );
 }
 
 #[test]
 fn a_nan_sample_in_an_estimate_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    let mut bad = tone(8000, 1, 8000, 3);
-    bad.channels[0][1234] = f32::NAN;
-    write(dir.path(), "est/a.wav", &bad);
-    let out = demix(dir.path(), &eval_args(&[]));
-    assert_fails(&out, &["est/a.wav", "sample 1234 of channel 0 is NaN"]);
+    assert_eval_rejects(
+        |d| {
+            let mut bad = tone(8000, 1, 8000, 3);
+            bad.channels[0][1234] = f32::NAN;
+            write(d, "est/a.wav", &bad);
+        },
+        &eval_args(&[]),
+        &["est/a.wav", "sample 1234 of channel 0 is NaN"],
+    );
 }
 
 #[test]
 fn a_zero_filter_length_is_rejected_naming_the_flag() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    let out = demix(dir.path(), &eval_args(&["--filter-len", "0"]));
-    assert_fails(&out, &["--filter-len", "at least 1"]);
+    assert_eval_rejects(
+        |_| {},
+        &eval_args(&["--filter-len", "0"]),
+        &["--filter-len", "at least 1"],
+    );
 }
 
 #[test]
 fn a_negative_window_is_rejected_naming_the_flag() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    let out = demix(dir.path(), &eval_args(&["--window=-1"]));
-    assert_fails(&out, &["--window", "above 0"]);
+    assert_eval_rejects(
+        |_| {},
+        &eval_args(&["--window=-1"]),
+        &["--window", "above 0"],
+    );
 }
 
 #[test]
 fn an_unwritable_json_file_is_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    two_sources(dir.path());
-    let out = demix(
-        dir.path(),
+    assert_eval_rejects(
+        |_| {},
         &eval_args(&["-q", "--json", "no/such/folder/s.json"]),
+        &["no/such/folder/s.json", "cannot write"],
     );
-    assert_fails(&out, &["no/such/folder/s.json", "cannot write"]);
 }
