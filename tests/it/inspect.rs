@@ -468,12 +468,7 @@ fn inspect_writes_every_file_and_the_midi() {
     ];
     args.extend(FAST);
     let out = demix(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.starts_with("in.wav: 25 components, 1 notes in out and in.mid"),
@@ -530,12 +525,7 @@ fn a_midi_file_inside_the_output_folder_is_written_with_it() {
     ];
     args.extend(FAST);
     let out = demix(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(dir.path().join("out/notes.mid").is_file());
     assert_entries(dir.path(), &["in.wav", "out"]);
 }
@@ -563,12 +553,7 @@ fn a_midi_path_that_leaves_the_output_folder_by_dotdot_is_beside_it_and_never_ov
 
     args.push("--force");
     let out = demix(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let notes = read_midi(&fs::read(dir.path().join("notes.mid")).unwrap()).unwrap();
     assert_eq!(notes.len(), 1);
     assert_entries(dir.path(), &["in.wav", "notes.mid", "out"]);
@@ -634,12 +619,7 @@ fn existing_output_folder_is_kept_without_force() {
 
     args.push("--force");
     let out = demix(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(dir.path().join("out/components.json").is_file());
     assert!(!dir.path().join("out/keep.txt").exists());
 }
@@ -731,12 +711,7 @@ fn inspect_takes_the_model_options_of_separate() {
     ];
     args.extend(FAST);
     let out = demix(dir.path(), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     // 20 iterations twice with the templates fixed, then 30 adapting them from the best fit.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
