@@ -165,12 +165,7 @@ pub fn templates_chart(inspection: &Inspection) -> Image {
     let (low, high) = freq_range(inspection);
     let chart = Heatmap {
         title: "Templates (spectrum of each component)".into(),
-        x: Axis::Categories(
-            order
-                .iter()
-                .map(|&i| (label(inspection, i), is_major(inspection, i)))
-                .collect(),
-        ),
+        x: component_axis(inspection, &order),
         x_label: if inspection.has_note_templates() {
             "note template".into()
         } else {
@@ -202,6 +197,16 @@ pub fn templates_chart(inspection: &Inspection) -> Image {
     })
 }
 
+/// One category per component, in `order`, labelled with its note or pitch.
+fn component_axis(inspection: &Inspection, order: &[usize]) -> Axis {
+    Axis::Categories(
+        order
+            .iter()
+            .map(|&i| (label(inspection, i), is_major(inspection, i)))
+            .collect(),
+    )
+}
+
 /// The piano roll: the activations in dB relative to the loudest, time across, one row per
 /// component from the lowest pitch at the bottom.
 pub fn activations_chart(inspection: &Inspection) -> Image {
@@ -216,12 +221,7 @@ pub fn activations_chart(inspection: &Inspection) -> Image {
             max: duration,
         },
         x_label: "time (s)".into(),
-        y: Axis::Categories(
-            order
-                .iter()
-                .map(|&i| (label(inspection, i), is_major(inspection, i)))
-                .collect(),
-        ),
+        y: component_axis(inspection, &order),
         y_label: if inspection.has_note_templates() {
             "note".into()
         } else {
@@ -234,17 +234,27 @@ pub fn activations_chart(inspection: &Inspection) -> Image {
     let area = chart.plot_area(CHART_WIDTH, CHART_HEIGHT);
     let peak = h.iter().copied().fold(0.0, f32::max);
     let spans = column_frames(area.width, frames);
+    // Each component's loudest activation in each pixel column, found once (a component has
+    // many pixel rows).
+    let column_peaks: Vec<Vec<f32>> = h
+        .rows()
+        .into_iter()
+        .map(|row| {
+            spans
+                .iter()
+                .map(|&(a, b)| {
+                    row.slice(ndarray::s![a..b])
+                        .iter()
+                        .copied()
+                        .fold(0.0, f32::max)
+                })
+                .collect()
+        })
+        .collect();
     let k = order.len();
     chart.render(CHART_WIDTH, CHART_HEIGHT, &mut |c, r| {
         // Row 0 is the top: the highest pitch.
         let component = order[k - 1 - (r * k / area.height).min(k - 1)];
-        let (a, b) = spans[c];
-        let v = h
-            .row(component)
-            .slice(ndarray::s![a..b])
-            .iter()
-            .copied()
-            .fold(0.0, f32::max);
-        db(v, peak, -40.0)
+        db(column_peaks[component][c], peak, -40.0)
     })
 }
