@@ -18,6 +18,7 @@ use demix::batch::{
     self, CancelFlag, Counts, DiscoverOptions, FileEntry, Glob, Item, JobContext, JobOutput,
     Observer, Plan, Report, RunOptions, Status,
 };
+use demix::nmf::Progress;
 use demix::separate::{self, SeparateParams};
 
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
@@ -266,20 +267,20 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
             Some(parent) if !parent.as_os_str().is_empty() => args.out.join(parent),
             _ => args.out.clone(),
         };
-        let report = separate::separate_file(&item.input, &holder, &params, &output, &mut |p| {
-            ctx.progress(
-                p.iteration as u64,
-                p.max_iter as u64,
-                p.cost.map(|c| format!("cost {c:.4e}")).as_deref(),
-            );
-            ctx.stop_if_cancelled();
-        })
+        let report = separate::separate_file(
+            &item.input,
+            &holder,
+            &params,
+            &output,
+            &mut job_progress(ctx),
+        )
         .map_err(|e| job_error(&e))?;
-        let mut details = Map::new();
-        details.insert("iterations".into(), json!(report.iterations));
-        details.insert("final_cost".into(), json!(report.final_cost));
-        details.insert("converged".into(), json!(report.converged));
-        details.insert("duration_secs".into(), json!(report.duration_secs));
+        let mut details = fit_details(
+            report.iterations,
+            report.final_cost,
+            report.converged,
+            report.duration_secs,
+        );
         let sources: Vec<Value> = report
             .stems
             .iter()
@@ -329,6 +330,34 @@ fn show_separated(
 }
 
 /// `converged after N` or `stopped at N`, from an entry's details.
+/// Shows a job's NMF iterations on its progress bar, and stops the job when the batch is
+/// cancelled.
+pub(super) fn job_progress<'a>(ctx: &'a JobContext<'_>) -> impl FnMut(Progress) + 'a {
+    |p| {
+        ctx.progress(
+            p.iteration as u64,
+            p.max_iter as u64,
+            p.cost.map(|c| format!("cost {c:.4e}")).as_deref(),
+        );
+        ctx.stop_if_cancelled();
+    }
+}
+
+/// What the report records of a file's fit, read back by [`how_it_stopped`].
+pub(super) fn fit_details(
+    iterations: usize,
+    final_cost: f64,
+    converged: bool,
+    duration_secs: f64,
+) -> Map<String, Value> {
+    let mut details = Map::new();
+    details.insert("iterations".into(), json!(iterations));
+    details.insert("final_cost".into(), json!(final_cost));
+    details.insert("converged".into(), json!(converged));
+    details.insert("duration_secs".into(), json!(duration_secs));
+    details
+}
+
 pub(super) fn how_it_stopped(entry: &FileEntry) -> String {
     let how = if entry.details.get("converged").and_then(Value::as_bool) == Some(true) {
         "converged after"

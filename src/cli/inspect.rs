@@ -4,11 +4,12 @@ use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::args::{BatchArgs, DEFAULT_COMPONENTS, ModelArgs, ModelDefaults};
 use super::batch::{
-    Files, RunSpec, find_files, how_it_stopped, job_error, run_files, shortest, warn_clipped,
+    Files, RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files,
+    shortest, warn_clipped,
 };
 use super::{FAILURE, Output, describe_param_error};
 use demix::ParamError;
@@ -254,25 +255,25 @@ fn run_inspect(
             },
             force: args.force,
         };
-        let report = inspect::inspect_file(&item.input, &folder, params, &output, &mut |p| {
-            ctx.progress(
-                p.iteration as u64,
-                p.max_iter as u64,
-                p.cost.map(|c| format!("cost {c:.4e}")).as_deref(),
-            );
-            ctx.stop_if_cancelled();
-        })
+        let report = inspect::inspect_file(
+            &item.input,
+            &folder,
+            params,
+            &output,
+            &mut job_progress(ctx),
+        )
         .map_err(|e| match &e {
             demix::Error::Param(p) => describe_inspect_error(p),
             _ => job_error(&e),
         })?;
-        let mut details = Map::new();
+        let mut details = fit_details(
+            report.iterations,
+            report.final_cost,
+            report.converged,
+            report.duration_secs,
+        );
         details.insert("components".into(), json!(report.components));
         details.insert("notes".into(), json!(report.notes));
-        details.insert("iterations".into(), json!(report.iterations));
-        details.insert("final_cost".into(), json!(report.final_cost));
-        details.insert("converged".into(), json!(report.converged));
-        details.insert("duration_secs".into(), json!(report.duration_secs));
         let clipped: Vec<Value> = report
             .clipped
             .iter()
