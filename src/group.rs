@@ -10,7 +10,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use crate::nmf::Nmf;
-use crate::separate::Source;
+use crate::separate::{Source, sources_loudest_first};
 
 /// Mel bands of the envelope.
 const BANDS: usize = 40;
@@ -36,29 +36,11 @@ pub(crate) fn group_components(
         .column_mut(COEFFICIENTS)
         .mapv_inplace(|v| v * BRIGHTNESS_WEIGHT.sqrt());
     let labels = kmeans(&features, groups.min(k));
-    // Energy of each component's model, |W_k|² |H_k|², summed per group.
-    let energy: Vec<f64> = (0..k)
-        .map(|c| {
-            let w: f64 = nmf.w.column(c).iter().map(|&a| f64::from(a).powi(2)).sum();
-            let h: f64 = nmf.h.row(c).iter().map(|&a| f64::from(a).powi(2)).sum();
-            w * h
-        })
-        .collect();
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
     for (c, &g) in labels.iter().enumerate() {
         members[g].push(c);
     }
-    let total = |m: &Vec<usize>| m.iter().map(|&c| energy[c]).sum::<f64>();
-    members.sort_by(|a, b| total(b).total_cmp(&total(a)).then(a.cmp(b)));
-    let width = groups.to_string().len();
-    members
-        .into_iter()
-        .enumerate()
-        .map(|(i, components)| Source {
-            name: format!("source{:0width$}", i + 1),
-            components,
-        })
-        .collect()
+    sources_loudest_first(members, &nmf.component_energies())
 }
 
 /// One row of features per template (column of `w`).

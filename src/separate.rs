@@ -454,22 +454,22 @@ fn named_sources(templates: &[Templates], free: usize) -> Vec<Source> {
 }
 
 fn one_source_per_component(nmf: &Nmf) -> Vec<Source> {
-    let k = nmf.w.ncols();
-    // Energy of a component's model W_k H_k: |W_k|² |H_k|².
-    let energy = |c: usize| {
-        let w: f64 = nmf.w.column(c).iter().map(|&a| f64::from(a).powi(2)).sum();
-        let h: f64 = nmf.h.row(c).iter().map(|&a| f64::from(a).powi(2)).sum();
-        w * h
-    };
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by(|&a, &b| energy(b).total_cmp(&energy(a)).then(a.cmp(&b)));
-    let width = k.to_string().len();
-    order
+    let singles = (0..nmf.w.ncols()).map(|c| vec![c]).collect();
+    sources_loudest_first(singles, &nmf.component_energies())
+}
+
+/// Sources of the given groups of components, loudest first (by the summed `energy` of their
+/// components; ties by component numbers), named `source1`, `source2`, ...
+pub(crate) fn sources_loudest_first(mut members: Vec<Vec<usize>>, energy: &[f64]) -> Vec<Source> {
+    let total = |m: &Vec<usize>| m.iter().map(|&c| energy[c]).sum::<f64>();
+    members.sort_by(|a, b| total(b).total_cmp(&total(a)).then(a.cmp(b)));
+    let width = members.len().to_string().len();
+    members
         .into_iter()
         .enumerate()
-        .map(|(i, c)| Source {
+        .map(|(i, components)| Source {
             name: format!("source{:0width$}", i + 1),
-            components: vec![c],
+            components,
         })
         .collect()
 }

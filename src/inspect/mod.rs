@@ -362,13 +362,7 @@ pub fn inspect(
             estimate_pitch(&column, bin_hz, MIN_PITCH_HZ, MAX_PITCH_HZ)
         })
         .collect();
-    let energies: Vec<f64> = (0..k)
-        .map(|c| {
-            let w: f64 = nmf.w.column(c).iter().map(|&a| f64::from(a).powi(2)).sum();
-            let h: f64 = nmf.h.row(c).iter().map(|&a| f64::from(a).powi(2)).sum();
-            w * h
-        })
-        .collect();
+    let energies = nmf.component_energies();
 
     // Free components are numbered by pitch, unpitched ones after them, loudest first.
     let order: Vec<usize> = if params.notes.is_some() {

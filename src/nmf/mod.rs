@@ -17,7 +17,7 @@ mod update;
 
 pub use params::{Init, Loss, NmfParams};
 
-use ndarray::{Array2, ArrayView2, Zip, s};
+use ndarray::{Array2, ArrayView1, ArrayView2, Zip, s};
 
 use crate::error::ParamError;
 use params::check_non_negative;
@@ -65,6 +65,14 @@ impl Nmf {
     /// The cost of the final factors.
     pub fn final_cost(&self) -> f64 {
         self.cost_history.last().map_or(f64::NAN, |c| c.cost)
+    }
+
+    /// The energy of each component's model `W_k H_k`: `|W_k|² |H_k|²`.
+    pub fn component_energies(&self) -> Vec<f64> {
+        let squares = |x: ArrayView1<f32>| x.iter().map(|&a| f64::from(a).powi(2)).sum::<f64>();
+        (0..self.w.ncols())
+            .map(|c| squares(self.w.column(c)) * squares(self.h.row(c)))
+            .collect()
     }
 }
 
