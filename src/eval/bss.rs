@@ -460,10 +460,8 @@ pub(crate) struct Projector {
     block: usize,
     sources: usize,
     channels: usize,
-    /// The estimates that are projected on all references, in order.
-    estimates: Vec<usize>,
     /// `all[e][p][c]`: spectrum of the filter from reference channel `p` to output channel `c`
-    /// of the projection of estimate `estimates[e]` on every reference.
+    /// of the projection of estimate `e` on every reference.
     all: Vec<Vec<Vec<Spectrum>>>,
     /// The (reference, estimate) pairs evaluated.
     pairs: Vec<(usize, usize)>,
@@ -493,9 +491,7 @@ pub(crate) struct Filters {
     pub sources: usize,
     /// Channels per source `I`.
     pub channels: usize,
-    /// The estimates projected on every reference.
-    pub estimates: Vec<usize>,
-    /// `all[e]`: the `(J·I·L) × I` filters of estimate `estimates[e]` on every reference.
+    /// `all[e]`: the `(J·I·L) × I` filters of estimate `e` on every reference.
     pub all: Vec<Array2<f64>>,
     /// The (reference, estimate) pairs evaluated.
     pub pairs: Vec<(usize, usize)>,
@@ -510,7 +506,6 @@ impl Projector {
             l,
             sources,
             channels,
-            estimates,
             all,
             pairs,
             own,
@@ -554,7 +549,6 @@ impl Projector {
             plans,
             sources,
             channels,
-            estimates,
             all,
             pairs,
             own,
@@ -570,7 +564,7 @@ impl Projector {
             sum: Spectrum::zeros(bins),
             scratch: self.plans.scratch(),
             refs: vec![Spectrum::zeros(bins); self.sources * self.channels],
-            all: vec![vec![vec![0.0; self.block]; self.channels]; self.estimates.len()],
+            all: vec![vec![vec![0.0; self.block]; self.channels]; self.all.len()],
             own: vec![0.0; self.block],
         }
     }
@@ -652,12 +646,7 @@ impl Projector {
                     }
                 }
             }
-            for (k, &(j, est)) in self.pairs.iter().enumerate() {
-                let e = self
-                    .estimates
-                    .iter()
-                    .position(|&x| x == est)
-                    .expect("every estimate of a pair is projected");
+            for (k, &(j, e)) in self.pairs.iter().enumerate() {
                 let acc = &mut energies[k];
                 for c in 0..channels {
                     ws.sum.clear();
@@ -676,7 +665,7 @@ impl Projector {
                     let inside = valid.min(window.len().saturating_sub(o));
                     let (target, estimate): (&[f32], &[f32]) = if inside > 0 {
                         let span = window.start + o..window.start + o + inside;
-                        (&track.refs[j][c][span.clone()], &track.ests[est][c][span])
+                        (&track.refs[j][c][span.clone()], &track.ests[e][c][span])
                     } else {
                         (&[], &[])
                     };
@@ -947,7 +936,6 @@ mod tests {
             l,
             sources: 1,
             channels: 1,
-            estimates: vec![0],
             all: vec![c.clone()],
             pairs: vec![(0, 0)],
             own: vec![c],

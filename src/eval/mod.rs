@@ -362,7 +362,6 @@ pub fn evaluate(references: &[Audio], estimates: &[Audio], params: &EvalParams) 
         l,
         sources,
         channels,
-        estimates: (0..sources).collect(),
         all: per_estimate,
         pairs: pairs.clone(),
         own,
