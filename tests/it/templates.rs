@@ -79,33 +79,33 @@ const BASS_TRAIN: [u8; 8] = [33, 35, 36, 38, 40, 41, 43, 45];
 const LEAD_NOTES: [u8; 4] = [72, 76, 79, 84];
 const LEAD_TRAIN: [u8; 8] = [72, 74, 76, 77, 79, 81, 83, 84];
 
+/// `instrument` playing `notes` in the seeded rhythm of `sequence`, `seconds` long.
+fn play(
+    instrument: Instrument,
+    seed: u64,
+    notes: &[u8],
+    seconds: f64,
+    step: f64,
+    length: f64,
+) -> Vec<f32> {
+    render(
+        instrument,
+        &sequence(seed, notes, seconds, step, length),
+        seconds,
+    )
+}
+
 /// (bass, lead) of the test mixture.
 fn mixture_sources() -> (Vec<f32>, Vec<f32>) {
-    let bass = render(
-        Instrument::Bass,
-        &sequence(1, &BASS_NOTES, 6.0, 0.5, 0.45),
-        6.0,
-    );
-    let lead = render(
-        Instrument::Lead,
-        &sequence(2, &LEAD_NOTES, 6.0, 0.7, 0.6),
-        6.0,
-    );
+    let bass = play(Instrument::Bass, 1, &BASS_NOTES, 6.0, 0.5, 0.45);
+    let lead = play(Instrument::Lead, 2, &LEAD_NOTES, 6.0, 0.7, 0.6);
     (bass, lead)
 }
 
 /// Training clips: other notes, other rhythms.
 fn training_clips() -> (Vec<f32>, Vec<f32>) {
-    let bass = render(
-        Instrument::Bass,
-        &sequence(3, &BASS_TRAIN, 8.0, 0.4, 0.35),
-        8.0,
-    );
-    let lead = render(
-        Instrument::Lead,
-        &sequence(4, &LEAD_TRAIN, 8.0, 0.55, 0.5),
-        8.0,
-    );
+    let bass = play(Instrument::Bass, 3, &BASS_TRAIN, 8.0, 0.4, 0.35);
+    let lead = play(Instrument::Lead, 4, &LEAD_TRAIN, 8.0, 0.55, 0.5);
     (bass, lead)
 }
 
@@ -177,15 +177,11 @@ fn free_components_add_an_other_source_and_the_stems_still_sum_to_the_mix() {
 /// Bass in the centre (mono), lead wide: a decorrelated copy in each channel.
 fn stereo_mix() -> (Audio, Vec<f32>, Vec<f32>) {
     let (bass, lead) = mixture_sources();
-    let lead_right: Vec<f32> = render(
-        Instrument::Lead,
-        &sequence(2, &LEAD_NOTES, 6.0, 0.7, 0.6),
-        6.0,
-    )
-    .iter()
-    .enumerate()
-    .map(|(i, &v)| if i >= 7 { v } else { 0.0 })
-    .collect();
+    let lead_right: Vec<f32> = lead
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if i >= 7 { v } else { 0.0 })
+        .collect();
     let delayed: Vec<f32> = (0..lead_right.len())
         .map(|i| if i >= 7 { lead_right[i - 7] } else { 0.0 })
         .collect();
