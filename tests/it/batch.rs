@@ -12,7 +12,7 @@ use serde_json::Value;
 use demix::audio::{Audio, OutputFormat, write_wav};
 use demix::batch::{self, Item, JobOutput, Plan, RunOptions, Status};
 
-use crate::common::{FAST, demix, flac_bytes, quantize, separate};
+use crate::common::{FAST, demix, flac_bytes, quantize, separate, two_tones};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -35,19 +35,7 @@ fn assert_exit(out: &Output, code: i32) {
 
 /// One second of two tones at 8 kHz; `variant` shifts the low one.
 fn tones(channels: usize, variant: usize) -> Audio {
-    let rate = 8000;
-    let f1 = 200.0 + 40.0 * variant as f32;
-    let signal = |c: usize| -> Vec<f32> {
-        (0..rate)
-            .map(|i| {
-                let t = i as f32 / rate as f32;
-                let tone = |f: f32| (2.0 * std::f32::consts::PI * f * t).sin();
-                let gain = 1.0 - 0.2 * c as f32;
-                gain * (0.4 * tone(f1) * if i < 4000 { 1.0 } else { 0.1 } + 0.3 * tone(1250.0))
-            })
-            .collect()
-    };
-    Audio::new(rate as u32, (0..channels).map(signal).collect()).unwrap()
+    two_tones(channels, 200.0 + 40.0 * variant as f32)
 }
 
 /// Writes a 16-bit WAV test input at `dir/rel`, making its folders.

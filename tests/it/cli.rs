@@ -7,23 +7,11 @@ use std::path::Path;
 
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 
-use crate::common::{TestRng, assert_fails, demix, flac_bytes, quantize, separate};
+use crate::common::{TestRng, assert_fails, demix, flac_bytes, quantize, separate, two_tones};
 
-/// One second of two tones at 8 kHz, `channels` channels, `variant` shifting the pitches.
+/// One second of two tones at 8 kHz, `channels` channels, `variant` shifting the low one.
 fn mix(channels: usize, variant: usize) -> Audio {
-    let rate = 8000;
-    let (f1, f2) = (220.0 * (variant + 1) as f32, 1250.0);
-    let signal = |c: usize| -> Vec<f32> {
-        (0..rate)
-            .map(|i| {
-                let t = i as f32 / rate as f32;
-                let tone = |f: f32| (2.0 * std::f32::consts::PI * f * t).sin();
-                let gain = 1.0 - 0.2 * c as f32;
-                gain * (0.4 * tone(f1) * if i < 4000 { 1.0 } else { 0.1 } + 0.3 * tone(f2))
-            })
-            .collect()
-    };
-    Audio::new(rate as u32, (0..channels).map(signal).collect()).unwrap()
+    two_tones(channels, 220.0 * (variant + 1) as f32)
 }
 
 /// Writes a stereo 16-bit test input at `dir/name`.

@@ -179,3 +179,20 @@ pub fn assert_fails(out: &std::process::Output, needles: &[&str]) {
         );
     }
 }
+
+/// One second of two tones at 8 kHz in `channels` channels (each quieter than the one
+/// before): `low_hz`, loud for half a second, then soft, over a steady 1250 Hz.
+pub fn two_tones(channels: usize, low_hz: f32) -> demix::audio::Audio {
+    let rate = 8000;
+    let signal = |c: usize| -> Vec<f32> {
+        (0..rate)
+            .map(|i| {
+                let t = i as f32 / rate as f32;
+                let tone = |f: f32| (2.0 * std::f32::consts::PI * f * t).sin();
+                let gain = 1.0 - 0.2 * c as f32;
+                gain * (0.4 * tone(low_hz) * if i < 4000 { 1.0 } else { 0.1 } + 0.3 * tone(1250.0))
+            })
+            .collect()
+    };
+    demix::audio::Audio::new(rate as u32, (0..channels).map(signal).collect()).unwrap()
+}
