@@ -7,6 +7,7 @@
 //! the model is floored before negative powers, so zero bins, silent frames and all-zero input
 //! never give NaN or infinity.
 
+mod avx512;
 mod init;
 mod kernels;
 mod linalg;
