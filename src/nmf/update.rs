@@ -23,7 +23,7 @@ pub(crate) const BLOCK: usize = 256;
 
 /// Frames per step of the tiled kernels inside a block, so that the block's update terms
 /// (about 0.5 MB for 1025 bins) stay in the L2 cache between the model and the product.
-const SUB_BLOCK: usize = 32;
+const SUB_BLOCK: usize = 64;
 
 /// Blocks in flight per thread; each holds about 2.5 MB for 1025 bins. Six were faster in
 /// one run and slower in another (their 40 MB exceed the L3 cache); two are kept.
@@ -102,6 +102,9 @@ pub(crate) struct Engine {
     tiled: bool,
     /// W transposed for those kernels (components × `ldw` bins, zero-padded).
     wt: Vec<f32>,
+    /// Whether `w_num` and `w_den` hold the W update's terms for the current factors (left by
+    /// [`Self::h_pass`] when it also made them).
+    w_ready: bool,
 }
 
 impl Engine {
@@ -151,6 +154,7 @@ impl Engine {
             },
             tiled: false,
             wt: vec![0.0; k * padded(bins)],
+            w_ready: false,
         }
         .with_tiled_kernels(std::env::var_os("DEMIX_PORTABLE").is_none())
     }
@@ -320,12 +324,15 @@ impl Engine {
             },
         );
         let cost = acc.4;
+        self.w_ready = true;
         want_cost.then_some(cost)
     }
 
     /// Applies the W update accumulated by [`Self::w_pass`] to the free columns of `w`, then
     /// (if `normalize`) scales those columns to sum 1 and moves the scale into `g`.
     pub(crate) fn apply_w(&mut self, w: &mut Array2<f32>, g: &mut Array2<f32>, normalize: bool) {
+        assert!(self.w_ready, "the W terms are made before they are applied");
+        self.w_ready = false;
         let fixed = self.fixed;
         match self.div {
             Divergence::KullbackLeibler => {
@@ -385,8 +392,71 @@ impl Engine {
         }
     }
 
-    /// Updates every column of `g` (all components' activations) for the current W.
-    pub(crate) fn h_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>) {
+    /// [`Self::h_pass`] and then [`Self::w_pass`] for the updated activations, block by block:
+    /// the same arithmetic as the two passes (so the same results), one sweep over the data.
+    fn h_then_w_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>) {
+        self.transpose_w(w);
+        for (sum, col) in self.w_sums.iter_mut().zip(w.columns()) {
+            *sum = col.iter().map(|&a| f64::from(a)).sum::<f64>() as f32;
+        }
+        let (x, div, gamma, fixed) = (self.x.view(), self.div, self.gamma, self.fixed);
+        self.w_num.fill(0.0);
+        self.w_den.fill(0.0);
+        self.g_sums.fill(0.0);
+        let (frames, k) = g.dim();
+        let block = |i: usize| i * BLOCK..((i + 1) * BLOCK).min(frames);
+        let n_blocks = frames.div_ceil(BLOCK);
+        let g_all = g.as_slice_mut().expect("standard layout");
+        let mut start = 0;
+        while start < n_blocks {
+            let n = self.slots.len().min(n_blocks - start);
+            let rows = block(start).start * k..block(start + n - 1).end * k;
+            let shared = (&x, w, self.wt.as_slice(), &self.w_sums);
+            self.slots[..n]
+                .par_iter_mut()
+                .zip(g_all[rows].par_chunks_mut(BLOCK * k))
+                .enumerate()
+                .for_each(|(i, (slot, gb))| {
+                    let r = block(start + i);
+                    tiled_h_then_w_terms((div, gamma, fixed), shared, &r, gb, slot);
+                });
+            for (i, slot) in self.slots[..n].iter().enumerate() {
+                let part = slot.w_num.as_slice().expect("standard layout");
+                let (part_num, part_den) = part.split_at(self.w_num.len());
+                add_into(&mut self.w_num, part_num);
+                if div == Divergence::ItakuraSaito {
+                    add_into(&mut self.w_den, part_den);
+                } else {
+                    let r = block(start + i);
+                    for row in g_all[r.start * k..r.end * k].chunks_exact(k) {
+                        self.g_sums
+                            .iter_mut()
+                            .zip(&row[fixed..])
+                            .for_each(|(s, &v)| *s += f64::from(v));
+                    }
+                }
+            }
+            start += n;
+        }
+        self.w_ready = true;
+    }
+
+    /// Whether [`Self::w_pass`] need not run before the next [`Self::apply_w`]: the last
+    /// [`Self::h_pass`] made the W terms for the factors as they are.
+    pub(crate) fn w_ready(&self) -> bool {
+        self.w_ready
+    }
+
+    /// Updates every column of `g` (all components' activations) for the current W. With
+    /// `then_w`, and where the tiled kernels run without penalties, it also makes the next W
+    /// update's terms in the same sweep (see [`Self::w_ready`]): each block of data is then
+    /// read from memory once per iteration instead of twice.
+    pub(crate) fn h_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>, then_w: bool) {
+        self.w_ready = false;
+        if then_w && self.tiled && !self.penalties.any() && self.fixed < w.ncols() {
+            self.h_then_w_pass(w, g);
+            return;
+        }
         if self.tiled {
             self.transpose_w(w);
         }
@@ -553,6 +623,97 @@ fn tiled_h_terms(
 fn aligned(buf: &mut [f32]) -> &mut [f32] {
     let start = buf.as_ptr().align_offset(64).min(buf.len());
     &mut buf[start..]
+}
+
+/// [`Engine::h_then_w_pass`] on block `r` (its activations `gb`, updated in place): per
+/// sub-block, the H update by [`tiled_h_terms`]'s products and [`step32`], then the W terms
+/// as [`tiled_w_terms`] makes them.
+fn tiled_h_then_w_terms(
+    (div, gamma, fixed): (Divergence, f32, usize),
+    (x, w, wt, w_sums): (&ArrayView2<f32>, &Array2<f32>, &[f32], &Array1<f32>),
+    r: &Range<usize>,
+    gb: &mut [f32],
+    slot: &mut Slot,
+) {
+    let (bins, k, ldw) = (x.ncols(), w.ncols(), padded(x.ncols()));
+    let free = k - fixed;
+    let w = w.as_slice().expect("standard layout");
+    let terms = tiled_terms(div);
+    let row = tiled::row_len(terms, ldw);
+    let per_frame = row / ldw;
+    let h_num = slot.h_num.as_slice_mut().expect("standard layout");
+    let (num, den) = slot
+        .w_num
+        .as_slice_mut()
+        .expect("standard layout")
+        .split_at_mut(bins * free);
+    let out = aligned(&mut slot.model);
+    for (i, sub) in sub_blocks(r).enumerate() {
+        let xs = (block_slice(x, &sub), bins);
+        let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
+        let len = sub.len();
+        tiled::model_terms(terms, (gs, k, k), (wt, ldw), xs, out);
+        tiled::product(
+            (out, ldw, 1),
+            (per_frame * len, bins),
+            (w, k, k),
+            h_num,
+            k,
+            false,
+        );
+        for (t, g_row) in gs.chunks_exact_mut(k).enumerate() {
+            for (c, a) in g_row.iter_mut().enumerate() {
+                let (n, d) = if per_frame == 2 {
+                    (h_num[2 * t * k + c], h_num[(2 * t + 1) * k + c])
+                } else {
+                    (h_num[t * k + c], w_sums[c])
+                };
+                *a *= step32(n, d, gamma);
+            }
+        }
+        tiled::model_terms(terms, (gs, k, k), (wt, ldw), xs, out);
+        let g_free = (&gs[fixed..], k, free);
+        tiled::product((out, 1, row), (bins, len), g_free, num, free, i > 0);
+        if terms == Terms::ItakuraSaito {
+            let inv = &out[ldw..];
+            tiled::product((inv, 1, row), (bins, len), g_free, den, free, i > 0);
+        }
+    }
+}
+
+/// See [`super::k_wide_products`]: the products of [`tiled_w_terms`] and [`tiled_h_terms`]
+/// alone, in blocks of [`BLOCK`] frames in parallel, each thread's sub-block of terms (made
+/// once, of value `term`) in cache as in an iteration.
+pub(crate) fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>, term: f32) {
+    let (frames, bins, k) = (g.nrows(), w.nrows(), w.ncols());
+    let (w, g) = (
+        w.as_slice().expect("standard layout"),
+        g.as_slice().expect("standard layout"),
+    );
+    let row = 2 * bins;
+    thread_local! {
+        /// Each thread's terms and results, kept between calls so that timed calls allocate
+        /// nothing.
+        static BUFFERS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    (0..frames.div_ceil(BLOCK)).into_par_iter().for_each(|b| {
+        let r = b * BLOCK..((b + 1) * BLOCK).min(frames);
+        BUFFERS.with_borrow_mut(|buffers| {
+            buffers.resize(SUB_BLOCK * row + 2 * bins * k + 2 * SUB_BLOCK * k, term);
+            let (terms, sums) = buffers.split_at_mut(SUB_BLOCK * row);
+            let (w_sums, h_sums) = sums.split_at_mut(2 * bins * k);
+            let (num, den) = w_sums.split_at_mut(bins * k);
+            for (i, sub) in sub_blocks(&r).enumerate() {
+                let t = &terms[..sub.len() * row];
+                let gs = &g[sub.start * k..sub.end * k];
+                tiled::product((t, 1, row), (bins, sub.len()), (gs, k, k), num, k, i > 0);
+                let inv = &t[bins..];
+                tiled::product((inv, 1, row), (bins, sub.len()), (gs, k, k), den, k, i > 0);
+                let rows = 2 * sub.len();
+                tiled::product((t, bins, 1), (rows, bins), (w, k, k), h_sums, k, false);
+            }
+        });
+    });
 }
 
 /// The tiled kernels' terms for `div`.
@@ -835,16 +996,20 @@ fn for_each_block<S, C, M>(
 mod tests {
     use super::*;
 
-    /// Runs `iterations` of W then H updates and returns the factors.
+    /// Runs `iterations` of W then H updates and returns the factors; `fused` lets the H pass
+    /// make the next W terms.
     fn run(
         engine: &mut Engine,
         (mut w, mut g): (Array2<f32>, Array2<f32>),
         iterations: usize,
+        fused: bool,
     ) -> (Array2<f32>, Array2<f32>) {
         for _ in 0..iterations {
-            engine.w_pass(&w, &g, false);
+            if !engine.w_ready() {
+                engine.w_pass(&w, &g, false);
+            }
             engine.apply_w(&mut w, &mut g, true);
-            engine.h_pass(&w, &mut g);
+            engine.h_pass(&w, &mut g, fused);
         }
         (w, g)
     }
@@ -872,8 +1037,11 @@ mod tests {
                 };
                 let (mut tiled, mut portable) = (engine(true), engine(false));
                 assert!(tiled.tiled && !portable.tiled);
-                let (wt, gt) = run(&mut tiled, (w.clone(), g.clone()), 5);
-                let (wp, gp) = run(&mut portable, (w.clone(), g.clone()), 5);
+                let (wt, gt) = run(&mut tiled, (w.clone(), g.clone()), 5, true);
+                let (wp, gp) = run(&mut portable, (w.clone(), g.clone()), 5, true);
+                // One sweep for H and the next W terms is the same arithmetic as two passes.
+                let unfused = run(&mut engine(true), (w.clone(), g.clone()), 5, false);
+                assert_eq!((&wt, &gt), (&unfused.0, &unfused.1), "β {beta}, fused");
                 for (a, b) in wt.iter().zip(&wp).chain(gt.iter().zip(&gp)) {
                     assert!(
                         (a - b).abs() <= 1e-5 * b.abs().max(1e-3),
