@@ -88,18 +88,33 @@ pub(crate) fn model_terms(
                     second: ldw,
                     width,
                 };
-                match (rows, width.div_ceil(LANES)) {
-                    (8, 3) => model_tile::<8, 3>(terms, a),
-                    (8, 2) => model_tile::<8, 2>(terms, a),
-                    (8, _) => model_tile::<8, 1>(terms, a),
-                    (_, 3) => model_rows::<3>(terms, a, rows),
-                    (_, 2) => model_rows::<2>(terms, a, rows),
-                    _ => model_rows::<1>(terms, a, rows),
+                let nv = width.div_ceil(LANES);
+                match terms {
+                    Terms::ItakuraSaito => model_tiles::<true>(a, rows, nv),
+                    Terms::KullbackLeibler => model_tiles::<false>(a, rows, nv),
                 }
             }
             f0 += width;
         }
         t0 += rows;
+    }
+}
+
+/// One tile of `rows` ≤ 8 frames and `nv` ≤ 3 vectors of bins, Itakura–Saito terms if `IS`.
+///
+/// # Safety
+/// As [`model_tile`]: AVX-512F, and pointers valid for the tile.
+unsafe fn model_tiles<const IS: bool>(a: ModelArgs, rows: usize, nv: usize) {
+    // SAFETY: passed on from the caller.
+    unsafe {
+        match (rows, nv) {
+            (8, 3) => model_tile::<8, 3, IS>(a),
+            (8, 2) => model_tile::<8, 2, IS>(a),
+            (8, _) => model_tile::<8, 1, IS>(a),
+            (_, 3) => model_rows::<3, IS>(a, rows),
+            (_, 2) => model_rows::<2, IS>(a, rows),
+            _ => model_rows::<1, IS>(a, rows),
+        }
     }
 }
 
@@ -212,7 +227,7 @@ struct ProductArgs {
 mod tiles {
     use std::arch::x86_64::*;
 
-    use super::{LANES, ModelArgs, ProductArgs, Terms};
+    use super::{LANES, ModelArgs, ProductArgs};
     use crate::nmf::update::MODEL_FLOOR;
 
     /// The first `n` lanes (all if `n >= 16`).
@@ -227,7 +242,7 @@ mod tiles {
 
     /// A tile of fewer than 8 frames, one frame at a time.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn model_rows<const NV: usize>(terms: Terms, a: ModelArgs, rows: usize) {
+    pub(super) unsafe fn model_rows<const NV: usize, const IS: bool>(a: ModelArgs, rows: usize) {
         for i in 0..rows {
             // SAFETY: as the caller's tile, one frame of it.
             unsafe {
@@ -237,14 +252,16 @@ mod tiles {
                     out: a.out.add(i * a.ldo),
                     ..a
                 };
-                model_tile::<1, NV>(terms, one);
+                model_tile::<1, NV, IS>(one);
             }
         }
     }
 
     /// `MR` frames × `NV` vectors of bins: the model in registers, then its terms.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn model_tile<const MR: usize, const NV: usize>(terms: Terms, a: ModelArgs) {
+    pub(super) unsafe fn model_tile<const MR: usize, const NV: usize, const IS: bool>(
+        a: ModelArgs,
+    ) {
         // X streams from memory: ask for its lines two tiles ahead (without this, half the
         // kernel's time went to waiting for them).
         for i in 0..MR {
@@ -283,15 +300,12 @@ mod tiles {
                     // a division here took half the kernel's time).
                     let r = _mm512_rcp14_ps(m);
                     let inv = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(m, r, one), r);
-                    match terms {
-                        Terms::ItakuraSaito => {
-                            let ratio = _mm512_mul_ps(_mm512_mul_ps(x, inv), inv);
-                            _mm512_mask_storeu_ps(out, mask, ratio);
-                            _mm512_mask_storeu_ps(out.add(a.second), mask, inv);
-                        }
-                        Terms::KullbackLeibler => {
-                            _mm512_mask_storeu_ps(out, mask, _mm512_mul_ps(x, inv));
-                        }
+                    if IS {
+                        let ratio = _mm512_mul_ps(_mm512_mul_ps(x, inv), inv);
+                        _mm512_mask_storeu_ps(out, mask, ratio);
+                        _mm512_mask_storeu_ps(out.add(a.second), mask, inv);
+                    } else {
+                        _mm512_mask_storeu_ps(out, mask, _mm512_mul_ps(x, inv));
                     }
                 }
             }
@@ -336,13 +350,15 @@ mod tiles {
 /// Elsewhere the tiles never run: [`available`] is false.
 #[cfg(not(target_arch = "x86_64"))]
 mod tiles {
-    use super::{ModelArgs, ProductArgs, Terms};
+    use super::{ModelArgs, ProductArgs};
 
-    pub(super) unsafe fn model_rows<const NV: usize>(_: Terms, _: ModelArgs, _: usize) {
+    pub(super) unsafe fn model_rows<const NV: usize, const IS: bool>(_: ModelArgs, _: usize) {
         unreachable!("AVX-512 kernels without AVX-512")
     }
 
-    pub(super) unsafe fn model_tile<const MR: usize, const NV: usize>(_: Terms, _: ModelArgs) {
+    pub(super) unsafe fn model_tile<const MR: usize, const NV: usize, const IS: bool>(
+        _: ModelArgs,
+    ) {
         unreachable!("AVX-512 kernels without AVX-512")
     }
 
