@@ -662,12 +662,13 @@ fn tiled_h_then_w_terms(
             false,
         );
         for (t, g_row) in gs.chunks_exact_mut(k).enumerate() {
-            for (c, a) in g_row.iter_mut().enumerate() {
-                let (n, d) = if per_frame == 2 {
-                    (h_num[2 * t * k + c], h_num[(2 * t + 1) * k + c])
-                } else {
-                    (h_num[t * k + c], w_sums[c])
-                };
+            let terms = &h_num[per_frame * t * k..per_frame * (t + 1) * k];
+            let (num, den) = if per_frame == 2 {
+                terms.split_at(k)
+            } else {
+                (terms, w_sums.as_slice().expect("contiguous"))
+            };
+            for ((a, &n), &d) in g_row.iter_mut().zip(num).zip(den) {
                 *a *= step32(n, d, gamma);
             }
         }
