@@ -7,6 +7,13 @@
 //! memory. Blocks run in parallel in groups, each into its own slot, and their partial results
 //! are combined in block order, so results do not depend on the number of threads. All
 //! buffers are allocated once, before the first iteration.
+//!
+//! Two paths compute the same updates. On a CPU with AVX-512, Itakura–Saito and
+//! Kullback–Leibler run on the register-tiled kernels of [`super::avx512`] (model and terms
+//! in one kernel, sub-blocks of [`SUB_BLOCK`] frames kept in L2), and the H pass also makes
+//! the next W update's terms in the same sweep. Everywhere else, and for the other losses, the
+//! products are faer's and the element-wise terms one fused pass (see [`kernels`]). Setting
+//! the environment variable `DEMIX_PORTABLE` forces the second path (for comparisons).
 
 use std::ops::Range;
 
