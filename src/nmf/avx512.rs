@@ -58,15 +58,16 @@ pub(crate) fn model_terms(
     if frames == 0 || bins == 0 {
         return;
     }
-    // Bins outside, frames inside: a 3-vector strip of Wᵀ (k × 48 values) stays in L1 while
-    // every frame of the block passes over it.
+    assert!(available(), "AVX-512 kernels on a CPU without AVX-512F");
+    // Frames outside, bins inside, so that X is read row by row (and prefetched); Wᵀ (k × ldw
+    // values) stays in L2.
     let mut t0 = 0;
     while t0 < frames {
         let rows = (frames - t0).min(8);
         let mut f0 = 0;
         while f0 < bins {
             let width = (bins - f0).min(3 * LANES);
-            // SAFETY: AVX-512F is present (callers check `available`); the tile reads rows
+            // SAFETY: AVX-512F is present (asserted above); the tile reads rows
             // t0..t0+rows of g (checked above), k rows of wt at f0..f0+48 (inside ldw, a
             // multiple of 16 ≥ bins, so whole vectors never pass the row), and reads x and
             // writes out only at the `width` bins masked in, inside the rows checked above.
@@ -148,7 +149,6 @@ struct ModelArgs {
 /// `C (+)= A · B` for an A of `m` rows and `r` columns read at `a[i·rs + j·cs]`, a B of `r`
 /// rows of `n` values (row stride `ldb`), and a C of `m` rows of `n` values (row stride
 /// `ldc`). C is overwritten unless `accumulate`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn product(
     (a, rs, cs): (&[f32], usize, usize),
     (m, r): (usize, usize),
@@ -160,6 +160,7 @@ pub(crate) fn product(
     if m == 0 || n == 0 {
         return;
     }
+    assert!(available(), "AVX-512 kernels on a CPU without AVX-512F");
     assert!(r == 0 || a.len() > (m - 1) * rs + (r - 1) * cs);
     assert!(r == 0 || b.len() >= (r - 1) * ldb + n);
     assert!(c.len() >= (m - 1) * ldc + n);
@@ -322,7 +323,7 @@ mod tiles {
             unsafe {
                 let b = t.b.add(j * t.ldb);
                 let b0 = _mm512_maskz_loadu_ps(m0, b);
-                let b1 = _mm512_maskz_loadu_ps(m1, b.add(LANES));
+                let b1 = _mm512_maskz_loadu_ps(m1, b.wrapping_add(LANES));
                 let a = t.a.add(j * t.cs);
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let ai = _mm512_set1_ps(*a.add(i * t.rs));
@@ -338,10 +339,10 @@ mod tiles {
                 let (mut c0, mut c1) = (acc[0], acc[1]);
                 if t.accumulate {
                     c0 = _mm512_add_ps(c0, _mm512_maskz_loadu_ps(m0, c));
-                    c1 = _mm512_add_ps(c1, _mm512_maskz_loadu_ps(m1, c.add(LANES)));
+                    c1 = _mm512_add_ps(c1, _mm512_maskz_loadu_ps(m1, c.wrapping_add(LANES)));
                 }
                 _mm512_mask_storeu_ps(c, m0, c0);
-                _mm512_mask_storeu_ps(c.add(LANES), m1, c1);
+                _mm512_mask_storeu_ps(c.wrapping_add(LANES), m1, c1);
             }
         }
     }
