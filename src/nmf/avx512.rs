@@ -42,7 +42,7 @@ pub(crate) enum Terms {
 /// templates transposed (`k` rows of `ldw >= bins` values, zero beyond `bins`, `ldw` a
 /// multiple of 16), `x` the block's data (`frames` rows of `bins`), and `out` receives
 /// `frames` rows of [`row_len`] values, of which those past `bins` in each half are left
-/// alone. Stores are aligned when `out` and `ldw` are.
+/// alone (the stores fill whole cache lines when `out` starts on one).
 pub(crate) fn model_terms(
     terms: Terms,
     (g, ldg, k): (&[f32], usize, usize),
@@ -52,12 +52,11 @@ pub(crate) fn model_terms(
 ) {
     let frames = x.len() / bins.max(1);
     let row = row_len(terms, ldw);
-    assert!(ldw >= bins && ldw.is_multiple_of(LANES) && wt.len() >= k * ldw);
-    assert!(frames == 0 || g.len() >= (frames - 1) * ldg + k);
-    assert!(out.len() >= frames * row);
-    if frames == 0 || bins == 0 {
+    if frames == 0 || bins == 0 || k == 0 {
         return;
     }
+    assert!(ldw >= bins && ldw.is_multiple_of(LANES) && wt.len() >= span(k, ldw, ldw));
+    assert!(g.len() >= span(frames, ldg, k) && out.len() >= span(frames, row, row));
     assert!(available(), "AVX-512 kernels on a CPU without AVX-512F");
     // Frames outside, bins inside, so that X is read row by row (and prefetched); Wᵀ (k × ldw
     // values) stays in L2.
@@ -68,9 +67,9 @@ pub(crate) fn model_terms(
         while f0 < bins {
             let width = (bins - f0).min(3 * LANES);
             // SAFETY: AVX-512F is present (asserted above); the tile reads rows
-            // t0..t0+rows of g (checked above), k rows of wt at f0..f0+48 (inside ldw, a
-            // multiple of 16 ≥ bins, so whole vectors never pass the row), and reads x and
-            // writes out only at the `width` bins masked in, inside the rows checked above.
+            // t0..t0+rows of g (checked above), k rows of wt at f0..f0+16·nv (f0 a multiple
+            // of 48, so that ≤ ldw: whole vectors never pass a row), and reads x and writes
+            // out only at the `width` bins masked in, inside the rows checked above.
             unsafe {
                 let g = g.as_ptr().add(t0 * ldg);
                 let wt = wt.as_ptr().add(f0);
@@ -86,7 +85,6 @@ pub(crate) fn model_terms(
                     ldx: bins,
                     out: o,
                     ldo: row,
-                    second: ldw,
                     width,
                 };
                 let nv = width.div_ceil(LANES);
@@ -129,6 +127,15 @@ pub(crate) fn row_len(terms: Terms, ldw: usize) -> usize {
     }
 }
 
+/// The length a slice needs for `rows` rows at stride `stride` whose last row has `last`
+/// values: `(rows - 1) · stride + last` (panics on overflow; `rows` ≥ 1).
+fn span(rows: usize, stride: usize, last: usize) -> usize {
+    (rows - 1)
+        .checked_mul(stride)
+        .and_then(|s| s.checked_add(last))
+        .expect("array sizes overflow")
+}
+
 /// Pointers and strides of one [`model_tile`].
 #[derive(Clone, Copy)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -142,7 +149,6 @@ struct ModelArgs {
     ldx: usize,
     out: *mut f32,
     ldo: usize,
-    second: usize,
     width: usize,
 }
 
@@ -160,10 +166,22 @@ pub(crate) fn product(
     if m == 0 || n == 0 {
         return;
     }
+    assert!(c.len() >= span(m, ldc, n));
+    if r == 0 {
+        // An empty sum.
+        if !accumulate {
+            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].fill(0.0));
+        }
+        return;
+    }
     assert!(available(), "AVX-512 kernels on a CPU without AVX-512F");
-    assert!(r == 0 || a.len() > (m - 1) * rs + (r - 1) * cs);
-    assert!(r == 0 || b.len() >= (r - 1) * ldb + n);
-    assert!(c.len() >= (m - 1) * ldc + n);
+    assert!(
+        a.len()
+            > span(m, rs, 0)
+                .checked_add(span(r, cs, 0))
+                .expect("overflow")
+    );
+    assert!(b.len() >= span(r, ldb, n));
     // Columns of B and C in strips of two vectors; rows of A and C in tiles of 12.
     let mut j0 = 0;
     while j0 < n {
@@ -288,11 +306,13 @@ mod tiles {
             }
         }
         let floor = _mm512_set1_ps(MODEL_FLOOR);
+        let largest = _mm512_set1_ps(f32::MAX);
         let one = _mm512_set1_ps(1.0);
         for (i, acc) in acc.iter().enumerate() {
             for (j, &m) in acc.iter().enumerate() {
                 let mask = lanes(a.width - j * LANES);
-                let m = _mm512_max_ps(m, floor);
+                // Floored, and finite so that the reciprocal's Newton step is too.
+                let m = _mm512_min_ps(_mm512_max_ps(m, floor), largest);
                 // SAFETY: see `model_terms`; only the masked-in bins are touched.
                 unsafe {
                     let x = _mm512_maskz_loadu_ps(mask, a.x.add(i * a.ldx + j * LANES));
@@ -304,7 +324,7 @@ mod tiles {
                     if IS {
                         let ratio = _mm512_mul_ps(_mm512_mul_ps(x, inv), inv);
                         _mm512_mask_storeu_ps(out, mask, ratio);
-                        _mm512_mask_storeu_ps(out.add(a.second), mask, inv);
+                        _mm512_mask_storeu_ps(out.add(a.ldw), mask, inv);
                     } else {
                         _mm512_mask_storeu_ps(out, mask, _mm512_mul_ps(x, inv));
                     }
@@ -391,6 +411,7 @@ mod tests {
             (29, 40, 17),
             (7, 3, 33),
             (50, 64, 70),
+            (3, 0, 5),
         ] {
             for (rs, cs) in [(r, 1), (1, m)] {
                 let a = values(m * r, 1);
@@ -411,7 +432,7 @@ mod tests {
                                 0.0
                             };
                             let got = f64::from(c[i * n + j]);
-                            assert!((got - want).abs() < 1e-5 * want, "{m}x{r}x{n} ({i},{j})");
+                            assert!((got - want).abs() <= 1e-5 * want, "{m}x{r}x{n} ({i},{j})");
                         }
                     }
                 }

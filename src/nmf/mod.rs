@@ -20,9 +20,9 @@ pub use params::{Init, Loss, NmfParams};
 
 /// For the floor bench (`benches/nmf.rs`) only, not part of the API: the four products of an
 /// Itakura–Saito iteration with K columns on one side (`termsᵀ G` twice and `terms W` twice,
-/// for W of bins × K and G of frames × K, standard layout) by the kernels the iteration uses
-/// on this CPU, blocks of frames in parallel, with each block's terms in cache as in an
-/// iteration. Returns false (and does nothing) where those are not the AVX-512 kernels.
+/// for W of bins × K and G of frames × K, standard layout) by demix's AVX-512 kernels
+/// (whatever `DEMIX_PORTABLE` says), blocks of frames in parallel, with each block's terms in
+/// cache as in an iteration. Returns false (and does nothing) on a CPU without AVX-512F.
 #[doc(hidden)]
 pub fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>) -> bool {
     avx512::available() && {
@@ -273,8 +273,9 @@ impl Factorization {
     }
 
     /// Iterates until the tolerance or the iteration limit stops it, recording the cost every
-    /// `cost_every` iterations (computed in the same pass as the template update) and calling
-    /// `progress` after each iteration.
+    /// `cost_every` iterations (in the template update's pass, or in a pass of its own where
+    /// the AVX-512 kernels make the updates; the iterates never depend on `cost_every`) and
+    /// calling `progress` after each iteration.
     pub fn run(&mut self, progress: &mut dyn FnMut(Progress)) {
         let (max_iter, every, tol) = (
             self.params.max_iter,
@@ -286,10 +287,10 @@ impl Factorization {
             let it = self.iteration;
             let want_cost = it.is_multiple_of(every) || it >= max_iter;
             let cost = if update_w && it < max_iter {
-                if want_cost || !self.engine.w_ready() {
-                    self.engine.w_pass(&self.w, &self.g, want_cost)
+                if self.engine.w_ready() {
+                    want_cost.then(|| self.engine.cost(&self.w, &self.g))
                 } else {
-                    None
+                    self.engine.w_pass(&self.w, &self.g, want_cost)
                 }
             } else if want_cost {
                 Some(self.engine.cost(&self.w, &self.g))
@@ -316,10 +317,8 @@ impl Factorization {
                 self.engine
                     .apply_w(&mut self.w, &mut self.g, self.params.normalize);
             }
-            // The next iteration's W terms in the same sweep, unless it wants the cost (made
-            // with them by the portable pass) or is the last.
-            let next = it + 1;
-            let then_w = update_w && next < max_iter && !next.is_multiple_of(every);
+            // The next iteration's W terms in the same sweep, unless it is the last.
+            let then_w = update_w && it + 1 < max_iter;
             self.engine.h_pass(&self.w, &mut self.g, then_w);
             self.iteration += 1;
             progress(Progress {

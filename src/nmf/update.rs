@@ -93,7 +93,7 @@ pub(crate) struct Engine {
     /// Accumulated W numerator and denominator (bins × free components).
     w_num: Array2<f64>,
     w_den: Array2<f64>,
-    /// Column sums of G (KL) and `Gᵀ G_free` (Euclidean), accumulated by the W pass.
+    /// Column sums of G (KL) and `Gᵀ G_free` (Euclidean), accumulated with the W terms.
     g_sums: Array1<f64>,
     g_gram: Array2<f64>,
     /// `Gᵀ G_free` and `W Gᵀ G_free` in single precision (Euclidean W update).
@@ -109,8 +109,8 @@ pub(crate) struct Engine {
     tiled: bool,
     /// W transposed for those kernels (components × `ldw` bins, zero-padded).
     wt: Vec<f32>,
-    /// Whether `w_num` and `w_den` hold the W update's terms for the current factors (left by
-    /// [`Self::h_pass`] when it also made them).
+    /// Whether `w_num` and `w_den` (and `g_sums`) hold the W update's terms for the current
+    /// factors: left by [`Self::w_pass`], or by [`Self::h_pass`] when it also made them.
     w_ready: bool,
 }
 
@@ -243,12 +243,15 @@ impl Engine {
         g: &Array2<f32>,
         want_cost: bool,
     ) -> Option<f64> {
-        if self.tiled && !want_cost {
+        if self.tiled {
+            // The tiled kernels make the terms whether or not the cost is wanted (so that the
+            // iterates do not depend on how often it is), and the cost is a pass of its own.
+            let cost = want_cost.then(|| self.cost(w, g));
             self.transpose_w(w);
+            self.tiled_w_pass(w, g);
+            return cost;
         }
         let (x, div, fixed) = (self.x.view(), self.div, self.fixed);
-        let tiled = self.tiled && !want_cost;
-        let wt = &self.wt;
         self.w_num.fill(0.0);
         self.w_den.fill(0.0);
         self.g_sums.fill(0.0);
@@ -271,10 +274,6 @@ impl Engine {
                 let g_free = gb.slice(s![.., fixed..]);
                 let bins = w.nrows();
                 slot.cost = 0.0;
-                if tiled {
-                    tiled_w_terms(div, (&x, &r), (g, fixed), wt, slot);
-                    return;
-                }
                 let mut num = slot.w_num.slice_mut(s![..bins, ..]);
                 match div {
                     Divergence::KullbackLeibler => {
@@ -399,14 +398,46 @@ impl Engine {
         }
     }
 
-    /// [`Self::h_pass`] and then [`Self::w_pass`] for the updated activations, block by block:
-    /// the same arithmetic as the two passes (so the same results), one sweep over the data.
+    /// [`Self::w_pass`] by the tiled kernels (the terms only).
+    fn tiled_w_pass(&mut self, w: &Array2<f32>, g: &Array2<f32>) {
+        let (x, div, fixed) = (self.x.view(), self.div, self.fixed);
+        let tiled = Tiled::new(div, fixed, w, &self.wt);
+        self.w_num.fill(0.0);
+        self.w_den.fill(0.0);
+        self.g_sums.fill(0.0);
+        let g = g.as_slice().expect("standard layout");
+        let k = tiled.k;
+        let mut sums = (&mut self.w_num, &mut self.w_den, &mut self.g_sums);
+        for_each_block(
+            &mut self.slots,
+            x.nrows(),
+            &mut sums,
+            |slot, _, r| {
+                let gb = &g[r.start * k..r.end * k];
+                let out = aligned(&mut slot.model);
+                for (i, sub) in sub_blocks(&r).enumerate() {
+                    let local = (sub.start - r.start) * k..(sub.end - r.start) * k;
+                    let gs = &gb[local];
+                    tiled.model_terms(gs, block_slice(&x, &sub), out);
+                    tiled.w_products(out, gs, &mut slot.w_num, i > 0);
+                }
+            },
+            |sums, slot, r| add_w_terms(sums, &tiled, slot, &g[r.start * k..r.end * k]),
+        );
+        self.w_ready = true;
+    }
+
+    /// [`Self::h_pass`] and then [`Self::w_pass`] for the updated activations, block by block
+    /// and sub-block by sub-block by the tiled kernels: the same arithmetic as the two passes
+    /// (so the same results), one sweep over the data.
     fn h_then_w_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>) {
         self.transpose_w(w);
         for (sum, col) in self.w_sums.iter_mut().zip(w.columns()) {
             *sum = col.iter().map(|&a| f64::from(a)).sum::<f64>() as f32;
         }
         let (x, div, gamma, fixed) = (self.x.view(), self.div, self.gamma, self.fixed);
+        let tiled = Tiled::new(div, fixed, w, &self.wt);
+        let w_sums = self.w_sums.as_slice().expect("contiguous");
         self.w_num.fill(0.0);
         self.w_den.fill(0.0);
         self.g_sums.fill(0.0);
@@ -418,30 +449,28 @@ impl Engine {
         while start < n_blocks {
             let n = self.slots.len().min(n_blocks - start);
             let rows = block(start).start * k..block(start + n - 1).end * k;
-            let shared = (&x, w, self.wt.as_slice(), &self.w_sums);
             self.slots[..n]
                 .par_iter_mut()
                 .zip(g_all[rows].par_chunks_mut(BLOCK * k))
                 .enumerate()
                 .for_each(|(i, (slot, gb))| {
                     let r = block(start + i);
-                    tiled_h_then_w_terms((div, gamma, fixed), shared, &r, gb, slot);
-                });
-            for (i, slot) in self.slots[..n].iter().enumerate() {
-                let part = slot.w_num.as_slice().expect("standard layout");
-                let (part_num, part_den) = part.split_at(self.w_num.len());
-                add_into(&mut self.w_num, part_num);
-                if div == Divergence::ItakuraSaito {
-                    add_into(&mut self.w_den, part_den);
-                } else {
-                    let r = block(start + i);
-                    for row in g_all[r.start * k..r.end * k].chunks_exact(k) {
-                        self.g_sums
-                            .iter_mut()
-                            .zip(&row[fixed..])
-                            .for_each(|(s, &v)| *s += f64::from(v));
+                    let out = aligned(&mut slot.model);
+                    let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
+                    for (j, sub) in sub_blocks(&r).enumerate() {
+                        let xs = block_slice(&x, &sub);
+                        let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
+                        tiled.model_terms(gs, xs, out);
+                        tiled.h_products(out, sub.len(), h_terms);
+                        tiled.apply_h_steps(h_terms, w_sums, gamma, gs);
+                        tiled.model_terms(gs, xs, out);
+                        tiled.w_products(out, gs, &mut slot.w_num, j > 0);
                     }
-                }
+                });
+            let mut sums = (&mut self.w_num, &mut self.w_den, &mut self.g_sums);
+            for (i, slot) in self.slots[..n].iter().enumerate() {
+                let r = block(start + i);
+                add_w_terms(&mut sums, &tiled, slot, &g_all[r.start * k..r.end * k]);
             }
             start += n;
         }
@@ -490,7 +519,19 @@ impl Engine {
                 let xb = block_slice(&x, &r);
                 let gb = g.slice(s![r.clone(), ..]);
                 if tiled {
-                    tiled_h_terms(div, (&x, &r), g, (w, wt), slot);
+                    let tiled = Tiled::new(div, 0, w, wt);
+                    let (g, k) = (g.as_slice().expect("standard layout"), tiled.k);
+                    let out = aligned(&mut slot.model);
+                    let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
+                    for sub in sub_blocks(&r) {
+                        tiled.model_terms(
+                            &g[sub.start * k..sub.end * k],
+                            block_slice(&x, &sub),
+                            out,
+                        );
+                        let first = (sub.start - r.start) * tiled.per_frame() * k;
+                        tiled.h_products(out, sub.len(), &mut h_terms[first..]);
+                    }
                 }
                 match div {
                     _ if tiled => {}
@@ -547,81 +588,122 @@ impl Engine {
     }
 }
 
-/// The W pass of block `r` by the tiled kernels: the update terms of each sub-block, then
-/// their products with the free activations, summed into `slot.w_num` (numerators, then for
-/// Itakura–Saito the denominators).
-fn tiled_w_terms(
-    div: Divergence,
-    (x, r): (&ArrayView2<f32>, &Range<usize>),
-    (g, fixed): (&Array2<f32>, usize),
-    wt: &[f32],
-    slot: &mut Slot,
-) {
-    let (bins, k, ldw) = (x.ncols(), g.ncols(), padded(x.ncols()));
-    let free = k - fixed;
-    let g = g.as_slice().expect("standard layout");
-    let terms = tiled_terms(div);
-    let row = tiled::row_len(terms, ldw);
-    let (num, den) = slot
-        .w_num
-        .as_slice_mut()
-        .expect("standard layout")
-        .split_at_mut(bins * free);
-    let out = aligned(&mut slot.model);
-    for (i, sub) in sub_blocks(r).enumerate() {
-        let gs = &g[sub.start * k..sub.end * k];
-        tiled::model_terms(
+/// The tiled kernels' view of one pass: the loss's terms, the sizes, W and Wᵀ (see
+/// [`Engine::transpose_w`]).
+#[derive(Clone, Copy)]
+struct Tiled<'a> {
+    terms: Terms,
+    bins: usize,
+    ldw: usize,
+    k: usize,
+    fixed: usize,
+    w: &'a [f32],
+    wt: &'a [f32],
+}
+
+impl<'a> Tiled<'a> {
+    fn new(div: Divergence, fixed: usize, w: &'a Array2<f32>, wt: &'a [f32]) -> Tiled<'a> {
+        let terms = match div {
+            Divergence::ItakuraSaito => Terms::ItakuraSaito,
+            Divergence::KullbackLeibler => Terms::KullbackLeibler,
+            other => unreachable!("no tiled kernels for {other:?}"),
+        };
+        let (bins, k) = w.dim();
+        Tiled {
             terms,
-            (gs, k, k),
-            (wt, ldw),
-            (block_slice(x, &sub), bins),
-            out,
+            bins,
+            ldw: padded(bins),
+            k,
+            fixed,
+            w: w.as_slice().expect("standard layout"),
+            wt,
+        }
+    }
+
+    /// Values per frame of the update terms (padded rows, see [`tiled::row_len`]).
+    fn row(&self) -> usize {
+        tiled::row_len(self.terms, self.ldw)
+    }
+
+    /// Rows of H terms per frame: numerator and denominator for Itakura–Saito.
+    fn per_frame(&self) -> usize {
+        self.row() / self.ldw
+    }
+
+    /// The update terms of the frames whose activations are `gs` and data `xs`, into `out`.
+    fn model_terms(&self, gs: &[f32], xs: &[f32], out: &mut [f32]) {
+        let (k, ldw, bins) = (self.k, self.ldw, self.bins);
+        tiled::model_terms(self.terms, (gs, k, k), (self.wt, ldw), (xs, bins), out);
+    }
+
+    /// The H update's terms of `frames` frames (terms · W) into `h_terms`, laid out as
+    /// [`h_terms`] reads them.
+    fn h_products(&self, out: &[f32], frames: usize, h_terms: &mut [f32]) {
+        let (k, ldw, bins) = (self.k, self.ldw, self.bins);
+        let rows = self.per_frame() * frames;
+        tiled::product(
+            (out, ldw, 1),
+            (rows, bins),
+            (self.w, k, k),
+            h_terms,
+            k,
+            false,
         );
-        let t_free = (&gs[fixed..], k, free);
-        tiled::product((out, 1, row), (bins, sub.len()), t_free, num, free, i > 0);
-        if terms == Terms::ItakuraSaito {
+    }
+
+    /// Applies the H steps of [`Self::h_products`] to the activations `gs`; `w_sums` are the
+    /// Kullback–Leibler denominators.
+    fn apply_h_steps(&self, h_terms: &[f32], w_sums: &[f32], gamma: f32, gs: &mut [f32]) {
+        let (k, per_frame) = (self.k, self.per_frame());
+        for (t, g_row) in gs.chunks_exact_mut(k).enumerate() {
+            let steps = &h_terms[per_frame * t * k..per_frame * (t + 1) * k];
+            let (num, den) = if per_frame == 2 {
+                steps.split_at(k)
+            } else {
+                (steps, w_sums)
+            };
+            for ((a, &n), &d) in g_row.iter_mut().zip(num).zip(den) {
+                *a *= step32(n, d, gamma);
+            }
+        }
+    }
+
+    /// The W update's terms of the frames `gs` (termsᵀ · free activations), into (or, if
+    /// `accumulate`, added to) `w_terms`: numerators, then for Itakura–Saito denominators.
+    fn w_products(&self, out: &[f32], gs: &[f32], w_terms: &mut Array2<f32>, accumulate: bool) {
+        let (k, ldw, bins, fixed) = (self.k, self.ldw, self.bins, self.fixed);
+        let (free, frames, row) = (k - fixed, gs.len() / k, self.row());
+        let w_terms = w_terms.as_slice_mut().expect("standard layout");
+        let (num, den) = w_terms.split_at_mut(bins * free);
+        let g_free = (&gs[fixed..], k, free);
+        tiled::product((out, 1, row), (bins, frames), g_free, num, free, accumulate);
+        if self.terms == Terms::ItakuraSaito {
             let inv = &out[ldw..];
-            tiled::product((inv, 1, row), (bins, sub.len()), t_free, den, free, i > 0);
+            tiled::product((inv, 1, row), (bins, frames), g_free, den, free, accumulate);
         }
     }
 }
 
-/// The H pass's products of block `r` by the tiled kernels, into `slot.h_num` as the
-/// portable path leaves them (see [`h_terms`]).
-fn tiled_h_terms(
-    div: Divergence,
-    (x, r): (&ArrayView2<f32>, &Range<usize>),
-    g: &Array2<f32>,
-    (w, wt): (&Array2<f32>, &[f32]),
-    slot: &mut Slot,
+/// Adds a block's W terms (from [`Tiled::w_products`]) into the sums `(numerators,
+/// denominators, column sums of the free activations)`; `g_rows` are the block's activations.
+fn add_w_terms(
+    (num, den, g_sums): &mut (&mut Array2<f64>, &mut Array2<f64>, &mut Array1<f64>),
+    tiled: &Tiled,
+    slot: &Slot,
+    g_rows: &[f32],
 ) {
-    let (bins, k, ldw) = (x.ncols(), g.ncols(), padded(x.ncols()));
-    let g = g.as_slice().expect("standard layout");
-    let w = w.as_slice().expect("standard layout");
-    let terms = tiled_terms(div);
-    // Rows of h_num per frame: numerator and denominator for Itakura–Saito.
-    let per_frame = tiled::row_len(terms, ldw) / ldw;
-    let h_num = slot.h_num.as_slice_mut().expect("standard layout");
-    let out = aligned(&mut slot.model);
-    for sub in sub_blocks(r) {
-        let gs = &g[sub.start * k..sub.end * k];
-        tiled::model_terms(
-            terms,
-            (gs, k, k),
-            (wt, ldw),
-            (block_slice(x, &sub), bins),
-            out,
-        );
-        let first = (sub.start - r.start) * per_frame * k;
-        let rows = per_frame * sub.len();
-        tiled::product(
-            (out, ldw, 1),
-            (rows, bins),
-            (w, k, k),
-            &mut h_num[first..],
-            k,
-            false,
-        );
+    let part = slot.w_num.as_slice().expect("standard layout");
+    let (part_num, part_den) = part.split_at(num.len());
+    add_into(num, part_num);
+    if tiled.terms == Terms::ItakuraSaito {
+        add_into(den, part_den);
+    } else {
+        // Kullback–Leibler: Λ^0 Hᵀ, the free activations' column sums.
+        for row in g_rows.chunks_exact(tiled.k) {
+            for (s, &v) in g_sums.iter_mut().zip(&row[tiled.fixed..]) {
+                *s += f64::from(v);
+            }
+        }
     }
 }
 
@@ -632,64 +714,7 @@ fn aligned(buf: &mut [f32]) -> &mut [f32] {
     &mut buf[start..]
 }
 
-/// [`Engine::h_then_w_pass`] on block `r` (its activations `gb`, updated in place): per
-/// sub-block, the H update by [`tiled_h_terms`]'s products and [`step32`], then the W terms
-/// as [`tiled_w_terms`] makes them.
-fn tiled_h_then_w_terms(
-    (div, gamma, fixed): (Divergence, f32, usize),
-    (x, w, wt, w_sums): (&ArrayView2<f32>, &Array2<f32>, &[f32], &Array1<f32>),
-    r: &Range<usize>,
-    gb: &mut [f32],
-    slot: &mut Slot,
-) {
-    let (bins, k, ldw) = (x.ncols(), w.ncols(), padded(x.ncols()));
-    let free = k - fixed;
-    let w = w.as_slice().expect("standard layout");
-    let terms = tiled_terms(div);
-    let row = tiled::row_len(terms, ldw);
-    let per_frame = row / ldw;
-    let h_num = slot.h_num.as_slice_mut().expect("standard layout");
-    let (num, den) = slot
-        .w_num
-        .as_slice_mut()
-        .expect("standard layout")
-        .split_at_mut(bins * free);
-    let out = aligned(&mut slot.model);
-    for (i, sub) in sub_blocks(r).enumerate() {
-        let xs = (block_slice(x, &sub), bins);
-        let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
-        let len = sub.len();
-        tiled::model_terms(terms, (gs, k, k), (wt, ldw), xs, out);
-        tiled::product(
-            (out, ldw, 1),
-            (per_frame * len, bins),
-            (w, k, k),
-            h_num,
-            k,
-            false,
-        );
-        for (t, g_row) in gs.chunks_exact_mut(k).enumerate() {
-            let terms = &h_num[per_frame * t * k..per_frame * (t + 1) * k];
-            let (num, den) = if per_frame == 2 {
-                terms.split_at(k)
-            } else {
-                (terms, w_sums.as_slice().expect("contiguous"))
-            };
-            for ((a, &n), &d) in g_row.iter_mut().zip(num).zip(den) {
-                *a *= step32(n, d, gamma);
-            }
-        }
-        tiled::model_terms(terms, (gs, k, k), (wt, ldw), xs, out);
-        let g_free = (&gs[fixed..], k, free);
-        tiled::product((out, 1, row), (bins, len), g_free, num, free, i > 0);
-        if terms == Terms::ItakuraSaito {
-            let inv = &out[ldw..];
-            tiled::product((inv, 1, row), (bins, len), g_free, den, free, i > 0);
-        }
-    }
-}
-
-/// See [`super::k_wide_products`]: the products of [`tiled_w_terms`] and [`tiled_h_terms`]
+/// See [`super::k_wide_products`]: the products of [`Tiled::w_products`] and [`Tiled::h_products`]
 /// alone, in blocks of [`BLOCK`] frames in parallel, each thread's sub-block of terms (made
 /// once, of value `term`) in cache as in an iteration.
 pub(crate) fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>, term: f32) {
@@ -722,14 +747,6 @@ pub(crate) fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>, term: f32)
             }
         });
     });
-}
-
-/// The tiled kernels' terms for `div`.
-fn tiled_terms(div: Divergence) -> Terms {
-    match div {
-        Divergence::ItakuraSaito => Terms::ItakuraSaito,
-        _ => Terms::KullbackLeibler,
-    }
 }
 
 /// The penalised activation steps of the block starting at frame `start`, from the update's

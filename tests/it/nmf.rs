@@ -289,6 +289,28 @@ fn results_are_bit_identical_with_one_and_two_threads() {
 }
 
 #[test]
+fn how_often_the_cost_is_computed_does_not_change_the_factors() {
+    let v = random_matrix(129, 700, 13);
+    for loss in LOSSES {
+        let params = |every| {
+            NmfParams::new(5)
+                .with_loss(loss)
+                .with_init(Init::Random)
+                .with_max_iter(12)
+                .with_tol(0.0)
+                .with_cost_every(every)
+        };
+        let (often, rarely) = (
+            fit(v.view(), &params(1)).unwrap(),
+            fit(v.view(), &params(7)).unwrap(),
+        );
+        assert_eq!((often.w, often.h), (rarely.w, rarely.h), "{loss}");
+        // And the costs both recorded are the same.
+        assert_eq!(often.cost_history[7], rarely.cost_history[1], "{loss}");
+    }
+}
+
+#[test]
 fn the_seed_decides_the_random_start() {
     let v = random_matrix(30, 40, 12);
     let params = |seed| {
