@@ -11,8 +11,9 @@
 //! Two paths compute the same updates. On a CPU with AVX-512, Itakura–Saito and
 //! Kullback–Leibler run on the register-tiled kernels of [`super::avx512`] (model and terms
 //! in one kernel, sub-blocks of [`SUB_BLOCK`] frames kept in L2), and the H pass also makes
-//! the next W update's terms in the same sweep. Everywhere else, and for the other losses, the
-//! products are faer's and the element-wise terms one fused pass (see [`kernels`]). Setting
+//! the next W update's terms in the same sweep; the Euclidean loss's products with the data
+//! use the same kernels. Everywhere else, and for the other losses, the products are faer's
+//! and the element-wise terms one fused pass (see [`kernels`]). Setting
 //! the environment variable `DEMIX_PORTABLE` forces the second path (for comparisons).
 
 use std::ops::Range;
@@ -109,6 +110,9 @@ pub(crate) struct Engine {
     g_prev: Array2<f32>,
     /// Whether the AVX-512 kernels run the Itakura–Saito and Kullback–Leibler passes.
     tiled: bool,
+    /// Whether they make the Euclidean products with the data (any loss, where the CPU has
+    /// AVX-512F and they are not turned off).
+    tiled_products: bool,
     /// W transposed for those kernels (components × `ldw` bins, zero-padded).
     wt: Vec<f32>,
     /// Whether `w_num` and `w_den` (and `g_sums`) hold the W update's terms for the current
@@ -162,6 +166,7 @@ impl Engine {
                 Array2::zeros((0, 0))
             },
             tiled: false,
+            tiled_products: false,
             wt: vec![0.0; k * padded(bins)],
             w_ready: false,
         }
@@ -175,7 +180,8 @@ impl Engine {
             self.div,
             Divergence::ItakuraSaito | Divergence::KullbackLeibler
         );
-        self.tiled = on && fits && tiled::available();
+        self.tiled_products = on && tiled::available();
+        self.tiled = self.tiled_products && fits;
         self
     }
 
@@ -254,6 +260,7 @@ impl Engine {
             return cost;
         }
         let (x, div, fixed) = (self.x.view(), self.div, self.fixed);
+        let tiled_products = self.tiled_products;
         self.w_num.fill(0.0);
         self.w_den.fill(0.0);
         self.g_sums.fill(0.0);
@@ -308,7 +315,22 @@ impl Engine {
                             let model = model_block(&gb, w, &mut slot.model);
                             slot.cost = kernels::euclidean_cost(xb, model);
                         }
-                        gemm(1.0, &frames(xb, tb).t(), &g_free, 0.0, &mut num);
+                        if tiled_products {
+                            let k = g.ncols();
+                            let g = &g.as_slice().expect("standard layout")[r.start * k..];
+                            let num = slot.w_num.as_slice_mut().expect("standard layout");
+                            let g_free = (&g[fixed..], k, k - fixed);
+                            tiled::product(
+                                (xb, 1, bins),
+                                (bins, tb),
+                                g_free,
+                                num,
+                                k - fixed,
+                                false,
+                            );
+                        } else {
+                            gemm(1.0, &frames(xb, tb).t(), &g_free, 0.0, &mut num);
+                        }
                         gemm(1.0, &gb.t(), &g_free, 0.0, &mut slot.gram.view_mut());
                     }
                 }
@@ -506,6 +528,7 @@ impl Engine {
             self.transpose_w(w);
         }
         let (x, div, gamma, tiled) = (self.x.view(), self.div, self.gamma, self.tiled);
+        let tiled_products = self.tiled_products;
         let wt = &self.wt;
         // Denominators that do not depend on the block.
         for (sum, col) in self.w_sums.iter_mut().zip(w.columns()) {
@@ -559,8 +582,14 @@ impl Engine {
                         gemm(1.0, &frames(pair, 2 * tb), &w.view(), 0.0, &mut num);
                     }
                     Divergence::Euclidean => {
-                        let mut num = slot.h_num.slice_mut(s![..tb, ..]);
-                        gemm(1.0, &frames(xb, tb), &w.view(), 0.0, &mut num);
+                        if tiled_products {
+                            let (w, k) = (w.as_slice().expect("standard layout"), w.ncols());
+                            let num = slot.h_num.as_slice_mut().expect("standard layout");
+                            tiled::product((xb, bins, 1), (tb, bins), (w, k, k), num, k, false);
+                        } else {
+                            let mut num = slot.h_num.slice_mut(s![..tb, ..]);
+                            gemm(1.0, &frames(xb, tb), &w.view(), 0.0, &mut num);
+                        }
                         let mut den = slot.h_den.slice_mut(s![..tb, ..]);
                         gemm(1.0, &gb, &w_gram.view(), 0.0, &mut den);
                     }
@@ -1085,13 +1114,13 @@ mod tests {
             let x = Array2::from_shape_fn((frames, bins), |(t, f)| value(t * bins + f, 1));
             let w = Array2::from_shape_fn((bins, k), |(f, c)| value(f * k + c, 2));
             let g = Array2::from_shape_fn((frames, k), |(t, c)| value(t * k + c, 3));
-            for (beta, gamma) in [(0.0, 0.5), (1.0, 1.0)] {
+            for (beta, gamma) in [(0.0, 0.5), (1.0, 1.0), (2.0, 1.0)] {
                 let engine = |tiled| {
                     Engine::new(x.clone(), beta, gamma, (k, fixed), Penalties::default())
                         .with_tiled_kernels(tiled)
                 };
                 let (mut tiled, mut portable) = (engine(true), engine(false));
-                assert!(tiled.tiled && !portable.tiled);
+                assert!(tiled.tiled_products && !portable.tiled_products);
                 let (wt, gt) = run(&mut tiled, (w.clone(), g.clone()), 5, true);
                 let (wp, gp) = run(&mut portable, (w.clone(), g.clone()), 5, true);
                 // One sweep for H and the next W terms is the same arithmetic as two passes.
