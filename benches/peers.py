@@ -42,6 +42,11 @@ from pathlib import Path
 
 N_FFT, HOP, K = 2048, 512, 32
 SKLEARN_LOSS = {"is": "itakura-saito", "kl": "kullback-leibler", "euclidean": "frobenius"}
+
+
+def sklearn_loss(loss):
+    """scikit-learn's beta_loss for a demix loss name, or a β given as a number ("0.5")."""
+    return SKLEARN_LOSS[loss] if loss in SKLEARN_LOSS else float(loss)
 ROOT = Path(__file__).resolve().parent.parent
 DEMIX = ROOT / "target" / "release" / "demix"
 WORKLOAD = ROOT / "target" / "release" / "examples" / "workload"
@@ -62,7 +67,7 @@ def separate_with_python(wav, out_dir, loss, iterations):
     y = np.ascontiguousarray(y.T)  # channels x samples
     x = librosa.stft(y, n_fft=N_FFT, hop_length=HOP)  # channels x bins x frames
     v = np.abs(x).sum(axis=0)
-    model = NMF(n_components=K, solver="mu", beta_loss=SKLEARN_LOSS[loss], init="nndsvda",
+    model = NMF(n_components=K, solver="mu", beta_loss=sklearn_loss(loss), init="nndsvda",
                 max_iter=iterations, tol=0, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -133,7 +138,7 @@ def bench_nmf(data, rounds, losses, skip_f64):
             for name, xd in [("sklearn f32", x32), ("sklearn f64", x64)]:
                 if name == "sklearn f64" and skip_f64:
                     continue
-                model = NMF(n_components=K, solver="mu", beta_loss=SKLEARN_LOSS[loss],
+                model = NMF(n_components=K, solver="mu", beta_loss=sklearn_loss(loss),
                             init="random", max_iter=100, tol=0, random_state=r)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -203,7 +208,8 @@ def main():
     p.add_argument("--rounds", type=int, default=5, help="rounds of the nmf and stft pairs")
     p.add_argument("--separate-rounds", type=int, default=3)
     p.add_argument("--only", default="nmf,stft,separate")
-    p.add_argument("--losses", default="is,kl,euclidean")
+    p.add_argument("--losses", default="is,kl,euclidean",
+                   help="comma-separated: is, kl, euclidean or a β such as 0.5")
     p.add_argument("--separate-loss", default="kl", choices=["is", "kl", "euclidean"])
     p.add_argument("--skip-f64", action="store_true")
     p.add_argument("--data", type=Path, default=ROOT / "target" / "peers-data")
