@@ -459,6 +459,12 @@ fn assert_rejected(args: &[&str], needles: &[&str]) {
 
 const FAST: [&str; 4] = ["--n-fft", "512", "--iter", "20"];
 
+/// `demix inspect in.wav -o out -k 1 --midi MIDI EXTRA...` (fast settings) in `dir`.
+fn inspect_with_midi(dir: &Path, midi: &str, extra: &[&str]) -> std::process::Output {
+    let args = ["inspect", "in.wav", "-o", "out", "-k", "1", "--midi", midi];
+    demix(dir, &[&args[..], &FAST[..], extra].concat())
+}
+
 #[test]
 fn inspect_writes_every_file_and_the_midi() {
     let dir = tempfile::tempdir().unwrap();
@@ -513,18 +519,7 @@ fn inspect_writes_every_file_and_the_midi() {
 fn a_midi_file_inside_the_output_folder_is_written_with_it() {
     let dir = tempfile::tempdir().unwrap();
     short_input(dir.path());
-    let mut args = vec![
-        "inspect",
-        "in.wav",
-        "-o",
-        "out",
-        "-k",
-        "1",
-        "--midi",
-        "out/notes.mid",
-    ];
-    args.extend(FAST);
-    let out = demix(dir.path(), &args);
+    let out = inspect_with_midi(dir.path(), "out/notes.mid", &[]);
     assert_ok(&out);
     assert!(dir.path().join("out/notes.mid").is_file());
     assert_entries(dir.path(), &["in.wav", "out"]);
@@ -535,24 +530,12 @@ fn a_midi_path_that_leaves_the_output_folder_by_dotdot_is_beside_it_and_never_ov
     let dir = tempfile::tempdir().unwrap();
     short_input(dir.path());
     fs::write(dir.path().join("notes.mid"), b"keep").unwrap();
-    let mut args = vec![
-        "inspect",
-        "in.wav",
-        "-o",
-        "out",
-        "-k",
-        "1",
-        "--midi",
-        "out/../notes.mid",
-    ];
-    args.extend(FAST);
-    let out = demix(dir.path(), &args);
+    let out = inspect_with_midi(dir.path(), "out/../notes.mid", &[]);
     assert_fails(&out, &["notes.mid", "already exists"]);
     assert_eq!(fs::read(dir.path().join("notes.mid")).unwrap(), b"keep");
     assert_entries(dir.path(), &["in.wav", "notes.mid"]);
 
-    args.push("--force");
-    let out = demix(dir.path(), &args);
+    let out = inspect_with_midi(dir.path(), "out/../notes.mid", &["--force"]);
     assert_ok(&out);
     let notes = read_midi(&fs::read(dir.path().join("notes.mid")).unwrap()).unwrap();
     assert_eq!(notes.len(), 1);
@@ -629,18 +612,7 @@ fn existing_midi_file_is_kept_without_force() {
     let dir = tempfile::tempdir().unwrap();
     short_input(dir.path());
     fs::write(dir.path().join("notes.mid"), "mine").unwrap();
-    let mut args = vec![
-        "inspect",
-        "in.wav",
-        "-o",
-        "out",
-        "-k",
-        "1",
-        "--midi",
-        "notes.mid",
-    ];
-    args.extend(FAST);
-    let out = demix(dir.path(), &args);
+    let out = inspect_with_midi(dir.path(), "notes.mid", &[]);
     assert_fails(&out, &["in.wav", "notes.mid", "already exists"]);
     assert_eq!(
         fs::read_to_string(dir.path().join("notes.mid")).unwrap(),
