@@ -193,7 +193,8 @@ fn run_inspect(
     let midi_apart = args
         .midi
         .as_ref()
-        .filter(|m| single && !demix::inspect::midi_inside(&args.out, m).unwrap_or(false));
+        .filter(|_| single)
+        .and_then(|m| demix::inspect::midi_apart(&args.out, m).ok().flatten());
     let spec = RunSpec {
         command: "inspect",
         done: "inspected",
@@ -223,7 +224,7 @@ fn run_inspect(
                 args.out.join(file.path.as_path()).display()
             ));
         }
-        if let Some(midi) = midi_apart {
+        if let Some(midi) = &midi_apart {
             out.detail(&format!("  {}", midi.display()));
         }
         let clipped = entry.details.get("clipped").and_then(Value::as_array);
@@ -287,7 +288,7 @@ fn run_inspect(
             outputs: report
                 .files
                 .into_iter()
-                .filter(|f| midi_apart != Some(f))
+                .filter(|f| midi_apart.as_ref() != Some(f))
                 .collect(),
             details,
         })

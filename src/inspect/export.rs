@@ -181,14 +181,12 @@ struct MidiPlan {
 fn plan_midi(input: &Path, out_dir: &Path, midi: &Path, force: bool) -> Result<MidiPlan> {
     // `out/../notes.mid` is `notes.mid`, beside the folder, whether or not `out` exists yet.
     let midi = &lexical(midi);
-    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| Error::write(p, e));
-    let (m, o) = (absolute(midi)?, absolute(&lexical(out_dir))?);
     if let (Ok(a), Ok(b)) = (input.canonicalize(), midi.canonicalize())
         && a == b
     {
         return Err(Error::OutputIsInput(midi.to_path_buf()));
     }
-    let inside = path_inside(&m, &o);
+    let inside = place_in_folder(out_dir, midi)?;
     if inside.as_ref().is_some_and(|r| r.as_os_str().is_empty()) {
         return Err(Error::OutputExists(midi.to_path_buf()));
     }
@@ -210,9 +208,12 @@ fn plan_midi(input: &Path, out_dir: &Path, midi: &Path, force: bool) -> Result<M
     })
 }
 
-/// Where `path` lies inside `folder`, both absolute and [`lexical`]: the relative path.
-fn path_inside(path: &Path, folder: &Path) -> Option<PathBuf> {
-    path.strip_prefix(folder).ok().map(Path::to_path_buf)
+/// Where the [`lexical`] path `path` lies inside the folder `out_dir`: the relative path, or
+/// `None` outside it.
+fn place_in_folder(out_dir: &Path, path: &Path) -> Result<Option<PathBuf>> {
+    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| Error::write(p, e));
+    let (path, folder) = (absolute(path)?, absolute(&lexical(out_dir))?);
+    Ok(path.strip_prefix(folder).ok().map(Path::to_path_buf))
 }
 
 /// `path` with `.` dropped and each `..` taking away the name before it, as written (links are
@@ -237,14 +238,15 @@ fn lexical(path: &Path) -> PathBuf {
     out
 }
 
-/// Whether `inspect_file` writes the MIDI file `midi` inside the output folder `out_dir` (then
-/// it is one of the folder's files), or beside it.
+/// Where `inspect_file` writes the MIDI file `midi` when that lies outside the output folder
+/// `out_dir` (then it is no file of the folder): the path as written there, `.` and `..`
+/// resolved as [`InspectReport::files`] lists it. `None` when it goes inside the folder.
 ///
 /// # Errors
 /// [`Error::Write`] if the current directory, needed to compare the paths, is unknown.
-pub fn midi_inside(out_dir: &Path, midi: &Path) -> Result<bool> {
-    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| Error::write(p, e));
-    Ok(path_inside(&absolute(&lexical(midi))?, &absolute(&lexical(out_dir))?).is_some())
+pub fn midi_apart(out_dir: &Path, midi: &Path) -> Result<Option<PathBuf>> {
+    let midi = lexical(midi);
+    Ok(place_in_folder(out_dir, &midi)?.is_none().then_some(midi))
 }
 
 /// Writes the MIDI file: into the temporary folder, or beside its target. Returns the

@@ -16,7 +16,7 @@ mod transcribe;
 pub use charts::{
     CHART_HEIGHT, CHART_WIDTH, activations_chart, spectrogram_chart, templates_chart,
 };
-pub use export::{InspectOutput, InspectReport, OUTPUT_NAMES, inspect_file, midi_inside};
+pub use export::{InspectOutput, InspectReport, OUTPUT_NAMES, inspect_file, midi_apart};
 pub use pitch::{MIN_EXCESS_FRACTION, MIN_HARMONIC_FRACTION, PitchEstimate, estimate_pitch};
 pub use transcribe::TranscribeParams;
 
