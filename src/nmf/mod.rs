@@ -256,9 +256,7 @@ impl Factorization {
     pub fn step(&mut self) {
         let update_w = self.fixed < self.w.ncols();
         if update_w {
-            if !self.engine.w_ready() {
-                self.engine.w_pass(&self.w, &self.g, false);
-            }
+            self.engine.w_pass(&self.w, &self.g, false);
             self.engine
                 .apply_w(&mut self.w, &mut self.g, self.params.normalize);
         }
@@ -287,11 +285,7 @@ impl Factorization {
             let it = self.iteration;
             let want_cost = it.is_multiple_of(every) || it >= max_iter;
             let cost = if update_w && it < max_iter {
-                if self.engine.w_ready() {
-                    want_cost.then(|| self.engine.cost(&self.w, &self.g))
-                } else {
-                    self.engine.w_pass(&self.w, &self.g, want_cost)
-                }
+                self.engine.w_pass(&self.w, &self.g, want_cost)
             } else if want_cost {
                 Some(self.engine.cost(&self.w, &self.g))
             } else {

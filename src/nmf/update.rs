@@ -116,7 +116,8 @@ pub(crate) struct Engine {
     /// W transposed for those kernels (components × `ldw` bins, zero-padded).
     wt: Vec<f32>,
     /// Whether `w_num` and `w_den` (and `g_sums`) hold the W update's terms for the current
-    /// factors: left by [`Self::w_pass`], or by [`Self::h_pass`] when it also made them.
+    /// factors: left by [`Self::w_pass`], or by [`Self::h_pass`] when it also made them (then
+    /// the next `w_pass` has nothing to do but the cost).
     w_ready: bool,
 }
 
@@ -251,6 +252,10 @@ impl Engine {
         g: &Array2<f32>,
         want_cost: bool,
     ) -> Option<f64> {
+        if self.w_ready {
+            // The H pass made the terms already.
+            return want_cost.then(|| self.cost(w, g));
+        }
         if self.tiled {
             // The tiled kernels make the terms whether or not the cost is wanted (so that the
             // iterates do not depend on how often it is), and the cost is a pass of its own.
@@ -454,11 +459,8 @@ impl Engine {
     /// [`Self::h_pass`] and then [`Self::w_pass`] for the updated activations, block by block
     /// and sub-block by sub-block by the tiled kernels: the same arithmetic as the two passes
     /// (so the same results), one sweep over the data.
+    /// `self.wt` and `self.w_sums` are those of `w` (made by `h_pass`).
     fn h_then_w_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>) {
-        self.transpose_w(w);
-        for (sum, col) in self.w_sums.iter_mut().zip(w.columns()) {
-            *sum = col.iter().map(|&a| f64::from(a)).sum::<f64>() as f32;
-        }
         let (x, div, gamma, fixed) = (self.x.view(), self.div, self.gamma, self.fixed);
         let tiled = Tiled::new(div, fixed, w, &self.wt);
         let w_sums = self.w_sums.as_slice().expect("contiguous");
@@ -508,32 +510,26 @@ impl Engine {
         self.w_ready = true;
     }
 
-    /// Whether [`Self::w_pass`] need not run before the next [`Self::apply_w`]: the last
-    /// [`Self::h_pass`] made the W terms for the factors as they are.
-    pub(crate) fn w_ready(&self) -> bool {
-        self.w_ready
-    }
-
     /// Updates every column of `g` (all components' activations) for the current W. With
     /// `then_w`, and where the tiled kernels run without penalties, it also makes the next W
-    /// update's terms in the same sweep (see [`Self::w_ready`]): each block of data is then
+    /// update's terms in the same sweep (see the `w_ready` field): each block of data is then
     /// read from memory once per iteration instead of twice.
     pub(crate) fn h_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>, then_w: bool) {
         self.w_ready = false;
-        if then_w && self.tiled && !self.penalties.any() && self.fixed < w.ncols() {
-            self.h_then_w_pass(w, g);
-            return;
-        }
         if self.tiled {
             self.transpose_w(w);
         }
-        let (x, div, gamma, tiled) = (self.x.view(), self.div, self.gamma, self.tiled);
-        let tiled_products = self.tiled_products;
-        let wt = &self.wt;
         // Denominators that do not depend on the block.
         for (sum, col) in self.w_sums.iter_mut().zip(w.columns()) {
             *sum = col.iter().map(|&a| f64::from(a)).sum::<f64>() as f32;
         }
+        if then_w && self.tiled && !self.penalties.any() && self.fixed < w.ncols() {
+            self.h_then_w_pass(w, g);
+            return;
+        }
+        let (x, div, gamma) = (self.x.view(), self.div, self.gamma);
+        let tiled_products = self.tiled_products;
+        let tiled = self.tiled.then(|| Tiled::new(div, 0, w, &self.wt));
         if div == Divergence::Euclidean {
             gemm(1.0, &w.t(), &w.view(), 0.0, &mut self.w_gram.view_mut());
         }
@@ -550,30 +546,25 @@ impl Engine {
                 let (tb, bins) = (r.len(), w.nrows());
                 let xb = block_slice(&x, &r);
                 let gb = g.slice(s![r.clone(), ..]);
-                if tiled {
-                    let tiled = Tiled::new(div, 0, w, wt);
-                    let (g, k) = (g.as_slice().expect("standard layout"), tiled.k);
-                    let out = aligned(&mut slot.model);
-                    let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
-                    for sub in sub_blocks(&r) {
-                        tiled.model_terms(
-                            &g[sub.start * k..sub.end * k],
-                            block_slice(&x, &sub),
-                            out,
-                        );
-                        let first = (sub.start - r.start) * tiled.per_frame() * k;
-                        tiled.h_products(out, sub.len(), &mut h_terms[first..]);
+                match (tiled, div) {
+                    (Some(tiled), _) => {
+                        let (g, k) = (g.as_slice().expect("standard layout"), tiled.k);
+                        let out = aligned(&mut slot.model);
+                        let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
+                        for sub in sub_blocks(&r) {
+                            let gs = &g[sub.start * k..sub.end * k];
+                            tiled.model_terms(gs, block_slice(&x, &sub), out);
+                            let first = (sub.start - r.start) * tiled.per_frame() * k;
+                            tiled.h_products(out, sub.len(), &mut h_terms[first..]);
+                        }
                     }
-                }
-                match div {
-                    _ if tiled => {}
-                    Divergence::KullbackLeibler => {
+                    (None, Divergence::KullbackLeibler) => {
                         let model = model_block(&gb, w, &mut slot.model);
                         kernels::kullback_leibler::<false>(xb, model);
                         let mut num = slot.h_num.slice_mut(s![..tb, ..]);
                         gemm(1.0, &frames(model, tb), &w.view(), 0.0, &mut num);
                     }
-                    Divergence::ItakuraSaito | Divergence::Beta(_) => {
+                    (None, Divergence::ItakuraSaito | Divergence::Beta(_)) => {
                         // The rows of numerator and denominator terms in turn (2 frames ×
                         // bins), in one product.
                         let pair = pair_block(&gb, w, &mut slot.model);
@@ -581,7 +572,7 @@ impl Engine {
                         let mut num = slot.h_num.slice_mut(s![..2 * tb, ..]);
                         gemm(1.0, &frames(pair, 2 * tb), &w.view(), 0.0, &mut num);
                     }
-                    Divergence::Euclidean => {
+                    (None, Divergence::Euclidean) => {
                         if tiled_products {
                             let (w, k) = (w.as_slice().expect("standard layout"), w.ncols());
                             let num = slot.h_num.as_slice_mut().expect("standard layout");
@@ -1089,9 +1080,7 @@ mod tests {
         fused: bool,
     ) -> (Array2<f32>, Array2<f32>) {
         for _ in 0..iterations {
-            if !engine.w_ready() {
-                engine.w_pass(&w, &g, false);
-            }
+            engine.w_pass(&w, &g, false);
             engine.apply_w(&mut w, &mut g, true);
             engine.h_pass(&w, &mut g, fused);
         }
