@@ -9,7 +9,7 @@ What is timed, each pair interleaved (A B A B ...) and summarised by medians, si
 machine is shared and noisy:
 
   nmf       one multiplicative-update iteration on W30, K = 32, for the IS, KL and Euclidean
-            losses: demix's `Factorization::step` (median of 20 steps, in a fresh process per
+            losses (or those of --losses, which also takes a β such as 0.5): demix's `Factorization::step` (median of 20 steps, in a fresh process per
             round) against scikit-learn's NMF(solver="mu", beta_loss=..., init="random",
             max_iter=100, tol=0) in float32 and float64 on the same V (fit time / 100, which
             includes the initialisation and the final cost: at most a few percent).
@@ -28,6 +28,7 @@ and the release builds:
 
     cargo build --release --bin demix --example workload
     python3 benches/peers.py [--rounds 5] [--separate-rounds 3] [--only nmf,stft,separate]
+                             [--losses is,kl,euclidean] [--skip-f64]
 """
 
 import argparse
@@ -43,13 +44,14 @@ from pathlib import Path
 N_FFT, HOP, K = 2048, 512, 32
 SKLEARN_LOSS = {"is": "itakura-saito", "kl": "kullback-leibler", "euclidean": "frobenius"}
 
+ROOT = Path(__file__).resolve().parent.parent
+DEMIX = ROOT / "target" / "release" / "demix"
+WORKLOAD = ROOT / "target" / "release" / "examples" / "workload"
+
 
 def sklearn_loss(loss):
     """scikit-learn's beta_loss for a demix loss name, or a β given as a number ("0.5")."""
     return SKLEARN_LOSS[loss] if loss in SKLEARN_LOSS else float(loss)
-ROOT = Path(__file__).resolve().parent.parent
-DEMIX = ROOT / "target" / "release" / "demix"
-WORKLOAD = ROOT / "target" / "release" / "examples" / "workload"
 
 
 def separate_with_python(wav, out_dir, loss, iterations):

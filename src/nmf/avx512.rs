@@ -1,5 +1,5 @@
-//! Hand-tiled AVX-512 kernels for the three products of an Itakura–Saito or Kullback–Leibler
-//! update, chosen at run time when the CPU has AVX-512F (elsewhere the portable path of
+//! Hand-tiled AVX-512 kernels for the products of an Itakura–Saito or Kullback–Leibler update
+//! (and the Euclidean loss's products with the data), chosen at run time when the CPU has AVX-512F (elsewhere the portable path of
 //! [`super::update`], faer plus the fused element-wise kernels, does the same work).
 //!
 //! The products of a block have a small inner size K (the components) on one side, where a

@@ -4,7 +4,8 @@
 //! Each kernel is compiled for AVX-512, AVX2+FMA and NEON besides the baseline, and the best
 //! one for the running CPU is picked at run time (the `multiversion` crate), so release
 //! binaries run on any x86-64 and still use the vector units of the machine they run on. The
-//! logarithm of the cost is a branch-free polynomial in `f64` (below), so it vectorises too.
+//! logarithm of the costs, and the exponential and powers of the general β, are branch-free
+//! polynomials in `f64` (below), so they vectorise too.
 
 use multiversion::multiversion;
 
@@ -190,8 +191,7 @@ pub(crate) fn beta<const COST: bool>(
         // Floored, and finite so that its logarithm is.
         let m = model.clamp(MODEL_FLOOR, f32::MAX);
         let (xd, md) = (f64::from(x), f64::from(m));
-        let ln_m = ln(md);
-        let p = exp((b - 2.0) * ln_m);
+        let p = pow(md, b - 2.0);
         *ratio = (xd * p) as f32;
         *model = (md * p) as f32;
         if COST {

@@ -242,7 +242,8 @@ impl Factorization {
             params: params.clone(),
             fixed,
             iteration: 0,
-            history: Vec::new(),
+            // Room for every cost `run` records, so that its loop allocates nothing.
+            history: Vec::with_capacity(params.max_iter / params.cost_every.max(1) + 2),
             converged: false,
         })
     }

@@ -289,7 +289,7 @@ impl NmfParams {
         self.smoothness
     }
 
-    /// Fits to keep the best of.
+    /// Fits to keep the best of (one when initial factors are given: that fit is deterministic).
     pub fn restarts(&self) -> usize {
         self.restarts
     }

@@ -110,8 +110,8 @@ pub(crate) struct Engine {
     g_prev: Array2<f32>,
     /// Whether the AVX-512 kernels run the Itakura–Saito and Kullback–Leibler passes.
     tiled: bool,
-    /// Whether they make the Euclidean products with the data (any loss, where the CPU has
-    /// AVX-512F and they are not turned off).
+    /// Whether the AVX-512 product kernel makes the Euclidean loss's products with the data
+    /// (where the CPU has AVX-512F and the kernels are not turned off).
     tiled_products: bool,
     /// W transposed for those kernels (components × `ldw` bins, zero-padded).
     wt: Vec<f32>,
@@ -363,7 +363,8 @@ impl Engine {
         want_cost.then_some(cost)
     }
 
-    /// Applies the W update accumulated by [`Self::w_pass`] to the free columns of `w`, then
+    /// Applies the W update accumulated by [`Self::w_pass`] (or by a fused [`Self::h_pass`])
+    /// to the free columns of `w`, then
     /// (if `normalize`) scales those columns to sum 1 and moves the scale into `g`.
     pub(crate) fn apply_w(&mut self, w: &mut Array2<f32>, g: &mut Array2<f32>, normalize: bool) {
         assert!(self.w_ready, "the W terms are made before they are applied");
