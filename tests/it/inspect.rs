@@ -498,14 +498,8 @@ fn inspect_writes_every_file_and_the_midi() {
             "W.npy",
         ],
     );
-    let mut names = OUTPUT_NAMES.to_vec();
-    names.sort_unstable();
-    let mut found: Vec<String> = fs::read_dir(dir.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    found.sort_unstable();
-    assert_eq!(found, names, "OUTPUT_NAMES lists what is written");
+    // OUTPUT_NAMES lists what is written.
+    assert_entries(&dir.path().join("out"), &OUTPUT_NAMES);
     assert_eq!(
         fs::read_dir(dir.path().join("out/audio")).unwrap().count(),
         25
