@@ -155,6 +155,18 @@ pub fn separate(dir: &std::path::Path, inputs: &[&str], extra: &[&str]) -> std::
     demix(dir, &args)
 }
 
+/// The exit code is 0 (else the output is shown).
+#[track_caller]
+pub fn assert_ok(out: &std::process::Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The exit code is 1, stdout is empty, and stderr is a single line holding every `needle`.
 #[track_caller]
 pub fn assert_fails(out: &std::process::Output, needles: &[&str]) {

@@ -15,7 +15,7 @@ use demix::error::{EvalError, Property, Side};
 use demix::eval::{EvalParams, Metrics, Mode, Scores, evaluate, si_sdr};
 use serde_json::Value;
 
-use crate::common::{TestRng, assert_fails, demix};
+use crate::common::{TestRng, assert_fails, assert_ok, demix};
 
 /// Largest accepted difference from mir_eval and museval, in dB.
 const TOLERANCE_DB: f64 = 0.01;
@@ -504,11 +504,7 @@ fn the_cli_prints_a_table_and_writes_json_of_the_documented_form() {
     let dir = tempfile::tempdir().unwrap();
     copy_fixture("mono", dir.path());
     let out = demix(dir.path(), &eval_args(&["--json", "scores.json"]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("BSS Eval v4") && stdout.contains("2 silent left out"),
@@ -539,7 +535,7 @@ fn the_cli_prints_a_table_and_writes_json_of_the_documented_form() {
         dir.path(),
         &eval_args(&["--mode", "v3", "--json", "v3.json"]),
     );
-    assert!(out.status.success());
+    assert_ok(&out);
     let json: Value =
         serde_json::from_str(&fs::read_to_string(dir.path().join("v3.json")).unwrap()).unwrap();
     assert!(json["sources"]["bass"]["isr"].is_null());
@@ -563,11 +559,7 @@ fn the_cli_matches_differently_named_estimates_with_permute() {
     )
     .unwrap();
     let out = demix(dir.path(), &eval_args(&["--permute", "--json", "s.json"]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let json: Value =
         serde_json::from_str(&fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
     assert!(
@@ -616,11 +608,7 @@ fn the_cli_evaluates_two_single_files() {
             "v3",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     // A lone source has no interference: SIR (the second figure of its row) is infinite.
     let row: Vec<&str> = stdout

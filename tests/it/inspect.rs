@@ -6,7 +6,6 @@ use std::f64::consts::PI;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
-use std::process::Output;
 
 use demix::audio::{Audio, OutputFormat, write_wav};
 use demix::inspect::{InspectOutput, InspectParams, OUTPUT_NAMES, inspect, inspect_file};
@@ -14,7 +13,7 @@ use demix::midi::{NoteEvent, read_midi};
 use demix::notes::{hz_to_midi, midi_to_hz};
 use demix::npy::load_npy;
 
-use crate::common::{TestRng, assert_fails, demix};
+use crate::common::{TestRng, assert_fails, assert_ok, demix};
 
 const RATE: u32 = 22_050;
 
@@ -772,17 +771,6 @@ fn report_entry<'a>(report: &'a serde_json::Value, output: &str) -> &'a serde_js
         .iter()
         .find(|f| f["output"] == output)
         .unwrap_or_else(|| panic!("no entry {output} in {report:#}"))
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

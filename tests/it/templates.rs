@@ -13,7 +13,7 @@ use demix::stft::StftParams;
 use demix::templates::{Templates, learn};
 use ndarray::Array2;
 
-use crate::common::{TestRng, best_permutation_sdr, sdr};
+use crate::common::{TestRng, assert_ok, best_permutation_sdr, sdr};
 
 const RATE: u32 = 22_050;
 
@@ -314,11 +314,7 @@ fn the_learn_and_separate_commands_name_the_stems_after_the_templates() {
         ("lead_train.wav", "lead.npz"),
     ] {
         let out = demix(&["learn", &p(clip), "-k", "8", "-o", &p(npz)]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
     }
     let t = Templates::load(dir.path().join("bass.npz").as_ref()).unwrap();
     assert_eq!(
@@ -338,11 +334,7 @@ fn the_learn_and_separate_commands_name_the_stems_after_the_templates() {
         "-o",
         &p("out"),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     for name in ["bass", "melody", "other"] {
         let stem = read_audio(dir.path().join(format!("out/song/{name}.wav"))).unwrap();
         assert_eq!(stem.len(), bass.len());
