@@ -1,5 +1,7 @@
-//! Files written whole or not at all: to a hidden temporary name in the same folder, renamed
-//! into place when complete, removed on failure.
+//! Files and folders written whole or not at all: to a hidden temporary name in the same
+//! folder, renamed into place when complete, removed on failure. Also: [`Staging`], the
+//! temporary folder of a track that is removed unless finished; [`remove_stale_temps`], which
+//! clears what a killed run left; and [`missing_dirs`], the folders a write would create.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

@@ -329,7 +329,6 @@ fn show_separated(
     }
 }
 
-/// `converged after N` or `stopped at N`, from an entry's details.
 /// Shows a job's NMF iterations on its progress bar, and stops the job when the batch is
 /// cancelled.
 pub(super) fn job_progress<'a>(ctx: &'a JobContext<'_>) -> impl FnMut(Progress) + 'a {
@@ -358,6 +357,7 @@ pub(super) fn fit_details(
     details
 }
 
+/// `converged after N` or `stopped at N`, from an entry's details.
 pub(super) fn how_it_stopped(entry: &FileEntry) -> String {
     let how = if entry.details.get("converged").and_then(Value::as_bool) == Some(true) {
         "converged after"
