@@ -1,161 +1,303 @@
 #!/usr/bin/env python3
-"""Side-by-side separation quality: demix against the librosa + scikit-learn pipeline.
+"""Side-by-side separation quality: demix against the librosa + scikit-learn pipeline, on one
+split of the generated corpus (scripts/make_corpus.py), per source and per instrument family.
 
-For every song of the development mixes (../shared/dev-mixes, see its README), both pipelines
-learn K spectral templates per source from that source's training clip (train/<source>.flac),
-hold them fixed, fit the activations on the mixture, build soft masks and invert the STFT. Both
-are scored with mir_eval's BSS Eval (bss_eval_sources) on the mono downmix of the whole clip,
-as the dev-mixes README prescribes, and timed (wall clock, everything from decoding to
-writing; each pipeline runs once per song, alternating).
+Two modes:
+- supervised (default): both pipelines learn K spectral templates per source from that source's
+  training clip (train/<source>.flac), hold them fixed, fit the activations on the mixture, build
+  soft masks and invert the STFT. demix: `demix learn` + `demix separate --source ...`.
+- blind: no training audio; both fit K components to the mixture and group them into as many
+  sources as the song has. demix: `demix separate -k K --sources S`. Estimates are matched to
+  the true stems by the permutation with the best mean SIR (mir_eval's). The table also shows
+  the mixture divided by S, the floor any separator must clear.
 
-The Python pipeline is what a researcher writes today: librosa.stft (n_fft 2048, hop 512,
-Hann), sklearn.decomposition.NMF with the Itakura-Saito loss and the multiplicative-update
-solver, non_negative_factorization with the templates fixed (update_H=False), Wiener-style
-masks with power 2, librosa.istft. demix runs its own defaults unless --demix-args says
-otherwise.
+Both pipelines are scored with mir_eval's BSS Eval (bss_eval_sources) on the mono downmix of
+the whole clip and timed (wall clock from decoding to writing, each pipeline once per song).
+
+The Python pipeline is what a researcher writes today: librosa.stft of the mono downmix (n_fft
+2048, hop 512, Hann), the magnitude floored at 1e-6 of its maximum, sklearn.decomposition.NMF
+(multiplicative updates, NNDSVDA start; Itakura-Saito per source when supervised, KL when
+blind), `non_negative_factorization(..., update_H=False)` on the mix with the templates fixed,
+Wiener-style masks of power 2 on the complex STFT, librosa.istft. Blind grouping: k-means on
+the MFCCs of the templates' mel spectra. demix runs its own defaults unless --demix-args,
+--learn-args or --separate-args say otherwise (write them with `=`: `--separate-args=--no-spatial`).
 
 Usage (not run by CI; needs numpy, scipy, librosa, scikit-learn, mir_eval, soundfile):
     cargo build --release
-    python3 scripts/compare_separation.py [--dev-mixes ../shared/dev-mixes] [-k 16]
+    python3 scripts/make_corpus.py -o corpus
+    python3 scripts/compare_separation.py --split tuning           # tune here
+    python3 scripts/compare_separation.py --split validation       # report from here
+    python3 scripts/compare_separation.py --split validation --mode blind
+The peer's estimates are cached under <corpus>/<split>/.peer-cache (keyed by song, mode, K and
+iterations), so trying demix options costs only demix's time; --no-cache recomputes them.
 """
 
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import librosa
 import mir_eval
 import numpy as np
 import soundfile as sf
+from sklearn.cluster import KMeans
 from sklearn.decomposition import NMF, non_negative_factorization
 
-SONGS = ["s00_piano_bass", "s02_piano_bass_drums", "s04_voice_piano"]
 N_FFT, HOP = 2048, 512
-EPS = 1e-10  # Itakura-Saito needs strictly positive spectrograms
+FLOOR = 1e-6  # of the spectrogram's maximum: keeps Itakura-Saito finite on digital silence
 
 
 def mono(path):
-    y, sr = sf.read(path, dtype="float32", always_2d=True)
+    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     return y.mean(axis=1), sr
 
 
-def python_pipeline(song_dir, sources, k, iterations):
+def magnitude(y):
+    x = librosa.stft(y, n_fft=N_FFT, hop_length=HOP)
+    v = np.abs(x)
+    return x, np.maximum(v, FLOOR * v.max())
+
+
+def masked(x, models, length):
+    """Wiener-style soft masks of power 2 applied to the complex STFT, then inverted."""
+    power = [m ** 2 for m in models]
+    total = sum(power) + 1e-30
+    return [librosa.istft(x * p / total, hop_length=HOP, length=length) for p in power]
+
+
+def quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def python_supervised(song_dir, sources, k, iterations):
     """Supervised NMF separation with librosa and scikit-learn. Returns mono estimates."""
     templates = []
     for source in sources:
         y, _ = mono(song_dir / "train" / f"{source}.flac")
-        s = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP)) + EPS
+        _, v = magnitude(y)
         model = NMF(n_components=k, beta_loss="itakura-saito", solver="mu",
                     max_iter=iterations, init="nndsvda", random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(s.T)  # rows are frames: components_ are spectral templates
+        quiet(model.fit, v.T)  # rows are frames: components_ are spectral templates
         templates.append(model.components_)
     w = np.vstack(templates)  # (sources * k) x bins
     y, _ = mono(song_dir / "mix.flac")
-    x = librosa.stft(y, n_fft=N_FFT, hop_length=HOP)
-    v = np.abs(x) + EPS
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        h, _, _ = non_negative_factorization(
-            v.T, H=w, n_components=w.shape[0], init="custom", update_H=False,
-            solver="mu", beta_loss="itakura-saito", max_iter=iterations)
-    models = [h[:, i * k:(i + 1) * k] @ w[i * k:(i + 1) * k] for i in range(len(sources))]
-    power = [m.T ** 2 for m in models]
-    total = sum(power) + 1e-30
-    return [librosa.istft(x * p / total, hop_length=HOP, length=len(y)) for p in power]
+    x, v = magnitude(y)
+    h, _, _ = quiet(non_negative_factorization, v.T, H=w, n_components=w.shape[0], init="custom",
+                    update_H=False, solver="mu", beta_loss="itakura-saito", max_iter=iterations)
+    models = [(h[:, i * k:(i + 1) * k] @ w[i * k:(i + 1) * k]).T for i in range(len(sources))]
+    return masked(x, models, len(y))
 
 
-def demix_pipeline(binary, song_dir, sources, k, iterations, extra, extra_separate, extra_learn,
-                   workdir):
+def python_blind(song_dir, n_sources, k, iterations, sr):
+    """Blind NMF + k-means grouping of the templates by their MFCCs. Returns mono estimates."""
+    y, _ = mono(song_dir / "mix.flac")
+    x, v = magnitude(y)
+    model = NMF(n_components=k, beta_loss="kullback-leibler", solver="mu", max_iter=iterations,
+                init="nndsvda", random_state=0)
+    h = quiet(model.fit_transform, v.T)  # frames x k
+    w = model.components_  # k x bins
+    mel = librosa.feature.melspectrogram(S=w.T ** 2, sr=sr, n_fft=N_FFT)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=13)[1:].T  # k x 12
+    labels = KMeans(n_clusters=n_sources, n_init=10, random_state=0).fit_predict(mfcc)
+    models = [(h[:, labels == g] @ w[labels == g]).T for g in range(n_sources)]
+    return masked(x, models, len(y))
+
+
+def demix_run(binary, song_dir, sources, mode, k, iterations, args, workdir):
     """The same job with the demix CLI. Returns mono estimates."""
-    specs = []
-    for source in sources:
-        npz = workdir / f"{source}.npz"
-        subprocess.run([binary, "-q", "learn", str(song_dir / "train" / f"{source}.flac"),
-                        "-k", str(k), "--iter", str(iterations), "-o", str(npz), "--force",
-                        *extra, *extra_learn], check=True)
-        specs += ["--source", f"{source}={npz}"]
     out = workdir / "out"
-    subprocess.run([binary, "-q", "separate", str(song_dir / "mix.flac"), *specs,
-                    "--iter", str(iterations), "--float32", "--force", "-o", str(out), *extra,
-                    *extra_separate],
-                   check=True)
-    return [mono(out / "mix" / f"{source}.wav")[0] for source in sources]
+    common = ["--iter", str(iterations), *args.demix_args.split()]
+    if mode == "supervised":
+        specs = []
+        for source in sources:
+            npz = workdir / f"{source}.npz"
+            subprocess.run([binary, "-q", "learn", str(song_dir / "train" / f"{source}.flac"),
+                            "-k", str(k), "-o", str(npz), "--force", *common,
+                            *args.learn_args.split()], check=True)
+            specs += ["--source", f"{source}={npz}"]
+        names = sources
+    else:
+        specs = ["-k", str(k), "--sources", str(len(sources))]
+        names = [f"source{i + 1}" for i in range(len(sources))]
+    subprocess.run([binary, "-q", "separate", str(song_dir / "mix.flac"), *specs, "--float32",
+                    "--force", "-o", str(out), *common, *args.separate_args.split()], check=True)
+    return [mono(out / "mix" / f"{name}.wav")[0] for name in names]
 
 
-def score(song_dir, sources, estimates):
+def score(song_dir, sources, estimates, permute):
+    """BSS Eval of mono estimates against the mono true stems; rows in the stems' order."""
     refs = np.stack([mono(song_dir / f"{s}.flac")[0] for s in sources])
     est = np.stack([e[: refs.shape[1]] for e in estimates])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        sdr, sir, sar, _ = mir_eval.separation.bss_eval_sources(refs, est, compute_permutation=False)
-    return sdr, sir, sar
+    sdr, sir, sar, perm = quiet(mir_eval.separation.bss_eval_sources, refs, est,
+                                compute_permutation=permute)
+    return [dict(sdr=float(sdr[i]), sir=float(sir[i]), sar=float(sar[i]),
+                 estimate=int(perm[i])) for i in range(len(sources))]
+
+
+def peer(song_dir, meta, mode, k, iterations, cache):
+    """The Python pipeline's estimates and time, from the cache when it has them."""
+    sources = meta["sources"]
+    cached = cache / f"{song_dir.name}-{mode}-k{k}-i{iterations}.npz" if cache else None
+    if cached and cached.exists():
+        data = np.load(cached)
+        return list(data["estimates"]), float(data["seconds"])
+    t = time.perf_counter()
+    if mode == "supervised":
+        est = python_supervised(song_dir, sources, k, iterations)
+    else:
+        est = python_blind(song_dir, len(sources), k, iterations, meta["sr"])
+    seconds = time.perf_counter() - t
+    if cached:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, estimates=np.stack(est), seconds=seconds)
+    return est, seconds
+
+
+def load_songs(args):
+    root = args.corpus / args.split
+    index = json.loads((root / "index.json").read_text())
+    songs = [root / "songs" / s["name"] for s in index["songs"]]
+    if args.songs:
+        songs = [s for s in songs if any(p in s.name for p in args.songs.split(","))]
+    if args.limit:
+        songs = songs[: args.limit]
+    return songs
+
+
+def median(values):
+    return float(np.median(values)) if values else float("nan")
+
+
+def summary(rows, pipelines, key):
+    """Per group of `key`: count, and per pipeline the median SDR / SIR / SAR and worst SDR."""
+    groups = sorted({r[key] for r in rows})
+    out = []
+    for g in groups + ["all"]:
+        sel = [r for r in rows if g == "all" or r[key] == g]
+        cells = {}
+        for p in pipelines:
+            vals = [r[p] for r in sel]
+            cells[p] = dict(sdr=median([v["sdr"] for v in vals]),
+                            sir=median([v["sir"] for v in vals]),
+                            sar=median([v["sar"] for v in vals]),
+                            worst=min(v["sdr"] for v in vals))
+        out.append(dict(group=g, n=len(sel), **cells))
+    return out
+
+
+def print_table(title, table, pipelines, markdown):
+    head = " | ".join(f"{p} SDR / SIR / SAR (worst SDR)" for p in pipelines)
+    if markdown:
+        print(f"\n| {title} | n | {head} |")
+        print("|---|---|" + "---|" * len(pipelines))
+    else:
+        print(f"\n{title:12} {'n':>3} | {head}")
+    for row in table:
+        cells = [f"{row[p]['sdr']:6.2f} / {row[p]['sir']:6.2f} / {row[p]['sar']:6.2f} "
+                 f"({row[p]['worst']:6.2f})" for p in pipelines]
+        name = f"**{row['group']}**" if markdown and row["group"] == "all" else row["group"]
+        if markdown:
+            print(f"| {name} | {row['n']} | " + " | ".join(cells) + " |")
+        else:
+            print(f"{name:12} {row['n']:3} | " + " | ".join(cells))
 
 
 def main():
     root = Path(__file__).resolve().parent.parent
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dev-mixes", type=Path, default=root.parent / "shared" / "dev-mixes")
-    parser.add_argument("--binary", default=str(root / "target" / "release" / "demix"))
-    parser.add_argument("-k", type=int, default=16, help="templates per source")
-    parser.add_argument("--iter", type=int, default=200)
-    parser.add_argument("--demix-args", default="", help="extra options for demix learn and separate")
-    parser.add_argument("--separate-args", default="", help="extra options for demix separate only")
-    parser.add_argument("--learn-args", default="", help="extra options for demix learn only")
-    parser.add_argument("--json", type=Path, help="also write the table as JSON")
-    parser.add_argument("--cache", type=Path,
-                        help="keep the Python pipeline's estimates here and reuse them (for "
-                             "trying demix options; the Python time is then that of the first run)")
-    args = parser.parse_args()
-    extra = args.demix_args.split()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", type=Path, default=root / "corpus")
+    ap.add_argument("--split", default="tuning", choices=["tuning", "validation"])
+    ap.add_argument("--mode", default="supervised", choices=["supervised", "blind"])
+    ap.add_argument("--binary", default=str(root / "target" / "release" / "demix"))
+    ap.add_argument("-k", type=int, default=None,
+                    help="templates per source (supervised, default 16) or components in all "
+                         "(blind, default 4 per source)")
+    ap.add_argument("--iter", type=int, default=200)
+    ap.add_argument("--demix-args", default="", help="extra options for demix learn and separate")
+    ap.add_argument("--separate-args", default="", help="extra options for demix separate only")
+    ap.add_argument("--learn-args", default="", help="extra options for demix learn only")
+    ap.add_argument("--songs", help="only songs whose names contain one of these (comma-separated)")
+    ap.add_argument("--limit", type=int, help="only the first N songs")
+    ap.add_argument("--rows", action="store_true", help="also print every source's row")
+    ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    ap.add_argument("--json", type=Path, help="also write every row as JSON")
+    ap.add_argument("--no-cache", action="store_true", help="recompute the peer's estimates")
+    ap.add_argument("--skip-peer", action="store_true", help="demix only (faster tuning)")
+    args = ap.parse_args()
+    if not (args.corpus / args.split / "index.json").exists():
+        sys.exit(f"{args.corpus / args.split}: no corpus here (python3 scripts/make_corpus.py "
+                 f"-o {args.corpus})")
+    cache = None if args.no_cache else args.corpus / args.split / ".peer-cache"
+    songs = load_songs(args)
+    pipelines = (["demix"] if args.skip_peer else ["python", "demix"])
+    if args.mode == "blind":
+        pipelines.append("mix/S")
 
-    rows, times = [], {"python": 0.0, "demix": 0.0}
-    for song in SONGS:
-        song_dir = args.dev_mixes / song
-        sources = json.loads((song_dir / "meta.json").read_text())["sources"]
+    rows, times = [], {p: 0.0 for p in pipelines}
+    scoring = ProcessPoolExecutor(max_workers=1)  # BSS Eval of one song while the next runs
+    pending = []
+    for song_dir in songs:
+        meta = json.loads((song_dir / "meta.json").read_text())
+        sources = meta["sources"]
+        k = args.k or (16 if args.mode == "supervised" else 4 * len(sources))
+        estimates = {}
+        if "python" in pipelines:
+            estimates["python"], seconds = peer(song_dir, meta, args.mode, k, args.iter, cache)
+            times["python"] += seconds
         with tempfile.TemporaryDirectory() as tmp:
-            cached = args.cache and args.cache / f"{song}-k{args.k}-i{args.iter}.npz"
-            if cached and cached.exists():
-                data = np.load(cached)
-                py = list(data["estimates"])
-                times["python"] += float(data["seconds"])
-            else:
-                t = time.perf_counter()
-                py = python_pipeline(song_dir, sources, args.k, args.iter)
-                seconds = time.perf_counter() - t
-                times["python"] += seconds
-                if cached:
-                    args.cache.mkdir(parents=True, exist_ok=True)
-                    np.savez(cached, estimates=np.stack(py), seconds=seconds)
             t = time.perf_counter()
-            dm = demix_pipeline(args.binary, song_dir, sources, args.k, args.iter, extra,
-                                args.separate_args.split(), args.learn_args.split(), Path(tmp))
+            estimates["demix"] = demix_run(args.binary, song_dir, sources, args.mode, k,
+                                           args.iter, args, Path(tmp))
             times["demix"] += time.perf_counter() - t
-        for name, est in (("python", py), ("demix", dm)):
-            sdr, sir, sar = score(song_dir, sources, est)
-            for i, source in enumerate(sources):
-                rows.append(dict(song=song, source=source, pipeline=name,
-                                 sdr=float(sdr[i]), sir=float(sir[i]), sar=float(sar[i])))
+        if "mix/S" in pipelines:
+            y, _ = mono(song_dir / "mix.flac")
+            estimates["mix/S"] = [y / len(sources)] * len(sources)
+        permute = args.mode == "blind"
+        jobs = {p: scoring.submit(score, song_dir, sources, e, permute and p != "mix/S")
+                for p, e in estimates.items()}
+        pending.append((song_dir, meta, jobs))
+        print(f"{song_dir.name}: done", file=sys.stderr)
+    for song_dir, meta, jobs in pending:
+        scores = {p: j.result() for p, j in jobs.items()}
+        for i, source in enumerate(meta["sources"]):
+            row = dict(song=song_dir.name, source=source, family=meta["families"][source],
+                       soundfont=meta["soundfont"],
+                       room="reverb" if meta["reverb_rt60"] > 0 else "dry")
+            row.update({p: scores[p][i] for p in pipelines})
+            rows.append(row)
+    scoring.shutdown()
 
-    print(f"{'song':22} {'source':7} | {'python SDR/SIR/SAR':>20} | {'demix SDR/SIR/SAR':>20}")
-    for song in SONGS:
-        for source in dict.fromkeys(r["source"] for r in rows if r["song"] == song):
-            cells = []
-            for name in ("python", "demix"):
-                r = next(r for r in rows if (r["song"], r["source"], r["pipeline"]) == (song, source, name))
-                cells.append(f"{r['sdr']:6.2f} {r['sir']:6.2f} {r['sar']:6.2f}")
-            print(f"{song:22} {source:7} | {cells[0]:>20} | {cells[1]:>20}")
-    for name in ("python", "demix"):
-        med = {m: float(np.median([r[m] for r in rows if r["pipeline"] == name])) for m in ("sdr", "sir", "sar")}
-        print(f"median {name:7}: SDR {med['sdr']:.2f} dB, SIR {med['sir']:.2f} dB, SAR {med['sar']:.2f} dB,"
-              f" {times[name]:.1f} s for the three songs")
+    if args.rows:
+        print(f"{'song':34} {'source':8} | " + " | ".join(f"{p + ' SDR/SIR/SAR':>22}" for p in pipelines))
+        for r in rows:
+            cells = [f"{r[p]['sdr']:6.2f} {r[p]['sir']:6.2f} {r[p]['sar']:6.2f}" for p in pipelines]
+            print(f"{r['song']:34} {r['source']:8} | " + " | ".join(f"{c:>22}" for c in cells))
+    print(f"\n{args.split} split, {args.mode}, {len(songs)} songs, {len(rows)} sources; medians "
+          f"in dB, worst SDR in brackets")
+    print_table("family", summary(rows, pipelines, "family"), pipelines, args.markdown)
+    print_table("sound font", summary(rows, pipelines, "soundfont"), pipelines, args.markdown)
+    print_table("room", summary(rows, pipelines, "room"), pipelines, args.markdown)
+    song_medians = {p: [median([r[p]["sdr"] for r in rows if r["song"] == s.name]) for s in songs]
+                    for p in pipelines}
+    for p in pipelines:
+        worst = int(np.argmin(song_medians[p]))
+        print(f"{p:7}: median SDR {median([r[p]['sdr'] for r in rows]):.2f} dB; worst song "
+              f"{songs[worst].name} at {song_medians[p][worst]:.2f} dB; "
+              + (f"{times[p]:.1f} s in all" if p in times and p != "mix/S" else ""))
+    if "python" in pipelines:
+        print(f"demix - python: median of the per-source differences "
+              f"{median([r['demix']['sdr'] - r['python']['sdr'] for r in rows]):+.2f} dB")
     if args.json:
-        args.json.write_text(json.dumps(dict(rows=rows, seconds=times), indent=1))
+        args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()},
+                                             rows=rows, seconds=times), indent=1))
 
 
 if __name__ == "__main__":
