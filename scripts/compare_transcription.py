@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Transcribe piano recordings with `demix inspect --notes` and with the equivalent
-scikit-learn pipeline, and score both with mir_eval. Development only: not run by CI.
+"""Transcribe the solo pieces of one corpus split (scripts/make_corpus.py: piano, electric
+piano, guitar, harp, marimba) with `demix inspect --notes` and with the equivalent
+scikit-learn pipeline, and score both with mir_eval, per piece and per instrument (median and
+worst onset F). Development only: not run by CI.
 
 The scikit-learn pipeline is demix's with scikit-learn doing the factorisation: the same
 STFT (centred 2048-point Hann frames, hop 512, channel magnitudes summed), the same fixed
@@ -12,12 +14,14 @@ turning activations into notes (a Python copy of src/inspect/transcribe.rs).
 Scoring: mir_eval.transcription.precision_recall_f1_overlap with a 50 ms onset tolerance
 and offset_ratio=None (onset and pitch only).
 
-Usage, from the repository root after `cargo build --release`:
-    python3 scripts/compare_transcription.py [--dev-mixes ../shared/dev-mixes]
+Usage, from the repository root after `cargo build --release` and make_corpus.py:
+    python3 scripts/compare_transcription.py --split tuning        # tune here
+    python3 scripts/compare_transcription.py --split validation    # report from here
+    python3 scripts/compare_transcription.py --dev-mixes ../shared/dev-mixes
 """
 import argparse
+import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -26,6 +30,7 @@ import warnings
 
 import mir_eval
 import numpy as np
+import pretty_midi
 import scipy.signal
 import soundfile as sf
 from sklearn.decomposition import non_negative_factorization
@@ -36,65 +41,10 @@ DEMIX = os.path.join(os.path.dirname(__file__), "..", "target", "release", "demi
 
 
 def read_midi_notes(path):
-    """(onset_s, offset_s, midi) of every note of a format-0/1 standard MIDI file."""
-    data = open(path, "rb").read()
-    assert data[:4] == b"MThd"
-    hlen, _fmt, ntrk, div = struct.unpack(">IHHH", data[4:14])
-    pos, events = 8 + hlen, []
-
-    def varint(p):
-        v = 0
-        while True:
-            c = data[p]
-            p += 1
-            v = (v << 7) | (c & 0x7F)
-            if c < 0x80:
-                return v, p
-
-    for _ in range(ntrk):
-        assert data[pos:pos + 4] == b"MTrk"
-        end = pos + 8 + struct.unpack(">I", data[pos + 4:pos + 8])[0]
-        p, tick, status = pos + 8, 0, 0
-        while p < end:
-            dt, p = varint(p)
-            tick += dt
-            c = data[p]
-            if c == 0xFF:
-                kind = data[p + 1]
-                ln, p = varint(p + 2)
-                if kind == 0x51:
-                    events.append((tick, 0, "tempo", int.from_bytes(data[p:p + 3], "big")))
-                p += ln
-                continue
-            if c in (0xF0, 0xF7):
-                ln, p = varint(p + 1)
-                p += ln
-                continue
-            if c & 0x80:
-                status, p = c, p + 1
-            kind = status & 0xF0
-            if kind in (0xC0, 0xD0):
-                p += 1
-                continue
-            a, b = data[p], data[p + 1]
-            p += 2
-            if kind == 0x90 and b > 0:
-                events.append((tick, 2, "on", (status & 0x0F, a)))
-            elif kind in (0x80, 0x90):
-                events.append((tick, 1, "off", (status & 0x0F, a)))
-        pos = end
-    events.sort(key=lambda e: (e[0], e[1]))
-    tempo, last, now, open_notes, notes = 500000, 0, 0.0, {}, []
-    for tick, _, kind, value in events:
-        now += (tick - last) * tempo / 1e6 / div
-        last = tick
-        if kind == "tempo":
-            tempo = value
-        elif kind == "on":
-            open_notes.setdefault(value, []).append(now)
-        elif open_notes.get(value):
-            notes.append((open_notes[value].pop(0), now, value[1]))
-    return sorted(notes)
+    """(onset_s, offset_s, midi) of every note of a standard MIDI file."""
+    pm = pretty_midi.PrettyMIDI(str(path))
+    return sorted((n.start, n.end, n.pitch) for i in pm.instruments if not i.is_drum
+                  for n in i.notes)
 
 
 def magnitude(path):
@@ -208,43 +158,75 @@ def score(reference, estimate):
     return p, r, f
 
 
+def items_of(args):
+    """(name, instrument, sound font, room, audio path, MIDI path) of every piece to score."""
+    if args.dev_mixes:
+        d = args.dev_mixes
+        out = [("piano_0", "piano", "FluidR3", "dry", f"{d}/piano_0/mix.flac",
+                f"{d}/piano_0/notes.mid")]
+        for song in ("s00_piano_bass", "s02_piano_bass_drums", "s04_voice_piano"):
+            out.append((f"{song}/piano", "piano", "FluidR3", "dry", f"{d}/{song}/piano.flac",
+                        f"{d}/{song}/piano.mid"))
+        return out
+    root = os.path.join(args.corpus, args.split)
+    index = json.load(open(os.path.join(root, "index.json")))
+    return [(p["name"], p["instrument"], p["soundfont"], "reverb" if p["reverb"] else "dry",
+             os.path.join(root, "solo", p["name"], "mix.flac"),
+             os.path.join(root, "solo", p["name"], "notes.mid")) for p in index["solo"]]
+
+
 def main():
     warnings.filterwarnings("ignore", message="When update_H=False")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--dev-mixes", default=os.path.join(here, "..", "..", "shared", "dev-mixes"))
+    ap.add_argument("--corpus", default=os.path.join(here, "..", "corpus"))
+    ap.add_argument("--split", default="tuning", choices=["tuning", "validation"])
+    ap.add_argument("--dev-mixes", help="score the development mixes' piano parts instead")
+    ap.add_argument("--demix-args", default="", help="extra options for demix inspect")
+    ap.add_argument("--skip-peer", action="store_true", help="demix only")
     args = ap.parse_args()
-    d = args.dev_mixes
-    if not os.path.isdir(d):
-        d = "/work/shared/dev-mixes"
-    items = [("piano_0/mix.flac", "piano_0/notes.mid")]
-    for song in ("s00_piano_bass", "s02_piano_bass_drums", "s04_voice_piano"):
-        items.append((f"{song}/piano.flac", f"{song}/piano.mid"))
-    rows = []
-    for audio, midi in items:
-        path, ref = os.path.join(d, audio), read_midi_notes(os.path.join(d, midi))
-        t = time.time()
-        adapted, _ = demix_transcribe(path, [])
-        t_adapted = time.time() - t
-        t = time.time()
-        fixed, w_demix = demix_transcribe(path, ["--fixed-templates"])
-        t_fixed = time.time() - t
-        t = time.time()
-        sk, w_py = sklearn_transcribe(path)
-        t_sk = time.time() - t
-        diff = np.abs(w_demix - w_py).max() / w_py.max()
-        if diff > 1e-3:
-            print(f"warning: {audio}: templates differ by {diff:.2e} of their peak", file=sys.stderr)
-        rows.append((audio, len(ref), score(ref, adapted), t_adapted, score(ref, fixed), t_fixed,
-                     score(ref, sk), t_sk))
-    print("| recording | notes | demix (adapted) P / R / F | demix --fixed-templates P / R / F "
-          "| scikit-learn (fixed) P / R / F |")
-    print("|---|---|---|---|---|")
-    fmt = lambda s, t: f"{s[0]:.3f} / {s[1]:.3f} / **{s[2]:.3f}** ({t:.1f} s)"
-    for audio, n, a, ta, fx, tf, sk, ts in rows:
-        print(f"| {audio} | {n} | {fmt(a, ta)} | {fmt(fx, tf)} | {fmt(sk, ts)} |")
-    mean = lambda i: np.mean([r[i][2] for r in rows])
-    print(f"| mean onset F | | **{mean(2):.3f}** | **{mean(4):.3f}** | **{mean(6):.3f}** |")
+    extra = args.demix_args.split()
+    pipelines = ["demix (adapted)", "demix --fixed-templates"] + ([] if args.skip_peer else
+                                                                 ["scikit-learn (fixed)"])
+    rows, times = [], {p: 0.0 for p in pipelines}
+    for name, inst, font, room, path, midi in items_of(args):
+        ref = read_midi_notes(midi)
+        scores = {}
+        for p in pipelines:
+            t = time.time()
+            if p == "demix (adapted)":
+                est, _ = demix_transcribe(path, extra)
+            elif p == "demix --fixed-templates":
+                est, w_demix = demix_transcribe(path, ["--fixed-templates"] + extra)
+            else:
+                est, w_py = sklearn_transcribe(path)
+                diff = np.abs(w_demix - w_py).max() / w_py.max()
+                if diff > 1e-3:
+                    print(f"warning: {name}: templates differ by {diff:.2e} of their peak",
+                          file=sys.stderr)
+            times[p] += time.time() - t
+            scores[p] = score(ref, est)
+        rows.append(dict(name=name, instrument=inst, soundfont=font, room=room, notes=len(ref),
+                         scores=scores))
+    print("| piece | instrument | sound font | room | notes | "
+          + " | ".join(f"{p} P / R / F" for p in pipelines) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(pipelines))
+    for r in rows:
+        cells = [f"{s[0]:.3f} / {s[1]:.3f} / **{s[2]:.3f}**" for s in r["scores"].values()]
+        print(f"| {r['name']} | {r['instrument']} | {r['soundfont']} | {r['room']} | {r['notes']} | "
+              + " | ".join(cells) + " |")
+    groups = sorted({r["instrument"] for r in rows}) + ["all"]
+    print("\n| instrument | pieces | " + " | ".join(f"{p}: median F (worst)" for p in pipelines)
+          + " |")
+    print("|---|---|" + "---|" * len(pipelines))
+    for g in groups:
+        sel = [r for r in rows if g in ("all", r["instrument"])]
+        cells = []
+        for p in pipelines:
+            f = [r["scores"][p][2] for r in sel]
+            cells.append(f"{np.median(f):.3f} ({min(f):.3f})")
+        print(f"| {g} | {len(sel)} | " + " | ".join(cells) + " |")
+    print("| time in all | | " + " | ".join(f"{times[p]:.1f} s" for p in pipelines) + " |")
 
 
 if __name__ == "__main__":

@@ -437,6 +437,8 @@ def solo(split, index, seed, out_root, workdir):
     notes += accompaniment
     # One sounding note per pitch at a time: a repeated pitch cuts the previous one short.
     notes.sort(key=lambda n: (n.pitch, n.start))
+    notes = [b for a, b in zip([None] + notes, notes)  # and two onsets of one pitch are one
+             if a is None or a.pitch != b.pitch or b.start - a.start >= 0.05]
     for a, b in zip(notes, notes[1:]):
         if a.pitch == b.pitch and a.end > b.start - 0.01:
             a.end = max(a.start + 0.03, b.start - 0.01)
