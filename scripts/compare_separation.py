@@ -33,7 +33,10 @@ iterations), so trying demix options costs only demix's time; --no-cache recompu
 """
 
 import argparse
+import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -118,10 +121,9 @@ def demix_run(binary, song_dir, sources, mode, k, iterations, args, workdir):
     if mode == "supervised":
         specs = []
         for source in sources:
-            npz = workdir / f"{source}.npz"
-            subprocess.run([binary, "-q", "learn", str(song_dir / "train" / f"{source}.flac"),
-                            "-k", str(k), "-o", str(npz), "--force", *common,
-                            *args.learn_args.split()], check=True)
+            learn = [binary, "-q", "learn", str(song_dir / "train" / f"{source}.flac"),
+                     "-k", str(k), *common, *args.learn_args.split()]
+            npz = learned(learn, workdir / f"{source}.npz", args.template_cache)
             specs += ["--source", f"{source}={npz}"]
         names = sources
     else:
@@ -130,6 +132,22 @@ def demix_run(binary, song_dir, sources, mode, k, iterations, args, workdir):
     subprocess.run([binary, "-q", "separate", str(song_dir / "mix.flac"), *specs, "--float32",
                     "--force", "-o", str(out), *common, *args.separate_args.split()], check=True)
     return [mono(out / "mix" / f"{name}.wav")[0] for name in names]
+
+
+def learned(command, npz, cache):
+    """Runs `demix learn` into `npz`, or takes the templates an identical command (same
+    binary, same build, same DEMIX_* environment) learned before from `cache`."""
+    if cache is None:
+        subprocess.run([*command, "-o", str(npz), "--force"], check=True)
+        return npz
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("DEMIX_"))
+    stamp = repr((command, Path(command[0]).stat().st_mtime_ns, env))
+    cached = cache / (hashlib.sha256(stamp.encode()).hexdigest()[:24] + ".npz")
+    if not cached.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([*command, "-o", str(npz), "--force"], check=True)
+        shutil.copyfile(npz, cached)
+    return cached
 
 
 def score(song_dir, sources, estimates, permute):
@@ -231,6 +249,10 @@ def main():
     ap.add_argument("--json", type=Path, help="also write every row as JSON")
     ap.add_argument("--no-cache", action="store_true", help="recompute the peer's estimates")
     ap.add_argument("--skip-peer", action="store_true", help="demix only (faster tuning)")
+    ap.add_argument("--template-cache", type=Path,
+                    help="keep demix's learned templates here and reuse them when the learn "
+                         "command and the binary are the same (faster sweeps of separate's "
+                         "options; demix's time then leaves learning out)")
     args = ap.parse_args()
     if not (args.corpus / args.split / "index.json").exists():
         sys.exit(f"{args.corpus / args.split}: no corpus here (python3 scripts/make_corpus.py "

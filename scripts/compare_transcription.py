@@ -137,10 +137,10 @@ def sklearn_transcribe(path):
     return notes_from_activations(acts.T * v.mean(), HOP / sr), w
 
 
-def demix_transcribe(path, extra):
+def demix_transcribe(path, extra, binary=DEMIX):
     with tempfile.TemporaryDirectory() as tmp:
         midi = os.path.join(tmp, "notes.mid")
-        subprocess.run([DEMIX, "-q", "inspect", path, "-o", os.path.join(tmp, "out"),
+        subprocess.run([binary, "-q", "inspect", path, "-o", os.path.join(tmp, "out"),
                         "--notes", "A0-C8", "--midi", midi] + extra, check=True)
         w = np.load(os.path.join(tmp, "out", "W.npy"))
         return read_midi_notes(midi), w
@@ -184,6 +184,7 @@ def main():
     ap.add_argument("--dev-mixes", help="score the development mixes' piano parts instead")
     ap.add_argument("--demix-args", default="", help="extra options for demix inspect")
     ap.add_argument("--skip-peer", action="store_true", help="demix only")
+    ap.add_argument("--binary", default=DEMIX, help="the demix binary to run")
     args = ap.parse_args()
     extra = args.demix_args.split()
     pipelines = ["demix (adapted)", "demix --fixed-templates"] + ([] if args.skip_peer else
@@ -195,9 +196,9 @@ def main():
         for p in pipelines:
             t = time.time()
             if p == "demix (adapted)":
-                est, _ = demix_transcribe(path, extra)
+                est, _ = demix_transcribe(path, extra, args.binary)
             elif p == "demix --fixed-templates":
-                est, w_demix = demix_transcribe(path, ["--fixed-templates"] + extra)
+                est, w_demix = demix_transcribe(path, ["--fixed-templates"] + extra, args.binary)
             else:
                 est, w_py = sklearn_transcribe(path)
                 diff = np.abs(w_demix - w_py).max() / w_py.max()

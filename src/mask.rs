@@ -89,6 +89,8 @@ fn masks_of_chunk(
         powers_and_sums(models, sources, &row, inv, sum, |r| r * r);
     } else if power == 1.0 {
         powers_and_sums(models, sources, &row, inv, sum, |r| r);
+    } else if power == 0.5 {
+        powers_and_sums(models, sources, &row, inv, sum, f32::sqrt);
     } else {
         powers_and_sums(models, sources, &row, inv, sum, |r| r.powf(power));
     }
@@ -147,5 +149,28 @@ mod tests {
         };
         assert!((soft[0] - 2.0 / 3.0).abs() < 1e-6);
         assert!(hard[0] > 0.99 && hard[0] < 1.0);
+    }
+
+    #[test]
+    fn square_root_masks_are_the_ratios_of_the_square_roots() {
+        // Three sources over 300 bins (more than one chunk), models spanning 12 decades.
+        let models: Vec<f32> = (0..900)
+            .map(|i| 10f32.powf(((i * 37) % 97) as f32 / 8.0 - 6.0))
+            .collect();
+        let mut masks = models.clone();
+        soft_masks_in_place(&mut masks, 3, 0.5);
+        for f in 0..300 {
+            let roots: Vec<f64> = (0..3)
+                .map(|s| f64::from(models[s * 300 + f]).sqrt())
+                .collect();
+            let total: f64 = roots.iter().sum();
+            for s in 0..3 {
+                let want = roots[s] / total;
+                assert!(
+                    (f64::from(masks[s * 300 + f]) - want).abs() < 1e-6,
+                    "bin {f}"
+                );
+            }
+        }
     }
 }

@@ -31,7 +31,9 @@ pub struct SeparateParams {
     pub stft: StftParams,
     /// The factorisation (default: 4 components, KL, 200 iterations, NNDSVDA).
     pub nmf: NmfParams,
-    /// Exponent p of the soft masks `S_s^p / Σ S_r^p` (default 2).
+    /// Exponent p of the soft masks `S_s^p / Σ S_r^p` (default 0.5, chosen on the quality
+    /// corpus's tuning split: see `docs/quality.md`). With the multichannel Wiener filter, the
+    /// masks set the source powers the filter starts from.
     pub mask_power: f32,
     /// Learned templates of named sources, held fixed (default none). With templates, the
     /// NMF's free components (`nmf.components()`, may be 0) are rendered together as `other`.
@@ -55,7 +57,7 @@ impl Default for SeparateParams {
         SeparateParams {
             stft: StftParams::default(),
             nmf: NmfParams::default(),
-            mask_power: 2.0,
+            mask_power: DEFAULT_MASK_POWER,
             templates: Vec::new(),
             groups: None,
             spatial: true,
@@ -64,6 +66,12 @@ impl Default for SeparateParams {
         }
     }
 }
+
+/// Most re-estimations of the spatial covariances (each is one pass over the recording).
+const MAX_SPATIAL_ITERATIONS: usize = 20;
+
+/// The default exponent of the soft masks (see [`SeparateParams::mask_power`]).
+pub const DEFAULT_MASK_POWER: f32 = 0.5;
 
 /// Name of the source made of the free components next to learned templates.
 pub const OTHER: &str = "other";
@@ -88,6 +96,13 @@ impl SeparateParams {
                 name: "mask power",
                 expected: "a finite number above 0",
                 got: f64::from(self.mask_power),
+            });
+        }
+        if self.spatial_iterations > MAX_SPATIAL_ITERATIONS {
+            return Err(ParamError::OutOfRange {
+                name: "spatial iterations",
+                expected: "at most 20",
+                got: self.spatial_iterations as f64,
             });
         }
         if let Some(groups) = self.groups {
@@ -397,6 +412,7 @@ fn fit_long(
         .with_tol(nmf_params.tol())
         .with_sparsity(nmf_params.sparsity())
         .with_smoothness(nmf_params.smoothness())
+        .with_floor(nmf_params.floor())
         .with_fixed_templates(w.clone());
     // With the smoothness penalty, each block sees this many neighbouring frames on each side.
     let margin = if nmf_params.smoothness() > 0.0 {

@@ -145,6 +145,9 @@ pub struct ModelArgs {
     /// seeds) and keep the fit with the lowest cost [default: 1; 4 for learn].
     #[arg(long, value_name = "R")]
     pub restarts: Option<usize>,
+    /// Raise spectrogram values below this fraction of its largest value to it before fitting.
+    #[arg(long, default_value_t = NmfParams::DEFAULT_FLOOR, value_name = "F")]
+    pub floor: f32,
 }
 
 /// What a subcommand uses for the model options that are not given.
@@ -215,6 +218,7 @@ impl ModelArgs {
             .with_sparsity(self.sparsity)
             .with_smoothness(self.smoothness)
             .with_restarts(self.restarts.unwrap_or(defaults.restarts))
+            .with_floor(self.floor)
     }
 }
 
@@ -249,12 +253,16 @@ pub struct SeparateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Exponent p of the soft masks S^p / sum(S^p).
-    #[arg(long = "mask-power", default_value_t = 2.0, value_name = "P")]
+    #[arg(long = "mask-power", default_value_t = demix::separate::DEFAULT_MASK_POWER, value_name = "P")]
     pub mask_power: f32,
     /// Render with soft masks even when the templates bring spatial covariances (by default a
     /// multichannel mix is then rendered by the multichannel Wiener filter).
     #[arg(long = "no-spatial")]
     pub no_spatial: bool,
+    /// Times the multichannel Wiener filter re-estimates the sources' spatial covariances on
+    /// the mixture.
+    #[arg(long = "spatial-iterations", default_value_t = SeparateParams::default().spatial_iterations, value_name = "N")]
+    pub spatial_iterations: usize,
     /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample
     /// of this many frames and solve activations block by block, in bounded memory.
     #[arg(long = "max-frames", default_value_t = 32_768, value_name = "N")]
@@ -340,7 +348,7 @@ impl SeparateArgs {
             templates,
             groups: self.groups,
             spatial: !self.no_spatial,
-            spatial_iterations: 1,
+            spatial_iterations: self.spatial_iterations,
             max_frames: self.max_frames,
         }
     }

@@ -389,6 +389,7 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputForma
         "sparsity": nmf.sparsity(),
         "smoothness": nmf.smoothness(),
         "restarts": nmf.restarts(),
+        "floor": shortest(nmf.floor()),
         "spatial": params.spatial,
         "max_frames": params.max_frames,
         "n_fft": params.stft.n_fft(),

@@ -77,7 +77,7 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Exponent p of the soft masks S^p / sum(S^p) of --audio.
-    #[arg(long = "mask-power", default_value_t = 2.0, value_name = "P")]
+    #[arg(long = "mask-power", default_value_t = demix::separate::DEFAULT_MASK_POWER, value_name = "P")]
     pub mask_power: f32,
     /// Replace existing output folders and MIDI files, and redo files the report lists as
     /// complete.
@@ -342,6 +342,7 @@ fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputF
         "sparsity": shortest(nmf.sparsity()),
         "smoothness": shortest(nmf.smoothness()),
         "restarts": nmf.restarts(),
+        "floor": shortest(nmf.floor()),
         "n_fft": params.stft.n_fft(),
         "hop": params.stft.hop(),
         "onset_threshold": shortest(args.onset),

@@ -219,6 +219,11 @@ fn describe_param_error(e: &ParamError) -> String {
         ParamError::OutOfRange {
             name: "restarts", ..
         } => "--restarts",
+        ParamError::OutOfRange { name: "floor", .. } => "--floor",
+        ParamError::OutOfRange {
+            name: "spatial iterations",
+            ..
+        } => "--spatial-iterations",
         ParamError::OutOfRange {
             name: "mask power", ..
         } => "--mask-power",

@@ -80,7 +80,8 @@ pub struct InspectParams {
     pub nmf: NmfParams,
     /// Note templates instead of free components (default none).
     pub notes: Option<NoteTemplates>,
-    /// Exponent of the soft masks of the per-component audio (default 2).
+    /// Exponent of the soft masks of the per-component audio (default
+    /// [`DEFAULT_MASK_POWER`](crate::separate::DEFAULT_MASK_POWER)).
     pub mask_power: f32,
     /// Thresholds that decide when components are active and which notes they play.
     pub transcribe: TranscribeParams,
@@ -92,7 +93,7 @@ impl Default for InspectParams {
             stft: StftParams::default(),
             nmf: NmfParams::new(4),
             notes: None,
-            mask_power: 2.0,
+            mask_power: crate::separate::DEFAULT_MASK_POWER,
             transcribe: TranscribeParams::default(),
         }
     }

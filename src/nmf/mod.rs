@@ -3,9 +3,10 @@
 //!
 //! Each iteration updates W, then H, with the majorisation–minimisation exponent γ(β), so the
 //! cost never rises. V is divided by its mean before fitting (β-divergences are
-//! scale-covariant, so the path is the same) and floored at [`DATA_FLOOR`] of that mean, and
-//! the model is floored before negative powers, so zero bins, silent frames and all-zero input
-//! never give NaN or infinity.
+//! scale-covariant, so the path is the same) and raised to a floor: a fraction of its largest
+//! value ([`NmfParams::with_floor`]) and at least [`DATA_FLOOR`] of its mean. The model is
+//! floored before negative powers, so zero bins, silent frames and all-zero input never give
+//! NaN or infinity.
 
 mod avx512;
 mod init;
@@ -37,7 +38,7 @@ use crate::error::ParamError;
 use params::check_non_negative;
 use update::Engine;
 
-/// Values of V are floored at this fraction of its mean before fitting.
+/// Values of V are floored at least at this fraction of its mean before fitting.
 pub const DATA_FLOOR: f32 = 1e-9;
 
 /// The cost after a given number of iterations.
@@ -216,9 +217,11 @@ impl Factorization {
         let mut x = Array2::<f32>::zeros((frames, bins));
         crate::hugepages::advise(x.as_slice_mut().expect("fresh arrays are contiguous"));
         let inv = 1.0 / scale;
+        let largest = v.iter().copied().fold(0.0f32, f32::max);
+        let floor = DATA_FLOOR.max((f64::from(largest) * inv * f64::from(params.floor)) as f32);
         Zip::from(&mut x)
             .and(v.t())
-            .for_each(|x, &v| *x = ((f64::from(v) * inv) as f32).max(DATA_FLOOR));
+            .for_each(|x, &v| *x = ((f64::from(v) * inv) as f32).max(floor));
 
         let (w, g) = initial_factors(x.view(), params, scale);
         // The engine reads rows of both as contiguous slices.

@@ -134,6 +134,7 @@ pub struct NmfParams {
     pub(crate) sparsity: f32,
     pub(crate) smoothness: f32,
     pub(crate) restarts: usize,
+    pub(crate) floor: f32,
 }
 
 impl Default for NmfParams {
@@ -160,7 +161,20 @@ impl NmfParams {
             sparsity: 0.0,
             smoothness: 0.0,
             restarts: 1,
+            floor: NmfParams::DEFAULT_FLOOR,
         }
+    }
+
+    /// The default of [`Self::with_floor`].
+    pub const DEFAULT_FLOOR: f32 = 1e-6;
+
+    /// Raise every value of V below this fraction of its largest value to it before fitting
+    /// (default 1e-6; 0 keeps only the tiny floor that avoids division by zero). The
+    /// Itakura-Saito divergence weighs every bin by its own level, so without a floor it
+    /// spends components on near-silent bins (dither, the tails of a fade) that nobody hears.
+    pub fn with_floor(mut self, floor: f32) -> Self {
+        self.floor = floor;
+        self
     }
 
     /// The divergence to minimise (default [`Loss::KullbackLeibler`]).
@@ -289,6 +303,11 @@ impl NmfParams {
         self.smoothness
     }
 
+    /// The floor, as a fraction of the largest value of V.
+    pub fn floor(&self) -> f32 {
+        self.floor
+    }
+
     /// Fits to keep the best of (one when initial factors are given: that fit is deterministic).
     pub fn restarts(&self) -> usize {
         self.restarts
@@ -308,6 +327,13 @@ impl NmfParams {
                 name: "tol",
                 expected: "a finite number of at least 0",
                 got: self.tol,
+            });
+        }
+        if !(self.floor.is_finite() && (0.0..1.0).contains(&self.floor)) {
+            return Err(ParamError::OutOfRange {
+                name: "floor",
+                expected: "at least 0 and below 1",
+                got: f64::from(self.floor),
             });
         }
         for (name, value) in [("sparsity", self.sparsity), ("smoothness", self.smoothness)] {
