@@ -31,10 +31,10 @@ pub struct SeparateParams {
     pub stft: StftParams,
     /// The factorisation (default: 4 components, KL, 200 iterations, NNDSVDA).
     pub nmf: NmfParams,
-    /// Exponent p of the soft masks `S_s^p / Σ S_r^p` (default 0.5, chosen on the quality
-    /// corpus's tuning split: see `docs/quality.md`). With the multichannel Wiener filter, the
-    /// masks set the source powers the filter starts from.
-    pub mask_power: f32,
+    /// Exponent p of the soft masks `S_s^p / Σ S_r^p` (default `None`:
+    /// [`SPATIAL_MASK_POWER`] when the multichannel Wiener filter renders, since its source
+    /// powers start from these masks, and [`DEFAULT_MASK_POWER`] when the masks render).
+    pub mask_power: Option<f32>,
     /// Learned templates of named sources, held fixed (default none). With templates, the
     /// NMF's free components (`nmf.components()`, may be 0) are rendered together as `other`.
     pub templates: Vec<Templates>,
@@ -57,7 +57,7 @@ impl Default for SeparateParams {
         SeparateParams {
             stft: StftParams::default(),
             nmf: NmfParams::default(),
-            mask_power: DEFAULT_MASK_POWER,
+            mask_power: None,
             templates: Vec::new(),
             groups: None,
             spatial: true,
@@ -70,8 +70,13 @@ impl Default for SeparateParams {
 /// Most re-estimations of the spatial covariances (each is one pass over the recording).
 const MAX_SPATIAL_ITERATIONS: usize = 20;
 
-/// The default exponent of the soft masks (see [`SeparateParams::mask_power`]).
-pub const DEFAULT_MASK_POWER: f32 = 0.5;
+/// The default exponent of the soft masks when they render the stems: the usual Wiener mask.
+pub const DEFAULT_MASK_POWER: f32 = 2.0;
+
+/// The default exponent of the masks whose source powers start the multichannel Wiener
+/// filter, chosen on the quality corpus's tuning split (`docs/quality.md`): softer masks
+/// leave more of the separation to the spatial model.
+pub const SPATIAL_MASK_POWER: f32 = 0.5;
 
 /// Name of the source made of the free components next to learned templates.
 pub const OTHER: &str = "other";
@@ -91,11 +96,13 @@ impl SeparateParams {
                 got: self.max_frames as f64,
             });
         }
-        if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
+        if let Some(p) = self.mask_power
+            && !(p.is_finite() && p > 0.0)
+        {
             return Err(ParamError::OutOfRange {
                 name: "mask power",
                 expected: "a finite number above 0",
-                got: f64::from(self.mask_power),
+                got: f64::from(p),
             });
         }
         if self.spatial_iterations > MAX_SPATIAL_ITERATIONS {
@@ -277,7 +284,11 @@ pub fn analyze(
         nmf,
         sources,
         stft,
-        mask_power: params.mask_power,
+        mask_power: params.mask_power.unwrap_or(if spatial.is_some() {
+            SPATIAL_MASK_POWER
+        } else {
+            DEFAULT_MASK_POWER
+        }),
         spatial,
     })
 }

@@ -252,9 +252,10 @@ pub struct SeparateArgs {
     pub groups: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Exponent p of the soft masks S^p / sum(S^p).
-    #[arg(long = "mask-power", default_value_t = demix::separate::DEFAULT_MASK_POWER, value_name = "P")]
-    pub mask_power: f32,
+    /// Exponent p of the soft masks S^p / sum(S^p) [default: 0.5 when the spatial filter
+    /// renders, which starts from them; 2 when the masks render].
+    #[arg(long = "mask-power", value_name = "P")]
+    pub mask_power: Option<f32>,
     /// Render with soft masks even when the templates bring spatial covariances (by default a
     /// multichannel mix is then rendered by the multichannel Wiener filter).
     #[arg(long = "no-spatial")]

@@ -248,6 +248,7 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
         params.stft.n_fft(),
         params.stft.hop(),
         args.mask_power
+            .map_or_else(|| "auto".to_string(), |p| p.to_string())
     ));
 
     let spec = RunSpec {
@@ -394,7 +395,7 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputForma
         "max_frames": params.max_frames,
         "n_fft": params.stft.n_fft(),
         "hop": params.stft.hop(),
-        "mask_power": shortest(args.mask_power),
+        "mask_power": args.mask_power.map(shortest),
         "format": format!("{format:?}").to_lowercase(),
     })
 }

@@ -226,6 +226,24 @@ fn zero_hop_is_rejected_naming_the_flag() {
 }
 
 #[test]
+fn a_floor_of_one_or_more_is_rejected_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = separate(dir.path(), &["x.wav"], &["--floor", "1"]);
+    assert_fails(&out, &["--floor", "below 1"]);
+    assert_nothing_written(dir.path());
+}
+
+#[test]
+fn too_many_spatial_iterations_are_rejected_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = separate(dir.path(), &["x.wav"], &["--spatial-iterations", "100000"]);
+    assert_fails(&out, &["--spatial-iterations", "at most 20"]);
+    assert_nothing_written(dir.path());
+}
+
+#[test]
 fn hop_larger_than_window_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");

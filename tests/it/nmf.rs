@@ -153,6 +153,55 @@ fn zeros_silent_frames_and_all_zero_input_stay_finite() {
 }
 
 #[test]
+fn the_floor_is_the_same_as_raising_small_values_by_hand() {
+    // Values spanning ten decades; the floor raises those below 1e-3 of the largest.
+    let mut v = random_matrix(40, 60, 7);
+    v.indexed_iter_mut()
+        .for_each(|((f, t), a)| *a *= 10f32.powi(-(((f * 7 + t * 3) % 11) as i32)));
+    let largest = v.iter().copied().fold(0.0, f32::max);
+    let raised = v.mapv(|a| a.max(1e-3 * largest));
+    let params = NmfParams::new(3)
+        .with_loss(Loss::ItakuraSaito)
+        .with_max_iter(30)
+        .with_tol(0.0);
+    let floored = fit(v.view(), &params.clone().with_floor(1e-3)).unwrap();
+    let by_hand = fit(raised.view(), &params.clone().with_floor(0.0)).unwrap();
+    let unfloored = fit(v.view(), &params.with_floor(0.0)).unwrap();
+    // The largest difference, relative to the largest value (each template sums to 1).
+    let diff = |a: &Array2<f32>, b: &Array2<f32>| {
+        let peak = b.iter().copied().fold(0.0, f32::max);
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+            / peak
+    };
+    assert!(
+        diff(&floored.w, &by_hand.w) < 1e-3,
+        "{}",
+        diff(&floored.w, &by_hand.w)
+    );
+    assert!(
+        diff(&floored.w, &unfloored.w) > 1e-2,
+        "the floor changed nothing"
+    );
+}
+
+#[test]
+fn a_floor_outside_zero_to_one_is_rejected() {
+    for bad in [-0.1, 1.0, f32::NAN] {
+        let err = fit(
+            random_matrix(4, 4, 1).view(),
+            &NmfParams::new(1).with_floor(bad),
+        );
+        assert!(
+            matches!(err, Err(ParamError::OutOfRange { name: "floor", .. })),
+            "{bad}: {err:?}"
+        );
+    }
+}
+
+#[test]
 fn fixed_templates_stay_fixed_and_free_ones_are_normalised() {
     let v = random_matrix(20, 40, 5);
     let fixed = random_matrix(20, 2, 6);

@@ -8,7 +8,7 @@
 
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 use demix::nmf::{Init, Loss, NmfParams, fit};
-use demix::separate::{SeparateParams, separate};
+use demix::separate::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, separate};
 use demix::stft::StftParams;
 use demix::templates::{Templates, learn};
 use ndarray::Array2;
@@ -250,6 +250,42 @@ fn learned_spatial_covariances_drive_the_multichannel_wiener_filter() {
         spatial.0 + spatial.1 > masked.0 + masked.1,
         "spatial {spatial:?} dB against masks {masked:?} dB"
     );
+}
+
+#[test]
+fn the_mask_power_defaults_to_a_half_with_the_spatial_filter_and_to_two_with_masks() {
+    let (audio, _, _) = stereo_mix();
+    let (tb, _) = learn_both(|x| vec![x.to_vec(), x.to_vec()]);
+    let (_, tl) = stereo_templates();
+    let base = SeparateParams {
+        nmf: NmfParams::new(0).with_loss(Loss::ItakuraSaito),
+        templates: vec![tb, tl],
+        ..Default::default()
+    };
+    for (spatial, power, other) in [
+        (true, SPATIAL_MASK_POWER, DEFAULT_MASK_POWER),
+        (false, DEFAULT_MASK_POWER, SPATIAL_MASK_POWER),
+    ] {
+        let default = SeparateParams {
+            spatial,
+            ..base.clone()
+        };
+        let with = |p: f32| SeparateParams {
+            mask_power: Some(p),
+            ..default.clone()
+        };
+        let stems = separate(&audio, &default).unwrap();
+        assert_eq!(
+            stems,
+            separate(&audio, &with(power)).unwrap(),
+            "spatial {spatial}"
+        );
+        assert_ne!(
+            stems,
+            separate(&audio, &with(other)).unwrap(),
+            "spatial {spatial}"
+        );
+    }
 }
 
 #[test]
