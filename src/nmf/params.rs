@@ -145,7 +145,8 @@ impl Default for NmfParams {
 
 impl NmfParams {
     /// `components` free components, KL loss, 200 iterations, tolerance 1e-4, NNDSVDA
-    /// initialisation, seed 0, W normalised, cost checked every 10 iterations.
+    /// initialisation, seed 0, W normalised, cost checked every 10 iterations, V floored at
+    /// 1e-6 of its largest value.
     pub fn new(components: usize) -> NmfParams {
         NmfParams {
             components,
