@@ -15,10 +15,10 @@ use super::{FAILURE, Output, describe_param_error};
 use demix::ParamError;
 use demix::audio::OutputFormat;
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
+use demix::inspect::notes::NoteRange;
 use demix::inspect::{
     self, InspectOutput, InspectParams, NoteTemplates, OUTPUT_NAMES, TranscribeParams,
 };
-use demix::notes::NoteRange;
 
 pub(super) const INSPECT_EXAMPLE: &str = "\
 Examples:

@@ -2,6 +2,7 @@
 
 mod args;
 mod batch;
+mod command;
 mod eval;
 mod inspect;
 
@@ -13,9 +14,10 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use args::{Cli, Command, LearnArgs, ReportCommand};
+use args::LearnArgs;
+use command::{Cli, Command, ReportCommand};
 use demix::ParamError;
-use demix::templates::Templates;
+use demix::sources::Templates;
 
 /// Exit code for a failed run (bad input, failed write).
 const FAILURE: u8 = 1;
@@ -162,7 +164,7 @@ fn run_learn(args: &LearnArgs, out: &Output) -> ExitCode {
     }
     let started = Instant::now();
     let bar = out.iteration_bar(&target, args.model.max_iter);
-    let learned = demix::templates::learn(&name, &examples, &stft, &nmf, &mut |p| {
+    let learned = demix::sources::learn(&name, &examples, &stft, &nmf, &mut |p| {
         bar.set_position(p.iteration as u64);
     });
     bar.finish_and_clear();

@@ -8,16 +8,17 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
 
+use super::notes::note_name;
 use super::{InspectParams, Inspection, charts, inspect};
 use crate::atomic;
+use crate::atomic::{check_destination, move_into_place};
 use crate::audio::{self, Audio, ClipReport, OutputFormat};
 use crate::error::{Error, ParamError, Result};
-use crate::midi::{self, NoteEvent};
+use crate::formats::midi::{self, NoteEvent};
+use crate::formats::npy::{NpyArray, write_npy};
+use crate::formats::plot::encode_png;
 use crate::nmf::Progress;
-use crate::notes::note_name;
-use crate::npy::{NpyArray, write_npy};
-use crate::plot::encode_png;
-use crate::separate::{check_destination, move_into_place, write_stems};
+use crate::separate::write_stems;
 
 /// The names [`inspect_file`] writes into its output folder (`audio` is a folder, written only
 /// with [`InspectOutput::audio`]). A MIDI file inside the output folder may not take one.
@@ -442,7 +443,7 @@ fn components_json(inspection: &Inspection) -> String {
             .map_or_else(|| "null".to_string(), |m| json_string(&note_name(m.into())));
         let (f0, midi, cents) = match c.pitch {
             Some(p) => {
-                let (m, cents) = crate::notes::nearest_note(p.f0_hz);
+                let (m, cents) = super::notes::nearest_note(p.f0_hz);
                 (format!("{:.3}", p.f0_hz), m.to_string(), cents.to_string())
             }
             None => ("null".into(), "null".into(), "null".into()),

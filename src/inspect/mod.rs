@@ -10,6 +10,7 @@
 
 mod charts;
 mod export;
+pub mod notes;
 mod pitch;
 mod transcribe;
 
@@ -24,11 +25,12 @@ use ndarray::{Array2, Axis};
 
 use crate::audio::Audio;
 use crate::error::{ParamError, Result};
-use crate::midi::NoteEvent;
+use crate::formats::midi::NoteEvent;
 use crate::nmf::{self, CostPoint, Nmf, NmfParams, Progress};
-use crate::notes::{self, HarmonicShape, NoteRange, harmonic_templates};
-use crate::separate::{Separation, Source, channel_summed_magnitude};
-use crate::stft::{Stft, StftParams};
+use crate::separate::Separation;
+use crate::sources::Source;
+use crate::spectral::{Stft, StftParams, channel_summed_magnitude, check_usable};
+use notes::{HarmonicShape, NoteRange, harmonic_templates};
 
 /// Lowest fundamental searched for in a template, in Hz (just below A0).
 pub const MIN_PITCH_HZ: f64 = 25.0;
@@ -330,7 +332,7 @@ pub fn inspect(
 ) -> Result<Inspection> {
     params.check()?;
     let stft = Stft::new(&params.stft)?;
-    crate::separate::check_usable(audio, stft.n_fft())?;
+    check_usable(audio, stft.n_fft())?;
     let spectrogram = channel_summed_magnitude(&stft, audio);
     let v = spectrogram.t();
     let (mut nmf, template_notes) = match &params.notes {

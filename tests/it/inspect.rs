@@ -8,10 +8,10 @@ use std::io::Read;
 use std::path::Path;
 
 use demix::audio::{Audio, OutputFormat, write_wav};
+use demix::formats::midi::{NoteEvent, read_midi};
+use demix::formats::npy::load_npy;
+use demix::inspect::notes::{hz_to_midi, midi_to_hz};
 use demix::inspect::{InspectOutput, InspectParams, OUTPUT_NAMES, inspect, inspect_file};
-use demix::midi::{NoteEvent, read_midi};
-use demix::notes::{hz_to_midi, midi_to_hz};
-use demix::npy::load_npy;
 
 use crate::common::{TestRng, assert_fails, assert_ok, demix};
 
@@ -78,7 +78,7 @@ fn harmonic_tones_are_labelled_within_20_cents() {
             pitch.f0_hz
         );
         let label = result.components[0].pitch_label();
-        let expected_note = demix::notes::note_name(hz_to_midi(f0).round() as i32);
+        let expected_note = demix::inspect::notes::note_name(hz_to_midi(f0).round() as i32);
         assert!(label.starts_with(&format!("{expected_note} ")), "{label}");
     }
     eprintln!("largest pitch error: {worst:.2} cents");

@@ -3,7 +3,7 @@
 
 use demix::ParamError;
 use demix::nmf::{CostPoint, Factorization, Init, Loss, Nmf, NmfParams, fit};
-use demix::stft::{Stft, StftParams};
+use demix::spectral::{Stft, StftParams};
 use ndarray::{Array2, s};
 
 use crate::alloc::allocations;

@@ -9,8 +9,8 @@
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 use demix::nmf::{Init, Loss, NmfParams, fit};
 use demix::separate::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, separate};
-use demix::stft::StftParams;
-use demix::templates::{Templates, learn};
+use demix::sources::{Templates, learn};
+use demix::spectral::StftParams;
 use ndarray::Array2;
 
 use crate::common::{TestRng, assert_ok, best_permutation_sdr, sdr};
