@@ -19,7 +19,7 @@ use demix::batch::{
     Observer, Plan, Report, RunOptions, Status,
 };
 use demix::nmf::Progress;
-use demix::separate::{self, SeparateParams};
+use demix::separate::SeparateParams;
 
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -228,10 +228,13 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
         }
     };
     let params = args.params(templates);
-    if let Err(e) = params.check() {
-        out.error(&describe_param_error(&e));
-        return ExitCode::from(FAILURE);
-    }
+    let separator = match params.check() {
+        Ok(separator) => separator,
+        Err(e) => {
+            out.error(&describe_param_error(&e));
+            return ExitCode::from(FAILURE);
+        }
+    };
     let files = match find_files(&args.inputs, &args.out, &args.batch, out) {
         Ok(files) => files,
         Err(code) => return code,
@@ -268,14 +271,9 @@ pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Ou
             Some(parent) if !parent.as_os_str().is_empty() => args.out.join(parent),
             _ => args.out.clone(),
         };
-        let report = separate::separate_file(
-            &item.input,
-            &holder,
-            &params,
-            &output,
-            &mut job_progress(ctx),
-        )
-        .map_err(|e| job_error(&e))?;
+        let report = separator
+            .separate_file(&item.input, &holder, &output, &mut job_progress(ctx))
+            .map_err(|e| job_error(&e))?;
         let mut details = fit_details(
             report.iterations,
             report.final_cost,
