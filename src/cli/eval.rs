@@ -11,8 +11,8 @@ use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::{FAILURE, Output};
-use demix::ParamError;
+use super::Output;
+use super::failure::{FAILURE, describe_param_error};
 use demix::audio::{Audio, read_audio};
 use demix::error::{EvalError, Side};
 use demix::eval::{self, EvalParams, Metrics, Mode, Scores};
@@ -323,20 +323,6 @@ fn describe_eval_error(e: &EvalError, files: &Files, args: &EvalArgs) -> Failure
         },
         _ => Failure::new(&args.reference, e.to_string()),
     }
-}
-
-/// A parameter error with the flag that sets the parameter.
-fn describe_param_error(e: &ParamError) -> String {
-    let flag = match e {
-        ParamError::OutOfRange {
-            name: "filter length",
-            ..
-        } => "--filter-len",
-        ParamError::OutOfRange { name: "window", .. } => "--window",
-        ParamError::OutOfRange { name: "hop", .. } => "--hop",
-        _ => "invalid parameter",
-    };
-    format!("{flag}: {e}")
 }
 
 /// A figure with three decimals; `nan`, `inf`, and `-` for one that does not apply.

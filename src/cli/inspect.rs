@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::{Value, json};
 
+use super::Output;
 use super::args::{BatchArgs, DEFAULT_COMPONENTS, ModelArgs, ModelDefaults};
 use super::batch::{
     Files, RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files,
     shortest, warn_clipped,
 };
-use super::{FAILURE, Output, describe_param_error};
+use super::failure::{Failure, describe_param_error};
 use demix::ParamError;
 use demix::audio::OutputFormat;
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
@@ -130,18 +131,14 @@ impl InspectArgs {
 
 /// Runs `demix inspect` over the files and folders given: one file into OUT, several through
 /// the batch runner into OUT/<relative path>/, as `demix separate` does.
-pub(super) fn run(args: &InspectArgs, threads: Option<usize>, out: &Output) -> ExitCode {
-    let params = match args.params().and_then(|p| p.check().map(|()| p)) {
-        Ok(p) => p,
-        Err(e) => {
-            out.error(&describe_inspect_error(&e));
-            return ExitCode::from(FAILURE);
-        }
-    };
-    let mut files = match find_files(&args.inputs, &args.out, &args.batch, out) {
-        Ok(files) => files,
-        Err(code) => return code,
-    };
+pub(super) fn run(
+    args: &InspectArgs,
+    threads: Option<usize>,
+    out: &Output,
+) -> Result<ExitCode, Failure> {
+    let params = args.params()?;
+    params.check()?;
+    let mut files = find_files(&args.inputs, &args.out, &args.batch)?;
     let single = !files.is_batch;
     if single {
         // A single file is written into OUT itself: an empty output path.
@@ -153,8 +150,7 @@ pub(super) fn run(args: &InspectArgs, threads: Option<usize>, out: &Output) -> E
     } else if let Some(name) = &args.midi
         && let Err(message) = check_midi_name(name)
     {
-        out.error(&message);
-        return ExitCode::from(FAILURE);
+        return Err(Failure::usage(message));
     }
     let nmf = &params.nmf;
     out.detail(&format!(
@@ -185,7 +181,7 @@ fn run_inspect(
     files: &Files,
     threads: Option<usize>,
     out: &Output,
-) -> ExitCode {
+) -> Result<ExitCode, Failure> {
     let single = !files.is_batch;
     let format = args.audio_format();
     // A single file's MIDI file may lie outside its output folder; it is then no output of
@@ -264,7 +260,7 @@ fn run_inspect(
             &mut job_progress(ctx),
         )
         .map_err(|e| match &e {
-            demix::Error::Param(p) => describe_inspect_error(p),
+            demix::Error::Param(p) => describe_param_error(p),
             _ => job_error(&e),
         })?;
         let mut details = fit_details(
@@ -354,23 +350,4 @@ fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputF
         "audio": audio.map(|f| format!("{f:?}").to_lowercase()),
         "midi": args.midi.as_ref().map(|m| m.to_string_lossy()),
     })
-}
-
-/// A parameter error with the flag that sets the parameter.
-fn describe_inspect_error(e: &ParamError) -> String {
-    let flag = match e {
-        ParamError::BadNote { .. }
-        | ParamError::BadNoteRange(_)
-        | ParamError::NoteAboveNyquist { .. } => "--notes",
-        ParamError::OutOfRange { name, .. } => match *name {
-            "onset threshold" => "--onset-threshold",
-            "offset threshold" => "--offset-threshold",
-            "minimum level" => "--min-level",
-            "re-onset factor" => "--reonset",
-            "minimum duration" => "--min-duration",
-            _ => return describe_param_error(e),
-        },
-        _ => return describe_param_error(e),
-    };
-    format!("{flag}: {e}")
 }

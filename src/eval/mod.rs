@@ -37,7 +37,7 @@ mod linalg;
 use std::ops::Range;
 
 use crate::audio::Audio;
-use crate::error::{Error, EvalError, ParamError, Property, Result, Side};
+use crate::error::{Error, EvalError, Param, ParamError, Property, Result, Side};
 
 use bss::{Correlations, Energies, Filters, Projector, Track};
 
@@ -157,15 +157,15 @@ impl EvalParams {
     pub fn check(&self) -> Result<(), ParamError> {
         if self.filter_len == 0 {
             return Err(ParamError::OutOfRange {
-                name: "filter length",
+                param: Param::FilterLen,
                 expected: "at least 1",
                 got: 0.0,
             });
         }
-        for (name, value) in [("window", self.window), ("hop", self.hop)] {
+        for (name, value) in [(Param::EvalWindow, self.window), (Param::EvalHop, self.hop)] {
             if !(value.is_finite() && value > 0.0) {
                 return Err(ParamError::OutOfRange {
-                    name,
+                    param: name,
                     expected: "a finite number of seconds above 0",
                     got: value,
                 });

@@ -13,7 +13,7 @@ use super::{InspectParams, Inspection, charts, inspect};
 use crate::atomic;
 use crate::atomic::{check_destination, move_into_place};
 use crate::audio::{self, Audio, ClipReport, OutputFormat};
-use crate::error::{Error, ParamError, Result};
+use crate::error::{Error, Param, ParamError, Result};
 use crate::formats::midi::{self, NoteEvent};
 use crate::formats::npy::{NpyArray, write_npy};
 use crate::formats::plot::encode_png;
@@ -196,9 +196,10 @@ fn plan_midi(input: &Path, out_dir: &Path, midi: &Path, force: bool) -> Result<M
         .and_then(|r| r.components().next())
         .map(|c| c.as_os_str().to_owned());
     if first.is_some_and(|f| OUTPUT_NAMES.iter().any(|n| f == *n)) {
-        return Err(Error::Param(ParamError::Conflict(
-            "the MIDI file would replace one of the files inspect writes; choose another name",
-        )));
+        return Err(Error::Param(ParamError::Conflict {
+            param: Param::Midi,
+            message: "the MIDI file would replace one of the files inspect writes; choose another name",
+        }));
     }
     if inside.is_none() && !force && fs::symlink_metadata(midi).is_ok() {
         return Err(Error::OutputExists(midi.to_path_buf()));

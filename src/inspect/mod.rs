@@ -24,7 +24,7 @@ pub use transcribe::TranscribeParams;
 use ndarray::{Array2, Axis};
 
 use crate::audio::Audio;
-use crate::error::{ParamError, Result};
+use crate::error::{Param, ParamError, Result};
 use crate::formats::midi::NoteEvent;
 use crate::nmf::{self, CostPoint, Nmf, NmfParams, Progress};
 use crate::separate::Separation;
@@ -137,7 +137,7 @@ impl InspectParams {
         self.transcribe.check()?;
         if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
             return Err(ParamError::OutOfRange {
-                name: "mask power",
+                param: Param::MaskPower,
                 expected: "a finite number above 0",
                 got: f64::from(self.mask_power),
             });

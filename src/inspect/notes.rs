@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use ndarray::Array2;
 
-use crate::error::ParamError;
+use crate::error::{Param, ParamError};
 use crate::spectral::StftParams;
 
 /// Frequency in Hz of a (possibly fractional) MIDI note number, with A4 = 69 = 440 Hz.
@@ -255,7 +255,7 @@ pub fn harmonic_templates(
     stft.check()?;
     if !(shape.decay.is_finite() && shape.decay >= 0.0) {
         return Err(ParamError::OutOfRange {
-            name: "harmonic decay",
+            param: Param::HarmonicDecay,
             expected: "a finite number of at least 0",
             got: f64::from(shape.decay),
         });

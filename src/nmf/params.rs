@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::error::ParamError;
+use crate::error::{Param, ParamError};
 
 /// The divergence the factorisation minimises: a member of the β-divergence family.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,7 +53,7 @@ impl Loss {
         let b = self.beta();
         if !(Self::MIN_BETA..=Self::MAX_BETA).contains(&b) {
             return Err(ParamError::OutOfRange {
-                name: "beta",
+                param: Param::Loss,
                 expected: "between 0 and 4",
                 got: f64::from(b),
             });
@@ -325,22 +325,25 @@ impl NmfParams {
         self.loss.check()?;
         if !(self.tol.is_finite() && self.tol >= 0.0) {
             return Err(ParamError::OutOfRange {
-                name: "tol",
+                param: Param::Tol,
                 expected: "a finite number of at least 0",
                 got: self.tol,
             });
         }
         if !(self.floor.is_finite() && (0.0..1.0).contains(&self.floor)) {
             return Err(ParamError::OutOfRange {
-                name: "floor",
+                param: Param::Floor,
                 expected: "at least 0 and below 1",
                 got: f64::from(self.floor),
             });
         }
-        for (name, value) in [("sparsity", self.sparsity), ("smoothness", self.smoothness)] {
+        for (name, value) in [
+            (Param::Sparsity, self.sparsity),
+            (Param::Smoothness, self.smoothness),
+        ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(ParamError::OutOfRange {
-                    name,
+                    param: name,
                     expected: "a finite number of at least 0",
                     got: f64::from(value),
                 });
@@ -348,14 +351,14 @@ impl NmfParams {
         }
         if self.restarts == 0 {
             return Err(ParamError::OutOfRange {
-                name: "restarts",
+                param: Param::Restarts,
                 expected: "at least 1",
                 got: 0.0,
             });
         }
         if self.cost_every == 0 {
             return Err(ParamError::OutOfRange {
-                name: "cost_every",
+                param: Param::CostEvery,
                 expected: "at least 1",
                 got: 0.0,
             });

@@ -8,7 +8,7 @@
 //! channel, so each stem keeps the stereo (or multichannel) image of the mixture.
 
 use crate::audio::Audio;
-use crate::error::{ParamError, Result};
+use crate::error::{Param, ParamError, Result};
 use crate::nmf::{NmfParams, Progress};
 use crate::sources::{OTHER, Templates, check_source_name, stack};
 use crate::spectral::{Stft, StftParams};
@@ -87,7 +87,7 @@ impl SeparateParams {
         nmf.check()?;
         if self.max_frames < 256 {
             return Err(ParamError::OutOfRange {
-                name: "max frames",
+                param: Param::MaxFrames,
                 expected: "at least 256",
                 got: self.max_frames as f64,
             });
@@ -96,27 +96,28 @@ impl SeparateParams {
             && !(p.is_finite() && p > 0.0)
         {
             return Err(ParamError::OutOfRange {
-                name: "mask power",
+                param: Param::MaskPower,
                 expected: "a finite number above 0",
                 got: f64::from(p),
             });
         }
         if self.spatial_iterations > MAX_SPATIAL_ITERATIONS {
             return Err(ParamError::OutOfRange {
-                name: "spatial iterations",
+                param: Param::SpatialIterations,
                 expected: "at most 20",
                 got: self.spatial_iterations as f64,
             });
         }
         if let Some(groups) = self.groups {
             if !self.templates.is_empty() {
-                return Err(ParamError::Conflict(
-                    "grouping into sources cannot be combined with learned templates",
-                ));
+                return Err(ParamError::Conflict {
+                    param: Param::Sources,
+                    message: "grouping into sources cannot be combined with learned templates",
+                });
             }
             if groups == 0 || groups > self.nmf.components() {
                 return Err(ParamError::OutOfRange {
-                    name: "sources",
+                    param: Param::Sources,
                     expected: "between 1 and the number of components",
                     got: groups as f64,
                 });

@@ -11,7 +11,7 @@ use ndarray::{Array2, Array3, Axis, Ix2, Ix3, concatenate};
 use realfft::num_complex::Complex32;
 
 use crate::audio::Audio;
-use crate::error::{Error, ParamError, Result};
+use crate::error::{Error, Param, ParamError, Result};
 use crate::formats::npy::{self, NpyArray};
 use crate::nmf::{self, Loss, NmfParams, Progress};
 use crate::spectral::{Stft, StftParams, Window, channel_summed_magnitude, check_usable, spatial};
@@ -273,7 +273,7 @@ pub fn learn(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Templates> {
     let first = examples.first().ok_or(ParamError::OutOfRange {
-        name: "examples",
+        param: Param::Examples,
         expected: "at least one recording",
         got: 0.0,
     })?;

@@ -226,7 +226,7 @@ fn globs_filter_the_files_of_folders_but_not_files_named_on_the_command_line() {
     );
 
     let bad = separate(d, &["in"], &["--glob", "[a-"]);
-    assert_exit(&bad, 1);
+    assert_exit(&bad, 2);
     assert!(stderr(&bad).contains("--glob"), "{}", stderr(&bad));
 }
 

@@ -13,7 +13,7 @@ use demix::formats::npy::load_npy;
 use demix::inspect::notes::{hz_to_midi, midi_to_hz};
 use demix::inspect::{InspectOutput, InspectParams, OUTPUT_NAMES, inspect, inspect_file};
 
-use crate::common::{TestRng, assert_fails, assert_ok, demix};
+use crate::common::{TestRng, assert_fails, assert_ok, assert_usage_error, demix};
 
 const RATE: u32 = 22_050;
 
@@ -452,7 +452,7 @@ fn assert_rejected(args: &[&str], needles: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     short_input(dir.path());
     let out = demix(dir.path(), &[&["inspect", "in.wav"], args].concat());
-    assert_fails(&out, needles);
+    assert_usage_error(&out, needles);
     assert_entries(dir.path(), &["in.wav"]);
 }
 
@@ -974,7 +974,7 @@ fn a_midi_path_outside_the_output_folders_is_rejected_with_several_files() {
             d,
             &["inspect", "a.wav", "b.wav", "-o", "out", "--midi", bad],
         );
-        assert_fails(&out, &["--midi", bad, "such as notes.mid"]);
+        assert_usage_error(&out, &["--midi", bad, "such as notes.mid"]);
         assert_entries(d, &["a.wav", "b.wav"]);
     }
 }
@@ -990,7 +990,7 @@ fn a_midi_name_that_inspect_writes_itself_is_rejected() {
             d,
             &["inspect", "a.wav", "b.wav", "-o", "out", "--midi", bad],
         );
-        assert_fails(&out, &["--midi", bad, "inspect writes"]);
+        assert_usage_error(&out, &["--midi", bad, "inspect writes"]);
         assert_entries(d, &["a.wav", "b.wav"]);
     }
     // A single file's MIDI path inside its output folder, checked by the library.

@@ -194,7 +194,13 @@ fn a_floor_outside_zero_to_one_is_rejected() {
             &NmfParams::new(1).with_floor(bad),
         );
         assert!(
-            matches!(err, Err(ParamError::OutOfRange { name: "floor", .. })),
+            matches!(
+                err,
+                Err(ParamError::OutOfRange {
+                    param: demix::error::Param::Floor,
+                    ..
+                })
+            ),
             "{bad}: {err:?}"
         );
     }

@@ -425,7 +425,7 @@ fn templates_learned_at_another_frame_length_or_rate_are_refused() {
         "-o",
         &p("out"),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("n_fft 1024") && stderr.contains("2048"),
