@@ -138,16 +138,9 @@ pub(super) fn run(
 ) -> Result<ExitCode, Failure> {
     let params = args.params()?;
     params.check()?;
-    let mut files = find_files(&args.inputs, &args.out, &args.batch)?;
-    let single = !files.is_batch;
-    if single {
-        // A single file is written into OUT itself: an empty output path.
-        for item in &mut files.plan.items {
-            if item.output.is_some() {
-                item.output = Some(PathBuf::new());
-            }
-        }
-    } else if let Some(name) = &args.midi
+    let files = find_files(&args.inputs, &args.out, &args.batch)?;
+    if files.is_batch
+        && let Some(name) = &args.midi
         && let Err(message) = check_midi_name(name)
     {
         return Err(Failure::usage(message));
@@ -186,11 +179,19 @@ fn run_inspect(
     let format = args.audio_format();
     // A single file's MIDI file may lie outside its output folder; it is then no output of
     // the folder (and as there is no report, no output of the run), but it is shown.
-    let midi_apart = args
-        .midi
-        .as_ref()
-        .filter(|_| single)
-        .and_then(|m| demix::inspect::midi_apart(&args.out, m).ok().flatten());
+    let single_folder = files
+        .plan
+        .items
+        .first()
+        .and_then(|item| item.output.as_ref());
+    let midi_apart = match (&args.midi, single_folder) {
+        (Some(midi), Some(folder)) if single => {
+            demix::inspect::midi_apart(&args.out.join(folder), midi)
+                .ok()
+                .flatten()
+        }
+        _ => None,
+    };
     let spec = RunSpec {
         command: "inspect",
         done: "inspected",

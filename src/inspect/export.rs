@@ -77,8 +77,9 @@ pub struct InspectReport {
 ///   (`freq_hz`, then one column per component), named by component id;
 /// - `W.npy` `(bins, K)`, `H.npy` `(K, frames)`, and their axes `freq_hz.npy` and
 ///   `time_s.npy`;
-/// - `components.json`: per component its id, template note, estimated fundamental and note
-///   with cents (or `unpitched`), share of the energy, and when it is active;
+/// - `components.json`: per component its id, template note, estimated fundamental, `pitch`
+///   (the nearest MIDI note number, as in `notes.csv`), `note` with cents (or `unpitched`),
+///   share of the energy, and when it is active;
 /// - `notes.csv`: the note events (`onset_s,offset_s,pitch,note,velocity`);
 /// - `spectrogram.png`, `templates.png` and `activations.png`
 ///   ([`CHART_WIDTH`](super::CHART_WIDTH) × [`CHART_HEIGHT`](super::CHART_HEIGHT));
@@ -318,7 +319,7 @@ fn write_all(
         .map(|c| c.id.as_str())
         .collect();
     let (w, h) = (&inspection.nmf.w, &inspection.nmf.h);
-    let (times, freqs) = (inspection.times_s(), inspection.freqs_hz());
+    let (times, freqs) = (inspection.time_s(), inspection.freq_hz());
 
     add("activations.csv", &mut |f| {
         write_csv(f, "time_s", &ids, &times, |t, c| h[[c, t]])
@@ -457,7 +458,7 @@ fn components_json(inspection: &Inspection) -> String {
         let _ = write!(
             s,
             "{sep}\n    {{\"index\": {i}, \"id\": {}, \"template_note\": {template_note}, \
-             \"f0_hz\": {f0}, \"pitch\": {}, \"midi\": {midi}, \"cents\": {cents}, \
+             \"f0_hz\": {f0}, \"pitch\": {midi}, \"note\": {}, \"cents\": {cents}, \
              \"harmonic_fraction\": {}, \"energy_share\": {:.6}, \"active_s\": [{}]}}",
             json_string(&c.id),
             json_string(&c.pitch_label()),

@@ -28,7 +28,7 @@ use crate::error::{Param, ParamError, Result};
 use crate::formats::midi::NoteEvent;
 use crate::nmf::{self, CostPoint, Nmf, NmfParams, Progress};
 use crate::separate::Separation;
-use crate::sources::Source;
+use crate::sources::{Source, sources_loudest_first};
 use crate::spectral::{Stft, StftParams, channel_summed_magnitude, check_usable};
 use notes::{HarmonicShape, NoteRange, harmonic_templates};
 
@@ -161,8 +161,9 @@ pub struct Activity {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Component {
     /// Its name in file names and column headers: the note (`A4`, `C#5`) for note templates,
-    /// `c1`, `c2`, ... for free components (numbered by pitch, unpitched last), `free1`, ...
-    /// for free components added to note templates.
+    /// for free components the name `demix separate` gives the same component (`source1` for
+    /// the loudest, ...; listed by pitch, unpitched last), and `free1`, ... for free
+    /// components added to note templates.
     pub id: String,
     /// The note of its template, for note templates.
     pub note: Option<u8>,
@@ -221,14 +222,14 @@ impl Inspection {
     }
 
     /// The frequency of every bin in Hz.
-    pub fn freqs_hz(&self) -> Vec<f64> {
+    pub fn freq_hz(&self) -> Vec<f64> {
         (0..self.stft.n_bins())
             .map(|k| k as f64 * self.bin_hz())
             .collect()
     }
 
     /// The time of every frame's centre in seconds.
-    pub fn times_s(&self) -> Vec<f64> {
+    pub fn time_s(&self) -> Vec<f64> {
         (0..self.nmf.h.ncols())
             .map(|t| (t * self.stft.hop()) as f64 / f64::from(self.sample_rate))
             .collect()
@@ -367,7 +368,7 @@ pub fn inspect(
         .collect();
     let energies = nmf.component_energies();
 
-    // Free components are numbered by pitch, unpitched ones after them, loudest first.
+    // Free components are listed by pitch, unpitched ones after them, loudest first.
     let order: Vec<usize> = if params.notes.is_some() {
         (0..k).collect()
     } else {
@@ -383,11 +384,19 @@ pub fn inspect(
         order
     };
     let total_energy: f64 = energies.iter().sum();
+    // Free components take the names `demix separate` gives the same components: source1 for
+    // the loudest, and so on.
+    let mut separate_names = vec![String::new(); k];
+    if params.notes.is_none() {
+        let singles = (0..k).map(|c| vec![c]).collect();
+        for source in sources_loudest_first(singles, &energies) {
+            separate_names[source.components[0]] = source.name;
+        }
+    }
     let mut free_count = 0;
     let mut components: Vec<Component> = order
         .iter()
-        .enumerate()
-        .map(|(i, &c)| {
+        .map(|&c| {
             let note = template_notes[c];
             let id = match note {
                 Some(m) => notes::note_name(m.into()),
@@ -395,7 +404,7 @@ pub fn inspect(
                     free_count += 1;
                     format!("free{free_count}")
                 }
-                None => format!("c{}", i + 1),
+                None => std::mem::take(&mut separate_names[c]),
             };
             Component {
                 id,

@@ -74,7 +74,7 @@ impl Templates {
         let entries: Vec<(&str, NpyArray)> = vec![
             ("W", NpyArray::F32(self.w.clone().into_dyn())),
             (
-                "freqs_hz",
+                "freq_hz",
                 NpyArray::F64(ndarray::Array1::from(freqs).into_dyn()),
             ),
             ("name", NpyArray::Str(self.name.clone())),
