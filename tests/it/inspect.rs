@@ -212,7 +212,7 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
 fn inspect_names_components_as_separate_names_the_same_stems() {
     let dir = tempfile::tempdir().unwrap();
     write_wav(
-        &dir.path().join("seq.wav"),
+        dir.path().join("seq.wav"),
         &sequence_audio(),
         OutputFormat::Float32,
     )
