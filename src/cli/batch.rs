@@ -160,10 +160,16 @@ where
     }
     if let Some(report_name) = report_name {
         if summary.failed > 0 {
-            out.error(&format!(
-                "{} of {} files failed; see {report_name}",
-                summary.failed, summary.total
-            ));
+            // Of the files that got a line above, as their counters count them.
+            let mut line = format!(
+                "{} of {} files failed",
+                summary.failed,
+                summary.total - summary.complete
+            );
+            if summary.complete > 0 {
+                line += &format!(" ({} already complete)", summary.complete);
+            }
+            out.error(&format!("{line}; see {report_name}"));
         } else {
             let mut line = format!("{} file(s) {}", summary.ok, spec.done);
             if summary.complete > 0 {
@@ -380,10 +386,8 @@ impl Observer for Display<'_> {
                 multi.remove(&bar);
             }
         }
-        if counts.finished > 0 {
-            self.overall.inc(1);
-        }
-        let prefix = if counts.total > 1 && counts.finished > 0 {
+        self.overall.inc(1);
+        let prefix = if counts.total > 1 {
             format!("[{}/{}] ", counts.finished, counts.total)
         } else {
             String::new()
@@ -393,7 +397,7 @@ impl Observer for Display<'_> {
         self.print(|| match entry.status {
             Status::Ok => (self.show)(&format!("{prefix}{name}"), entry, &self.folder(entry)),
             Status::Interrupted => self.out.warn(&format!("{prefix}{name}: {error}")),
-            Status::Skipped => self.out.warn(&format!("{name}: {error}")),
+            Status::Skipped => self.out.warn(&format!("{prefix}{name}: {error}")),
             Status::Failed | Status::Pending => {
                 self.out.error(&format!("{prefix}{name}: {error}"));
             }

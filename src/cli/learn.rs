@@ -35,8 +35,21 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     }
     let started = Instant::now();
     let bar = out.iteration_bar(&target, args.model.max_iter);
+    // With -v, each newly computed cost is printed with its iteration (every restart's too).
+    let mut last_cost = None;
     let learned = demix::sources::learn(&name, &examples, &stft, &nmf, &mut |p| {
         bar.set_position(p.iteration as u64);
+        if out.verbose && p.cost.is_some() && p.cost != last_cost {
+            last_cost = p.cost;
+            bar.suspend(|| {
+                out.detail(&format!(
+                    "iteration {}/{}: cost {:.6e}",
+                    p.iteration,
+                    p.max_iter,
+                    p.cost.unwrap_or(f64::NAN)
+                ));
+            });
+        }
     });
     bar.finish_and_clear();
     let result = learned.and_then(|t| t.save(&args.out).map(|()| t));

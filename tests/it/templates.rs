@@ -581,3 +581,39 @@ fn restarts_keep_the_lowest_final_cost() {
         "{best} vs {expected}"
     );
 }
+
+#[test]
+fn learn_verbose_prints_its_iterations_and_costs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (bass_train, _) = training_clips();
+    write_wav(
+        p("train.wav"),
+        &Audio::new(22_050, vec![bass_train]).unwrap(),
+        OutputFormat::Float32,
+    )
+    .unwrap();
+    let args = [
+        "learn",
+        &p("train.wav"),
+        "-k",
+        "2",
+        "--iter",
+        "30",
+        "--restarts",
+        "1",
+    ];
+    let out = demix(&[&args[..], &["-v", "-o", &p("v.npz")]].concat());
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let costs: Vec<f64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("iteration ")?.split_once(": cost "))
+        .map(|(_, cost)| cost.parse().unwrap())
+        .collect();
+    assert!(costs.len() >= 2, "{stderr}");
+    assert!(costs.windows(2).all(|w| w[1] <= w[0]), "{stderr}");
+    // Without -v, nothing of the kind.
+    let quiet = demix(&[&args[..], &["-o", &p("q.npz")]].concat());
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("iteration "));
+}
