@@ -42,35 +42,35 @@ pub struct BatchArgs {
 #[derive(Debug, Args)]
 pub struct ModelArgs {
     /// Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in [0, 4]
-    /// [default: kl; is for learn; with --source, the templates' own].
+    /// [default: kl].
     #[arg(long, value_parser = parse_loss, value_name = "LOSS")]
     pub loss: Option<Loss>,
     /// Most NMF iterations.
-    #[arg(long = "iter", default_value_t = 200, value_name = "N")]
+    #[arg(long = "iter", default_value_t = NmfParams::default().max_iter(), value_name = "N")]
     pub max_iter: usize,
     /// Stop when the cost falls by less than this fraction over 10 iterations (0: never).
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = NmfParams::default().tol())]
     pub tol: f64,
     /// Seed of the initialisation.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = NmfParams::default().seed())]
     pub seed: u64,
-    /// Initialisation of the factors [default: nndsvda; random for learn].
+    /// Initialisation of the factors [default: nndsvda].
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,
-    /// FFT frame length in samples [default: 2048, or that of the templates].
+    /// FFT frame length in samples [default: 2048].
     #[arg(long = "n-fft", value_name = "N")]
     pub n_fft: Option<usize>,
-    /// Hop between frames in samples [default: n-fft / 4, or that of the templates].
+    /// Hop between frames in samples [default: n-fft / 4].
     #[arg(long, value_name = "N")]
     pub hop: Option<usize>,
     /// Weight of an L1 (sparsity) penalty on the activations, for data scaled to mean 1.
-    #[arg(long, default_value_t = 0.0, value_name = "λ")]
+    #[arg(long, default_value_t = NmfParams::default().sparsity(), value_name = "λ")]
     pub sparsity: f32,
     /// Weight of a temporal-continuity penalty on the activations, for data scaled to mean 1.
-    #[arg(long, default_value_t = 0.0, value_name = "λ")]
+    #[arg(long, default_value_t = NmfParams::default().smoothness(), value_name = "λ")]
     pub smoothness: f32,
     /// Fit this many times (the first from --init, the rest from random starts with the next
-    /// seeds) and keep the fit with the lowest cost [default: 1; 4 for learn].
+    /// seeds) and keep the fit with the lowest cost [default: 1].
     #[arg(long, value_name = "R")]
     pub restarts: Option<usize>,
     /// Raise spectrogram values below this fraction of its largest value to it before fitting.
@@ -105,16 +105,13 @@ impl ModelDefaults {
     };
 }
 
-/// Frame length when neither the options nor templates set one.
-const DEFAULT_N_FFT: usize = 2048;
-
 impl ModelArgs {
     /// The STFT settings asked for; `fallback` (from templates) fills what is not given.
     pub fn stft(&self, fallback: Option<StftParams>) -> StftParams {
         let n_fft = self
             .n_fft
             .or(fallback.map(|f| f.n_fft()))
-            .unwrap_or(DEFAULT_N_FFT);
+            .unwrap_or(StftParams::default().n_fft());
         let mut stft = StftParams::new(n_fft);
         let hop = match (self.hop, fallback) {
             (Some(hop), _) => Some(hop),
@@ -152,6 +149,14 @@ impl ModelArgs {
 
 /// Options of `demix separate`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("loss", |a| a.help(
+        "Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in \
+         [0, 4] [default: kl; with --source, the templates' own]"
+    )),
+    mut_arg("n_fft", |a| a.help("FFT frame length in samples [default: 2048, or the templates']")),
+    mut_arg("hop", |a| a.help("Hop between frames in samples [default: n-fft / 4, or the templates']")),
+)]
 pub struct SeparateArgs {
     /// Audio files (WAV, FLAC, and the other formats in the README) or folders of them.
     #[arg(required = true, value_name = "INPUT")]
@@ -194,7 +199,7 @@ pub struct SeparateArgs {
     pub spatial_iterations: usize,
     /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample
     /// of this many frames and solve activations block by block, in bounded memory.
-    #[arg(long = "max-frames", default_value_t = 32_768, value_name = "N")]
+    #[arg(long = "max-frames", default_value_t = SeparateParams::default().max_frames, value_name = "N")]
     pub max_frames: usize,
     /// Replace existing track folders, and redo files the report lists as complete.
     #[arg(long)]
@@ -209,11 +214,19 @@ pub struct SeparateArgs {
     pub batch: BatchArgs,
 }
 
-/// Components when `-k` is not given.
-pub const DEFAULT_COMPONENTS: usize = 4;
-
 /// Options of `demix learn`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("loss", |a| a.help(
+        "Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in \
+         [0, 4] [default: is]"
+    )),
+    mut_arg("init", |a| a.help("Initialisation of the factors [default: random]")),
+    mut_arg("restarts", |a| a.help(
+        "Fit this many times (the first from --init, the rest from random starts with the \
+         next seeds) and keep the fit with the lowest cost [default: 4]"
+    )),
+)]
 pub struct LearnArgs {
     /// Isolated recordings of the source (pooled).
     #[arg(required = true, value_name = "AUDIO")]
@@ -266,7 +279,7 @@ impl SeparateArgs {
             None => ModelDefaults::SEPARATE,
         };
         let components = if templates.is_empty() {
-            self.components.unwrap_or(DEFAULT_COMPONENTS)
+            self.components.unwrap_or(NmfParams::default().components())
         } else {
             self.free
         };

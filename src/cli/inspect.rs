@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::Output;
-use super::args::{BatchArgs, DEFAULT_COMPONENTS, ModelArgs, ModelDefaults};
+use super::args::{BatchArgs, ModelArgs, ModelDefaults};
 use super::batch::{
     Files, RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files,
     shortest, warn_clipped,
@@ -20,6 +20,7 @@ use demix::inspect::notes::NoteRange;
 use demix::inspect::{
     self, InspectOutput, InspectParams, NoteTemplates, OUTPUT_NAMES, TranscribeParams,
 };
+use demix::nmf::NmfParams;
 
 pub(super) const INSPECT_EXAMPLE: &str = "\
 Examples:
@@ -61,19 +62,19 @@ pub struct InspectArgs {
     #[arg(long)]
     pub audio: bool,
     /// A note starts where its activation reaches this fraction of its own peak...
-    #[arg(long = "onset-threshold", default_value_t = 0.1, value_name = "F")]
+    #[arg(long = "onset-threshold", default_value_t = TranscribeParams::default().onset(), value_name = "F")]
     pub onset: f32,
     /// ...and this fraction of the loudest activation of all notes.
-    #[arg(long = "min-level", default_value_t = 0.3, value_name = "F")]
+    #[arg(long = "min-level", default_value_t = TranscribeParams::default().min_level(), value_name = "F")]
     pub min_level: f32,
     /// A note ends where its activation falls below this fraction of its onset level.
-    #[arg(long = "offset-threshold", default_value_t = 0.5, value_name = "F")]
+    #[arg(long = "offset-threshold", default_value_t = TranscribeParams::default().offset(), value_name = "F")]
     pub offset: f32,
     /// A rise by this factor over two frames while a note sounds starts a new note (0: off).
-    #[arg(long, default_value_t = 1.5, value_name = "X")]
+    #[arg(long, default_value_t = TranscribeParams::default().reonset(), value_name = "X")]
     pub reonset: f32,
     /// Shortest note kept, in seconds.
-    #[arg(long = "min-duration", default_value_t = 0.05, value_name = "S")]
+    #[arg(long = "min-duration", default_value_t = TranscribeParams::default().min_duration(), value_name = "S")]
     pub min_duration: f64,
     #[command(flatten)]
     pub model: ModelArgs,
@@ -106,7 +107,7 @@ impl InspectArgs {
         let k = self.components.unwrap_or(if notes.is_some() {
             0
         } else {
-            DEFAULT_COMPONENTS
+            NmfParams::default().components()
         });
         Ok(InspectParams {
             stft: self.model.stft(None),

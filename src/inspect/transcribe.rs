@@ -70,6 +70,31 @@ impl TranscribeParams {
         self
     }
 
+    /// The onset threshold: a fraction of the note's own peak.
+    pub fn onset(&self) -> f32 {
+        self.onset
+    }
+
+    /// The lowest onset level: a fraction of the loudest activation of all components.
+    pub fn min_level(&self) -> f32 {
+        self.min_level
+    }
+
+    /// The offset threshold: a fraction of the onset level.
+    pub fn offset(&self) -> f32 {
+        self.offset
+    }
+
+    /// The rise over two frames that starts a new note (0: off).
+    pub fn reonset(&self) -> f32 {
+        self.reonset
+    }
+
+    /// The shortest note kept, in seconds.
+    pub fn min_duration(&self) -> f64 {
+        self.min_duration_s
+    }
+
     /// Checks every threshold.
     ///
     /// # Errors

@@ -549,3 +549,28 @@ fn force_replaces_a_file_that_has_the_track_folders_name() {
         ["source1.wav", "source2.wav"]
     );
 }
+
+#[test]
+fn each_help_describes_only_its_own_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |command: &str| {
+        let out = demix(dir.path(), &[command, "--help"]);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let separate = help("separate");
+    let learn = help("learn");
+    let inspect = help("inspect");
+    for (name, text) in [("separate", &separate), ("inspect", &inspect)] {
+        assert!(!text.contains("for learn"), "{name}:\n{text}");
+    }
+    assert!(!inspect.contains("templates'"), "{inspect}");
+    assert!(!learn.contains("templates'"), "{learn}");
+    // Each names its own defaults.
+    assert!(
+        learn.contains("[default: is]") && learn.contains("[default: 4]"),
+        "{learn}"
+    );
+    assert!(separate.contains("[default: kl; with --source, the templates' own]"));
+    assert!(inspect.contains("[default: kl]"), "{inspect}");
+}
