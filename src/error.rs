@@ -19,6 +19,8 @@ pub enum Param {
     Components,
     /// The STFT frame length.
     NFft,
+    /// The memory a computation may use.
+    MaxMemory,
     /// The STFT hop.
     Hop,
     /// The divergence (loss) or its β.
@@ -81,6 +83,7 @@ impl Param {
         match self {
             Param::Components => "components",
             Param::NFft => "n_fft",
+            Param::MaxMemory => "max memory",
             Param::Hop | Param::EvalHop => "hop",
             Param::Loss => "beta",
             Param::Tol => "tol",
@@ -217,6 +220,25 @@ pub enum ParamError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A fit that would need more memory than it may use.
+    #[error(
+        "the factorisation needs about {} for {components} components over {frames} frames \
+         of {bins} bins, more than the {} allowed",
+        bytes(*needs),
+        bytes(*limit)
+    )]
+    MemoryLimit {
+        /// The estimate, in bytes.
+        needs: u64,
+        /// The limit, in bytes.
+        limit: u64,
+        /// Components of the fit.
+        components: usize,
+        /// Frames of the data.
+        frames: usize,
+        /// Bins of the data.
+        bins: usize,
+    },
     /// A note range whose high note is below its low note.
     #[error("'{0}' is not a note range LOW-HIGH with LOW at or below HIGH (e.g. A0-C8)")]
     BadNoteRange(String),
@@ -235,6 +257,21 @@ pub enum ParamError {
     },
 }
 
+/// A size in bytes as people read it: `512 B`, `3.2 MiB`, `41.0 GiB`.
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 impl ParamError {
     /// The parameter this error is about.
     pub fn param(&self) -> Param {
@@ -244,6 +281,7 @@ impl ParamError {
             ParamError::HopOutOfRange { .. } | ParamError::HopTooLarge { .. } => Param::Hop,
             ParamError::OutOfRange { param, .. } | ParamError::Conflict { param, .. } => *param,
             ParamError::UnknownLoss(_) => Param::Loss,
+            ParamError::MemoryLimit { .. } => Param::MaxMemory,
             ParamError::Shape { .. } | ParamError::NotNonNegative(_) => Param::Factors,
             ParamError::SourceName { .. } => Param::SourceName,
             ParamError::TemplateSettings { .. } => Param::Templates,

@@ -73,6 +73,10 @@ pub struct ModelArgs {
     /// seeds) and keep the fit with the lowest cost [default: 1].
     #[arg(long, value_name = "R")]
     pub restarts: Option<usize>,
+    /// Refuse a file whose factorisation would need more memory than SIZE (e.g. 512M, 8G)
+    /// [default: the memory available].
+    #[arg(long = "max-memory", value_parser = parse_size, value_name = "SIZE")]
+    pub max_memory: Option<u64>,
     /// Raise spectrogram values below this fraction of its largest value to it before fitting.
     #[arg(long, default_value_t = NmfParams::DEFAULT_FLOOR, value_name = "F")]
     pub floor: f32,
@@ -144,6 +148,7 @@ impl ModelArgs {
             .with_smoothness(self.smoothness)
             .with_restarts(self.restarts.unwrap_or(defaults.restarts))
             .with_floor(self.floor)
+            .with_max_memory(self.max_memory)
     }
 }
 
@@ -261,6 +266,37 @@ pub enum InitArg {
     Random,
 }
 
+/// A size in bytes: a number with an optional binary unit K, M, G or T (`KiB`, `kB` and the
+/// like are read the same, as powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit
+        .trim()
+        .to_ascii_lowercase()
+        .trim_end_matches("ib")
+        .trim_end_matches('b')
+    {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(format!("'{s}' is not a size such as 512M or 8G")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size such as 512M or 8G"))?;
+    let bytes = value * scale as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("'{s}' must be at least one byte"));
+    }
+    Ok(bytes as u64)
+}
+
 fn parse_loss(s: &str) -> Result<Loss, String> {
     s.parse::<Loss>().map_err(|e| e.to_string())
 }
@@ -312,5 +348,22 @@ pub fn wav_format(int24: bool, float32: bool) -> OutputFormat {
         OutputFormat::Int24
     } else {
         OutputFormat::Int16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("3M"), Ok(3 << 20));
+        assert_eq!(parse_size("8GiB"), Ok(8 << 30));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("2 kB"), Ok(2048));
+        for bad in ["", "lots", "10X", "0", "0.1", "-5M"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -195,6 +195,7 @@ where
 pub(super) fn job_error(e: &demix::Error) -> String {
     match e {
         demix::Error::OutputExists(_) => format!("{e}; use --force to replace it"),
+        demix::Error::Param(p) => super::failure::describe_param_error(p),
         _ => e.to_string(),
     }
 }

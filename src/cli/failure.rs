@@ -82,6 +82,7 @@ pub(super) fn flag(param: Param) -> &'static str {
     match param {
         Param::Components => "-k/--components",
         Param::NFft => "--n-fft",
+        Param::MaxMemory => "--max-memory",
         Param::Hop | Param::EvalHop => "--hop",
         Param::Loss => "--loss",
         Param::Tol => "--tol",

@@ -24,6 +24,9 @@ use command::{Cli, Command, ReportCommand};
 use demix::sources::Templates;
 use failure::{Failure, USAGE};
 
+/// Most worker threads: each costs a stack, and a million of them never start.
+const MAX_THREADS: usize = 1024;
+
 /// Parses the command line, runs it, and turns the outcome into an exit code.
 pub fn main() -> ExitCode {
     match run() {
@@ -44,8 +47,10 @@ fn run() -> Result<ExitCode, Failure> {
     };
     let out = Output::new(&cli);
     if let Some(n) = cli.threads {
-        if n == 0 {
-            return Err(Failure::usage("--threads must be at least 1"));
+        if n == 0 || n > MAX_THREADS {
+            return Err(Failure::usage(format!(
+                "--threads must be between 1 and {MAX_THREADS} (got {n})"
+            )));
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)

@@ -14,6 +14,7 @@ mod divergence;
 mod init;
 mod kernels;
 mod linalg;
+mod memory;
 mod params;
 mod penalty;
 mod portable;
@@ -21,6 +22,7 @@ mod rng;
 mod tiled;
 mod update;
 
+pub use memory::{available_memory, memory_estimate};
 pub use params::{Init, Loss, NmfParams};
 
 /// For the floor bench (`benches/nmf.rs`) only, not part of the API: the four products of an
@@ -210,6 +212,8 @@ impl Factorization {
             });
         }
         let checked = params.check_for(bins, frames)?;
+        let components = params.components + params.fixed_w.as_ref().map_or(0, |w| w.ncols());
+        memory::check_memory(bins, frames, components, params)?;
         check_non_negative("V", v)?;
 
         // X = Vᵀ / mean(V), floored: frames are contiguous rows.

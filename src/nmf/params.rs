@@ -131,6 +131,7 @@ pub struct NmfParams {
     pub(crate) smoothness: f32,
     pub(crate) restarts: usize,
     pub(crate) floor: f32,
+    pub(crate) max_memory: Option<u64>,
 }
 
 impl Default for NmfParams {
@@ -159,6 +160,7 @@ impl NmfParams {
             smoothness: 0.0,
             restarts: 1,
             floor: NmfParams::DEFAULT_FLOOR,
+            max_memory: None,
         }
     }
 
@@ -171,6 +173,14 @@ impl NmfParams {
     /// spends components on near-silent bins (dither, the tails of a fade) that nobody hears.
     pub fn with_floor(mut self, floor: f32) -> Self {
         self.floor = floor;
+        self
+    }
+
+    /// Refuse a fit whose working memory ([`super::memory_estimate`]) would exceed this many
+    /// bytes, before allocating anything (default `None`: the memory the system has
+    /// available, where it says so, as Linux does).
+    pub fn with_max_memory(mut self, bytes: Option<u64>) -> Self {
+        self.max_memory = bytes;
         self
     }
 
@@ -303,6 +313,11 @@ impl NmfParams {
     /// The floor, as a fraction of the largest value of V.
     pub fn floor(&self) -> f32 {
         self.floor
+    }
+
+    /// The memory limit of a fit in bytes (`None`: what the system has available).
+    pub fn max_memory(&self) -> Option<u64> {
+        self.max_memory
     }
 
     /// Fits to keep the best of (one when initial factors are given: that fit is deterministic).

@@ -118,6 +118,7 @@ impl Separator {
             .with_sparsity(nmf_params.sparsity())
             .with_smoothness(nmf_params.smoothness())
             .with_floor(nmf_params.floor())
+            .with_max_memory(nmf_params.max_memory())
             .with_fixed_templates(w.clone());
         // With the smoothness penalty, each block sees this many neighbouring frames on each side.
         let margin = if nmf_params.smoothness() > 0.0 {

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use crate::error::ParamError;
+use crate::error::{Param, ParamError};
 
 /// The analysis and synthesis window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +69,8 @@ impl Default for StftParams {
 impl StftParams {
     /// Smallest accepted frame length.
     pub const MIN_N_FFT: usize = 4;
+    /// The longest frame accepted: 2^20 samples.
+    pub const MAX_N_FFT: usize = 1 << 20;
 
     /// Frame length `n_fft` (default 2048), hop `n_fft / 4`, periodic Hann window.
     pub fn new(n_fft: usize) -> StftParams {
@@ -106,7 +108,7 @@ impl StftParams {
         self.window
     }
 
-    /// Checks the settings: `n_fft` of at least [`Self::MIN_N_FFT`], a hop between 1 and
+    /// Checks the settings: `n_fft` from [`Self::MIN_N_FFT`] to [`Self::MAX_N_FFT`], a hop between 1 and
     /// `n_fft`, and one small enough for overlap-add to reconstruct every sample.
     ///
     /// # Errors
@@ -117,6 +119,15 @@ impl StftParams {
             return Err(ParamError::FftTooSmall {
                 min: Self::MIN_N_FFT,
                 got: n_fft,
+            });
+        }
+        // Before the window is made: a frame of this length is 24 s at 44.1 kHz, and longer
+        // ones only cost memory and time before the input is found too short.
+        if n_fft > Self::MAX_N_FFT {
+            return Err(ParamError::OutOfRange {
+                param: Param::NFft,
+                expected: "at most 1048576",
+                got: n_fft as f64,
             });
         }
         if hop == 0 || hop > n_fft {

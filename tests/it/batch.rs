@@ -942,3 +942,33 @@ fn a_cancelled_run_interrupts_running_jobs_and_starts_no_more() {
         ]
     );
 }
+
+#[test]
+fn a_file_too_large_for_the_memory_limit_fails_alone_and_the_batch_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tone = |seconds: usize| {
+        let x = (0..8000 * seconds)
+            .map(|i| 0.3 * (i as f32 * 0.17).sin())
+            .collect();
+        Audio::new(8000, vec![x]).unwrap()
+    };
+    fs::create_dir_all(d.join("in")).unwrap();
+    write_wav(d.join("in/short.wav"), &tone(1), OutputFormat::Int16).unwrap();
+    write_wav(d.join("in/long.wav"), &tone(30), OutputFormat::Int16).unwrap();
+    // One thread, so that the estimate (which counts per-thread buffers) is the same anywhere:
+    // under 2 MiB for the short file, 4.2 MiB for the long one.
+    let out = separate(d, &["in"], &["--threads", "1", "--max-memory", "3M"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("long.wav: --max-memory: the factorisation needs about")
+            && err.contains("more than the 3.0 MiB allowed"),
+        "{err}"
+    );
+    let report = read_report(&d.join("out/demix-report.json"));
+    assert_eq!(entry(&report, "short")["status"], "ok");
+    assert_eq!(entry(&report, "long")["status"], "failed");
+    assert!(d.join("out/short/source1.wav").is_file());
+    assert!(!d.join("out/long").exists());
+}

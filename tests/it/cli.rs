@@ -205,14 +205,14 @@ fn infinite_samples_are_reported() {
 }
 
 #[test]
-fn zero_threads_is_a_usage_error() {
+fn zero_or_a_hundred_thousand_threads_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
-    let out = demix(
-        dir.path(),
-        &["separate", "x.wav", "-o", "out", "--threads", "0"],
-    );
-    assert_usage_error(&out, &["--threads", "at least 1"]);
+    for threads in ["0", "100000"] {
+        let args = ["separate", "x.wav", "-o", "out", "--threads", threads];
+        let out = demix(dir.path(), &args);
+        assert_usage_error(&out, &["--threads", "between 1 and 1024", threads]);
+    }
     assert_nothing_written(dir.path());
 }
 
@@ -221,6 +221,53 @@ fn a_file_name_with_a_newline_is_printed_escaped_on_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = demix(dir.path(), &["separate", "a\nb.wav", "-o", "out"]);
     assert_fails(&out, &["a\\nb.wav", "no such file"]);
+}
+
+#[test]
+fn a_huge_n_fft_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = demix(
+        dir.path(),
+        &["separate", "x.wav", "-o", "out", "--n-fft", "1073741824"],
+    );
+    assert_usage_error(&out, &["--n-fft", "at most 1048576", "1073741824"]);
+    assert_nothing_written(dir.path());
+}
+
+#[test]
+fn a_hundred_thousand_components_are_refused_with_the_estimate_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = demix(
+        dir.path(),
+        &["separate", "x.wav", "-o", "out", "-k", "100000"],
+    );
+    // Either limit may apply (the memory available, or --max-memory): both name the flag.
+    assert_fails(
+        &out,
+        &[
+            "x.wav",
+            "--max-memory",
+            "100000 components",
+            "GiB",
+            "allowed",
+        ],
+    );
+    assert_nothing_written(dir.path());
+    let out = demix(
+        dir.path(),
+        &["separate", "x.wav", "-o", "out", "--max-memory", "1K"],
+    );
+    assert_fails(
+        &out,
+        &["x.wav", "--max-memory", "more than the 1.0 KiB allowed"],
+    );
+    let out = demix(
+        dir.path(),
+        &["separate", "x.wav", "-o", "out", "--max-memory", "lots"],
+    );
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

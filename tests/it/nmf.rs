@@ -422,3 +422,30 @@ fn initial_factors_of_the_wrong_shape_are_rejected() {
         })
     ));
 }
+
+#[test]
+fn a_fit_over_its_memory_limit_is_refused_before_allocating() {
+    let v = ndarray::Array2::from_shape_fn((64, 100), |(i, j)| 1.0 + ((i * j) % 7) as f32);
+    let params = NmfParams::new(3).with_max_memory(Some(1 << 10));
+    match fit(v.view(), &params) {
+        Err(ParamError::MemoryLimit {
+            needs,
+            limit,
+            components,
+            frames,
+            bins,
+        }) => {
+            assert_eq!((limit, components, frames, bins), (1 << 10, 3, 100, 64));
+            assert_eq!(needs, demix::nmf::memory_estimate(64, 100, 3, 3));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The estimate grows with every dimension, and enough room lets the fit through.
+    let e = demix::nmf::memory_estimate;
+    assert!(e(64, 100, 3, 3) < e(128, 100, 3, 3));
+    assert!(e(64, 100, 3, 3) < e(64, 200, 3, 3));
+    assert!(e(64, 100, 3, 3) < e(64, 100, 6, 6));
+    assert_eq!(e(1 << 40, 1 << 40, 1 << 40, 1 << 40), u64::MAX);
+    let roomy = params.with_max_memory(Some(e(64, 100, 3, 3)));
+    assert!(fit(v.view(), &roomy).is_ok());
+}
