@@ -303,25 +303,16 @@ fn energy_sums(target: &[f32], estimate: &[f32], own: &[f64], all: &[f64]) -> En
             add(t % LANES, f64::from(s), f64::from(y), p, a);
         }
     }
-    let [
-        target,
-        distortion,
-        spatial,
-        own,
-        own_residual,
-        interference,
-        all,
-        artifacts,
-    ] = acc.map(|lanes| lanes.iter().sum());
+    let sums = acc.map(|lanes| lanes.iter().sum::<f64>());
     Energies {
-        target,
-        distortion,
-        spatial,
-        own,
-        own_residual,
-        interference,
-        all,
-        artifacts,
+        target: sums[0],
+        distortion: sums[1],
+        spatial: sums[2],
+        own: sums[3],
+        own_residual: sums[4],
+        interference: sums[5],
+        all: sums[6],
+        artifacts: sums[7],
     }
 }
 
