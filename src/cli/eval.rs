@@ -200,8 +200,8 @@ fn check_json(args: &EvalArgs, files: &Files) -> Result<(), Failure> {
     let Some(path) = &args.json else {
         return Ok(());
     };
-    let inputs = files.references.iter().chain(&files.estimates);
-    if inputs.into_iter().any(|input| same_file(input, path)) {
+    let mut inputs = files.references.iter().chain(&files.estimates);
+    if inputs.any(|input| same_file(input, path)) {
         return Err(Failure::new(
             path,
             "is one of the inputs; choose another file for --json",
