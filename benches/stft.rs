@@ -5,7 +5,7 @@
 mod workloads;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use demix::separate::channel_summed_magnitude;
+use demix::spectral::channel_summed_magnitude;
 use workloads::W180;
 
 fn stft(c: &mut Criterion) {

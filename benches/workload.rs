@@ -23,8 +23,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use demix::audio::{OutputFormat, read_audio, write_wav};
+use demix::formats::npy::{NpyArray, load_npy, save_npy};
 use demix::nmf::{Factorization, Init, Loss, NmfParams};
-use demix::npy::{NpyArray, load_npy, save_npy};
 use workloads::{K, W30, W180, median};
 
 fn main() -> ExitCode {

@@ -12,8 +12,10 @@
 
 use demix::audio::Audio;
 use demix::nmf::{self, Init, NmfParams};
-use demix::separate::{Separation, Source, StemSink, channel_summed_magnitude};
-use demix::stft::{Stft, StftParams};
+use demix::separate::{Separation, StemSink};
+use demix::sources::Source;
+use demix::spectral::channel_summed_magnitude;
+use demix::spectral::{Stft, StftParams};
 use ndarray::Array2;
 
 /// Sample rate of both workloads.

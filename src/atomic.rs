@@ -1,7 +1,8 @@
 //! Files and folders written whole or not at all: to a hidden temporary name in the same
 //! folder, renamed into place when complete, removed on failure. Also: [`Staging`], the
 //! temporary folder of a track that is removed unless finished; [`remove_stale_temps`], which
-//! clears what a killed run left; and [`missing_dirs`], the folders a write would create.
+//! clears what a killed run left; [`missing_dirs`], the folders a write would create; and
+//! [`check_destination`] and [`move_into_place`], which put a finished output folder in place.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -157,6 +158,43 @@ pub(crate) fn write_atomically(
         let _ = fs::remove_file(&tmp);
         Error::write(path, e)
     })
+}
+
+/// Refuses a track folder that exists (without `force`) or that holds the input.
+pub(crate) fn check_destination(input: &Path, track_dir: &Path, force: bool) -> Result<()> {
+    if !track_dir.exists() {
+        return Ok(());
+    }
+    let inside = match (input.canonicalize(), track_dir.canonicalize()) {
+        (Ok(i), Ok(t)) => i.starts_with(t),
+        _ => false,
+    };
+    if inside {
+        return Err(Error::OutputIsInput(track_dir.to_path_buf()));
+    }
+    if !force {
+        return Err(Error::OutputExists(track_dir.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Renames the finished temporary folder to `track_dir`, replacing an existing one.
+pub(crate) fn move_into_place(tmp_dir: &Path, track_dir: &Path, stem: &OsString) -> Result<()> {
+    if !track_dir.exists() {
+        return fs::rename(tmp_dir, track_dir).map_err(|e| Error::write(track_dir, e));
+    }
+    let old = track_dir.with_file_name(hidden_name(stem, "old"));
+    fs::rename(track_dir, &old).map_err(|e| Error::write(track_dir, e))?;
+    if let Err(e) = fs::rename(tmp_dir, track_dir) {
+        let _ = fs::rename(&old, track_dir);
+        return Err(Error::write(track_dir, e));
+    }
+    // What is replaced may be a file (or a link) that happens to have the track folder's name.
+    let removed = match fs::symlink_metadata(&old) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(&old),
+        _ => fs::remove_file(&old),
+    };
+    removed.map_err(|e| Error::write(&old, e))
 }
 
 #[cfg(test)]

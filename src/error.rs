@@ -10,6 +10,113 @@ use std::path::PathBuf;
 /// A `Result` whose error is the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Which parameter a [`ParamError`] is about, so that a caller can name its own flag or field
+/// for it (the CLI maps each to a flag in one place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Param {
+    /// The number of NMF components.
+    Components,
+    /// The STFT frame length.
+    NFft,
+    /// The STFT hop.
+    Hop,
+    /// The divergence (loss) or its β.
+    Loss,
+    /// The NMF stopping tolerance.
+    Tol,
+    /// The spectrogram floor.
+    Floor,
+    /// The L1 penalty on the activations.
+    Sparsity,
+    /// The temporal-continuity penalty on the activations.
+    Smoothness,
+    /// The number of NMF restarts.
+    Restarts,
+    /// How often the NMF cost is computed.
+    CostEvery,
+    /// Given factor matrices (fixed templates, initial W or H, the data).
+    Factors,
+    /// The exponent of the soft masks.
+    MaskPower,
+    /// The re-estimations of the spatial covariances.
+    SpatialIterations,
+    /// The most spectrogram frames fitted at once.
+    MaxFrames,
+    /// The number of sources to group the components into.
+    Sources,
+    /// Learned templates (their settings, or their combination with other options).
+    Templates,
+    /// A source's name.
+    SourceName,
+    /// The example recordings templates are learned from.
+    Examples,
+    /// A note or note range.
+    Notes,
+    /// The decay of harmonic note templates.
+    HarmonicDecay,
+    /// The onset threshold of transcription.
+    OnsetThreshold,
+    /// The offset threshold of transcription.
+    OffsetThreshold,
+    /// The lowest level of a transcribed note.
+    MinLevel,
+    /// The re-onset factor of transcription.
+    Reonset,
+    /// The shortest transcribed note.
+    MinDuration,
+    /// The MIDI file a command writes.
+    Midi,
+    /// The length of BSS Eval's distortion filters.
+    FilterLen,
+    /// The window of framewise evaluation, in seconds.
+    EvalWindow,
+    /// The hop of framewise evaluation, in seconds.
+    EvalHop,
+}
+
+impl Param {
+    /// The parameter's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::Components => "components",
+            Param::NFft => "n_fft",
+            Param::Hop | Param::EvalHop => "hop",
+            Param::Loss => "beta",
+            Param::Tol => "tol",
+            Param::Floor => "floor",
+            Param::Sparsity => "sparsity",
+            Param::Smoothness => "smoothness",
+            Param::Restarts => "restarts",
+            Param::CostEvery => "cost_every",
+            Param::Factors => "factors",
+            Param::MaskPower => "mask power",
+            Param::SpatialIterations => "spatial iterations",
+            Param::MaxFrames => "max frames",
+            Param::Sources => "sources",
+            Param::Templates => "templates",
+            Param::SourceName => "source name",
+            Param::Examples => "examples",
+            Param::Notes => "notes",
+            Param::HarmonicDecay => "harmonic decay",
+            Param::OnsetThreshold => "onset threshold",
+            Param::OffsetThreshold => "offset threshold",
+            Param::MinLevel => "minimum level",
+            Param::Reonset => "re-onset factor",
+            Param::MinDuration => "minimum duration",
+            Param::Midi => "MIDI file",
+            Param::FilterLen => "filter length",
+            Param::EvalWindow => "window",
+        }
+    }
+}
+
+impl std::fmt::Display for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A parameter that is out of range or inconsistent with another.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -49,10 +156,10 @@ pub enum ParamError {
         max_hop: usize,
     },
     /// A numeric parameter is outside its valid range.
-    #[error("{name} must be {expected} (got {got})")]
+    #[error("{param} must be {expected} (got {got})")]
     OutOfRange {
-        /// The parameter's name.
-        name: &'static str,
+        /// The parameter.
+        param: Param,
         /// The valid range, in words.
         expected: &'static str,
         /// The value that was given.
@@ -83,8 +190,13 @@ pub enum ParamError {
         reason: &'static str,
     },
     /// Options that cannot be used together.
-    #[error("{0}")]
-    Conflict(&'static str),
+    #[error("{message}")]
+    Conflict {
+        /// The parameter that cannot be used as given.
+        param: Param,
+        /// Why, in words.
+        message: &'static str,
+    },
     /// Templates learned with other STFT settings than the run's.
     #[error("templates '{name}' were learned with {what} {learned}, this run uses {used}")]
     TemplateSettings {
@@ -121,6 +233,25 @@ pub enum ParamError {
         /// Half the sample rate.
         nyquist: f64,
     },
+}
+
+impl ParamError {
+    /// The parameter this error is about.
+    pub fn param(&self) -> Param {
+        match self {
+            ParamError::NoComponents(_) => Param::Components,
+            ParamError::FftTooSmall { .. } => Param::NFft,
+            ParamError::HopOutOfRange { .. } | ParamError::HopTooLarge { .. } => Param::Hop,
+            ParamError::OutOfRange { param, .. } | ParamError::Conflict { param, .. } => *param,
+            ParamError::UnknownLoss(_) => Param::Loss,
+            ParamError::Shape { .. } | ParamError::NotNonNegative(_) => Param::Factors,
+            ParamError::SourceName { .. } => Param::SourceName,
+            ParamError::TemplateSettings { .. } => Param::Templates,
+            ParamError::BadNote { .. }
+            | ParamError::BadNoteRange(_)
+            | ParamError::NoteAboveNyquist { .. } => Param::Notes,
+        }
+    }
 }
 
 /// An error while reading, processing or writing audio.

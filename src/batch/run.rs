@@ -98,9 +98,11 @@ pub struct JobOutput {
 /// How far a run is, passed to [`Observer::finished`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
-    /// Files to process that have finished, this one included.
+    /// Files of this run that have finished, this one included: the problems found before
+    /// the run first, then the files processed.
     pub finished: usize,
-    /// Files to process in this run (those skipped as complete and problems not counted).
+    /// Files of this run: those to process and those found to be a problem (files skipped as
+    /// complete are not counted).
     pub total: usize,
 }
 
@@ -115,7 +117,7 @@ pub trait Observer: Sync {
     /// A job reports progress ([`JobContext::progress`]).
     fn progress(&self, _item: &Item, _done: u64, _total: u64, _message: Option<&str>) {}
     /// A file is finished: processed, failed, interrupted, or found to be a problem before
-    /// the run (then `counts.finished` is 0).
+    /// the run (those come first).
     fn finished(&self, _item: &Item, _entry: &FileEntry, _counts: Counts) {}
 }
 
@@ -317,17 +319,15 @@ where
             .map_err(|e| BatchError::Write(crate::Error::write(&options.out_dir, e)))?;
         report.save(path)?;
     }
-    observer.begin(Counts {
-        finished: 0,
-        total: to_do.len(),
-    });
-    for (item, entry) in &problems {
+    let total = to_do.len() + problems.len();
+    observer.begin(Counts { finished: 0, total });
+    for (i, (item, entry)) in problems.iter().enumerate() {
         observer.finished(
             item,
             entry,
             Counts {
-                finished: 0,
-                total: to_do.len(),
+                finished: i + 1,
+                total,
             },
         );
     }
@@ -392,8 +392,8 @@ where
                         _ => state.summary.failed += 1,
                     }
                     let counts = Counts {
-                        finished: state.finished,
-                        total: to_do.len(),
+                        finished: problems.len() + state.finished,
+                        total,
                     };
                     let State {
                         report,

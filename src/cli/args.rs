@@ -2,62 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 
 use demix::audio::OutputFormat;
 use demix::batch::Shard;
 use demix::nmf::{Init, Loss, NmfParams};
 use demix::separate::{OutputOptions, SeparateParams};
-use demix::stft::StftParams;
-
-/// Separate mixed audio recordings into stems with non-negative matrix factorization.
-#[derive(Debug, Parser)]
-#[command(name = "demix", version, propagate_version = true, after_help = EXAMPLES)]
-pub struct Cli {
-    /// Worker threads in all (default: the RAYON_NUM_THREADS variable, else one per core).
-    #[arg(long, global = true, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Print only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Also print the parameters and every file written.
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Separate recordings into one WAV file per source.
-    #[command(after_help = SEPARATE_EXAMPLE)]
-    Separate(SeparateArgs),
-    /// Learn the spectral templates of one source from isolated recordings of it.
-    #[command(after_help = LEARN_EXAMPLE)]
-    Learn(LearnArgs),
-    /// Show and export what plays when, at which pitch: templates, activations, notes.
-    #[command(after_help = super::inspect::INSPECT_EXAMPLE)]
-    Inspect(super::inspect::InspectArgs),
-    /// Work with the run reports of batches (OUT/demix-report.json).
-    #[command(subcommand)]
-    Report(ReportCommand),
-    /// Score estimated sources against references: BSS Eval (SDR, SIR, SAR, ISR) and SI-SDR.
-    #[command(after_help = super::eval::EVAL_EXAMPLE)]
-    Eval(super::eval::EvalArgs),
-}
-
-/// `demix report` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ReportCommand {
-    /// Merge the reports of the shards of a run (or of several runs) into one.
-    #[command(after_help = MERGE_EXAMPLE)]
-    Merge(MergeArgs),
-}
-
-const MERGE_EXAMPLE: &str = "\
-Example:
-  demix report merge out/demix-report.shard-*.json -o out/demix-report.json";
+use demix::spectral::StftParams;
 
 /// Options of `demix report merge`.
 #[derive(Debug, Args)]
@@ -87,62 +38,39 @@ pub struct BatchArgs {
     pub shard: Option<Shard>,
 }
 
-const SEPARATE_EXAMPLE: &str = "\
-Examples:
-  demix separate samples/mix.flac -k 2 -o out
-    writes out/mix/source1.wav and out/mix/source2.wav, loudest source first.
-  demix separate mix.flac --source piano=piano.npz --source bass=bass.npz --free 2 -o out
-    writes out/mix/piano.wav, out/mix/bass.wav and out/mix/other.wav.
-  demix separate mix.flac -k 12 --sources 2 -o out
-    fits 12 components and groups them into out/mix/source1.wav and source2.wav.
-  demix separate music/ -o stems
-    separates every audio file under music/ into stems/<same path>/, and writes
-    stems/demix-report.json; run it again to finish what an interrupted run left.";
-
-const LEARN_EXAMPLE: &str = "\
-Example:
-  demix learn piano1.flac piano2.flac -k 16 -o piano.npz
-    learns 16 templates of 'piano' for `demix separate --source piano.npz`.";
-
-const EXAMPLES: &str = "\
-Examples:
-  demix separate samples/mix.flac -k 2 -o out
-  demix learn piano.flac -o piano.npz
-  demix separate mix.flac --source piano.npz --source bass.npz --free 2 -o out";
-
 /// The STFT and NMF options shared by the subcommands that fit a model.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
     /// Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in [0, 4]
-    /// [default: kl; is for learn; with --source, the templates' own].
+    /// [default: kl].
     #[arg(long, value_parser = parse_loss, value_name = "LOSS")]
     pub loss: Option<Loss>,
     /// Most NMF iterations.
-    #[arg(long = "iter", default_value_t = 200, value_name = "N")]
+    #[arg(long = "iter", default_value_t = NmfParams::default().max_iter(), value_name = "N")]
     pub max_iter: usize,
     /// Stop when the cost falls by less than this fraction over 10 iterations (0: never).
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = NmfParams::default().tol())]
     pub tol: f64,
     /// Seed of the initialisation.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = NmfParams::default().seed())]
     pub seed: u64,
-    /// Initialisation of the factors [default: nndsvda; random for learn].
+    /// Initialisation of the factors [default: nndsvda].
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,
-    /// FFT frame length in samples [default: 2048, or that of the templates].
+    /// FFT frame length in samples [default: 2048].
     #[arg(long = "n-fft", value_name = "N")]
     pub n_fft: Option<usize>,
-    /// Hop between frames in samples [default: n-fft / 4, or that of the templates].
+    /// Hop between frames in samples [default: n-fft / 4].
     #[arg(long, value_name = "N")]
     pub hop: Option<usize>,
     /// Weight of an L1 (sparsity) penalty on the activations, for data scaled to mean 1.
-    #[arg(long, default_value_t = 0.0, value_name = "λ")]
+    #[arg(long, default_value_t = NmfParams::default().sparsity(), value_name = "λ")]
     pub sparsity: f32,
     /// Weight of a temporal-continuity penalty on the activations, for data scaled to mean 1.
-    #[arg(long, default_value_t = 0.0, value_name = "λ")]
+    #[arg(long, default_value_t = NmfParams::default().smoothness(), value_name = "λ")]
     pub smoothness: f32,
     /// Fit this many times (the first from --init, the rest from random starts with the next
-    /// seeds) and keep the fit with the lowest cost [default: 1; 4 for learn].
+    /// seeds) and keep the fit with the lowest cost [default: 1].
     #[arg(long, value_name = "R")]
     pub restarts: Option<usize>,
     /// Raise spectrogram values below this fraction of its largest value to it before fitting.
@@ -177,16 +105,13 @@ impl ModelDefaults {
     };
 }
 
-/// Frame length when neither the options nor templates set one.
-const DEFAULT_N_FFT: usize = 2048;
-
 impl ModelArgs {
     /// The STFT settings asked for; `fallback` (from templates) fills what is not given.
     pub fn stft(&self, fallback: Option<StftParams>) -> StftParams {
         let n_fft = self
             .n_fft
             .or(fallback.map(|f| f.n_fft()))
-            .unwrap_or(DEFAULT_N_FFT);
+            .unwrap_or(StftParams::default().n_fft());
         let mut stft = StftParams::new(n_fft);
         let hop = match (self.hop, fallback) {
             (Some(hop), _) => Some(hop),
@@ -224,6 +149,14 @@ impl ModelArgs {
 
 /// Options of `demix separate`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("loss", |a| a.help(
+        "Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in \
+         [0, 4] [default: kl; with --source, the templates' own]"
+    )),
+    mut_arg("n_fft", |a| a.help("FFT frame length in samples [default: 2048, or the templates']")),
+    mut_arg("hop", |a| a.help("Hop between frames in samples [default: n-fft / 4, or the templates']")),
+)]
 pub struct SeparateArgs {
     /// Audio files (WAV, FLAC, and the other formats in the README) or folders of them.
     #[arg(required = true, value_name = "INPUT")]
@@ -266,7 +199,7 @@ pub struct SeparateArgs {
     pub spatial_iterations: usize,
     /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample
     /// of this many frames and solve activations block by block, in bounded memory.
-    #[arg(long = "max-frames", default_value_t = 32_768, value_name = "N")]
+    #[arg(long = "max-frames", default_value_t = SeparateParams::default().max_frames, value_name = "N")]
     pub max_frames: usize,
     /// Replace existing track folders, and redo files the report lists as complete.
     #[arg(long)]
@@ -281,11 +214,19 @@ pub struct SeparateArgs {
     pub batch: BatchArgs,
 }
 
-/// Components when `-k` is not given.
-pub const DEFAULT_COMPONENTS: usize = 4;
-
 /// Options of `demix learn`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("loss", |a| a.help(
+        "Divergence: is (Itakura-Saito), kl (Kullback-Leibler), euclidean, or a beta in \
+         [0, 4] [default: is]"
+    )),
+    mut_arg("init", |a| a.help("Initialisation of the factors [default: random]")),
+    mut_arg("restarts", |a| a.help(
+        "Fit this many times (the first from --init, the rest from random starts with the \
+         next seeds) and keep the fit with the lowest cost [default: 4]"
+    )),
+)]
 pub struct LearnArgs {
     /// Isolated recordings of the source (pooled).
     #[arg(required = true, value_name = "AUDIO")]
@@ -327,7 +268,7 @@ fn parse_loss(s: &str) -> Result<Loss, String> {
 impl SeparateArgs {
     /// The library parameters these options ask for, with the templates already loaded
     /// (checked later, by the library).
-    pub fn params(&self, templates: Vec<demix::templates::Templates>) -> SeparateParams {
+    pub fn params(&self, templates: Vec<demix::sources::Templates>) -> SeparateParams {
         let fallback = templates.first().map(|t| t.stft_params());
         // With learned templates, the loss they were fitted with.
         let defaults = match templates.first() {
@@ -338,7 +279,7 @@ impl SeparateArgs {
             None => ModelDefaults::SEPARATE,
         };
         let components = if templates.is_empty() {
-            self.components.unwrap_or(DEFAULT_COMPONENTS)
+            self.components.unwrap_or(NmfParams::default().components())
         } else {
             self.free
         };

@@ -1,6 +1,6 @@
-//! The subcommands that run over files and folders (`demix separate`, `demix inspect`):
-//! finding the files, running them through [`demix::batch`] with progress, the summary and
-//! the exit code; and `demix report merge`.
+//! What the subcommands that run over files and folders (`demix separate`, `demix inspect`)
+//! share: finding the files, running them through [`demix::batch`] with progress, the summary
+//! and the exit code.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -11,18 +11,15 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
 
-use super::args::{BatchArgs, MergeArgs, SeparateArgs};
-use super::{FAILURE, Output, describe_param_error, load_sources};
+use super::Output;
+use super::args::BatchArgs;
+use super::failure::{FAILURE, Failure, INTERRUPTED};
 use demix::audio::OutputFormat;
 use demix::batch::{
     self, CancelFlag, Counts, DiscoverOptions, FileEntry, Glob, Item, JobContext, JobOutput,
-    Observer, Plan, Report, RunOptions, Status,
+    Observer, Plan, RunOptions, Status,
 };
 use demix::nmf::Progress;
-use demix::separate::{self, SeparateParams};
-
-/// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
-const INTERRUPTED: u8 = 130;
 
 /// The files of a run, found before anything is processed.
 pub(super) struct Files {
@@ -35,24 +32,21 @@ pub(super) struct Files {
 /// Checks the batch options and finds the files of `inputs`, leaving out `out_dir`.
 ///
 /// # Errors
-/// The exit code, after printing why: a bad option, or no audio file at all.
+/// A bad option (a usage error), or no audio file at all.
 pub(super) fn find_files(
     inputs: &[PathBuf],
     out_dir: &Path,
     batch: &BatchArgs,
-    out: &Output,
-) -> Result<Files, ExitCode> {
+) -> Result<Files, Failure> {
     if batch.jobs == Some(0) {
-        out.error("-j/--jobs must be at least 1");
-        return Err(ExitCode::from(FAILURE));
+        return Err(Failure::usage("-j/--jobs must be at least 1"));
     }
-    let globs = match batch.globs.iter().map(|g| Glob::new(g)).collect() {
-        Ok(globs) => globs,
-        Err(e) => {
-            out.error(&format!("--glob: {e}"));
-            return Err(ExitCode::from(FAILURE));
-        }
-    };
+    let globs = batch
+        .globs
+        .iter()
+        .map(|g| Glob::new(g))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Failure::usage(format!("--glob: {e}")))?;
     let mut plan = batch::discover(
         inputs,
         &DiscoverOptions {
@@ -62,8 +56,10 @@ pub(super) fn find_files(
     );
     if plan.is_empty() {
         let names: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
-        out.error(&format!("no audio files found in {}", names.join(", ")));
-        return Err(ExitCode::from(FAILURE));
+        return Err(Failure::failed(format!(
+            "no audio files found in {}",
+            names.join(", ")
+        )));
     }
     let is_batch = plan.len() > 1 || batch.shard.is_some() || inputs.iter().any(|p| p.is_dir());
     if let Some(shard) = batch.shard {
@@ -95,14 +91,18 @@ pub(super) struct RunSpec<'a> {
 pub(super) type ShowDone<'a> = dyn Fn(&str, &FileEntry, &Path) + Sync + 'a;
 
 /// Runs `job` for every file, `--jobs` at a time, with progress, a report for a batch, a
-/// clean stop on Ctrl-C or SIGTERM, and a summary; returns the exit code.
+/// clean stop on Ctrl-C or SIGTERM, and a summary; returns the exit code (1 when a file
+/// failed, after each failure was shown).
+///
+/// # Errors
+/// When the run cannot start (its report or output folder cannot be made).
 pub(super) fn run_files<F>(
     files: &Files,
     spec: &RunSpec<'_>,
     out: &Output,
     show: &ShowDone<'_>,
     job: F,
-) -> ExitCode
+) -> Result<ExitCode, Failure>
 where
     F: Fn(&Item, &JobContext<'_>) -> Result<JobOutput, String> + Sync,
 {
@@ -137,13 +137,8 @@ where
         cancel,
     };
     let display = Display::new(out, spec.out_dir, show);
-    let summary = match batch::run(&files.plan, &options, &display, job) {
-        Ok(summary) => summary,
-        Err(e) => {
-            out.error(&e.to_string());
-            return ExitCode::from(FAILURE);
-        }
-    };
+    let summary = batch::run(&files.plan, &options, &display, job)
+        .map_err(|e| Failure::failed(e.to_string()))?;
     display.finish();
     out.detail(&format!(
         "{} file(s) at once, {} thread(s) each",
@@ -161,14 +156,20 @@ where
              command again to continue",
             summary.ok, spec.done, summary.interrupted, summary.not_started, summary.failed
         ));
-        return ExitCode::from(INTERRUPTED);
+        return Ok(ExitCode::from(INTERRUPTED));
     }
     if let Some(report_name) = report_name {
         if summary.failed > 0 {
-            out.error(&format!(
-                "{} of {} files failed; see {report_name}",
-                summary.failed, summary.total
-            ));
+            // Of the files that got a line above, as their counters count them.
+            let mut line = format!(
+                "{} of {} files failed",
+                summary.failed,
+                summary.total - summary.complete
+            );
+            if summary.complete > 0 {
+                line += &format!(" ({} already complete)", summary.complete);
+            }
+            out.error(&format!("{line}; see {report_name}"));
         } else {
             let mut line = format!("{} file(s) {}", summary.ok, spec.done);
             if summary.complete > 0 {
@@ -183,11 +184,11 @@ where
             ));
         }
     }
-    if summary.all_ok() {
+    Ok(if summary.all_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(FAILURE)
-    }
+    })
 }
 
 /// The message of a job's error, with a hint where one helps.
@@ -216,118 +217,6 @@ pub(super) fn warn_clipped(
          in {bits}-bit output; use --float32 to keep them",
         path.display()
     ));
-}
-
-/// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
-pub(super) fn run_separate(args: &SeparateArgs, threads: Option<usize>, out: &Output) -> ExitCode {
-    let templates = match load_sources(&args.source) {
-        Ok(t) => t,
-        Err(message) => {
-            out.error(&message);
-            return ExitCode::from(FAILURE);
-        }
-    };
-    let params = args.params(templates);
-    if let Err(e) = params.check() {
-        out.error(&describe_param_error(&e));
-        return ExitCode::from(FAILURE);
-    }
-    let files = match find_files(&args.inputs, &args.out, &args.batch, out) {
-        Ok(files) => files,
-        Err(code) => return code,
-    };
-    let output = args.output();
-    out.detail(&format!(
-        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
-        params.nmf.components(),
-        params.templates.len(),
-        params.nmf.loss(),
-        params.nmf.max_iter(),
-        params.nmf.tol(),
-        params.nmf.seed(),
-        params.stft.n_fft(),
-        params.stft.hop(),
-        args.mask_power
-            .map_or_else(|| "auto".to_string(), |p| p.to_string())
-    ));
-
-    let spec = RunSpec {
-        command: "separate",
-        done: "separated",
-        out_dir: &args.out,
-        batch: &args.batch,
-        threads,
-        force: output.force,
-        params: params_json(args, &params, output.format),
-    };
-    let show = |name: &str, entry: &FileEntry, folder: &Path| {
-        show_separated(out, &args.out, output.format, name, entry, folder);
-    };
-    let job = |item: &Item, ctx: &JobContext<'_>| -> Result<JobOutput, String> {
-        let holder = match item.output.as_deref().and_then(Path::parent) {
-            Some(parent) if !parent.as_os_str().is_empty() => args.out.join(parent),
-            _ => args.out.clone(),
-        };
-        let report = separate::separate_file(
-            &item.input,
-            &holder,
-            &params,
-            &output,
-            &mut job_progress(ctx),
-        )
-        .map_err(|e| job_error(&e))?;
-        let mut details = fit_details(
-            report.iterations,
-            report.final_cost,
-            report.converged,
-            report.duration_secs,
-        );
-        let sources: Vec<Value> = report
-            .stems
-            .iter()
-            .map(|s| json!({"name": s.name, "clipped": s.clip.clipped, "peak": s.clip.peak}))
-            .collect();
-        details.insert("sources".into(), Value::Array(sources));
-        Ok(JobOutput {
-            outputs: report.stems.into_iter().map(|s| s.path).collect(),
-            details,
-        })
-    };
-    run_files(&files, &spec, out, &show, job)
-}
-
-/// The line of a separated file, its stems with `-v`, and a warning for each that clipped.
-fn show_separated(
-    out: &Output,
-    out_dir: &Path,
-    format: OutputFormat,
-    name: &str,
-    entry: &FileEntry,
-    folder: &Path,
-) {
-    let detail = |key: &str| entry.details.get(key).cloned().unwrap_or(Value::Null);
-    out.info(&format!(
-        "{name}: {} sources in {} ({} iterations, cost {:.4e}, {:.1} s)",
-        entry.outputs.len(),
-        folder.display(),
-        how_it_stopped(entry),
-        detail("final_cost").as_f64().unwrap_or(f64::NAN),
-        entry.seconds.unwrap_or(0.0)
-    ));
-    let sources = detail("sources");
-    for (file, source) in entry
-        .outputs
-        .iter()
-        .zip(sources.as_array().into_iter().flatten())
-    {
-        let path = out_dir.join(file.path.as_path());
-        out.detail(&format!("  {}", path.display()));
-        let clipped = source["clipped"].as_u64().unwrap_or(0);
-        if clipped > 0 {
-            let peak = source["peak"].as_f64().unwrap_or(f64::NAN);
-            warn_clipped(out, &path, clipped, peak, format);
-        }
-    }
 }
 
 /// Shows a job's NMF iterations on its progress bar, and stops the job when the batch is
@@ -371,33 +260,6 @@ pub(super) fn how_it_stopped(entry: &FileEntry) -> String {
         .and_then(Value::as_u64)
         .unwrap_or(0);
     format!("{how} {iterations}")
-}
-
-/// The parameters recorded per file: a file is complete only for the same ones. Learned
-/// templates are recorded by their `--source` arguments (names and files), not their contents.
-fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputFormat) -> Value {
-    let nmf = &params.nmf;
-    json!({
-        "components": nmf.components(),
-        "sources": args.source,
-        "free": args.free,
-        "groups": args.groups,
-        "loss": nmf.loss().to_string(),
-        "max_iter": nmf.max_iter(),
-        "tol": nmf.tol(),
-        "seed": nmf.seed(),
-        "init": format!("{:?}", nmf.init()).to_lowercase(),
-        "sparsity": nmf.sparsity(),
-        "smoothness": nmf.smoothness(),
-        "restarts": nmf.restarts(),
-        "floor": shortest(nmf.floor()),
-        "spatial": params.spatial,
-        "max_frames": params.max_frames,
-        "n_fft": params.stft.n_fft(),
-        "hop": params.stft.hop(),
-        "mask_power": args.mask_power.map(shortest),
-        "format": format!("{format:?}").to_lowercase(),
-    })
 }
 
 /// `x` as the f64 of its shortest decimal form, so that 0.3 is recorded as 0.3, not
@@ -524,10 +386,8 @@ impl Observer for Display<'_> {
                 multi.remove(&bar);
             }
         }
-        if counts.finished > 0 {
-            self.overall.inc(1);
-        }
-        let prefix = if counts.total > 1 && counts.finished > 0 {
+        self.overall.inc(1);
+        let prefix = if counts.total > 1 {
             format!("[{}/{}] ", counts.finished, counts.total)
         } else {
             String::new()
@@ -537,59 +397,10 @@ impl Observer for Display<'_> {
         self.print(|| match entry.status {
             Status::Ok => (self.show)(&format!("{prefix}{name}"), entry, &self.folder(entry)),
             Status::Interrupted => self.out.warn(&format!("{prefix}{name}: {error}")),
-            Status::Skipped => self.out.warn(&format!("{name}: {error}")),
+            Status::Skipped => self.out.warn(&format!("{prefix}{name}: {error}")),
             Status::Failed | Status::Pending => {
                 self.out.error(&format!("{prefix}{name}: {error}"));
             }
         });
     }
-}
-
-/// `demix report merge`: one report from many, written atomically.
-pub(super) fn run_merge(args: &MergeArgs, out: &Output) -> ExitCode {
-    let mut reports = Vec::new();
-    for path in &args.reports {
-        match Report::load(path) {
-            Ok(report) => reports.push((path.display().to_string(), report)),
-            Err(e) => {
-                out.error(&e.to_string());
-                return ExitCode::from(FAILURE);
-            }
-        }
-    }
-    let folder = |p: &Path| {
-        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-        parent.unwrap_or(Path::new(".")).canonicalize().ok()
-    };
-    let target = folder(&args.out);
-    if args.reports.iter().any(|p| folder(p) != target) {
-        out.warn(
-            "the reports are not all in the merged report's folder; the paths of their entries \
-             are relative to their own folders",
-        );
-    }
-    let mut merged = match batch::merge(&reports) {
-        Ok(merged) => merged,
-        Err(e) => {
-            out.error(&e.to_string());
-            return ExitCode::from(FAILURE);
-        }
-    };
-    if let Err(e) = merged.save(&args.out) {
-        out.error(&e.to_string());
-        return ExitCode::from(FAILURE);
-    }
-    let s = merged.summary;
-    out.info(&format!(
-        "{}: {} files from {} reports: {} ok, {} failed, {} interrupted, {} pending, {} skipped",
-        args.out.display(),
-        s.total,
-        reports.len(),
-        s.ok,
-        s.failed,
-        s.interrupted,
-        s.pending,
-        s.skipped
-    ));
-    ExitCode::SUCCESS
 }

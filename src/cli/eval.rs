@@ -13,13 +13,12 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 
-use super::{FAILURE, Output, USAGE, same_file};
-use demix::ParamError;
+use super::failure::Failure;
+use super::{Output, same_file};
 use demix::audio::{Audio, read_audio};
 use demix::error::{EvalError, Side};
 use demix::eval::{
-    DEFAULT_FILTER_LEN, DEFAULT_HOP, DEFAULT_WINDOW, EvalParams, Evaluator, MAX_FILTER_LEN, Mode,
-    Scores,
+    DEFAULT_FILTER_LEN, DEFAULT_HOP, DEFAULT_WINDOW, EvalParams, Evaluator, Mode, Scores,
 };
 use pairing::{Files, pair_files};
 
@@ -104,30 +103,14 @@ impl EvalArgs {
     }
 }
 
-/// A failure: the file (or flag) it is about, and what is wrong.
-struct Failure {
-    what: String,
-    problem: String,
-}
-
-impl Failure {
-    fn new(what: impl AsRef<Path>, problem: impl Into<String>) -> Failure {
-        Failure {
-            what: what.as_ref().display().to_string(),
-            problem: problem.into(),
-        }
-    }
+/// A failed input: the file (or flag) it is about, and what is wrong.
+fn failed(what: impl AsRef<Path>, problem: impl std::fmt::Display) -> Failure {
+    Failure::failed(format!("{}: {problem}", what.as_ref().display()))
 }
 
 /// Runs `demix eval`.
-pub fn run_eval(args: &EvalArgs, out: &Output) -> ExitCode {
-    let evaluator = match args.params().check() {
-        Ok(evaluator) => evaluator,
-        Err(e) => {
-            out.error(&describe_param_error(&e));
-            return ExitCode::from(param_exit_code(&e));
-        }
-    };
+pub(super) fn run(args: &EvalArgs, out: &Output) -> Result<ExitCode, Failure> {
+    let evaluator = args.params().check()?;
     let params = evaluator.params();
     out.detail(&format!(
         "demix eval: mode={} permute={} window={} s hop={} s filter_len={}",
@@ -138,12 +121,8 @@ pub fn run_eval(args: &EvalArgs, out: &Output) -> ExitCode {
         params.filter_len()
     ));
     let started = Instant::now();
-    let files = match pair_files(&args.reference, &args.estimate, args.permute)
-        .and_then(|files| check_json(args, &files).map(|()| files))
-    {
-        Ok(files) => files,
-        Err(f) => return fail(&f, out),
-    };
+    let files = pair_files(&args.reference, &args.estimate, args.permute)?;
+    check_json(args, &files)?;
     for path in &files.left_out {
         note(
             out,
@@ -151,14 +130,11 @@ pub fn run_eval(args: &EvalArgs, out: &Output) -> ExitCode {
                 "{}: left out: no reference is named {} (the free components demix separate \
                  writes beside named stems)",
                 path.display(),
-                demix::separate::OTHER
+                demix::sources::OTHER
             ),
         );
     }
-    let scores = match evaluate(args, &files, &evaluator) {
-        Ok(scores) => scores,
-        Err(f) => return fail(&f, out),
-    };
+    let scores = evaluate(args, &files, &evaluator)?;
     if scores.loading > 0.0 {
         out.warn(&format!(
             "{}: the references are nearly linearly dependent (pure tones are); a diagonal \
@@ -172,19 +148,11 @@ pub fn run_eval(args: &EvalArgs, out: &Output) -> ExitCode {
     out.detail(&format!("{:.2} s", started.elapsed().as_secs_f64()));
     if let Some(path) = &args.json {
         let text = report::to_json(&files, &scores, args.permute) + "\n";
-        if let Err(e) = write_json(path, &text, args.force) {
-            out.error(&format!("{}: cannot write: {e}", path.display()));
-            return ExitCode::from(FAILURE);
-        }
+        write_json(path, &text, args.force)
+            .map_err(|e| failed(path, format_args!("cannot write: {e}")))?;
         out.detail(&format!("  {}", path.display()));
     }
-    ExitCode::SUCCESS
-}
-
-/// Reports `f` on stderr; the exit code of a failed run.
-fn fail(f: &Failure, out: &Output) -> ExitCode {
-    out.error(&format!("{}: {}", f.what, f.problem));
-    ExitCode::from(FAILURE)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A note on stderr, hidden by `-q`.
@@ -202,22 +170,19 @@ fn check_json(args: &EvalArgs, files: &Files) -> Result<(), Failure> {
     };
     let mut inputs = files.references.iter().chain(&files.estimates);
     if inputs.any(|input| same_file(input, path)) {
-        return Err(Failure::new(
+        return Err(failed(
             path,
             "is one of the inputs; choose another file for --json",
         ));
     }
     if path.is_dir() {
-        return Err(Failure::new(path, "is a folder; --json takes a file name"));
+        return Err(failed(path, "is a folder; --json takes a file name"));
     }
     if path.exists() && !args.force {
-        return Err(Failure::new(
-            path,
-            "already exists; use --force to replace it",
-        ));
+        return Err(failed(path, "already exists; use --force to replace it"));
     }
     match path.parent() {
-        Some(folder) if !folder.as_os_str().is_empty() && !folder.is_dir() => Err(Failure::new(
+        Some(folder) if !folder.as_os_str().is_empty() && !folder.is_dir() => Err(failed(
             path,
             format!("cannot write: no folder {}", folder.display()),
         )),
@@ -244,7 +209,7 @@ fn evaluate(args: &EvalArgs, files: &Files, evaluator: &Evaluator) -> Result<Sco
     let read = |paths: &[PathBuf]| -> Result<Vec<Audio>, Failure> {
         paths
             .par_iter()
-            .map(|p| read_audio(p).map_err(|e| Failure::new(p, e.to_string())))
+            .map(|p| read_audio(p).map_err(|e| failed(p, e)))
             .collect()
     };
     let references = read(&files.references)?;
@@ -252,7 +217,7 @@ fn evaluate(args: &EvalArgs, files: &Files, evaluator: &Evaluator) -> Result<Sco
     match evaluator.evaluate(&references, &estimates) {
         Ok(scores) => Ok(scores),
         Err(demix::Error::Eval(e)) => Err(describe_eval_error(&e, files, args)),
-        Err(e) => Err(Failure::new(&args.reference, e.to_string())),
+        Err(e) => Err(failed(&args.reference, e)),
     }
 }
 /// The file an evaluation error is about, with the problem in words.
@@ -268,7 +233,7 @@ fn describe_eval_error(e: &EvalError, files: &Files, args: &EvalArgs) -> Failure
             property,
             expected,
             actual,
-        } => Failure::new(
+        } => failed(
             path(*side, *index),
             format!(
                 "{}, but {} has {}",
@@ -277,7 +242,7 @@ fn describe_eval_error(e: &EvalError, files: &Files, args: &EvalArgs) -> Failure
                 property.describe(*expected)
             ),
         ),
-        EvalError::Silent { side, index } => Failure::new(
+        EvalError::Silent { side, index } => failed(
             path(*side, *index),
             format!("silent (every sample is zero); BSS Eval is undefined for a silent {side}"),
         ),
@@ -287,46 +252,12 @@ fn describe_eval_error(e: &EvalError, files: &Files, args: &EvalArgs) -> Failure
             channel,
             sample,
             value,
-        } => Failure::new(
+        } => failed(
             path(*side, *index),
             format!("sample {sample} of channel {channel} is {value}"),
         ),
-        EvalError::TooManyToPermute { .. } => Failure {
-            what: "--permute".into(),
-            problem: e.to_string(),
-        },
-        EvalError::WindowTooShort { .. } => Failure {
-            what: "--window/--hop".into(),
-            problem: e.to_string(),
-        },
-        _ => Failure::new(&args.reference, e.to_string()),
-    }
-}
-
-/// A parameter error with the flag that sets the parameter.
-fn describe_param_error(e: &ParamError) -> String {
-    let flag = match e {
-        ParamError::OutOfRange {
-            name: "filter length",
-            ..
-        } => "--filter-len",
-        ParamError::OutOfRange { name: "window", .. } => "--window",
-        ParamError::OutOfRange { name: "hop", .. } => "--hop",
-        _ => "invalid parameter",
-    };
-    format!("{flag}: {e}")
-}
-
-/// The exit code of a parameter error: 2 (a command-line mistake) for a filter length above
-/// [`MAX_FILTER_LEN`]; 1 for the other values the library refuses, as before (issue 13 asks
-/// for 2 for every flag value; the tests still pin 1 for those).
-fn param_exit_code(e: &ParamError) -> u8 {
-    match e {
-        ParamError::OutOfRange {
-            name: "filter length",
-            got,
-            ..
-        } if *got > MAX_FILTER_LEN as f64 => USAGE,
-        _ => FAILURE,
+        EvalError::TooManyToPermute { .. } => failed("--permute", e),
+        EvalError::WindowTooShort { .. } => failed("--window/--hop", e),
+        _ => failed(&args.reference, e),
     }
 }

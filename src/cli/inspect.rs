@@ -6,19 +6,21 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::args::{BatchArgs, DEFAULT_COMPONENTS, ModelArgs, ModelDefaults};
+use super::Output;
+use super::args::{BatchArgs, ModelArgs, ModelDefaults};
 use super::batch::{
     Files, RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files,
     shortest, warn_clipped,
 };
-use super::{FAILURE, Output, describe_param_error};
+use super::failure::{Failure, describe_param_error};
 use demix::ParamError;
 use demix::audio::OutputFormat;
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
+use demix::inspect::notes::NoteRange;
 use demix::inspect::{
     self, InspectOutput, InspectParams, NoteTemplates, OUTPUT_NAMES, TranscribeParams,
 };
-use demix::notes::NoteRange;
+use demix::nmf::NmfParams;
 
 pub(super) const INSPECT_EXAMPLE: &str = "\
 Examples:
@@ -60,19 +62,19 @@ pub struct InspectArgs {
     #[arg(long)]
     pub audio: bool,
     /// A note starts where its activation reaches this fraction of its own peak...
-    #[arg(long = "onset-threshold", default_value_t = 0.1, value_name = "F")]
+    #[arg(long = "onset-threshold", default_value_t = TranscribeParams::default().onset(), value_name = "F")]
     pub onset: f32,
     /// ...and this fraction of the loudest activation of all notes.
-    #[arg(long = "min-level", default_value_t = 0.3, value_name = "F")]
+    #[arg(long = "min-level", default_value_t = TranscribeParams::default().min_level(), value_name = "F")]
     pub min_level: f32,
     /// A note ends where its activation falls below this fraction of its onset level.
-    #[arg(long = "offset-threshold", default_value_t = 0.5, value_name = "F")]
+    #[arg(long = "offset-threshold", default_value_t = TranscribeParams::default().offset(), value_name = "F")]
     pub offset: f32,
     /// A rise by this factor over two frames while a note sounds starts a new note (0: off).
-    #[arg(long, default_value_t = 1.5, value_name = "X")]
+    #[arg(long, default_value_t = TranscribeParams::default().reonset(), value_name = "X")]
     pub reonset: f32,
     /// Shortest note kept, in seconds.
-    #[arg(long = "min-duration", default_value_t = 0.05, value_name = "S")]
+    #[arg(long = "min-duration", default_value_t = TranscribeParams::default().min_duration(), value_name = "S")]
     pub min_duration: f64,
     #[command(flatten)]
     pub model: ModelArgs,
@@ -105,7 +107,7 @@ impl InspectArgs {
         let k = self.components.unwrap_or(if notes.is_some() {
             0
         } else {
-            DEFAULT_COMPONENTS
+            NmfParams::default().components()
         });
         Ok(InspectParams {
             stft: self.model.stft(None),
@@ -130,31 +132,19 @@ impl InspectArgs {
 
 /// Runs `demix inspect` over the files and folders given: one file into OUT, several through
 /// the batch runner into OUT/<relative path>/, as `demix separate` does.
-pub(super) fn run(args: &InspectArgs, threads: Option<usize>, out: &Output) -> ExitCode {
-    let params = match args.params().and_then(|p| p.check().map(|()| p)) {
-        Ok(p) => p,
-        Err(e) => {
-            out.error(&describe_inspect_error(&e));
-            return ExitCode::from(FAILURE);
-        }
-    };
-    let mut files = match find_files(&args.inputs, &args.out, &args.batch, out) {
-        Ok(files) => files,
-        Err(code) => return code,
-    };
-    let single = !files.is_batch;
-    if single {
-        // A single file is written into OUT itself: an empty output path.
-        for item in &mut files.plan.items {
-            if item.output.is_some() {
-                item.output = Some(PathBuf::new());
-            }
-        }
-    } else if let Some(name) = &args.midi
+pub(super) fn run(
+    args: &InspectArgs,
+    threads: Option<usize>,
+    out: &Output,
+) -> Result<ExitCode, Failure> {
+    let params = args.params()?;
+    params.check()?;
+    let files = find_files(&args.inputs, &args.out, &args.batch)?;
+    if files.is_batch
+        && let Some(name) = &args.midi
         && let Err(message) = check_midi_name(name)
     {
-        out.error(&message);
-        return ExitCode::from(FAILURE);
+        return Err(Failure::usage(message));
     }
     let nmf = &params.nmf;
     out.detail(&format!(
@@ -185,16 +175,24 @@ fn run_inspect(
     files: &Files,
     threads: Option<usize>,
     out: &Output,
-) -> ExitCode {
+) -> Result<ExitCode, Failure> {
     let single = !files.is_batch;
     let format = args.audio_format();
     // A single file's MIDI file may lie outside its output folder; it is then no output of
     // the folder (and as there is no report, no output of the run), but it is shown.
-    let midi_apart = args
-        .midi
-        .as_ref()
-        .filter(|_| single)
-        .and_then(|m| demix::inspect::midi_apart(&args.out, m).ok().flatten());
+    let single_folder = files
+        .plan
+        .items
+        .first()
+        .and_then(|item| item.output.as_ref());
+    let midi_apart = match (&args.midi, single_folder) {
+        (Some(midi), Some(folder)) if single => {
+            demix::inspect::midi_apart(&args.out.join(folder), midi)
+                .ok()
+                .flatten()
+        }
+        _ => None,
+    };
     let spec = RunSpec {
         command: "inspect",
         done: "inspected",
@@ -264,7 +262,7 @@ fn run_inspect(
             &mut job_progress(ctx),
         )
         .map_err(|e| match &e {
-            demix::Error::Param(p) => describe_inspect_error(p),
+            demix::Error::Param(p) => describe_param_error(p),
             _ => job_error(&e),
         })?;
         let mut details = fit_details(
@@ -354,23 +352,4 @@ fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputF
         "audio": audio.map(|f| format!("{f:?}").to_lowercase()),
         "midi": args.midi.as_ref().map(|m| m.to_string_lossy()),
     })
-}
-
-/// A parameter error with the flag that sets the parameter.
-fn describe_inspect_error(e: &ParamError) -> String {
-    let flag = match e {
-        ParamError::BadNote { .. }
-        | ParamError::BadNoteRange(_)
-        | ParamError::NoteAboveNyquist { .. } => "--notes",
-        ParamError::OutOfRange { name, .. } => match *name {
-            "onset threshold" => "--onset-threshold",
-            "offset threshold" => "--offset-threshold",
-            "minimum level" => "--min-level",
-            "re-onset factor" => "--reonset",
-            "minimum duration" => "--min-duration",
-            _ => return describe_param_error(e),
-        },
-        _ => return describe_param_error(e),
-    };
-    format!("{flag}: {e}")
 }

@@ -1,57 +1,63 @@
 //! The `demix` binary: turns flags into checked library parameters, runs, reports.
+//!
+//! One file per subcommand (`separate`, `learn`, `inspect`, `eval`, `report`); `batch` holds
+//! what the subcommands over folders share, `failure` the one error printer and exit codes.
 
 mod args;
 mod batch;
+mod command;
 mod eval;
+mod failure;
 mod inspect;
+mod learn;
+mod report;
+mod separate;
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use args::{Cli, Command, LearnArgs, ReportCommand};
-use demix::ParamError;
-use demix::templates::Templates;
-
-/// Exit code for a failed run (bad input, failed write).
-const FAILURE: u8 = 1;
-/// Exit code for a command line that does not parse.
-const USAGE: u8 = 2;
+use command::{Cli, Command, ReportCommand};
+use demix::sources::Templates;
+use failure::{Failure, USAGE};
 
 /// Parses the command line, runs it, and turns the outcome into an exit code.
 pub fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
+    }
+}
+
+/// Runs the command line; the exit code of a run that went to its end, else why it stopped.
+fn run() -> Result<ExitCode, Failure> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { USAGE } else { 0 };
             let _ = e.print();
-            return ExitCode::from(code);
+            return Ok(ExitCode::from(code));
         }
     };
     let out = Output::new(&cli);
     if let Some(n) = cli.threads {
         if n == 0 {
-            out.error("--threads must be at least 1");
-            return ExitCode::from(FAILURE);
+            return Err(Failure::usage("--threads must be at least 1"));
         }
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
+        rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
-        {
-            out.error(&format!("cannot start {n} threads: {e}"));
-            return ExitCode::from(FAILURE);
-        }
+            .map_err(|e| Failure::failed(format!("cannot start {n} threads: {e}")))?;
     }
     match &cli.command {
-        Command::Separate(args) => batch::run_separate(args, cli.threads, &out),
-        Command::Report(ReportCommand::Merge(args)) => batch::run_merge(args, &out),
-        Command::Learn(args) => run_learn(args, &out),
+        Command::Separate(args) => separate::run(args, cli.threads, &out),
+        Command::Report(ReportCommand::Merge(args)) => report::run_merge(args, &out),
+        Command::Learn(args) => learn::run(args, &out),
         Command::Inspect(args) => inspect::run(args, cli.threads, &out),
-        Command::Eval(args) => eval::run_eval(args, &out),
+        Command::Eval(args) => eval::run(args, &out),
     }
 }
 
@@ -70,7 +76,7 @@ impl Output {
     }
 
     fn error(&self, message: &str) {
-        eprintln!("demix: error: {message}");
+        failure::print_error(message);
     }
 
     fn warn(&self, message: &str) {
@@ -109,7 +115,7 @@ impl Output {
 }
 
 /// Loads the templates of `--source [NAME=]FILE` options, renaming them as asked.
-fn load_sources(specs: &[String]) -> Result<Vec<Templates>, String> {
+fn load_sources(specs: &[String]) -> Result<Vec<Templates>, Failure> {
     specs
         .iter()
         .map(|spec| {
@@ -119,8 +125,8 @@ fn load_sources(specs: &[String]) -> Result<Vec<Templates>, String> {
                 }
                 _ => (None, spec.as_str()),
             };
-            let mut templates =
-                Templates::load(Path::new(file)).map_err(|e| format!("{file}: {e}"))?;
+            let mut templates = Templates::load(Path::new(file))
+                .map_err(|e| Failure::failed(format!("{file}: {e}")))?;
             if let Some(name) = name {
                 templates.name = name.to_string();
             }
@@ -129,112 +135,10 @@ fn load_sources(specs: &[String]) -> Result<Vec<Templates>, String> {
         .collect()
 }
 
-fn run_learn(args: &LearnArgs, out: &Output) -> ExitCode {
-    let name = args.name.clone().unwrap_or_else(|| {
-        args.out
-            .file_stem()
-            .map_or_else(|| "source".into(), |s| s.to_string_lossy().into_owned())
-    });
-    let stft = args.model.stft(None);
-    let nmf = args.model.nmf(args.components, args::ModelDefaults::LEARN);
-    let target = args.out.display().to_string();
-    if args.out.exists() && !args.force {
-        out.error(&format!(
-            "{target}: already exists; use --force to replace it"
-        ));
-        return ExitCode::from(FAILURE);
-    }
-    if args.inputs.iter().any(|i| same_file(i, &args.out)) {
-        out.error(&format!(
-            "{target}: is one of the inputs; choose another output file"
-        ));
-        return ExitCode::from(FAILURE);
-    }
-    let mut examples = Vec::with_capacity(args.inputs.len());
-    for input in &args.inputs {
-        match demix::audio::read_audio(input) {
-            Ok(audio) => examples.push(audio),
-            Err(e) => {
-                out.error(&format!("{}: {e}", input.display()));
-                return ExitCode::from(FAILURE);
-            }
-        }
-    }
-    let started = Instant::now();
-    let bar = out.iteration_bar(&target, args.model.max_iter);
-    let learned = demix::templates::learn(&name, &examples, &stft, &nmf, &mut |p| {
-        bar.set_position(p.iteration as u64);
-    });
-    bar.finish_and_clear();
-    let result = learned.and_then(|t| t.save(&args.out).map(|()| t));
-    match result {
-        Ok(t) => {
-            let seconds: f64 = examples.iter().map(|a| a.duration_secs()).sum();
-            out.info(&format!(
-                "{target}: {} templates of '{}' from {} file(s), {seconds:.1} s of audio ({:.1} s)",
-                t.len(),
-                t.name,
-                examples.len(),
-                started.elapsed().as_secs_f64()
-            ));
-            ExitCode::SUCCESS
-        }
-        Err(demix::Error::Param(e)) => {
-            out.error(&describe_param_error(&e));
-            ExitCode::from(FAILURE)
-        }
-        Err(e) => {
-            let inputs: Vec<String> = args
-                .inputs
-                .iter()
-                .map(|i| i.display().to_string())
-                .collect();
-            out.error(&format!("{}: {e}", inputs.join(", ")));
-            ExitCode::from(FAILURE)
-        }
-    }
-}
-
 /// Whether two paths name the same existing file.
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     }
-}
-
-/// A parameter error with the flag that sets the parameter.
-fn describe_param_error(e: &ParamError) -> String {
-    let flag = match e {
-        ParamError::NoComponents(_) => "-k/--components",
-        ParamError::FftTooSmall { .. } => "--n-fft",
-        ParamError::HopOutOfRange { .. } | ParamError::HopTooLarge { .. } => "--hop",
-        ParamError::OutOfRange { name: "tol", .. } => "--tol",
-        ParamError::OutOfRange {
-            name: "sparsity", ..
-        } => "--sparsity",
-        ParamError::OutOfRange {
-            name: "smoothness", ..
-        } => "--smoothness",
-        ParamError::OutOfRange {
-            name: "restarts", ..
-        } => "--restarts",
-        ParamError::OutOfRange { name: "floor", .. } => "--floor",
-        ParamError::OutOfRange {
-            name: "spatial iterations",
-            ..
-        } => "--spatial-iterations",
-        ParamError::OutOfRange {
-            name: "mask power", ..
-        } => "--mask-power",
-        ParamError::OutOfRange { name: "beta", .. } | ParamError::UnknownLoss(_) => "--loss",
-        ParamError::OutOfRange {
-            name: "sources", ..
-        } => "--sources",
-        ParamError::SourceName { .. } => "source name",
-        ParamError::TemplateSettings { .. } => "--source",
-        ParamError::Conflict(_) => "options",
-        _ => "invalid parameter",
-    };
-    format!("{flag}: {e}")
 }

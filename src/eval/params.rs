@@ -1,7 +1,7 @@
 //! The settings of an evaluation: [`EvalParams`] with documented defaults, checked once into
 //! an [`Evaluator`].
 
-use crate::error::ParamError;
+use crate::error::{Param, ParamError};
 
 /// Which BSS Eval to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -136,22 +136,22 @@ impl EvalParams {
     pub fn check(&self) -> Result<Evaluator, ParamError> {
         if self.filter_len == 0 {
             return Err(ParamError::OutOfRange {
-                name: "filter length",
+                param: Param::FilterLen,
                 expected: "at least 1",
                 got: 0.0,
             });
         }
         if self.filter_len > MAX_FILTER_LEN {
             return Err(ParamError::OutOfRange {
-                name: "filter length",
+                param: Param::FilterLen,
                 expected: FILTER_LEN_LIMIT,
                 got: self.filter_len as f64,
             });
         }
-        for (name, value) in [("window", self.window), ("hop", self.hop)] {
+        for (param, value) in [(Param::EvalWindow, self.window), (Param::EvalHop, self.hop)] {
             if !(value.is_finite() && value > 0.0) {
                 return Err(ParamError::OutOfRange {
-                    name,
+                    param,
                     expected: "a finite number of seconds above 0",
                     got: value,
                 });

@@ -4,7 +4,7 @@
 use ndarray::ArrayView2;
 
 use super::Inspection;
-use crate::plot::{Axis, Heatmap, Image};
+use crate::formats::plot::{Axis, Heatmap, Image};
 
 /// Width in pixels of every chart.
 pub const CHART_WIDTH: usize = 1200;
@@ -125,7 +125,7 @@ fn pitch_order(inspection: &Inspection) -> Vec<usize> {
     let key = |i: usize| {
         let c = &inspection.components[i];
         match (c.note, c.pitch) {
-            (Some(m), _) => (0, crate::notes::midi_to_hz(f64::from(m))),
+            (Some(m), _) => (0, super::notes::midi_to_hz(f64::from(m))),
             (None, Some(p)) => (1, p.f0_hz),
             (None, None) => (2, i as f64),
         }

@@ -8,16 +8,17 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
 
+use super::notes::note_name;
 use super::{InspectParams, Inspection, charts, inspect};
 use crate::atomic;
+use crate::atomic::{check_destination, move_into_place};
 use crate::audio::{self, Audio, ClipReport, OutputFormat};
-use crate::error::{Error, ParamError, Result};
-use crate::midi::{self, NoteEvent};
+use crate::error::{Error, Param, ParamError, Result};
+use crate::formats::midi::{self, NoteEvent};
+use crate::formats::npy::{NpyArray, write_npy};
+use crate::formats::plot::encode_png;
 use crate::nmf::Progress;
-use crate::notes::note_name;
-use crate::npy::{NpyArray, write_npy};
-use crate::plot::encode_png;
-use crate::separate::{check_destination, move_into_place, write_stems};
+use crate::separate::write_stems;
 
 /// The names [`inspect_file`] writes into its output folder (`audio` is a folder, written only
 /// with [`InspectOutput::audio`]). A MIDI file inside the output folder may not take one.
@@ -76,8 +77,9 @@ pub struct InspectReport {
 ///   (`freq_hz`, then one column per component), named by component id;
 /// - `W.npy` `(bins, K)`, `H.npy` `(K, frames)`, and their axes `freq_hz.npy` and
 ///   `time_s.npy`;
-/// - `components.json`: per component its id, template note, estimated fundamental and note
-///   with cents (or `unpitched`), share of the energy, and when it is active;
+/// - `components.json`: per component its id, template note, estimated fundamental, `pitch`
+///   (the nearest MIDI note number, as in `notes.csv`), `note` with cents (or `unpitched`),
+///   share of the energy, and when it is active;
 /// - `notes.csv`: the note events (`onset_s,offset_s,pitch,note,velocity`);
 /// - `spectrogram.png`, `templates.png` and `activations.png`
 ///   ([`CHART_WIDTH`](super::CHART_WIDTH) × [`CHART_HEIGHT`](super::CHART_HEIGHT));
@@ -195,9 +197,10 @@ fn plan_midi(input: &Path, out_dir: &Path, midi: &Path, force: bool) -> Result<M
         .and_then(|r| r.components().next())
         .map(|c| c.as_os_str().to_owned());
     if first.is_some_and(|f| OUTPUT_NAMES.iter().any(|n| f == *n)) {
-        return Err(Error::Param(ParamError::Conflict(
-            "the MIDI file would replace one of the files inspect writes; choose another name",
-        )));
+        return Err(Error::Param(ParamError::Conflict {
+            param: Param::Midi,
+            message: "the MIDI file would replace one of the files inspect writes; choose another name",
+        }));
     }
     if inside.is_none() && !force && fs::symlink_metadata(midi).is_ok() {
         return Err(Error::OutputExists(midi.to_path_buf()));
@@ -316,7 +319,7 @@ fn write_all(
         .map(|c| c.id.as_str())
         .collect();
     let (w, h) = (&inspection.nmf.w, &inspection.nmf.h);
-    let (times, freqs) = (inspection.times_s(), inspection.freqs_hz());
+    let (times, freqs) = (inspection.time_s(), inspection.freq_hz());
 
     add("activations.csv", &mut |f| {
         write_csv(f, "time_s", &ids, &times, |t, c| h[[c, t]])
@@ -442,7 +445,7 @@ fn components_json(inspection: &Inspection) -> String {
             .map_or_else(|| "null".to_string(), |m| json_string(&note_name(m.into())));
         let (f0, midi, cents) = match c.pitch {
             Some(p) => {
-                let (m, cents) = crate::notes::nearest_note(p.f0_hz);
+                let (m, cents) = super::notes::nearest_note(p.f0_hz);
                 (format!("{:.3}", p.f0_hz), m.to_string(), cents.to_string())
             }
             None => ("null".into(), "null".into(), "null".into()),
@@ -455,7 +458,7 @@ fn components_json(inspection: &Inspection) -> String {
         let _ = write!(
             s,
             "{sep}\n    {{\"index\": {i}, \"id\": {}, \"template_note\": {template_note}, \
-             \"f0_hz\": {f0}, \"pitch\": {}, \"midi\": {midi}, \"cents\": {cents}, \
+             \"f0_hz\": {f0}, \"pitch\": {midi}, \"note\": {}, \"cents\": {cents}, \
              \"harmonic_fraction\": {}, \"energy_share\": {:.6}, \"active_s\": [{}]}}",
             json_string(&c.id),
             json_string(&c.pitch_label()),

@@ -10,6 +10,7 @@
 
 mod charts;
 mod export;
+pub mod notes;
 mod pitch;
 mod transcribe;
 
@@ -23,12 +24,13 @@ pub use transcribe::TranscribeParams;
 use ndarray::{Array2, Axis};
 
 use crate::audio::Audio;
-use crate::error::{ParamError, Result};
-use crate::midi::NoteEvent;
+use crate::error::{Param, ParamError, Result};
+use crate::formats::midi::NoteEvent;
 use crate::nmf::{self, CostPoint, Nmf, NmfParams, Progress};
-use crate::notes::{self, HarmonicShape, NoteRange, harmonic_templates};
-use crate::separate::{Separation, Source, channel_summed_magnitude};
-use crate::stft::{Stft, StftParams};
+use crate::separate::Separation;
+use crate::sources::{Source, sources_loudest_first};
+use crate::spectral::{Stft, StftParams, channel_summed_magnitude, check_usable};
+use notes::{HarmonicShape, NoteRange, harmonic_templates};
 
 /// Lowest fundamental searched for in a template, in Hz (just below A0).
 pub const MIN_PITCH_HZ: f64 = 25.0;
@@ -135,7 +137,7 @@ impl InspectParams {
         self.transcribe.check()?;
         if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
             return Err(ParamError::OutOfRange {
-                name: "mask power",
+                param: Param::MaskPower,
                 expected: "a finite number above 0",
                 got: f64::from(self.mask_power),
             });
@@ -159,8 +161,9 @@ pub struct Activity {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Component {
     /// Its name in file names and column headers: the note (`A4`, `C#5`) for note templates,
-    /// `c1`, `c2`, ... for free components (numbered by pitch, unpitched last), `free1`, ...
-    /// for free components added to note templates.
+    /// for free components the name `demix separate` gives the same component (`source1` for
+    /// the loudest, ...; listed by pitch, unpitched last), and `free1`, ... for free
+    /// components added to note templates.
     pub id: String,
     /// The note of its template, for note templates.
     pub note: Option<u8>,
@@ -219,14 +222,14 @@ impl Inspection {
     }
 
     /// The frequency of every bin in Hz.
-    pub fn freqs_hz(&self) -> Vec<f64> {
+    pub fn freq_hz(&self) -> Vec<f64> {
         (0..self.stft.n_bins())
             .map(|k| k as f64 * self.bin_hz())
             .collect()
     }
 
     /// The time of every frame's centre in seconds.
-    pub fn times_s(&self) -> Vec<f64> {
+    pub fn time_s(&self) -> Vec<f64> {
         (0..self.nmf.h.ncols())
             .map(|t| (t * self.stft.hop()) as f64 / f64::from(self.sample_rate))
             .collect()
@@ -330,7 +333,7 @@ pub fn inspect(
 ) -> Result<Inspection> {
     params.check()?;
     let stft = Stft::new(&params.stft)?;
-    crate::separate::check_usable(audio, stft.n_fft())?;
+    check_usable(audio, stft.n_fft())?;
     let spectrogram = channel_summed_magnitude(&stft, audio);
     let v = spectrogram.t();
     let (mut nmf, template_notes) = match &params.notes {
@@ -365,7 +368,7 @@ pub fn inspect(
         .collect();
     let energies = nmf.component_energies();
 
-    // Free components are numbered by pitch, unpitched ones after them, loudest first.
+    // Free components are listed by pitch, unpitched ones after them, loudest first.
     let order: Vec<usize> = if params.notes.is_some() {
         (0..k).collect()
     } else {
@@ -381,11 +384,19 @@ pub fn inspect(
         order
     };
     let total_energy: f64 = energies.iter().sum();
+    // Free components take the names `demix separate` gives the same components: source1 for
+    // the loudest, and so on.
+    let mut separate_names = vec![String::new(); k];
+    if params.notes.is_none() {
+        let singles = (0..k).map(|c| vec![c]).collect();
+        for source in sources_loudest_first(singles, &energies) {
+            separate_names[source.components[0]] = source.name;
+        }
+    }
     let mut free_count = 0;
     let mut components: Vec<Component> = order
         .iter()
-        .enumerate()
-        .map(|(i, &c)| {
+        .map(|&c| {
             let note = template_notes[c];
             let id = match note {
                 Some(m) => notes::note_name(m.into()),
@@ -393,7 +404,7 @@ pub fn inspect(
                     free_count += 1;
                     format!("free{free_count}")
                 }
-                None => format!("c{}", i + 1),
+                None => std::mem::take(&mut separate_names[c]),
             };
             Component {
                 id,

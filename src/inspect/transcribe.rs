@@ -4,7 +4,7 @@
 
 use ndarray::ArrayView1;
 
-use crate::error::ParamError;
+use crate::error::{Param, ParamError};
 
 /// How activations become notes. Levels are fractions of activation values; every setter
 /// states its default.
@@ -70,6 +70,31 @@ impl TranscribeParams {
         self
     }
 
+    /// The onset threshold: a fraction of the note's own peak.
+    pub fn onset(&self) -> f32 {
+        self.onset
+    }
+
+    /// The lowest onset level: a fraction of the loudest activation of all components.
+    pub fn min_level(&self) -> f32 {
+        self.min_level
+    }
+
+    /// The offset threshold: a fraction of the onset level.
+    pub fn offset(&self) -> f32 {
+        self.offset
+    }
+
+    /// The rise over two frames that starts a new note (0: off).
+    pub fn reonset(&self) -> f32 {
+        self.reonset
+    }
+
+    /// The shortest note kept, in seconds.
+    pub fn min_duration(&self) -> f64 {
+        self.min_duration_s
+    }
+
     /// Checks every threshold.
     ///
     /// # Errors
@@ -80,31 +105,31 @@ impl TranscribeParams {
                 Ok(())
             } else {
                 Err(ParamError::OutOfRange {
-                    name,
+                    param: name,
                     expected: "above 0 and at most 1",
                     got: f64::from(v),
                 })
             }
         };
-        fraction("onset threshold", self.onset)?;
-        fraction("offset threshold", self.offset)?;
+        fraction(Param::OnsetThreshold, self.onset)?;
+        fraction(Param::OffsetThreshold, self.offset)?;
         if !(self.min_level.is_finite() && (0.0..=1.0).contains(&self.min_level)) {
             return Err(ParamError::OutOfRange {
-                name: "minimum level",
+                param: Param::MinLevel,
                 expected: "between 0 and 1",
                 got: f64::from(self.min_level),
             });
         }
         if !(self.reonset.is_finite() && (self.reonset == 0.0 || self.reonset > 1.0)) {
             return Err(ParamError::OutOfRange {
-                name: "re-onset factor",
+                param: Param::Reonset,
                 expected: "0 (off) or above 1",
                 got: f64::from(self.reonset),
             });
         }
         if !(self.min_duration_s.is_finite() && self.min_duration_s >= 0.0) {
             return Err(ParamError::OutOfRange {
-                name: "minimum duration",
+                param: Param::MinDuration,
                 expected: "a finite number of seconds, at least 0",
                 got: self.min_duration_s,
             });

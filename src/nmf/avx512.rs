@@ -1,6 +1,7 @@
 //! Hand-tiled AVX-512 kernels for the products of an Itakura–Saito or Kullback–Leibler update
-//! (and the Euclidean loss's products with the data), chosen at run time when the CPU has AVX-512F (elsewhere the portable path of
-//! [`super::update`], faer plus the fused element-wise kernels, does the same work).
+//! (and the Euclidean loss's products with the data), chosen at run time when the CPU has
+//! AVX-512F (elsewhere the portable path of [`super::portable`], faer plus the fused
+//! element-wise kernels, does the same work). [`super::tiled`] runs the passes on them.
 //!
 //! The products of a block have a small inner size K (the components) on one side, where a
 //! general GEMM spends much of its time packing and on edges. These kernels instead keep a
@@ -247,7 +248,7 @@ mod tiles {
     use std::arch::x86_64::*;
 
     use super::{LANES, ModelArgs, ProductArgs};
-    use crate::nmf::update::MODEL_FLOOR;
+    use crate::nmf::divergence::MODEL_FLOOR;
 
     /// The first `n` lanes (all if `n >= 16`).
     #[inline(always)]

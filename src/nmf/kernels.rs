@@ -9,7 +9,7 @@
 
 use multiversion::multiversion;
 
-use super::update::MODEL_FLOOR;
+use super::divergence::MODEL_FLOOR;
 
 /// `ln(x)` for positive, finite, normal `x`, accurate to about 1e-15 relative, written without
 /// branches or calls so that it vectorises: `x = m · 2^e` with `m` in [√½, √2), and

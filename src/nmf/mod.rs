@@ -9,12 +9,16 @@
 //! NaN or infinity.
 
 mod avx512;
+mod blocks;
+mod divergence;
 mod init;
 mod kernels;
 mod linalg;
 mod params;
 mod penalty;
+mod portable;
 mod rng;
+mod tiled;
 mod update;
 
 pub use params::{Init, Loss, NmfParams};
@@ -27,7 +31,7 @@ pub use params::{Init, Loss, NmfParams};
 #[doc(hidden)]
 pub fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>) -> bool {
     avx512::available() && {
-        update::k_wide_products(w, g, 1e-2);
+        tiled::k_wide_products(w, g, 1e-2);
         true
     }
 }
@@ -205,7 +209,7 @@ impl Factorization {
                 actual: (bins, frames),
             });
         }
-        params.check_for(bins, frames)?;
+        let checked = params.check_for(bins, frames)?;
         check_non_negative("V", v)?;
 
         // X = Vᵀ / mean(V), floored: frames are contiguous rows.
@@ -223,7 +227,7 @@ impl Factorization {
             .and(v.t())
             .for_each(|x, &v| *x = ((f64::from(v) * inv) as f32).max(floor));
 
-        let (w, g) = initial_factors(x.view(), params, scale);
+        let (w, g) = initial_factors(x.view(), checked.params, scale);
         // The engine reads rows of both as contiguous slices.
         let mut w = w.as_standard_layout().into_owned();
         let mut g = g.as_standard_layout().into_owned();
@@ -231,12 +235,7 @@ impl Factorization {
         if params.normalize {
             update::normalize_columns(&mut w, &mut g, fixed, &mut Default::default());
         }
-        let loss = params.loss;
-        let penalties = penalty::Penalties {
-            sparsity: f64::from(params.sparsity),
-            smoothness: f64::from(params.smoothness),
-        };
-        let engine = Engine::new(x, loss.beta(), loss.gamma(), (w.ncols(), fixed), penalties);
+        let engine = Engine::new(x, checked.divergence, (w.ncols(), fixed), checked.penalties);
         Ok(Factorization {
             engine,
             w,
@@ -342,7 +341,7 @@ impl Factorization {
 
     /// Converts a cost of the scaled data to the units of V: `D(cV | cΛ) = c^β D(V | Λ)`.
     fn cost_scale(&self) -> f64 {
-        self.scale.powf(f64::from(self.params.loss.beta()))
+        self.scale.powf(f64::from(self.engine.divergence().beta()))
     }
 }
 

@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::error::ParamError;
+use super::divergence::Divergence;
+use super::penalty::Penalties;
+use crate::error::{Param, ParamError};
 
 /// The divergence the factorisation minimises: a member of the β-divergence family.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,26 +41,20 @@ impl Loss {
     /// The exponent γ(β) of the majorisation–minimisation updates (Févotte & Idier 2011), which
     /// keeps the cost from rising: `1/(2-β)` below 1, 1 on [1, 2], `1/(β-1)` above 2.
     pub fn gamma(self) -> f32 {
-        let b = self.beta();
-        if b < 1.0 {
-            1.0 / (2.0 - b)
-        } else if b > 2.0 {
-            1.0 / (b - 1.0)
-        } else {
-            1.0
-        }
+        Divergence::new(self.beta()).gamma()
     }
 
-    fn check(self) -> Result<(), ParamError> {
+    /// The divergence of this loss, if its β is in range: made here once, for every pass.
+    fn check(self) -> Result<Divergence, ParamError> {
         let b = self.beta();
         if !(Self::MIN_BETA..=Self::MAX_BETA).contains(&b) {
             return Err(ParamError::OutOfRange {
-                name: "beta",
+                param: Param::Loss,
                 expected: "between 0 and 4",
                 got: f64::from(b),
             });
         }
-        Ok(())
+        Ok(Divergence::new(b))
     }
 }
 
@@ -319,28 +315,36 @@ impl NmfParams {
     /// # Errors
     /// The first [`ParamError`] found.
     pub fn check(&self) -> Result<(), ParamError> {
+        self.divergence().map(|_| ())
+    }
+
+    /// [`Self::check`], returning the divergence of the loss.
+    fn divergence(&self) -> Result<Divergence, ParamError> {
         if self.total_components() == 0 {
             return Err(ParamError::NoComponents(0));
         }
-        self.loss.check()?;
+        let divergence = self.loss.check()?;
         if !(self.tol.is_finite() && self.tol >= 0.0) {
             return Err(ParamError::OutOfRange {
-                name: "tol",
+                param: Param::Tol,
                 expected: "a finite number of at least 0",
                 got: self.tol,
             });
         }
         if !(self.floor.is_finite() && (0.0..1.0).contains(&self.floor)) {
             return Err(ParamError::OutOfRange {
-                name: "floor",
+                param: Param::Floor,
                 expected: "at least 0 and below 1",
                 got: f64::from(self.floor),
             });
         }
-        for (name, value) in [("sparsity", self.sparsity), ("smoothness", self.smoothness)] {
+        for (name, value) in [
+            (Param::Sparsity, self.sparsity),
+            (Param::Smoothness, self.smoothness),
+        ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(ParamError::OutOfRange {
-                    name,
+                    param: name,
                     expected: "a finite number of at least 0",
                     got: f64::from(value),
                 });
@@ -348,14 +352,14 @@ impl NmfParams {
         }
         if self.restarts == 0 {
             return Err(ParamError::OutOfRange {
-                name: "restarts",
+                param: Param::Restarts,
                 expected: "at least 1",
                 got: 0.0,
             });
         }
         if self.cost_every == 0 {
             return Err(ParamError::OutOfRange {
-                name: "cost_every",
+                param: Param::CostEvery,
                 expected: "at least 1",
                 got: 0.0,
             });
@@ -367,12 +371,12 @@ impl NmfParams {
             check_non_negative("initial W", w.view())?;
             check_non_negative("initial H", h.view())?;
         }
-        Ok(())
+        Ok(divergence)
     }
 
     /// Checks the parameters against data of `bins` rows and `frames` columns.
-    pub(crate) fn check_for(&self, bins: usize, frames: usize) -> Result<(), ParamError> {
-        self.check()?;
+    pub(crate) fn check_for(&self, bins: usize, frames: usize) -> Result<Checked<'_>, ParamError> {
+        let divergence = self.divergence()?;
         let k = self.total_components();
         if let Some(w) = &self.fixed_w
             && w.nrows() != bins
@@ -399,8 +403,26 @@ impl NmfParams {
                 });
             }
         }
-        Ok(())
+        Ok(Checked {
+            params: self,
+            divergence,
+            penalties: Penalties {
+                sparsity: f64::from(self.sparsity),
+                smoothness: f64::from(self.smoothness),
+            },
+        })
     }
+}
+
+/// [`NmfParams`] checked against the data, with what the fit builds from them once: the
+/// divergence of the loss and the penalties' weights. What a factorisation starts from.
+pub(crate) struct Checked<'a> {
+    /// The parameters.
+    pub(crate) params: &'a NmfParams,
+    /// The divergence of [`NmfParams::loss`].
+    pub(crate) divergence: Divergence,
+    /// The penalties' weights, in `f64`.
+    pub(crate) penalties: Penalties,
 }
 
 pub(crate) fn check_non_negative(what: &'static str, m: ArrayView2<f32>) -> Result<(), ParamError> {

@@ -18,7 +18,9 @@
 //! auxiliary function of one element then has a derivative that grows strictly with the new
 //! value, and its root is found in closed form or by a few Newton steps.
 
-use super::update::Divergence;
+use ndarray::{Array1, Array2, ArrayView1, ArrayViewMut2, s};
+
+use super::divergence::Divergence;
 
 /// Weights of the penalties (0 turns one off).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -34,6 +36,111 @@ impl Penalties {
     pub(crate) fn any(&self) -> bool {
         self.sparsity > 0.0 || self.smoothness > 0.0
     }
+
+    /// The penalty terms of the objective for templates `w` (bins × components) and
+    /// activations `g` (frames × components).
+    pub(crate) fn value(&self, w: &Array2<f32>, g: &Array2<f32>) -> f64 {
+        if !self.any() {
+            return 0.0;
+        }
+        let Penalties {
+            sparsity,
+            smoothness,
+        } = *self;
+        let mut total = 0.0;
+        for (k, w_col) in w.columns().into_iter().enumerate() {
+            let s: f64 = w_col.iter().map(|&a| f64::from(a)).sum();
+            let (l1, change) = activation_norms(g.column(k));
+            total += sparsity * s * l1 + smoothness * s * s * change;
+        }
+        total
+    }
+
+    /// The template step with penalties for the columns of `w` from `fixed` on, from the
+    /// plain update's numerators and denominators `(num, den)` (bins × free components): per
+    /// element, the root of its auxiliary function's derivative (see [`step`]).
+    pub(crate) fn apply_w_steps(
+        &self,
+        div: Divergence,
+        (num, den): (&Array2<f64>, &Array2<f64>),
+        fixed: usize,
+        w: &mut Array2<f32>,
+        g: &Array2<f32>,
+    ) {
+        let Penalties {
+            sparsity,
+            smoothness,
+        } = *self;
+        for (j, mut w_col) in w
+            .slice_mut(s![.., fixed..])
+            .columns_mut()
+            .into_iter()
+            .enumerate()
+        {
+            let (l1, change) = activation_norms(g.column(fixed + j));
+            let s_old: f64 = w_col.iter().map(|&a| f64::from(a)).sum();
+            let (c, a) = (sparsity * l1, 2.0 * smoothness * change * s_old);
+            for (f, w) in w_col.iter_mut().enumerate() {
+                let r = step(div, den[[f, j]], num[[f, j]], c, a);
+                *w = (f64::from(*w) * r) as f32;
+            }
+        }
+    }
+
+    /// The penalised activation steps of the block starting at frame `start`, from the update's
+    /// numerators (`num`, overwritten with the steps) and denominators; `g` holds the
+    /// activations before this pass (frames × components) and `w_sums` the templates' sums.
+    pub(crate) fn h_steps(
+        &self,
+        div: Divergence,
+        g: &Array2<f32>,
+        start: usize,
+        w_sums: &Array1<f32>,
+        (num, den): (&mut ArrayViewMut2<f32>, &ArrayViewMut2<f32>),
+    ) {
+        let Penalties {
+            sparsity,
+            smoothness,
+        } = *self;
+        let frames = g.nrows();
+        for (i, (mut num_row, den_row)) in num.rows_mut().into_iter().zip(den.rows()).enumerate() {
+            let t = start + i;
+            for (k, (n, &d)) in num_row.iter_mut().zip(den_row).enumerate() {
+                let s = f64::from(w_sums[k]);
+                let h = f64::from(g[[t, k]]);
+                let (mut c, mut a) = (sparsity * s, 0.0);
+                if smoothness > 0.0 {
+                    // Neighbours' midpoints: the majoriser of (h_t − h_t±1)².
+                    let mut midpoints = 0.0;
+                    let mut neighbours = 0.0;
+                    if t > 0 {
+                        midpoints += 0.5 * (h + f64::from(g[[t - 1, k]]));
+                        neighbours += 1.0;
+                    }
+                    if t + 1 < frames {
+                        midpoints += 0.5 * (h + f64::from(g[[t + 1, k]]));
+                        neighbours += 1.0;
+                    }
+                    let weight = smoothness * s * s;
+                    c -= 4.0 * weight * midpoints;
+                    a = 4.0 * weight * neighbours * h;
+                }
+                *n = step(div, f64::from(d), f64::from(*n), c, a) as f32;
+            }
+        }
+    }
+}
+
+/// A component's activations' L1 norm and summed squared frame-to-frame change, the two
+/// quantities the penalties weigh.
+fn activation_norms(h: ArrayView1<f32>) -> (f64, f64) {
+    let l1 = h.iter().map(|&a| f64::from(a)).sum();
+    let change = h
+        .iter()
+        .zip(h.iter().skip(1))
+        .map(|(&a, &b)| (f64::from(b) - f64::from(a)).powi(2))
+        .sum();
+    (l1, change)
 }
 
 /// The step `r = x_new / x_old` of one element that minimises its auxiliary function

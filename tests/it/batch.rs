@@ -226,7 +226,7 @@ fn globs_filter_the_files_of_folders_but_not_files_named_on_the_command_line() {
     );
 
     let bad = separate(d, &["in"], &["--glob", "[a-"]);
-    assert_exit(&bad, 1);
+    assert_exit(&bad, 2);
     assert!(stderr(&bad).contains("--glob"), "{}", stderr(&bad));
 }
 
@@ -659,6 +659,29 @@ fn hostile_files_never_stop_the_batch_and_each_is_a_clear_entry() {
 
     let out = separate(d, &["in"], &[]);
     assert_exit(&out, 1);
+    // Every file's line carries a counter [k/N], problems found before the run included, and
+    // the summary's "F of N files failed" counts the same N.
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let counters: Vec<(usize, usize)> = all
+        .lines()
+        .filter_map(|l| {
+            let l = l
+                .trim_start_matches("demix: error: ")
+                .trim_start_matches("demix: warning: ");
+            let (k, n) = l.strip_prefix('[')?.split_once(']')?.0.split_once('/')?;
+            Some((k.parse().unwrap(), n.parse().unwrap()))
+        })
+        .collect();
+    let n = counters[0].1;
+    let mut ks: Vec<usize> = counters.iter().map(|&(k, _)| k).collect();
+    ks.sort_unstable();
+    assert_eq!(ks, (1..=n).collect::<Vec<_>>(), "{all}");
+    assert!(counters.iter().all(|&(_, m)| m == n), "{all}");
+    let summary = all.lines().find(|l| l.contains("files failed")).unwrap();
+    assert!(
+        summary.contains(&format!(" of {n} files failed")),
+        "{summary}"
+    );
     let report = read_report(&d.join("out/demix-report.json"));
     let expect = |key: &str, status: &str, needle: &str| {
         let e = entry(&report, key);

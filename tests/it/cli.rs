@@ -7,7 +7,9 @@ use std::path::Path;
 
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 
-use crate::common::{TestRng, assert_fails, demix, flac_bytes, quantize, separate, two_tones};
+use crate::common::{
+    TestRng, assert_fails, assert_usage_error, demix, flac_bytes, quantize, separate, two_tones,
+};
 
 /// One second of two tones at 8 kHz, `channels` channels, `variant` shifting the low one.
 fn mix(channels: usize, variant: usize) -> Audio {
@@ -203,6 +205,25 @@ fn infinite_samples_are_reported() {
 }
 
 #[test]
+fn zero_threads_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = demix(
+        dir.path(),
+        &["separate", "x.wav", "-o", "out", "--threads", "0"],
+    );
+    assert_usage_error(&out, &["--threads", "at least 1"]);
+    assert_nothing_written(dir.path());
+}
+
+#[test]
+fn a_file_name_with_a_newline_is_printed_escaped_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = demix(dir.path(), &["separate", "a\nb.wav", "-o", "out"]);
+    assert_fails(&out, &["a\\nb.wav", "no such file"]);
+}
+
+#[test]
 fn zero_components_is_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
@@ -212,7 +233,7 @@ fn zero_components_is_rejected_naming_the_flag() {
             "separate", "x.wav", "-o", "out", "-k", "0", "--n-fft", "256",
         ],
     );
-    assert_fails(&out, &["-k", "at least 1"]);
+    assert_usage_error(&out, &["-k", "at least 1"]);
     assert_nothing_written(dir.path());
 }
 
@@ -221,7 +242,7 @@ fn zero_hop_is_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
     let out = separate(dir.path(), &["x.wav"], &["--hop", "0"]);
-    assert_fails(&out, &["--hop", "got 0"]);
+    assert_usage_error(&out, &["--hop", "got 0"]);
     assert_nothing_written(dir.path());
 }
 
@@ -230,7 +251,7 @@ fn a_floor_of_one_or_more_is_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
     let out = separate(dir.path(), &["x.wav"], &["--floor", "1"]);
-    assert_fails(&out, &["--floor", "below 1"]);
+    assert_usage_error(&out, &["--floor", "below 1"]);
     assert_nothing_written(dir.path());
 }
 
@@ -239,7 +260,7 @@ fn too_many_spatial_iterations_are_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
     let out = separate(dir.path(), &["x.wav"], &["--spatial-iterations", "100000"]);
-    assert_fails(&out, &["--spatial-iterations", "at most 20"]);
+    assert_usage_error(&out, &["--spatial-iterations", "at most 20"]);
     assert_nothing_written(dir.path());
 }
 
@@ -253,7 +274,7 @@ fn hop_larger_than_window_is_rejected() {
             "separate", "x.wav", "-o", "out", "--n-fft", "512", "--hop", "1024",
         ],
     );
-    assert_fails(&out, &["--hop", "1024", "512"]);
+    assert_usage_error(&out, &["--hop", "1024", "512"]);
     assert_nothing_written(dir.path());
 }
 
@@ -527,4 +548,29 @@ fn force_replaces_a_file_that_has_the_track_folders_name() {
         files_in(&dir.path().join("out/x")),
         ["source1.wav", "source2.wav"]
     );
+}
+
+#[test]
+fn each_help_describes_only_its_own_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |command: &str| {
+        let out = demix(dir.path(), &[command, "--help"]);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let separate = help("separate");
+    let learn = help("learn");
+    let inspect = help("inspect");
+    for (name, text) in [("separate", &separate), ("inspect", &inspect)] {
+        assert!(!text.contains("for learn"), "{name}:\n{text}");
+    }
+    assert!(!inspect.contains("templates'"), "{inspect}");
+    assert!(!learn.contains("templates'"), "{learn}");
+    // Each names its own defaults.
+    assert!(
+        learn.contains("[default: is]") && learn.contains("[default: 4]"),
+        "{learn}"
+    );
+    assert!(separate.contains("[default: kl; with --source, the templates' own]"));
+    assert!(inspect.contains("[default: kl]"), "{inspect}");
 }

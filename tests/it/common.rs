@@ -167,11 +167,23 @@ pub fn assert_ok(out: &std::process::Output) {
     );
 }
 
-/// The exit code is 1, stdout is empty, and stderr is a single line holding every `needle`.
+/// A failed input: the exit code is 1, stdout is empty, and stderr is a single line holding
+/// every `needle`.
 #[track_caller]
 pub fn assert_fails(out: &std::process::Output, needles: &[&str]) {
+    assert_fails_with(out, 1, needles);
+}
+
+/// A command-line mistake: as [`assert_fails`], with exit code 2.
+#[track_caller]
+pub fn assert_usage_error(out: &std::process::Output, needles: &[&str]) {
+    assert_fails_with(out, 2, needles);
+}
+
+#[track_caller]
+fn assert_fails_with(out: &std::process::Output, code: i32, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
     assert!(
         out.stdout.is_empty(),
         "stdout: {}",

@@ -8,7 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use demix::Error;
 use demix::audio::{Audio, decode};
-use demix::stft::{Stft, StftParams};
+use demix::spectral::{Stft, StftParams};
 
 use crate::alloc::largest_allocation;
 use crate::common::{TestRng, flac_bytes, quantize};

@@ -8,12 +8,12 @@ use std::io::Read;
 use std::path::Path;
 
 use demix::audio::{Audio, OutputFormat, write_wav};
+use demix::formats::midi::{NoteEvent, read_midi};
+use demix::formats::npy::load_npy;
+use demix::inspect::notes::{hz_to_midi, midi_to_hz};
 use demix::inspect::{InspectOutput, InspectParams, OUTPUT_NAMES, inspect, inspect_file};
-use demix::midi::{NoteEvent, read_midi};
-use demix::notes::{hz_to_midi, midi_to_hz};
-use demix::npy::load_npy;
 
-use crate::common::{TestRng, assert_fails, assert_ok, demix};
+use crate::common::{TestRng, assert_fails, assert_ok, assert_usage_error, demix};
 
 const RATE: u32 = 22_050;
 
@@ -78,7 +78,7 @@ fn harmonic_tones_are_labelled_within_20_cents() {
             pitch.f0_hz
         );
         let label = result.components[0].pitch_label();
-        let expected_note = demix::notes::note_name(hz_to_midi(f0).round() as i32);
+        let expected_note = demix::inspect::notes::note_name(hz_to_midi(f0).round() as i32);
         assert!(label.starts_with(&format!("{expected_note} ")), "{label}");
     }
     eprintln!("largest pitch error: {worst:.2} cents");
@@ -209,6 +209,51 @@ fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
 }
 
 #[test]
+fn inspect_names_components_as_separate_names_the_same_stems() {
+    let dir = tempfile::tempdir().unwrap();
+    write_wav(
+        dir.path().join("seq.wav"),
+        &sequence_audio(),
+        OutputFormat::Float32,
+    )
+    .unwrap();
+    let common = ["seq.wav", "-k", "3", "--float32", "--iter", "50"];
+    assert_ok(&demix(
+        dir.path(),
+        &[&["separate"], &common[..], &["-o", "sep"]].concat(),
+    ));
+    assert_ok(&demix(
+        dir.path(),
+        &[&["inspect"], &common[..], &["--audio", "-o", "ins"]].concat(),
+    ));
+    // The same layout: OUT/<file stem>/.
+    let json: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(dir.path().join("ins/seq/components.json")).unwrap(),
+    )
+    .unwrap();
+    let mut ids: Vec<String> = json["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["source1", "source2", "source3"]);
+    // Each id's audio is the stem separate wrote under that name.
+    for id in &ids {
+        let stem = demix::audio::read_audio(dir.path().join(format!("sep/seq/{id}.wav"))).unwrap();
+        let component =
+            demix::audio::read_audio(dir.path().join(format!("ins/seq/audio/{id}.wav"))).unwrap();
+        let worst = stem.channels[0]
+            .iter()
+            .zip(&component.channels[0])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{id}: {worst}");
+    }
+}
+
+#[test]
 fn exported_csv_and_npy_load_back_to_the_same_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("seq.wav");
@@ -234,8 +279,8 @@ fn exported_csv_and_npy_load_back_to_the_same_numbers() {
     assert_eq!(h_npy, h.clone().into_dyn());
     let times = npy("time_s.npy").to_f64().unwrap();
     let freqs = npy("freq_hz.npy").to_f64().unwrap();
-    assert_eq!(times.as_slice().unwrap(), expected.times_s().as_slice());
-    assert_eq!(freqs.as_slice().unwrap(), expected.freqs_hz().as_slice());
+    assert_eq!(times.as_slice().unwrap(), expected.time_s().as_slice());
+    assert_eq!(freqs.as_slice().unwrap(), expected.freq_hz().as_slice());
 
     let ids: Vec<String> = expected.components.iter().map(|c| c.id.clone()).collect();
     let (header, rows) = read_csv(&out.join("activations.csv"));
@@ -244,7 +289,7 @@ fn exported_csv_and_npy_load_back_to_the_same_numbers() {
     assert_eq!(header[1], "C3");
     assert_eq!(rows.len(), h.ncols());
     for (t, row) in rows.iter().enumerate() {
-        assert_eq!(row[0], expected.times_s()[t]);
+        assert_eq!(row[0], expected.time_s()[t]);
         for (c, &v) in row[1..].iter().enumerate() {
             assert_eq!(v as f32, h[[c, t]], "H[{c}, {t}]");
         }
@@ -253,7 +298,7 @@ fn exported_csv_and_npy_load_back_to_the_same_numbers() {
     assert_eq!(header[0], "freq_hz");
     assert_eq!(rows.len(), w.nrows());
     for (k, row) in rows.iter().enumerate() {
-        assert_eq!(row[0], expected.freqs_hz()[k]);
+        assert_eq!(row[0], expected.freq_hz()[k]);
         for (c, &v) in row[1..].iter().enumerate() {
             assert_eq!(v as f32, w[[k, c]], "W[{k}, {c}]");
         }
@@ -272,7 +317,8 @@ fn exported_csv_and_npy_load_back_to_the_same_numbers() {
     let c4 = &components[12];
     assert_eq!(c4["id"], "C4");
     assert_eq!(c4["template_note"], "C4");
-    assert!(c4["pitch"].as_str().unwrap().starts_with("C4 "), "{c4}");
+    assert!(c4["note"].as_str().unwrap().starts_with("C4 "), "{c4}");
+    assert_eq!(c4["pitch"], 60, "{c4}");
     let active = c4["active_s"].as_array().unwrap();
     assert_eq!(active.len(), 1, "{c4}");
     assert!((active[0][0].as_f64().unwrap() - 0.2).abs() < 0.05, "{c4}");
@@ -408,7 +454,8 @@ fn per_component_audio_adds_up_to_the_input() {
     let report =
         inspect_file(&input, &out, &InspectParams::free(3), &options, &mut |_| {}).unwrap();
     let mut sum = vec![0f32; audio.len()];
-    for id in ["c1", "c2", "c3"] {
+    // The free components are named as `demix separate` names the same components.
+    for id in ["source1", "source2", "source3"] {
         let stem = demix::audio::read_audio(out.join("audio").join(format!("{id}.wav"))).unwrap();
         for (s, x) in sum.iter_mut().zip(&stem.channels[0]) {
             *s += x;
@@ -445,15 +492,29 @@ fn short_input(dir: &Path) {
     tone_file(&dir.join("in.wav"), 440.0);
 }
 
-/// `demix inspect in.wav ARGS` on a short input fails naming each of `needles` and writes
-/// nothing.
+/// `demix inspect in.wav ARGS...` is a command-line mistake (exit 2) naming `needles`, and
+/// writes nothing.
 #[track_caller]
 fn assert_rejected(args: &[&str], needles: &[&str]) {
+    let out = assert_nothing_written_by(args);
+    assert_usage_error(&out, needles);
+}
+
+/// `demix inspect in.wav ARGS...` fails on the file (exit 1), naming `needles`, and writes
+/// nothing.
+#[track_caller]
+fn assert_file_refused(args: &[&str], needles: &[&str]) {
+    let out = assert_nothing_written_by(args);
+    assert_fails(&out, needles);
+}
+
+#[track_caller]
+fn assert_nothing_written_by(args: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     short_input(dir.path());
     let out = demix(dir.path(), &[&["inspect", "in.wav"], args].concat());
-    assert_fails(&out, needles);
     assert_entries(dir.path(), &["in.wav"]);
+    out
 }
 
 const FAST: [&str; 4] = ["--n-fft", "512", "--iter", "20"];
@@ -476,12 +537,14 @@ fn inspect_writes_every_file_and_the_midi() {
     assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.starts_with("in.wav: 25 components, 1 notes in out and in.mid"),
+        stdout.starts_with("in.wav: 25 components, 1 notes in out/in and in.mid"),
         "{stdout}"
     );
     assert_entries(dir.path(), &["in.wav", "in.mid", "out"]);
+    // One file is written into OUT/<file stem>, as `demix separate` writes it.
+    assert_entries(&dir.path().join("out"), &["in"]);
     assert_entries(
-        &dir.path().join("out"),
+        &dir.path().join("out/in"),
         &[
             "activations.csv",
             "activations.png",
@@ -498,9 +561,11 @@ fn inspect_writes_every_file_and_the_midi() {
         ],
     );
     // OUTPUT_NAMES lists what is written.
-    assert_entries(&dir.path().join("out"), &OUTPUT_NAMES);
+    assert_entries(&dir.path().join("out/in"), &OUTPUT_NAMES);
     assert_eq!(
-        fs::read_dir(dir.path().join("out/audio")).unwrap().count(),
+        fs::read_dir(dir.path().join("out/in/audio"))
+            .unwrap()
+            .count(),
         25
     );
     let notes = read_midi(&fs::read(dir.path().join("in.mid")).unwrap()).unwrap();
@@ -567,7 +632,7 @@ fn reversed_note_range_is_rejected() {
 
 #[test]
 fn notes_above_the_nyquist_frequency_are_rejected_naming_the_file() {
-    assert_rejected(
+    assert_file_refused(
         &[&["-o", "out/deeper", "--notes", "A0-C8"], &FAST[..]].concat(),
         &["in.wav", "--notes", "C8", "Nyquist"],
     );
@@ -585,19 +650,19 @@ fn out_of_range_threshold_is_rejected() {
 fn existing_output_folder_is_kept_without_force() {
     let dir = tempfile::tempdir().unwrap();
     short_input(dir.path());
-    fs::create_dir(dir.path().join("out")).unwrap();
-    fs::write(dir.path().join("out/keep.txt"), "mine").unwrap();
+    fs::create_dir_all(dir.path().join("out/in")).unwrap();
+    fs::write(dir.path().join("out/in/keep.txt"), "mine").unwrap();
     let mut args = vec!["inspect", "in.wav", "-o", "out", "-k", "1"];
     args.extend(FAST);
     let out = demix(dir.path(), &args);
-    assert_fails(&out, &["in.wav", "out", "already exists", "--force"]);
-    assert_entries(&dir.path().join("out"), &["keep.txt"]);
+    assert_fails(&out, &["in.wav", "out/in", "already exists", "--force"]);
+    assert_entries(&dir.path().join("out/in"), &["keep.txt"]);
 
     args.push("--force");
     let out = demix(dir.path(), &args);
     assert_ok(&out);
-    assert!(dir.path().join("out/components.json").is_file());
-    assert!(!dir.path().join("out/keep.txt").exists());
+    assert!(dir.path().join("out/in/components.json").is_file());
+    assert!(!dir.path().join("out/in/keep.txt").exists());
 }
 
 #[test]
@@ -616,7 +681,7 @@ fn existing_midi_file_is_kept_without_force() {
 
 #[test]
 fn midi_path_that_is_the_input_is_rejected() {
-    assert_rejected(
+    assert_file_refused(
         &[
             &["-o", "out", "-k", "1", "--midi", "in.wav", "--force"],
             &FAST[..],
@@ -628,7 +693,7 @@ fn midi_path_that_is_the_input_is_rejected() {
 
 #[test]
 fn unwritable_midi_path_leaves_no_output_folder() {
-    assert_rejected(
+    assert_file_refused(
         &[
             &["-o", "out", "-k", "1", "--midi", "in.wav/x.mid"],
             &FAST[..],
@@ -640,7 +705,7 @@ fn unwritable_midi_path_leaves_no_output_folder() {
 
 #[test]
 fn output_folder_under_a_file_is_reported() {
-    assert_rejected(
+    assert_file_refused(
         &[&["-o", "in.wav/out", "-k", "1"], &FAST[..]].concat(),
         &["in.wav", "cannot write"],
     );
@@ -680,12 +745,13 @@ fn inspect_takes_the_model_options_of_separate() {
     // 20 iterations twice with the templates fixed, then 30 adapting them from the best fit.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("25 components, 1 notes in out (stopped at 50 iterations"),
+        stdout.contains("25 components, 1 notes in out/in (stopped at 50 iterations"),
         "{stdout}"
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(dir.path().join("out/components.json")).unwrap())
-            .unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(dir.path().join("out/in/components.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(json["hop"], 128);
 }
 
@@ -974,7 +1040,7 @@ fn a_midi_path_outside_the_output_folders_is_rejected_with_several_files() {
             d,
             &["inspect", "a.wav", "b.wav", "-o", "out", "--midi", bad],
         );
-        assert_fails(&out, &["--midi", bad, "such as notes.mid"]);
+        assert_usage_error(&out, &["--midi", bad, "such as notes.mid"]);
         assert_entries(d, &["a.wav", "b.wav"]);
     }
 }
@@ -990,11 +1056,11 @@ fn a_midi_name_that_inspect_writes_itself_is_rejected() {
             d,
             &["inspect", "a.wav", "b.wav", "-o", "out", "--midi", bad],
         );
-        assert_fails(&out, &["--midi", bad, "inspect writes"]);
+        assert_usage_error(&out, &["--midi", bad, "inspect writes"]);
         assert_entries(d, &["a.wav", "b.wav"]);
     }
     // A single file's MIDI path inside its output folder, checked by the library.
-    let mut args = vec!["inspect", "a.wav", "-o", "out", "--midi", "out/W.npy"];
+    let mut args = vec!["inspect", "a.wav", "-o", "out", "--midi", "out/a/W.npy"];
     args.extend(FAST);
     let out = demix(d, &args);
     assert_fails(

@@ -3,7 +3,7 @@
 
 use demix::ParamError;
 use demix::nmf::{CostPoint, Factorization, Init, Loss, Nmf, NmfParams, fit};
-use demix::stft::{Stft, StftParams};
+use demix::spectral::{Stft, StftParams};
 use ndarray::{Array2, s};
 
 use crate::alloc::allocations;
@@ -194,7 +194,13 @@ fn a_floor_outside_zero_to_one_is_rejected() {
             &NmfParams::new(1).with_floor(bad),
         );
         assert!(
-            matches!(err, Err(ParamError::OutOfRange { name: "floor", .. })),
+            matches!(
+                err,
+                Err(ParamError::OutOfRange {
+                    param: demix::error::Param::Floor,
+                    ..
+                })
+            ),
             "{bad}: {err:?}"
         );
     }

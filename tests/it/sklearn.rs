@@ -13,8 +13,8 @@
 
 use std::path::PathBuf;
 
+use demix::formats::npy::load_npy;
 use demix::nmf::{Loss, NmfParams, fit};
-use demix::npy::load_npy;
 use ndarray::{Array2, Ix2};
 
 /// Iterations scikit-learn ran.

@@ -1,7 +1,7 @@
 //! STFT: round trips over many sizes, magnitudes against a naive DFT, frame geometry, checks.
 
 use demix::ParamError;
-use demix::stft::{Stft, StftParams, Window};
+use demix::spectral::{Stft, StftParams, Window};
 
 use crate::common::{TestRng, max_abs_diff};
 

@@ -9,8 +9,8 @@
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 use demix::nmf::{Init, Loss, NmfParams, fit};
 use demix::separate::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, separate};
-use demix::stft::StftParams;
-use demix::templates::{Templates, learn};
+use demix::sources::{Templates, learn};
+use demix::spectral::StftParams;
 use ndarray::Array2;
 
 use crate::common::{TestRng, assert_ok, best_permutation_sdr, sdr};
@@ -425,7 +425,7 @@ fn templates_learned_at_another_frame_length_or_rate_are_refused() {
         "-o",
         &p("out"),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("n_fft 1024") && stderr.contains("2048"),
@@ -580,4 +580,40 @@ fn restarts_keep_the_lowest_final_cost() {
         (best - expected).abs() <= 1e-9 * expected,
         "{best} vs {expected}"
     );
+}
+
+#[test]
+fn learn_verbose_prints_its_iterations_and_costs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (bass_train, _) = training_clips();
+    write_wav(
+        p("train.wav"),
+        &Audio::new(22_050, vec![bass_train]).unwrap(),
+        OutputFormat::Float32,
+    )
+    .unwrap();
+    let args = [
+        "learn",
+        &p("train.wav"),
+        "-k",
+        "2",
+        "--iter",
+        "30",
+        "--restarts",
+        "1",
+    ];
+    let out = demix(&[&args[..], &["-v", "-o", &p("v.npz")]].concat());
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let costs: Vec<f64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("iteration ")?.split_once(": cost "))
+        .map(|(_, cost)| cost.parse().unwrap())
+        .collect();
+    assert!(costs.len() >= 2, "{stderr}");
+    assert!(costs.windows(2).all(|w| w[1] <= w[0]), "{stderr}");
+    // Without -v, nothing of the kind.
+    let quiet = demix(&[&args[..], &["-o", &p("q.npz")]].concat());
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("iteration "));
 }

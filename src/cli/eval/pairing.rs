@@ -5,9 +5,10 @@ use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use demix::separate::OTHER;
+use demix::sources::OTHER;
 
-use super::Failure;
+use super::super::failure::Failure;
+use super::failed;
 
 /// Extensions (any case) of the files a folder is read for.
 const EXTENSIONS: [&str; 2] = ["wav", "flac"];
@@ -36,11 +37,11 @@ pub(super) fn stem(path: &Path) -> String {
 
 /// The WAV and FLAC files of a folder, sorted by name; two of one name are refused.
 fn audio_files(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
-    let entries = fs::read_dir(dir).map_err(|e| Failure::new(dir, format!("cannot read: {e}")))?;
+    let entries = fs::read_dir(dir).map_err(|e| failed(dir, format!("cannot read: {e}")))?;
     let mut files = Vec::new();
     for entry in entries {
         let path = entry
-            .map_err(|e| Failure::new(dir, format!("cannot read: {e}")))?
+            .map_err(|e| failed(dir, format!("cannot read: {e}")))?
             .path();
         let is_audio = path
             .extension()
@@ -52,14 +53,11 @@ fn audio_files(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
     }
     files.sort();
     if files.is_empty() {
-        return Err(Failure::new(
-            dir,
-            "no WAV files and no FLAC files in this folder",
-        ));
+        return Err(failed(dir, "no WAV files and no FLAC files in this folder"));
     }
     for pair in files.windows(2) {
         if stem(&pair[0]) == stem(&pair[1]) {
-            return Err(Failure::new(
+            return Err(failed(
                 &pair[1],
                 format!(
                     "{} has the same name; files are matched by name, so keep one of them",
@@ -79,7 +77,7 @@ pub(super) fn pair_files(
 ) -> Result<Files, Failure> {
     for path in [reference, estimate] {
         if !path.exists() {
-            return Err(Failure::new(path, "no such file or folder"));
+            return Err(failed(path, "no such file or folder"));
         }
     }
     match (reference.is_dir(), estimate.is_dir()) {
@@ -90,14 +88,14 @@ pub(super) fn pair_files(
             left_out: Vec::new(),
         }),
         (true, true) => pair_folders(reference, estimate, permute),
-        (true, false) => Err(Failure::new(
+        (true, false) => Err(failed(
             estimate,
             format!(
                 "is a file but the reference {} is a folder; give two folders or two files",
                 reference.display()
             ),
         )),
-        (false, true) => Err(Failure::new(
+        (false, true) => Err(failed(
             estimate,
             format!(
                 "is a folder but the reference {} is a file; give two folders or two files",
@@ -116,7 +114,7 @@ fn pair_folders(reference: &Path, estimate: &Path, permute: bool) -> Result<File
         .partition(|e| stem(e) == OTHER && !names.iter().any(|n| n == OTHER));
     let estimates = if permute {
         if listed.len() != references.len() {
-            return Err(Failure::new(
+            return Err(failed(
                 estimate,
                 format!(
                     "{} estimates for {} references in {}",
@@ -131,7 +129,7 @@ fn pair_folders(reference: &Path, estimate: &Path, permute: bool) -> Result<File
         let mut matched = Vec::new();
         for (r, name) in references.iter().zip(&names) {
             let Some(e) = listed.iter().find(|e| stem(e) == *name) else {
-                return Err(Failure::new(
+                return Err(failed(
                     estimate.join(r.file_name().expect("a listed file")),
                     format!(
                         "missing: no WAV or FLAC estimate named {name} for the reference {}",
@@ -142,7 +140,7 @@ fn pair_folders(reference: &Path, estimate: &Path, permute: bool) -> Result<File
             matched.push(e.clone());
         }
         if let Some(extra) = listed.iter().find(|e| !matched.contains(e)) {
-            return Err(Failure::new(
+            return Err(failed(
                 extra,
                 format!(
                     "no reference of this name in {} (files are matched by name; \

@@ -44,7 +44,7 @@ pub enum MidiError {
 /// Whatever writing to `w` fails with.
 ///
 /// ```
-/// use demix::midi::{read_midi, write_midi, NoteEvent};
+/// use demix::formats::midi::{read_midi, write_midi, NoteEvent};
 /// let notes = vec![NoteEvent { onset_s: 0.5, offset_s: 1.0, pitch: 60, velocity: 90 }];
 /// let mut bytes = Vec::new();
 /// write_midi(&mut bytes, &notes)?;

@@ -92,12 +92,12 @@ pub enum NpyError {
 /// [`NpyError::Io`] if writing fails.
 ///
 /// ```
-/// use demix::npy::{read_npy, write_npy, NpyArray};
+/// use demix::formats::npy::{read_npy, write_npy, NpyArray};
 /// let a = NpyArray::F32(ndarray::array![[1.0f32, 2.0], [3.0, 4.0]].into_dyn());
 /// let mut bytes = Vec::new();
 /// write_npy(&mut bytes, &a)?;
 /// assert_eq!(read_npy(&mut bytes.as_slice())?, a);
-/// # Ok::<(), demix::npy::NpyError>(())
+/// # Ok::<(), demix::formats::npy::NpyError>(())
 /// ```
 pub fn write_npy(w: &mut impl Write, array: &NpyArray) -> Result<(), NpyError> {
     let (descr, shape): (String, Vec<usize>) = match array {

@@ -11,11 +11,10 @@ use ndarray::{Array2, Array3, Axis, Ix2, Ix3, concatenate};
 use realfft::num_complex::Complex32;
 
 use crate::audio::Audio;
-use crate::error::{Error, ParamError, Result};
+use crate::error::{Error, Param, ParamError, Result};
+use crate::formats::npy::{self, NpyArray};
 use crate::nmf::{self, Loss, NmfParams, Progress};
-use crate::npy::{self, NpyArray};
-use crate::separate::channel_summed_magnitude;
-use crate::stft::{Stft, StftParams, Window};
+use crate::spectral::{Stft, StftParams, Window, channel_summed_magnitude, check_usable, spatial};
 
 /// The value of the `format` entry that marks a demix template file.
 const FORMAT: &str = "demix-templates";
@@ -75,7 +74,7 @@ impl Templates {
         let entries: Vec<(&str, NpyArray)> = vec![
             ("W", NpyArray::F32(self.w.clone().into_dyn())),
             (
-                "freqs_hz",
+                "freq_hz",
                 NpyArray::F64(ndarray::Array1::from(freqs).into_dyn()),
             ),
             ("name", NpyArray::Str(self.name.clone())),
@@ -252,14 +251,14 @@ impl Templates {
 ///
 /// # Errors
 /// [`Error::Param`] for invalid parameters or no examples, [`Error::SampleRates`] when the
-/// examples differ in sample rate, and the errors of [`crate::separate::analyze`] for unusable
+/// examples differ in sample rate, and the errors of the separation for unusable
 /// audio.
 ///
 /// ```
 /// use demix::audio::Audio;
 /// use demix::nmf::NmfParams;
-/// use demix::stft::StftParams;
-/// use demix::templates::learn;
+/// use demix::spectral::StftParams;
+/// use demix::sources::learn;
 /// let tone: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.1).sin()).collect();
 /// let example = Audio::new(16_000, vec![tone])?;
 /// let t = learn("flute", &[example], &StftParams::new(1024), &NmfParams::new(3), &mut |_| {})?;
@@ -274,7 +273,7 @@ pub fn learn(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Templates> {
     let first = examples.first().ok_or(ParamError::OutOfRange {
-        name: "examples",
+        param: Param::Examples,
         expected: "at least one recording",
         got: 0.0,
     })?;
@@ -282,11 +281,11 @@ pub fn learn(
         return Err(Error::SampleRates(first.sample_rate, other.sample_rate));
     }
     nmf.check()?;
-    crate::separate::check_source_name(name)?;
+    super::check_source_name(name)?;
     let plan = Stft::new(stft)?;
     let mut parts = Vec::with_capacity(examples.len());
     for audio in examples {
-        crate::separate::check_usable(audio, plan.n_fft())?;
+        check_usable(audio, plan.n_fft())?;
         parts.push(channel_summed_magnitude(&plan, audio));
     }
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
@@ -304,7 +303,7 @@ pub fn learn(
     // The spatial covariance, when every example has the same number of channels (2 or more).
     let channels = first.num_channels();
     let spatial = (channels >= 2 && examples.iter().all(|a| a.num_channels() == channels))
-        .then(|| crate::spatial::learn_covariance(&plan, examples));
+        .then(|| spatial::learn_covariance(&plan, examples));
     Ok(Templates {
         name: name.to_string(),
         w,

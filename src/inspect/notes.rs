@@ -9,14 +9,14 @@ use std::str::FromStr;
 
 use ndarray::Array2;
 
-use crate::error::ParamError;
-use crate::stft::StftParams;
+use crate::error::{Param, ParamError};
+use crate::spectral::StftParams;
 
 /// Frequency in Hz of a (possibly fractional) MIDI note number, with A4 = 69 = 440 Hz.
 ///
 /// ```
-/// assert_eq!(demix::notes::midi_to_hz(69.0), 440.0);
-/// assert!((demix::notes::midi_to_hz(60.0) - 261.626).abs() < 1e-3);
+/// assert_eq!(demix::inspect::notes::midi_to_hz(69.0), 440.0);
+/// assert!((demix::inspect::notes::midi_to_hz(60.0) - 261.626).abs() < 1e-3);
 /// ```
 pub fn midi_to_hz(midi: f64) -> f64 {
     440.0 * 2f64.powf((midi - 69.0) / 12.0)
@@ -41,8 +41,8 @@ pub fn note_name(midi: i32) -> String {
 /// `E2 +0`.
 ///
 /// ```
-/// assert_eq!(demix::notes::pitch_label(440.0 * 2f64.powf(3.0 / 1200.0)), "A4 +3");
-/// assert_eq!(demix::notes::pitch_label(261.0), "C4 -4");
+/// assert_eq!(demix::inspect::notes::pitch_label(440.0 * 2f64.powf(3.0 / 1200.0)), "A4 +3");
+/// assert_eq!(demix::inspect::notes::pitch_label(261.0), "C4 -4");
 /// ```
 pub fn pitch_label(hz: f64) -> String {
     let (midi, cents) = nearest_note(hz);
@@ -63,7 +63,7 @@ pub fn nearest_note(hz: f64) -> (i32, i32) {
 /// [`ParamError::BadNote`] for anything else or a note outside MIDI's `0..=127`.
 ///
 /// ```
-/// use demix::notes::parse_note;
+/// use demix::inspect::notes::parse_note;
 /// assert_eq!(parse_note("A0"), Ok(21));
 /// assert_eq!(parse_note("C8"), Ok(108));
 /// assert_eq!(parse_note("Bb3"), Ok(58));
@@ -235,8 +235,8 @@ impl Default for HarmonicShape {
 /// frequency; the errors of [`StftParams::check`].
 ///
 /// ```
-/// use demix::notes::{harmonic_templates, HarmonicShape, NoteRange};
-/// use demix::stft::StftParams;
+/// use demix::inspect::notes::{harmonic_templates, HarmonicShape, NoteRange};
+/// use demix::spectral::StftParams;
 /// let range: NoteRange = "A3-A4".parse()?;
 /// let w = harmonic_templates(range, 16_000, &StftParams::new(1024), &HarmonicShape::default())?;
 /// assert_eq!(w.dim(), (513, 13));
@@ -255,7 +255,7 @@ pub fn harmonic_templates(
     stft.check()?;
     if !(shape.decay.is_finite() && shape.decay >= 0.0) {
         return Err(ParamError::OutOfRange {
-            name: "harmonic decay",
+            param: Param::HarmonicDecay,
             expected: "a finite number of at least 0",
             got: f64::from(shape.decay),
         });
@@ -387,7 +387,7 @@ mod tests {
 
     #[test]
     fn hann_lobe_is_two_bins_wide() {
-        let lobe = WindowLobe::new(&crate::stft::Window::Hann.coefficients(1024));
+        let lobe = WindowLobe::new(&crate::spectral::Window::Hann.coefficients(1024));
         assert!((lobe.half_width - 2.0).abs() < 0.05, "{}", lobe.half_width);
         // |W(1 bin)| / |W(0)| = 1/2 for a periodic Hann window.
         assert!((lobe.at(1.0) - 0.5).abs() < 1e-3);

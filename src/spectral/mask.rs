@@ -15,7 +15,7 @@
 /// ```
 /// let mut frame = vec![3.0, 0.0, 1.0,   // source 1, three bins
 ///                      1.0, 0.0, 1.0];  // source 2
-/// demix::mask::soft_masks_in_place(&mut frame, 2, 2.0);
+/// demix::spectral::soft_masks_in_place(&mut frame, 2, 2.0);
 /// assert_eq!(frame, vec![0.9, 0.5, 0.5, 0.1, 0.5, 0.5]);
 /// ```
 pub fn soft_masks_in_place(models: &mut [f32], sources: usize, power: f32) {

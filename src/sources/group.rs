@@ -9,8 +9,8 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
+use super::{Source, sources_loudest_first};
 use crate::nmf::Nmf;
-use crate::separate::{Source, sources_loudest_first};
 
 /// Mel bands of the envelope.
 const BANDS: usize = 40;

@@ -12,7 +12,7 @@ use super::Image;
 /// Whatever writing to `w` fails with.
 ///
 /// ```
-/// use demix::plot::{encode_png, Image};
+/// use demix::formats::plot::{encode_png, Image};
 /// let mut bytes = Vec::new();
 /// encode_png(&mut bytes, &Image::new(3, 2, [255, 0, 0]))?;
 /// assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");

@@ -18,8 +18,8 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
 use realfft::num_complex::{Complex32, Complex64};
 
+use super::Stft;
 use crate::audio::Audio;
-use crate::stft::Stft;
 
 /// Regularisation of the mixture covariance, relative to its trace.
 const RIDGE: f64 = 1e-9;

@@ -201,7 +201,7 @@ impl Stft {
     /// Whatever [`StftParams::check`] finds.
     ///
     /// ```
-    /// use demix::stft::{Stft, StftParams};
+    /// use demix::spectral::{Stft, StftParams};
     /// let stft = Stft::new(&StftParams::new(512).with_hop(128))?;
     /// let signal: Vec<f32> = (0..4000).map(|i| (i as f32 * 0.1).sin()).collect();
     /// let spectrum = stft.forward(&signal); // (frames, bins)

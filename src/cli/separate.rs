@@ -1,0 +1,143 @@
+//! `demix separate`: every input into one WAV file per source.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+
+use super::args::SeparateArgs;
+use super::batch::{
+    RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files, shortest,
+    warn_clipped,
+};
+use super::failure::Failure;
+use super::{Output, load_sources};
+use demix::audio::OutputFormat;
+use demix::batch::{FileEntry, Item, JobContext, JobOutput};
+use demix::separate::SeparateParams;
+
+/// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
+pub(super) fn run(
+    args: &SeparateArgs,
+    threads: Option<usize>,
+    out: &Output,
+) -> Result<ExitCode, Failure> {
+    let templates = load_sources(&args.source)?;
+    let params = args.params(templates);
+    let separator = params.check()?;
+    let files = find_files(&args.inputs, &args.out, &args.batch)?;
+    let output = args.output();
+    out.detail(&format!(
+        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
+        params.nmf.components(),
+        params.templates.len(),
+        params.nmf.loss(),
+        params.nmf.max_iter(),
+        params.nmf.tol(),
+        params.nmf.seed(),
+        params.stft.n_fft(),
+        params.stft.hop(),
+        args.mask_power
+            .map_or_else(|| "auto".to_string(), |p| p.to_string())
+    ));
+
+    let spec = RunSpec {
+        command: "separate",
+        done: "separated",
+        out_dir: &args.out,
+        batch: &args.batch,
+        threads,
+        force: output.force,
+        params: params_json(args, &params, output.format),
+    };
+    let show = |name: &str, entry: &FileEntry, folder: &Path| {
+        show_separated(out, &args.out, output.format, name, entry, folder);
+    };
+    let job = |item: &Item, ctx: &JobContext<'_>| -> Result<JobOutput, String> {
+        let holder = match item.output.as_deref().and_then(Path::parent) {
+            Some(parent) if !parent.as_os_str().is_empty() => args.out.join(parent),
+            _ => args.out.clone(),
+        };
+        let report = separator
+            .separate_file(&item.input, &holder, &output, &mut job_progress(ctx))
+            .map_err(|e| job_error(&e))?;
+        let mut details = fit_details(
+            report.iterations,
+            report.final_cost,
+            report.converged,
+            report.duration_secs,
+        );
+        let sources: Vec<Value> = report
+            .stems
+            .iter()
+            .map(|s| json!({"name": s.name, "clipped": s.clip.clipped, "peak": s.clip.peak}))
+            .collect();
+        details.insert("sources".into(), Value::Array(sources));
+        Ok(JobOutput {
+            outputs: report.stems.into_iter().map(|s| s.path).collect(),
+            details,
+        })
+    };
+    run_files(&files, &spec, out, &show, job)
+}
+
+/// The line of a separated file, its stems with `-v`, and a warning for each that clipped.
+fn show_separated(
+    out: &Output,
+    out_dir: &Path,
+    format: OutputFormat,
+    name: &str,
+    entry: &FileEntry,
+    folder: &Path,
+) {
+    let detail = |key: &str| entry.details.get(key).cloned().unwrap_or(Value::Null);
+    out.info(&format!(
+        "{name}: {} sources in {} ({} iterations, cost {:.4e}, {:.1} s)",
+        entry.outputs.len(),
+        folder.display(),
+        how_it_stopped(entry),
+        detail("final_cost").as_f64().unwrap_or(f64::NAN),
+        entry.seconds.unwrap_or(0.0)
+    ));
+    let sources = detail("sources");
+    for (file, source) in entry
+        .outputs
+        .iter()
+        .zip(sources.as_array().into_iter().flatten())
+    {
+        let path = out_dir.join(file.path.as_path());
+        out.detail(&format!("  {}", path.display()));
+        let clipped = source["clipped"].as_u64().unwrap_or(0);
+        if clipped > 0 {
+            let peak = source["peak"].as_f64().unwrap_or(f64::NAN);
+            warn_clipped(out, &path, clipped, peak, format);
+        }
+    }
+}
+
+/// The parameters recorded per file: a file is complete only for the same ones. Learned
+/// templates are recorded by their `--source` arguments (names and files), not their contents.
+fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputFormat) -> Value {
+    let nmf = &params.nmf;
+    json!({
+        "components": nmf.components(),
+        "sources": args.source,
+        "free": args.free,
+        "groups": args.groups,
+        "loss": nmf.loss().to_string(),
+        "max_iter": nmf.max_iter(),
+        "tol": nmf.tol(),
+        "seed": nmf.seed(),
+        "init": format!("{:?}", nmf.init()).to_lowercase(),
+        "sparsity": nmf.sparsity(),
+        "smoothness": nmf.smoothness(),
+        "restarts": nmf.restarts(),
+        "floor": shortest(nmf.floor()),
+        "spatial": params.spatial,
+        "max_frames": params.max_frames,
+        "n_fft": params.stft.n_fft(),
+        "hop": params.stft.hop(),
+        "mask_power": args.mask_power.map(shortest),
+        "format": format!("{format:?}").to_lowercase(),
+    })
+}

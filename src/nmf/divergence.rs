@@ -1,0 +1,86 @@
+//! The β-divergence in the form the updates use, and the numbers every update shares: the
+//! model floor and the multiplicative step `(num / den)^γ`.
+//!
+//! A leaf of the NMF module: it imports nothing from it, so that the parameters, the kernels,
+//! the penalties and the update passes can all use it without import circles.
+
+/// The model `W·H` is floored here (in units of the mean of V) before negative powers.
+pub(crate) const MODEL_FLOOR: f32 = 1e-12;
+
+/// Smallest denominator of an update ratio; a zero numerator over it stays zero.
+const TINY: f64 = 1e-30;
+
+/// The β-divergence, with its three named cases computed by their cheaper formulas. Built
+/// once, when the parameters are checked (`Loss::check`), and carried from there to every
+/// pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Divergence {
+    /// β = 0.
+    ItakuraSaito,
+    /// β = 1.
+    KullbackLeibler,
+    /// β = 2.
+    Euclidean,
+    /// Any other β.
+    Beta(f32),
+}
+
+impl Divergence {
+    /// The divergence of `beta`, the three named values by their names.
+    pub(crate) fn new(beta: f32) -> Divergence {
+        match beta {
+            0.0 => Divergence::ItakuraSaito,
+            1.0 => Divergence::KullbackLeibler,
+            2.0 => Divergence::Euclidean,
+            b => Divergence::Beta(b),
+        }
+    }
+
+    /// Its β.
+    pub(crate) fn beta(self) -> f32 {
+        match self {
+            Divergence::ItakuraSaito => 0.0,
+            Divergence::KullbackLeibler => 1.0,
+            Divergence::Euclidean => 2.0,
+            Divergence::Beta(b) => b,
+        }
+    }
+
+    /// The exponent γ(β) of the majorisation–minimisation updates (Févotte & Idier 2011), which
+    /// keeps the cost from rising: `1/(2-β)` below 1, 1 on [1, 2], `1/(β-1)` above 2.
+    pub(crate) fn gamma(self) -> f32 {
+        let b = self.beta();
+        if b < 1.0 {
+            1.0 / (2.0 - b)
+        } else if b > 2.0 {
+            1.0 / (b - 1.0)
+        } else {
+            1.0
+        }
+    }
+}
+
+/// The multiplicative factor `(num / den)^γ`.
+pub(crate) fn step(num: f64, den: f64, gamma: f32) -> f32 {
+    let r = num / den.max(TINY);
+    if gamma == 1.0 {
+        r as f32
+    } else if gamma == 0.5 {
+        r.sqrt() as f32
+    } else {
+        r.powf(f64::from(gamma)) as f32
+    }
+}
+
+/// [`step`] in `f32`, for the many activations.
+#[inline(always)]
+pub(crate) fn step32(num: f32, den: f32, gamma: f32) -> f32 {
+    let r = num / den.max(TINY as f32);
+    if gamma == 1.0 {
+        r
+    } else if gamma == 0.5 {
+        r.sqrt()
+    } else {
+        r.powf(gamma)
+    }
+}

@@ -1,0 +1,234 @@
+//! The separation pipeline: audio → magnitude spectrogram → NMF → soft masks (or the
+//! multichannel Wiener filter) → inverse STFT, one signal per source, written as WAV files.
+//!
+//! [`SeparateParams::check`] turns the settings into a [`Separator`] once; the separator then
+//! [analyzes](Separator::analyze) recordings into [`Separation`]s, which render the stems.
+//! Several channels share one factorisation: the NMF runs on the sum of the channels'
+//! magnitude spectrograms, and each source's masks are applied to the complex STFT of every
+//! channel, so each stem keeps the stereo (or multichannel) image of the mixture.
+
+use crate::audio::Audio;
+use crate::error::{Param, ParamError, Result};
+use crate::nmf::{NmfParams, Progress};
+use crate::sources::{OTHER, Templates, check_source_name, stack};
+use crate::spectral::{Stft, StftParams};
+
+mod analyze;
+mod output;
+mod render;
+
+pub(crate) use output::write_stems;
+pub use output::{OutputOptions, StemReport, TrackReport, separate_file};
+pub use render::{Separation, StemSink};
+
+/// Settings of a separation: STFT, NMF and mask.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeparateParams {
+    /// The STFT front end (default: 2048-point Hann frames, hop 512).
+    pub stft: StftParams,
+    /// The factorisation (default: 4 components, KL, 200 iterations, NNDSVDA).
+    pub nmf: NmfParams,
+    /// Exponent p of the soft masks `S_s^p / Σ S_r^p` (default `None`:
+    /// [`SPATIAL_MASK_POWER`] when the multichannel Wiener filter renders, since its source
+    /// powers start from these masks, and [`DEFAULT_MASK_POWER`] when the masks render).
+    pub mask_power: Option<f32>,
+    /// Learned templates of named sources, held fixed (default none). With templates, the
+    /// NMF's free components (`nmf.components()`, may be 0) are rendered together as `other`.
+    pub templates: Vec<Templates>,
+    /// Group the free components into this many sources by what they sound like (default
+    /// none: one source per component).
+    pub groups: Option<usize>,
+    /// Render multichannel input with the multichannel Wiener filter when every learned
+    /// source brings a spatial covariance for its channel count (default on).
+    pub spatial: bool,
+    /// Times the spatial covariances are re-estimated on the mixture (default 1).
+    pub spatial_iterations: usize,
+    /// Most spectrogram frames fitted at once (default 32768: 6.3 min at 44.1 kHz with hop 512).
+    /// Longer recordings learn their templates on an evenly spaced sample of this many frames
+    /// and solve the activations block by block, so memory does not grow with their length.
+    pub max_frames: usize,
+}
+
+impl Default for SeparateParams {
+    fn default() -> Self {
+        SeparateParams {
+            stft: StftParams::default(),
+            nmf: NmfParams::default(),
+            mask_power: None,
+            templates: Vec::new(),
+            groups: None,
+            spatial: true,
+            spatial_iterations: 1,
+            max_frames: 32_768,
+        }
+    }
+}
+
+/// Most re-estimations of the spatial covariances (each is one pass over the recording).
+const MAX_SPATIAL_ITERATIONS: usize = 20;
+
+/// The default exponent of the soft masks when they render the stems: the usual Wiener mask.
+pub const DEFAULT_MASK_POWER: f32 = 2.0;
+
+/// The default exponent of the masks whose source powers start the multichannel Wiener
+/// filter, chosen on the quality corpus's tuning split (`docs/quality.md`): softer masks
+/// leave more of the separation to the spatial model.
+pub const SPATIAL_MASK_POWER: f32 = 0.5;
+
+impl SeparateParams {
+    /// Checks every part once and plans the work: the STFT, the stacked templates and the
+    /// NMF parameters that every recording separated with the result shares.
+    ///
+    /// # Errors
+    /// The first [`ParamError`] found.
+    pub fn check(&self) -> Result<Separator, ParamError> {
+        let stft = Stft::new(&self.stft)?;
+        let nmf = self.nmf_params();
+        nmf.check()?;
+        if self.max_frames < 256 {
+            return Err(ParamError::OutOfRange {
+                param: Param::MaxFrames,
+                expected: "at least 256",
+                got: self.max_frames as f64,
+            });
+        }
+        if let Some(p) = self.mask_power
+            && !(p.is_finite() && p > 0.0)
+        {
+            return Err(ParamError::OutOfRange {
+                param: Param::MaskPower,
+                expected: "a finite number above 0",
+                got: f64::from(p),
+            });
+        }
+        if self.spatial_iterations > MAX_SPATIAL_ITERATIONS {
+            return Err(ParamError::OutOfRange {
+                param: Param::SpatialIterations,
+                expected: "at most 20",
+                got: self.spatial_iterations as f64,
+            });
+        }
+        if let Some(groups) = self.groups {
+            if !self.templates.is_empty() {
+                return Err(ParamError::Conflict {
+                    param: Param::Sources,
+                    message: "grouping into sources cannot be combined with learned templates",
+                });
+            }
+            if groups == 0 || groups > self.nmf.components() {
+                return Err(ParamError::OutOfRange {
+                    param: Param::Sources,
+                    expected: "between 1 and the number of components",
+                    got: groups as f64,
+                });
+            }
+        }
+        for t in &self.templates {
+            t.check_stft(&self.stft)?;
+        }
+        let mut names: Vec<&str> = self.templates.iter().map(|t| t.name.as_str()).collect();
+        if !self.templates.is_empty() && self.nmf.components() > 0 {
+            names.push(OTHER);
+        }
+        for (i, name) in names.iter().enumerate() {
+            check_source_name(name)?;
+            if names[..i].contains(name) {
+                return Err(ParamError::SourceName {
+                    name: name.to_string(),
+                    reason: "is used for two sources",
+                });
+            }
+        }
+        Ok(Separator {
+            params: self.clone(),
+            stft,
+            nmf,
+        })
+    }
+
+    /// The NMF parameters with the learned templates, if any, as fixed templates.
+    fn nmf_params(&self) -> NmfParams {
+        if self.templates.is_empty() {
+            self.nmf.clone()
+        } else {
+            self.nmf
+                .clone()
+                .with_fixed_templates(stack(&self.templates))
+        }
+    }
+}
+
+/// Settings checked once and planned: what separates recordings, cheap to clone for workers.
+///
+/// Made by [`SeparateParams::check`].
+#[derive(Debug, Clone)]
+pub struct Separator {
+    params: SeparateParams,
+    stft: Stft,
+    /// The NMF parameters, with the learned templates stacked as fixed templates.
+    nmf: NmfParams,
+}
+
+impl Separator {
+    /// The parameters this separator was checked from.
+    pub fn params(&self) -> &SeparateParams {
+        &self.params
+    }
+
+    /// The planned STFT.
+    pub fn stft(&self) -> &Stft {
+        &self.stft
+    }
+
+    /// Separates `audio` in memory, as [`separate`].
+    ///
+    /// # Errors
+    /// As [`Separator::analyze`].
+    pub fn separate(&self, audio: &Audio) -> Result<Vec<Audio>> {
+        self.analyze(audio, &mut |_| {})?.render_to_memory(audio)
+    }
+}
+
+/// Fits the factorisation of `audio` and names its sources: [`SeparateParams::check`], then
+/// [`Separator::analyze`].
+///
+/// # Errors
+/// [`Error::Param`](crate::Error::Param) for invalid parameters, and those of
+/// [`Separator::analyze`].
+pub fn analyze(
+    audio: &Audio,
+    params: &SeparateParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Separation> {
+    params.check()?.analyze(audio, progress)
+}
+
+/// Separates `audio` in memory: one [`Audio`] per source, loudest first, each with the
+/// input's length, sample rate and channels. The sources add up to the input.
+///
+/// # Errors
+/// As [`analyze`], and [`Error::Param`](crate::Error::Param) for invalid parameters.
+///
+/// ```
+/// use demix::audio::Audio;
+/// use demix::nmf::NmfParams;
+/// use demix::separate::{separate, SeparateParams};
+/// // A low tone for the first second, then a high one, at 8 kHz.
+/// let signal: Vec<f32> = (0..16000)
+///     .map(|i| {
+///         let t = i as f32 / 8000.0;
+///         let f = if i < 8000 { 220.0 } else { 880.0 };
+///         0.5 * (2.0 * std::f32::consts::PI * f * t).sin()
+///     })
+///     .collect();
+/// let mix = Audio::new(8000, vec![signal.clone()])?;
+/// let params = SeparateParams { nmf: NmfParams::new(2), ..Default::default() };
+/// let stems = separate(&mix, &params)?;
+/// assert_eq!(stems.len(), 2);
+/// let sum: Vec<f32> = (0..16000).map(|i| stems[0].channels[0][i] + stems[1].channels[0][i]).collect();
+/// assert!(sum.iter().zip(&signal).all(|(a, b)| (a - b).abs() < 1e-4));
+/// # Ok::<(), demix::Error>(())
+/// ```
+pub fn separate(audio: &Audio, params: &SeparateParams) -> Result<Vec<Audio>> {
+    params.check()?.separate(audio)
+}

@@ -1,0 +1,396 @@
+//! Rendering: soft masks (or the multichannel Wiener filter) applied to the mixture's STFT
+//! block by block, and the inverse STFT of every source into its sink.
+
+use ndarray::{Array2, Array3, ArrayViewMut2};
+use rayon::prelude::*;
+use realfft::num_complex::{Complex32, Complex64};
+
+use crate::audio::{Audio, WavStreamWriter};
+use crate::error::Result;
+use crate::nmf::Nmf;
+use crate::sources::Source;
+use crate::spectral::spatial::{CovarianceSum, WienerWork, wiener_bin};
+use crate::spectral::{FRAMES_PER_TASK, OverlapAdd, Stft, StftScratch, soft_masks_in_place};
+
+/// A fitted separation of one recording, ready to render.
+#[derive(Debug)]
+pub struct Separation {
+    /// The factorisation of the channel-summed magnitude spectrogram.
+    pub nmf: Nmf,
+    /// The sources to render, loudest first.
+    pub sources: Vec<Source>,
+    pub(super) stft: Stft,
+    pub(super) mask_power: f32,
+    pub(super) spatial: Option<Spatial>,
+}
+
+/// The multichannel Wiener filter's settings: one spatial covariance per source.
+#[derive(Debug, Clone)]
+pub(super) struct Spatial {
+    /// Per source, bins × C × C.
+    pub(super) covariances: Vec<Array3<Complex32>>,
+    /// Re-estimations of the covariances and powers on the mixture.
+    pub(super) iterations: usize,
+}
+
+/// Receives the rendered samples of one source, block by block (planar, one slice per channel).
+pub trait StemSink: Send {
+    /// Takes the next block.
+    ///
+    /// # Errors
+    /// Whatever storing the block can fail with.
+    fn write_block(&mut self, block: &[&[f32]]) -> Result<()>;
+}
+
+impl StemSink for WavStreamWriter {
+    fn write_block(&mut self, block: &[&[f32]]) -> Result<()> {
+        self.write(block)
+    }
+}
+
+impl StemSink for Vec<Vec<f32>> {
+    fn write_block(&mut self, block: &[&[f32]]) -> Result<()> {
+        self.resize(block.len(), Vec::new());
+        for (dst, src) in self.iter_mut().zip(block) {
+            dst.extend_from_slice(src);
+        }
+        Ok(())
+    }
+}
+
+/// The spectra, masks and (with the spatial model) source images of one block of frames.
+struct BlockBuffers {
+    /// channels × frames × bins.
+    spectra: Array3<Complex32>,
+    /// frames × sources × bins.
+    masks: Array3<f32>,
+    /// frames × sources × channels × bins (spatial model only).
+    images: ndarray::Array4<Complex32>,
+    /// Templates transposed, K × bins.
+    wt: Array2<f32>,
+}
+
+impl BlockBuffers {
+    fn new(separation: &Separation, audio: &Audio) -> BlockBuffers {
+        let (bins, channels) = (separation.stft.n_bins(), audio.num_channels());
+        let n_sources = separation.sources.len();
+        let image_shape = if separation.spatial.is_some() {
+            (FRAMES_PER_TASK, n_sources, channels, bins)
+        } else {
+            (0, 0, 0, 0)
+        };
+        BlockBuffers {
+            spectra: Array3::zeros((channels, FRAMES_PER_TASK, bins)),
+            masks: Array3::zeros((FRAMES_PER_TASK, n_sources, bins)),
+            images: ndarray::Array4::zeros(image_shape),
+            wt: separation.nmf.w.t().as_standard_layout().into_owned(),
+        }
+    }
+
+    /// The spectra and soft masks of frames `start..start + block`.
+    fn fill(&mut self, separation: &Separation, audio: &Audio, start: usize, block: usize) {
+        let stft = &separation.stft;
+        let bins = stft.n_bins();
+        let n_sources = separation.sources.len();
+        self.spectra
+            .as_slice_mut()
+            .expect("contiguous")
+            .par_chunks_mut(bins)
+            .enumerate()
+            .filter(|(i, _)| i % FRAMES_PER_TASK < block)
+            .for_each_init(
+                || stft.scratch(),
+                |scratch, (i, row)| {
+                    let (channel, t) = (i / FRAMES_PER_TASK, i % FRAMES_PER_TASK);
+                    stft.frame(&audio.channels[channel], start + t, scratch, row);
+                },
+            );
+        let wt = &self.wt;
+        self.masks
+            .outer_iter_mut()
+            .into_par_iter()
+            .take(block)
+            .enumerate()
+            .for_each(|(t, mut m)| {
+                separation.source_models(wt, start + t, &mut m);
+                soft_masks_in_place(
+                    m.as_slice_mut().expect("contiguous"),
+                    n_sources,
+                    separation.mask_power,
+                );
+            });
+    }
+
+    /// The multichannel Wiener filter of the filled block into `images`: source powers from
+    /// the soft masks and the mixture's power, covariances `first`; with `refined`, the
+    /// powers of that first estimate and the covariances `refined` give the result.
+    fn wiener(
+        &mut self,
+        block: usize,
+        first: &[Array3<Complex32>],
+        refined: Option<&[Array3<Complex32>]>,
+    ) {
+        let (spectra, masks) = (&self.spectra, &self.masks);
+        let (channels, _, bins) = spectra.dim();
+        let n_sources = masks.dim().1;
+        self.images
+            .outer_iter_mut()
+            .into_par_iter()
+            .take(block)
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        WienerWork::new(channels),
+                        vec![Complex64::default(); channels],
+                        vec![0f64; n_sources],
+                        Array2::<Complex64>::zeros((n_sources, channels)),
+                        Array2::<Complex64>::zeros((n_sources, channels)),
+                        // The covariances of one bin, reused from bin to bin.
+                        Vec::with_capacity(n_sources),
+                    )
+                },
+                |(work, x, v, est, est2, r), (t, mut image)| {
+                    for f in 0..bins {
+                        for (c, xc) in x.iter_mut().enumerate() {
+                            let s = spectra[[c, t, f]];
+                            *xc = Complex64::new(f64::from(s.re), f64::from(s.im));
+                        }
+                        let power = x.iter().map(|a| a.norm_sqr()).sum::<f64>() / channels as f64;
+                        for (j, vj) in v.iter_mut().enumerate() {
+                            *vj = f64::from(masks[[t, j, f]]).powi(2) * power;
+                        }
+                        r.clear();
+                        r.extend(first.iter().map(|r| r.slice(ndarray::s![f, .., ..])));
+                        wiener_bin(x, v, r, work, &mut est.view_mut());
+                        let result = if let Some(refined) = refined {
+                            for (j, vj) in v.iter_mut().enumerate() {
+                                *vj = est.row(j).iter().map(|a| a.norm_sqr()).sum::<f64>()
+                                    / channels as f64;
+                            }
+                            r.clear();
+                            r.extend(refined.iter().map(|r| r.slice(ndarray::s![f, .., ..])));
+                            wiener_bin(x, v, r, work, &mut est2.view_mut());
+                            &*est2
+                        } else {
+                            &*est
+                        };
+                        for j in 0..n_sources {
+                            for c in 0..channels {
+                                let a = result[[j, c]];
+                                image[[j, c, f]] = Complex32::new(a.re as f32, a.im as f32);
+                            }
+                        }
+                    }
+                },
+            );
+    }
+
+    /// Source `s`'s spectrum in `channel` at frame `t` of the block.
+    fn source_spectrum(
+        &self,
+        spatial: bool,
+        t: usize,
+        s: usize,
+        channel: usize,
+        out: &mut [Complex32],
+    ) {
+        if spatial {
+            out.copy_from_slice(
+                self.images
+                    .slice(ndarray::s![t, s, channel, ..])
+                    .to_slice()
+                    .expect("contiguous"),
+            );
+        } else {
+            let x = self.spectra.slice(ndarray::s![channel, t, ..]);
+            let m = self.masks.slice(ndarray::s![t, s, ..]);
+            apply_mask(
+                out,
+                x.to_slice().expect("contiguous"),
+                m.to_slice().expect("contiguous"),
+            );
+        }
+    }
+}
+
+/// `out = x · m`, bin by bin.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn apply_mask(out: &mut [Complex32], x: &[Complex32], m: &[f32]) {
+    let n = out.len();
+    for ((y, &x), &m) in out.iter_mut().zip(&x[..n]).zip(&m[..n]) {
+        *y = Complex32::new(x.re * m, x.im * m);
+    }
+}
+
+/// Per-source rendering state: an overlap-add and an output buffer per channel.
+struct SourceRender {
+    ola: Vec<OverlapAdd>,
+    out: Vec<Vec<f32>>,
+    scratch: StftScratch,
+    frame: Vec<f32>,
+}
+
+impl Separation {
+    /// A separation of a factorisation made elsewhere (for example with fixed templates):
+    /// `nmf` must come from a spectrogram made with `stft` (see [`crate::spectral::channel_summed_magnitude`]),
+    /// and each source lists components of `nmf`. Masks are `S_s^p / Σ S_r^p` with
+    /// `p = mask_power`.
+    ///
+    /// # Panics
+    /// If a source names a component that `nmf` does not have.
+    pub fn new(nmf: Nmf, sources: Vec<Source>, stft: Stft, mask_power: f32) -> Separation {
+        let k = nmf.w.ncols();
+        assert!(
+            sources.iter().flat_map(|s| &s.components).all(|&c| c < k),
+            "sources name components 0..{k}"
+        );
+        Separation {
+            nmf,
+            sources,
+            stft,
+            mask_power,
+            spatial: None,
+        }
+    }
+
+    /// Whether the sources are rendered by the multichannel Wiener filter (learned spatial
+    /// covariances) rather than by soft masks.
+    pub fn is_spatial(&self) -> bool {
+        self.spatial.is_some()
+    }
+
+    /// Number of sources.
+    pub fn n_sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// The STFT the separation was computed with.
+    pub fn stft(&self) -> &Stft {
+        &self.stft
+    }
+
+    /// Renders every source of `audio` (the recording this separation was fitted to) into its
+    /// sink, in blocks of frames, all sources at once. Memory does not grow with the length.
+    ///
+    /// # Errors
+    /// The first error a sink returns.
+    ///
+    /// # Panics
+    /// If there is not one sink per source, or `audio` has a different length from the one
+    /// analysed.
+    pub fn render<S: StemSink>(&self, audio: &Audio, sinks: &mut [S]) -> Result<()> {
+        let stft = &self.stft;
+        let (channels, len) = (audio.num_channels(), audio.len());
+        let frames = stft.n_frames(len);
+        let n_sources = self.sources.len();
+        assert_eq!(sinks.len(), n_sources, "one sink per source");
+        assert_eq!(frames, self.nmf.h.ncols(), "the audio that was analysed");
+
+        let mut blocks = BlockBuffers::new(self, audio);
+        // The Wiener filter's covariances, re-estimated on the mixture as many times as asked.
+        let refined = self.spatial.as_ref().map(|sp| {
+            let mut covariances = sp.covariances.clone();
+            for _ in 0..sp.iterations {
+                covariances = self.reestimate_covariances(&mut blocks, audio, &covariances);
+            }
+            covariances
+        });
+
+        let mut states: Vec<SourceRender> = (0..n_sources)
+            .map(|_| SourceRender {
+                ola: (0..channels).map(|_| stft.overlap_add(len)).collect(),
+                out: vec![Vec::new(); channels],
+                scratch: stft.scratch(),
+                frame: vec![0.0; stft.n_fft()],
+            })
+            .collect();
+        for start in (0..frames).step_by(FRAMES_PER_TASK) {
+            let block = FRAMES_PER_TASK.min(frames - start);
+            blocks.fill(self, audio, start, block);
+            if let (Some(sp), Some(refined)) = (&self.spatial, &refined) {
+                blocks.wiener(block, &sp.covariances, Some(refined));
+            }
+            let blocks = &blocks;
+            states
+                .par_iter_mut()
+                .zip(sinks.par_iter_mut())
+                .enumerate()
+                .try_for_each(|(s, (state, sink))| {
+                    for (channel, ola) in state.ola.iter_mut().enumerate() {
+                        for t in 0..block {
+                            stft.synthesize_with(&mut state.scratch, &mut state.frame, |dst| {
+                                blocks.source_spectrum(refined.is_some(), t, s, channel, dst);
+                            });
+                            ola.push(&state.frame);
+                        }
+                        state.out[channel].clear();
+                        ola.drain(&mut state.out[channel]);
+                    }
+                    let planes: Vec<&[f32]> = state.out.iter().map(Vec::as_slice).collect();
+                    if planes[0].is_empty() {
+                        Ok(())
+                    } else {
+                        sink.write_block(&planes)
+                    }
+                })?;
+        }
+        Ok(())
+    }
+
+    /// One expectation-maximisation step of the spatial model over the whole recording: the
+    /// covariances of the sources' Wiener estimates under `covariances`.
+    fn reestimate_covariances(
+        &self,
+        blocks: &mut BlockBuffers,
+        audio: &Audio,
+        covariances: &[Array3<Complex32>],
+    ) -> Vec<Array3<Complex32>> {
+        let (frames, bins, channels) =
+            (self.nmf.h.ncols(), self.stft.n_bins(), audio.num_channels());
+        let mut sums: Vec<CovarianceSum> = (0..self.sources.len())
+            .map(|_| CovarianceSum::new(bins, channels))
+            .collect();
+        for start in (0..frames).step_by(FRAMES_PER_TASK) {
+            let block = FRAMES_PER_TASK.min(frames - start);
+            blocks.fill(self, audio, start, block);
+            blocks.wiener(block, covariances, None);
+            // In frame order, whatever the threads did.
+            for t in 0..block {
+                for (s, sum) in sums.iter_mut().enumerate() {
+                    sum.add(blocks.images.slice(ndarray::s![t, s, .., ..]));
+                }
+            }
+        }
+        sums.iter().map(CovarianceSum::covariance).collect()
+    }
+
+    /// Model magnitudes of every source at frame `t` into `out` (sources × bins).
+    fn source_models(&self, wt: &Array2<f32>, t: usize, out: &mut ArrayViewMut2<f32>) {
+        out.fill(0.0);
+        for (source, mut row) in self.sources.iter().zip(out.rows_mut()) {
+            for &c in &source.components {
+                let a = self.nmf.h[[c, t]];
+                row.scaled_add(a, &wt.row(c));
+            }
+        }
+    }
+
+    /// Renders every source into memory.
+    ///
+    /// # Errors
+    /// Never in practice; the signature matches [`Self::render`].
+    pub fn render_to_memory(&self, audio: &Audio) -> Result<Vec<Audio>> {
+        let mut sinks: Vec<Vec<Vec<f32>>> =
+            vec![vec![Vec::new(); audio.num_channels()]; self.n_sources()];
+        self.render(audio, &mut sinks)?;
+        sinks
+            .into_iter()
+            .map(|channels| Audio::new(audio.sample_rate, channels))
+            .collect()
+    }
+}

@@ -1,0 +1,72 @@
+//! The spectral stages: the STFT and its inverse ([`Stft`]), the magnitude spectrogram a
+//! separation factorises, the soft masks, and the multichannel Wiener filter.
+//!
+//! Nothing here knows of NMF: these stages turn audio into spectra and spectra back into audio.
+
+use std::ops::Range;
+
+use ndarray::{Array2, Axis};
+use rayon::prelude::*;
+use realfft::num_complex::Complex32;
+
+use crate::audio::Audio;
+use crate::error::{Error, Result};
+
+mod mask;
+pub(crate) mod spatial;
+mod stft;
+
+pub use mask::soft_masks_in_place;
+pub use stft::{OverlapAdd, Stft, StftParams, StftScratch, Window};
+
+/// Refuses audio that cannot be analysed with frames of `n_fft`: NaN or infinite samples, or
+/// fewer samples than one frame.
+///
+/// # Errors
+/// [`Error::NonFinite`], [`Error::TooShort`].
+pub(crate) fn check_usable(audio: &Audio, n_fft: usize) -> Result<()> {
+    audio.check_finite()?;
+    if audio.len() < n_fft {
+        return Err(Error::TooShort {
+            frames: audio.len(),
+            n_fft,
+        });
+    }
+    Ok(())
+}
+
+/// Sums the magnitude spectrograms of all channels, shape `(frames, bins)`: what a
+/// separation factorises.
+pub fn channel_summed_magnitude(stft: &Stft, audio: &Audio) -> Array2<f32> {
+    channel_summed_magnitude_of(stft, audio, 0..stft.n_frames(audio.len()))
+}
+
+/// [`channel_summed_magnitude`] of the frames `frames` only, shape `(frames.len(), bins)`.
+pub fn channel_summed_magnitude_of(
+    stft: &Stft,
+    audio: &Audio,
+    frames: Range<usize>,
+) -> Array2<f32> {
+    let bins = stft.n_bins();
+    let mut v = Array2::<f32>::zeros((frames.len(), bins));
+    crate::hugepages::advise(v.as_slice_mut().expect("fresh arrays are contiguous"));
+    for channel in &audio.channels {
+        v.axis_chunks_iter_mut(Axis(0), FRAMES_PER_TASK)
+            .into_par_iter()
+            .enumerate()
+            .for_each_init(
+                || (stft.scratch(), vec![Complex32::default(); bins]),
+                |(scratch, spectrum), (chunk, mut rows)| {
+                    for (i, mut row) in rows.rows_mut().into_iter().enumerate() {
+                        let t = frames.start + chunk * FRAMES_PER_TASK + i;
+                        stft.frame(channel, t, scratch, spectrum);
+                        row.zip_mut_with(&ndarray::aview1(spectrum), |m, c| *m += c.norm());
+                    }
+                },
+            );
+    }
+    v
+}
+
+/// Frames per parallel task in the spectrogram and render loops.
+pub(crate) const FRAMES_PER_TASK: usize = 32;
