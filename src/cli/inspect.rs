@@ -18,7 +18,7 @@ use demix::audio::OutputFormat;
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
 use demix::inspect::notes::NoteRange;
 use demix::inspect::{
-    self, InspectOutput, InspectParams, NoteTemplates, OUTPUT_NAMES, TranscribeParams,
+    InspectOutput, InspectParams, Inspector, NoteTemplates, OUTPUT_NAMES, TranscribeParams,
 };
 use demix::nmf::NmfParams;
 
@@ -138,7 +138,7 @@ pub(super) fn run(
     out: &Output,
 ) -> Result<ExitCode, Failure> {
     let params = args.params()?;
-    params.check()?;
+    let inspector = params.check()?;
     let files = find_files(&args.inputs, &args.out, &args.batch)?;
     if files.is_batch
         && let Some(name) = &args.midi
@@ -166,12 +166,12 @@ pub(super) fn run(
         params.stft.n_fft(),
         params.stft.hop()
     ));
-    run_inspect(args, &params, &files, threads, out)
+    run_inspect(args, &inspector, &files, threads, out)
 }
 
 fn run_inspect(
     args: &InspectArgs,
-    params: &InspectParams,
+    inspector: &Inspector,
     files: &Files,
     threads: Option<usize>,
     out: &Output,
@@ -200,7 +200,7 @@ fn run_inspect(
         batch: &args.batch,
         threads,
         force: args.force,
-        params: params_json(args, params, format),
+        params: params_json(args, inspector.params(), format),
     };
     let show = |name: &str, entry: &FileEntry, folder: &Path| {
         let count = |key: &str| entry.details.get(key).and_then(Value::as_u64).unwrap_or(0);
@@ -254,17 +254,12 @@ fn run_inspect(
             },
             force: args.force,
         };
-        let report = inspect::inspect_file(
-            &item.input,
-            &folder,
-            params,
-            &output,
-            &mut job_progress(ctx),
-        )
-        .map_err(|e| match &e {
-            demix::Error::Param(p) => describe_param_error(p),
-            _ => job_error(&e),
-        })?;
+        let report = inspector
+            .inspect_file(&item.input, &folder, &output, &mut job_progress(ctx))
+            .map_err(|e| match &e {
+                demix::Error::Param(p) => describe_param_error(p),
+                _ => job_error(&e),
+            })?;
         let mut details = fit_details(
             report.iterations,
             report.final_cost,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{ArrayD, IxDyn};
 
 use super::notes::note_name;
-use super::{InspectParams, Inspection, charts, inspect};
+use super::{InspectParams, Inspection, Inspector, charts};
 use crate::atomic;
 use crate::atomic::{check_destination, move_into_place};
 use crate::audio::{self, Audio, ClipReport, OutputFormat};
@@ -111,66 +111,83 @@ pub fn inspect_file(
     output: &InspectOutput,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<InspectReport> {
-    params.check()?;
-    let name: OsString = match out_dir.file_name() {
-        Some(n) => n.to_os_string(),
-        None => return Err(Error::OutputExists(out_dir.to_path_buf())),
-    };
-    check_destination(input, out_dir, output.force)?;
-    let midi_plan = output
-        .midi
-        .as_deref()
-        .map(|m| plan_midi(input, out_dir, m, output.force))
-        .transpose()?;
+    params
+        .check()?
+        .inspect_file(input, out_dir, output, progress)
+}
 
-    let audio = audio::read_audio(input)?;
+impl Inspector {
+    /// [`inspect_file`] with these checked parameters.
+    ///
+    /// # Errors
+    /// As [`inspect_file`], except for parameter errors.
+    pub fn inspect_file(
+        &self,
+        input: &Path,
+        out_dir: &Path,
+        output: &InspectOutput,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<InspectReport> {
+        let name: OsString = match out_dir.file_name() {
+            Some(n) => n.to_os_string(),
+            None => return Err(Error::OutputExists(out_dir.to_path_buf())),
+        };
+        check_destination(input, out_dir, output.force)?;
+        let midi_plan = output
+            .midi
+            .as_deref()
+            .map(|m| plan_midi(input, out_dir, m, output.force))
+            .transpose()?;
 
-    let parent = match out_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    // Removes what was written on an error, including the MIDI file outside the folder
-    // (temporary or already in place).
-    let mut staging = atomic::Staging::new(&parent, &name)?;
-    let tmp_dir = staging.tmp_dir.clone();
-    let inspection = inspect(&audio, params, progress)?;
-    let notes = inspection.notes();
-    let mut written = write_all(&inspection, &notes, &audio, &tmp_dir, output)?;
-    let mut midi_tmp = None;
-    if let Some(plan) = &midi_plan {
-        midi_tmp = write_midi_file(plan, &tmp_dir, &notes)?;
-        staging.extra_file = midi_tmp.clone();
-        written.files.push(plan.target.clone());
+        let audio = audio::read_audio(input)?;
+
+        let parent = match out_dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        // Removes what was written on an error, including the MIDI file outside the folder
+        // (temporary or already in place).
+        let mut staging = atomic::Staging::new(&parent, &name)?;
+        let tmp_dir = staging.tmp_dir.clone();
+        let inspection = self.inspect(&audio, progress)?;
+        let notes = inspection.notes();
+        let mut written = write_all(&inspection, &notes, &audio, &tmp_dir, output)?;
+        let mut midi_tmp = None;
+        if let Some(plan) = &midi_plan {
+            midi_tmp = write_midi_file(plan, &tmp_dir, &notes)?;
+            staging.extra_file = midi_tmp.clone();
+            written.files.push(plan.target.clone());
+        }
+        check_destination(input, out_dir, output.force)?;
+        // The MIDI file outside the folder goes into place first: if the folder then fails to
+        // move, it is removed again.
+        if let (Some(tmp), Some(plan)) = (&midi_tmp, &midi_plan) {
+            fs::rename(tmp, &plan.target).map_err(|e| Error::write(&plan.target, e))?;
+            staging.extra_file = Some(plan.target.clone());
+        }
+        move_into_place(&tmp_dir, out_dir, &name)?;
+        staging.finish();
+
+        let relocate = |p: PathBuf| match p.strip_prefix(&tmp_dir) {
+            Ok(rel) => out_dir.join(rel),
+            Err(_) => p,
+        };
+        Ok(InspectReport {
+            out_dir: out_dir.to_path_buf(),
+            files: written.files.into_iter().map(relocate).collect(),
+            components: inspection.components.len(),
+            notes: notes.len(),
+            clipped: written
+                .clipped
+                .into_iter()
+                .map(|(p, c)| (relocate(p), c))
+                .collect(),
+            iterations: inspection.nmf.iterations,
+            final_cost: inspection.nmf.final_cost(),
+            converged: inspection.nmf.converged,
+            duration_secs: audio.duration_secs(),
+        })
     }
-    check_destination(input, out_dir, output.force)?;
-    // The MIDI file outside the folder goes into place first: if the folder then fails to
-    // move, it is removed again.
-    if let (Some(tmp), Some(plan)) = (&midi_tmp, &midi_plan) {
-        fs::rename(tmp, &plan.target).map_err(|e| Error::write(&plan.target, e))?;
-        staging.extra_file = Some(plan.target.clone());
-    }
-    move_into_place(&tmp_dir, out_dir, &name)?;
-    staging.finish();
-
-    let relocate = |p: PathBuf| match p.strip_prefix(&tmp_dir) {
-        Ok(rel) => out_dir.join(rel),
-        Err(_) => p,
-    };
-    Ok(InspectReport {
-        out_dir: out_dir.to_path_buf(),
-        files: written.files.into_iter().map(relocate).collect(),
-        components: inspection.components.len(),
-        notes: notes.len(),
-        clipped: written
-            .clipped
-            .into_iter()
-            .map(|(p, c)| (relocate(p), c))
-            .collect(),
-        iterations: inspection.nmf.iterations,
-        final_cost: inspection.nmf.final_cost(),
-        converged: inspection.nmf.converged,
-        duration_secs: audio.duration_secs(),
-    })
 }
 
 /// Where the MIDI file goes: inside the output folder (then it is written with the folder),

@@ -119,11 +119,11 @@ impl InspectParams {
         }
     }
 
-    /// Checks every part.
+    /// Checks every part once, into the [`Inspector`] that inspects recordings with them.
     ///
     /// # Errors
     /// The first [`ParamError`] found.
-    pub fn check(&self) -> Result<(), ParamError> {
+    pub fn check(&self) -> Result<Inspector, ParamError> {
         self.stft.check()?;
         match &self.notes {
             None => self.nmf.check()?,
@@ -142,7 +142,22 @@ impl InspectParams {
                 got: f64::from(self.mask_power),
             });
         }
-        Ok(())
+        Ok(Inspector {
+            params: self.clone(),
+        })
+    }
+}
+
+/// Inspection parameters that passed [`InspectParams::check`]: cheap to clone for workers.
+#[derive(Debug, Clone)]
+pub struct Inspector {
+    params: InspectParams,
+}
+
+impl Inspector {
+    /// The parameters this inspector was checked from.
+    pub fn params(&self) -> &InspectParams {
+        &self.params
     }
 }
 
@@ -331,7 +346,25 @@ pub fn inspect(
     params: &InspectParams,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Inspection> {
-    params.check()?;
+    params.check()?.inspect(audio, progress)
+}
+
+impl Inspector {
+    /// Inspects `audio`, as [`inspect`] does.
+    ///
+    /// # Errors
+    /// As [`inspect`], except for parameter errors.
+    pub fn inspect(&self, audio: &Audio, progress: &mut dyn FnMut(Progress)) -> Result<Inspection> {
+        inspect_checked(audio, &self.params, progress)
+    }
+}
+
+/// [`inspect`] with parameters already checked.
+fn inspect_checked(
+    audio: &Audio,
+    params: &InspectParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Inspection> {
     let stft = Stft::new(&params.stft)?;
     check_usable(audio, stft.n_fft())?;
     let spectrogram = channel_summed_magnitude(&stft, audio);

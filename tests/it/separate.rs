@@ -319,6 +319,33 @@ fn the_shipped_sample_separates_into_its_two_instruments() {
 }
 
 #[test]
+fn the_shipped_templates_name_the_sample_stems_and_each_is_close_to_its_source() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mix = read_audio(format!("{root}/samples/mix.flac")).unwrap();
+    let templates: Vec<_> = ["bass", "lead"]
+        .iter()
+        .map(|name| demix::Templates::load(format!("{root}/samples/{name}.npz").as_ref()).unwrap())
+        .collect();
+    let params = SeparateParams {
+        nmf: NmfParams::new(0),
+        templates,
+        ..Default::default()
+    };
+    let separation = demix::analyze(&mix, &params, &mut |_| {}).unwrap();
+    let names: Vec<&str> = separation.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["bass", "lead"]);
+    let stems = separation.render_to_memory(&mix).unwrap();
+    let truth: Vec<Audio> = ["bass", "lead"]
+        .iter()
+        .map(|name| read_audio(format!("{root}/samples/{name}.flac")).unwrap())
+        .collect();
+    let scores = demix::evaluate(&truth, &stems, &demix::eval::EvalParams::default()).unwrap();
+    for (name, source) in names.iter().zip(&scores.sources) {
+        assert!(source.metrics.sdr > 15.0, "{name}: {:?}", source.metrics);
+    }
+}
+
+#[test]
 fn long_recordings_fit_in_blocks_and_still_separate() {
     // 12 s: 517 frames, fitted here in blocks of 256 with templates from a 256-frame sample.
     let (a, b) = two_source_mixture();
