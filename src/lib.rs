@@ -9,8 +9,9 @@
 //! ```
 //!
 //! [`sources`] holds what the stems are (learned [`Templates`], grouping, names),
-//! [`separate`] the whole job, [`inspect`] the notes that play when, [`eval`] BSS Eval
-//! scores, [`batch`] whole folders, and [`formats`] the files that are not audio.
+//! [`separate`](mod@separate) the whole job, [`inspect`](mod@inspect) the notes that play
+//! when, [`eval`] BSS Eval scores, [`batch`] whole folders, and [`formats`] the files that are
+//! not audio.
 //!
 //! Named stems in a few lines: learn each source from an isolated example, then separate a
 //! mixture with the templates held fixed.

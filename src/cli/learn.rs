@@ -1,12 +1,11 @@
 //! `demix learn`: the spectral templates of one source from isolated recordings of it.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::Output;
 use super::args::{LearnArgs, ModelDefaults};
 use super::failure::Failure;
+use super::{Output, same_file};
 
 pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     let name = args.name.clone().unwrap_or_else(|| {
@@ -74,13 +73,5 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
                 .collect();
             Err(Failure::failed(format!("{}: {e}", inputs.join(", "))))
         }
-    }
-}
-
-/// Whether two paths name the same existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
     }
 }

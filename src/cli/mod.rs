@@ -62,7 +62,7 @@ fn run() -> Result<ExitCode, Failure> {
         Command::Report(ReportCommand::Merge(args)) => report::run_merge(args, &out),
         Command::Learn(args) => learn::run(args, &out),
         Command::Inspect(args) => inspect::run(args, cli.threads, &out),
-        Command::Eval(args) => Ok(eval::run_eval(args, &out)),
+        Command::Eval(args) => eval::run(args, &out),
     }
 }
 
@@ -138,4 +138,12 @@ fn load_sources(specs: &[String]) -> Result<Vec<Templates>, Failure> {
             Ok(templates)
         })
         .collect()
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }

@@ -91,7 +91,7 @@ pub struct InspectReport {
 /// `output.force`.
 ///
 /// # Errors
-/// Any error of [`audio::read_audio`] or [`inspect`]; [`Error::OutputExists`],
+/// Any error of [`audio::read_audio`] or [`inspect`](fn@super::inspect); [`Error::OutputExists`],
 /// [`Error::OutputIsInput`] and [`Error::Write`] for the output.
 ///
 /// ```

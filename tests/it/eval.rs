@@ -15,7 +15,9 @@ use demix::error::{EvalError, Property, Side};
 use demix::eval::{EvalParams, Metrics, Mode, Scores, evaluate, si_sdr};
 use serde_json::Value;
 
-use crate::common::{TestRng, assert_fails, assert_ok, demix};
+use crate::common::{
+    TestRng, assert_fails, assert_ok, assert_usage_error, demix, flac_bytes, quantize,
+};
 
 /// Largest accepted difference from mir_eval and museval, in dB.
 const TOLERANCE_DB: f64 = 0.01;
@@ -807,10 +809,18 @@ fn a_nan_sample_in_an_estimate_is_rejected() {
     );
 }
 
+/// In a folder of two references and their estimates, `demix ARGS` is refused as a
+/// command-line mistake (exit code 2) with one line naming each of `needles`.
+#[track_caller]
+fn assert_eval_refuses(args: &[&str], needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    two_sources(dir.path());
+    assert_usage_error(&demix(dir.path(), args), needles);
+}
+
 #[test]
 fn a_zero_filter_length_is_rejected_naming_the_flag() {
-    assert_eval_rejects(
-        |_| {},
+    assert_eval_refuses(
         &eval_args(&["--filter-len", "0"]),
         &["--filter-len", "at least 1"],
     );
@@ -818,11 +828,7 @@ fn a_zero_filter_length_is_rejected_naming_the_flag() {
 
 #[test]
 fn a_negative_window_is_rejected_naming_the_flag() {
-    assert_eval_rejects(
-        |_| {},
-        &eval_args(&["--window=-1"]),
-        &["--window", "above 0"],
-    );
+    assert_eval_refuses(&eval_args(&["--window=-1"]), &["--window", "above 0"]);
 }
 
 #[test]
@@ -831,5 +837,161 @@ fn an_unwritable_json_file_is_reported() {
         |_| {},
         &eval_args(&["-q", "--json", "no/such/folder/s.json"]),
         &["no/such/folder/s.json", "cannot write"],
+    );
+}
+
+// The command line: what a user sees.
+
+/// The lines of a run's stdout.
+fn stdout_lines(out: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether stdout has a table row for `name`.
+fn has_row(out: &std::process::Output, name: &str) -> bool {
+    stdout_lines(out)
+        .iter()
+        .any(|l| l.split_whitespace().next() == Some(name))
+}
+
+#[test]
+fn quiet_still_prints_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    two_sources(dir.path());
+    let out = demix(dir.path(), &eval_args(&["-q"]));
+    assert_ok(&out);
+    for name in ["source", "a", "b", "median"] {
+        assert!(
+            has_row(&out, name),
+            "no {name} row: {:?}",
+            stdout_lines(&out)
+        );
+    }
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn folders_of_flac_files_score_as_their_wav_twins() {
+    let dir = tempfile::tempdir().unwrap();
+    two_sources(dir.path());
+    // ref/*.flac (16-bit) beside flac_twin/*.wav holding the same decoded samples.
+    fs::create_dir(dir.path().join("flac")).unwrap();
+    for name in ["a", "b"] {
+        let wav = read_audio(dir.path().join(format!("ref/{name}.wav"))).unwrap();
+        let channels: Vec<Vec<i32>> = wav.channels.iter().map(|c| quantize(c, 16)).collect();
+        let flac = dir.path().join(format!("flac/{name}.flac"));
+        fs::write(&flac, flac_bytes(&channels, 16, wav.sample_rate)).unwrap();
+        write(
+            dir.path(),
+            &format!("twin/{name}.wav"),
+            &read_audio(&flac).unwrap(),
+        );
+    }
+    let run = |reference: &str, json: &str| {
+        let args = ["eval", "-r", reference, "-e", "est", "--json", json];
+        assert_ok(&demix(dir.path(), &args));
+        fs::read_to_string(dir.path().join(json)).unwrap()
+    };
+    assert_eq!(run("flac", "flac.json"), run("twin", "twin.json"));
+    // FLAC estimates too.
+    let args = ["eval", "-r", "twin", "-e", "flac"];
+    let out = demix(dir.path(), &args);
+    assert_ok(&out);
+    assert!(has_row(&out, "a") && has_row(&out, "b"));
+}
+
+#[test]
+fn a_wav_and_a_flac_file_of_one_name_are_rejected() {
+    assert_eval_rejects(
+        |d| {
+            let wav = read_audio(d.join("est/a.wav")).unwrap();
+            let channels: Vec<Vec<i32>> = wav.channels.iter().map(|c| quantize(c, 16)).collect();
+            fs::write(d.join("est/a.flac"), flac_bytes(&channels, 16, 8000)).unwrap();
+        },
+        &eval_args(&[]),
+        &["est/a.wav", "est/a.flac", "same name"],
+    );
+}
+
+#[test]
+fn an_estimate_named_other_without_a_reference_is_left_out_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    two_sources(dir.path());
+    write(dir.path(), "est/other.wav", &tone(8000, 1, 8000, 20));
+    for extra in [&[][..], &["--permute"][..]] {
+        let out = demix(dir.path(), &eval_args(extra));
+        assert_ok(&out);
+        assert!(has_row(&out, "a") && has_row(&out, "b"));
+        assert!(!stdout_lines(&out).iter().any(|l| l.contains("other")));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("est/other.wav") && stderr.contains("left out"),
+            "{stderr}"
+        );
+    }
+    // -q hides the note, not the table.
+    let out = demix(dir.path(), &eval_args(&["-q"]));
+    assert_ok(&out);
+    assert!(out.stderr.is_empty() && has_row(&out, "median"));
+}
+
+#[test]
+fn an_estimate_named_other_is_scored_against_a_reference_named_other() {
+    let dir = tempfile::tempdir().unwrap();
+    two_sources(dir.path());
+    write(dir.path(), "ref/other.wav", &tone(8000, 1, 8000, 20));
+    write(dir.path(), "est/other.wav", &tone(8000, 1, 8000, 21));
+    let out = demix(dir.path(), &eval_args(&[]));
+    assert_ok(&out);
+    assert!(has_row(&out, "other"), "{:?}", stdout_lines(&out));
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn json_does_not_replace_an_existing_file_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    two_sources(dir.path());
+    fs::write(dir.path().join("scores.json"), "keep").unwrap();
+    let out = demix(dir.path(), &eval_args(&["--json", "scores.json"]));
+    assert_fails(&out, &["scores.json", "already exists", "--force"]);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("scores.json")).unwrap(),
+        "keep"
+    );
+
+    let out = demix(
+        dir.path(),
+        &eval_args(&["--json", "scores.json", "--force"]),
+    );
+    assert_ok(&out);
+    let json: Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("scores.json")).unwrap()).unwrap();
+    assert!(json["sources"]["a"]["sdr"].is_number());
+}
+
+#[test]
+fn json_never_replaces_one_of_the_inputs_even_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    two_sources(dir.path());
+    let before = fs::read(dir.path().join("ref/a.wav")).unwrap();
+    for target in ["ref/a.wav", "est/b.wav"] {
+        let out = demix(dir.path(), &eval_args(&["--json", target, "--force"]));
+        assert_fails(&out, &[target, "one of the inputs"]);
+    }
+    assert_eq!(fs::read(dir.path().join("ref/a.wav")).unwrap(), before);
+}
+
+#[test]
+fn a_huge_filter_length_is_refused_as_a_command_line_mistake() {
+    assert_eval_refuses(
+        &eval_args(&["--filter-len", "100000000"]),
+        &["--filter-len", "100000000", "at most 4096"],
     );
 }
