@@ -2,9 +2,19 @@
 //!
 //! Written files have one track on channel 1, 480 ticks per quarter note and a tempo of
 //! 120 beats per minute, so one tick is 1/960 s and times are exact to about a millisecond.
+//!
+//! The bytes are `midly`'s, with its `strict` feature so that a truncated or malformed file is
+//! an error rather than silently shortened; midly borrows events from the input and sizes its
+//! buffers by the bytes present, never by a declared count. This module turns its events into
+//! notes in seconds.
 
 use std::io::{self, Write};
 use std::path::Path;
+
+use midly::num::{u4, u7, u15, u24, u28};
+use midly::{
+    Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind, write_std,
+};
 
 /// One note: when it starts and ends, its pitch and its velocity.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,7 +51,8 @@ pub enum MidiError {
 /// every note lasts at least one tick.
 ///
 /// # Errors
-/// Whatever writing to `w` fails with.
+/// Whatever writing to `w` fails with; [`io::ErrorKind::InvalidInput`] for an event more than
+/// 2^28 - 1 ticks (about 77 hours) after the one before it, which MIDI cannot express.
 ///
 /// ```
 /// use demix::formats::midi::{read_midi, write_midi, NoteEvent};
@@ -65,32 +76,49 @@ pub fn write_midi(w: &mut impl Write, notes: &[NoteEvent]) -> io::Result<()> {
     }
     events.sort_unstable();
 
-    let mut track = Vec::new();
-    // Tempo meta event.
-    track.extend_from_slice(&[0x00, 0xFF, 0x51, 0x03]);
-    track.extend_from_slice(&TEMPO_US.to_be_bytes()[1..]);
+    let mut track = Vec::with_capacity(events.len() + 2);
+    track.push(TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(TEMPO_US))),
+    });
     let mut last = 0;
     for (t, kind, pitch, velocity) in events {
-        write_varint(&mut track, t - last);
+        let delta = u32::try_from(t - last)
+            .ok()
+            .and_then(u28::try_from)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a note is more than 2^28 - 1 ticks after the event before it",
+                )
+            })?;
         last = t;
-        if kind == 1 {
-            track.extend_from_slice(&[0x90, pitch, velocity]);
+        let (key, vel) = (u7::new(pitch), u7::new(velocity));
+        let message = if kind == 1 {
+            MidiMessage::NoteOn { key, vel }
         } else {
-            track.extend_from_slice(&[0x80, pitch, 0x40]);
-        }
+            MidiMessage::NoteOff {
+                key,
+                vel: u7::new(0x40),
+            }
+        };
+        track.push(TrackEvent {
+            delta,
+            kind: TrackEventKind::Midi {
+                channel: u4::new(0),
+                message,
+            },
+        });
     }
-    track.extend_from_slice(&[0x00, 0xFF, 0x2F, 0x00]);
-
-    w.write_all(b"MThd")?;
-    w.write_all(&6u32.to_be_bytes())?;
-    w.write_all(&0u16.to_be_bytes())?; // format 0
-    w.write_all(&1u16.to_be_bytes())?; // one track
-    w.write_all(&TICKS_PER_QUARTER.to_be_bytes())?;
-    w.write_all(b"MTrk")?;
-    let len = u32::try_from(track.len())
-        .map_err(|_| io::Error::other("too many notes for one MIDI track"))?;
-    w.write_all(&len.to_be_bytes())?;
-    w.write_all(&track)
+    track.push(TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
+    });
+    let header = Header::new(
+        Format::SingleTrack,
+        Timing::Metrical(u15::new(TICKS_PER_QUARTER)),
+    );
+    write_std(&header, [&track], w)
 }
 
 /// Writes `notes` as a standard MIDI file at `path` atomically (temporary name, then rename).
@@ -101,95 +129,42 @@ pub fn save_midi(path: &Path, notes: &[NoteEvent]) -> crate::Result<()> {
     crate::atomic::write_atomically(path, |file| write_midi(file, notes))
 }
 
-fn write_varint(out: &mut Vec<u8>, mut v: u64) {
-    let mut bytes = [0u8; 10];
-    let mut i = bytes.len() - 1;
-    bytes[i] = (v & 0x7F) as u8;
-    v >>= 7;
-    while v > 0 {
-        i -= 1;
-        bytes[i] = 0x80 | (v & 0x7F) as u8;
-        v >>= 7;
-    }
-    out.extend_from_slice(&bytes[i..]);
-}
-
 /// The notes of a format-0 or format-1 standard MIDI file with metrical timing, on all
 /// channels, sorted by onset then pitch. Tempo changes are followed; a note-on with velocity
 /// 0 ends a note; an unmatched note-off is ignored and a note never ended lasts to the end of
 /// the file.
 ///
 /// # Errors
-/// [`MidiError::Format`] for malformed data or SMPTE timing.
+/// [`MidiError::Format`] for malformed data (a truncated chunk or event, a data byte with its
+/// top bit set, a track count that differs from the tracks present, ...) or SMPTE timing.
 pub fn read_midi(bytes: &[u8]) -> Result<Vec<NoteEvent>, MidiError> {
-    let mut r = Reader { bytes, pos: 0 };
-    if r.take(4)? != b"MThd" {
-        return Err(MidiError::Format("no MThd header"));
-    }
-    let header_len = r.u32()? as usize;
-    let header = r.take(header_len)?;
-    if header.len() < 6 {
-        return Err(MidiError::Format("short header"));
-    }
-    let tracks = u16::from_be_bytes([header[2], header[3]]);
-    let division = u16::from_be_bytes([header[4], header[5]]);
-    if division & 0x8000 != 0 || division == 0 {
-        return Err(MidiError::Format("SMPTE timing is not supported"));
-    }
+    let smf = Smf::parse(bytes).map_err(|e| MidiError::Format(e.kind().message()))?;
+    let division = match smf.header.timing {
+        Timing::Metrical(d) if d.as_int() > 0 => d.as_int(),
+        _ => return Err(MidiError::Format("SMPTE timing is not supported")),
+    };
 
     // (tick, sequence, event) with event: tempo, on (channel, pitch, velocity), off.
     let mut events: Vec<(u64, usize, Event)> = Vec::new();
-    for _ in 0..tracks {
-        if r.take(4)? != b"MTrk" {
-            return Err(MidiError::Format("missing MTrk chunk"));
-        }
-        let len = r.u32()? as usize;
-        let mut t = Reader {
-            bytes: r.take(len)?,
-            pos: 0,
-        };
-        let (mut tick, mut status) = (0u64, 0u8);
-        while t.pos < t.bytes.len() {
-            tick += t.varint()?;
-            let mut b = t.u8()?;
-            if b == 0xFF {
-                let kind = t.u8()?;
-                let len = t.varint()? as usize;
-                let data = t.take(len)?;
-                if kind == 0x51 && len == 3 {
-                    let us = u32::from_be_bytes([0, data[0], data[1], data[2]]);
-                    events.push((tick, events.len(), Event::Tempo(us)));
-                } else if kind == 0x2F {
-                    break;
-                }
-                continue;
-            }
-            if b == 0xF0 || b == 0xF7 {
-                let len = t.varint()? as usize;
-                t.take(len)?;
-                continue;
-            }
-            if b & 0x80 != 0 {
-                status = b;
-                b = t.u8()?;
-            } else if status == 0 {
-                return Err(MidiError::Format("running status without a status byte"));
-            }
-            let channel = status & 0x0F;
-            match status & 0xF0 {
-                0xC0 | 0xD0 => {}
-                kind => {
-                    let value = t.u8()?;
-                    let key = (channel, b);
-                    match kind {
-                        0x90 if value > 0 => {
-                            events.push((tick, events.len(), Event::On(key, value)))
-                        }
-                        0x80 | 0x90 => events.push((tick, events.len(), Event::Off(key))),
-                        _ => {}
+    for track in &smf.tracks {
+        let mut tick = 0u64;
+        for event in track {
+            tick += u64::from(event.delta.as_int());
+            let event = match event.kind {
+                TrackEventKind::Meta(MetaMessage::Tempo(us)) => Event::Tempo(us.as_int()),
+                TrackEventKind::Meta(MetaMessage::EndOfTrack) => break,
+                TrackEventKind::Midi { channel, message } => match message {
+                    MidiMessage::NoteOn { key, vel } if vel > 0 => {
+                        Event::On((channel.as_int(), key.as_int()), vel.as_int())
                     }
-                }
-            }
+                    MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
+                        Event::Off((channel.as_int(), key.as_int()))
+                    }
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            events.push((tick, events.len(), event));
         }
     }
     // At one tick: tempo first, then offs, then ons (stable by file order within a kind).
@@ -241,71 +216,71 @@ enum Event {
     Off((u8, u8)),
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], MidiError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or(MidiError::Format("unexpected end of data"))?;
-        let s = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn u8(&mut self) -> Result<u8, MidiError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, MidiError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn varint(&mut self) -> Result<u64, MidiError> {
-        let mut v = 0u64;
-        for _ in 0..4 {
-            let b = self.u8()?;
-            v = (v << 7) | u64::from(b & 0x7F);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(MidiError::Format(
-            "variable-length number longer than 4 bytes",
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A format-1 file: a tempo map in the first track (120, then 60 beats per minute from
+    /// beat 1), notes in the second with running status, a note-on of velocity 0 as note-off,
+    /// a second channel, and one note never ended.
     #[test]
-    fn varints_match_the_standard_examples() {
-        for (v, bytes) in [
-            (0u64, vec![0x00]),
-            (0x40, vec![0x40]),
-            (0x7F, vec![0x7F]),
-            (0x80, vec![0x81, 0x00]),
-            (0x2000, vec![0xC0, 0x00]),
-            (0x3FFF, vec![0xFF, 0x7F]),
-            (0x0FFF_FFFF, vec![0xFF, 0xFF, 0xFF, 0x7F]),
-        ] {
-            let mut out = Vec::new();
-            write_varint(&mut out, v);
-            assert_eq!(out, bytes, "{v:#x}");
-            let mut r = Reader {
-                bytes: &out,
-                pos: 0,
-            };
-            assert_eq!(r.varint().unwrap(), v);
+    fn a_format_1_file_with_a_tempo_change_is_read_in_seconds() {
+        let mut bytes = b"MThd\0\0\0\x06\0\x01\0\x02\x01\xE0".to_vec(); // 480 ticks/beat
+        let tempo_track = [
+            0x00, 0xFF, 0x51, 0x03, 0x07, 0xA1, 0x20, // 500 000 us per beat
+            0x83, 0x60, 0xFF, 0x51, 0x03, 0x0F, 0x42, 0x40, // at tick 480: 1 000 000 us
+            0x00, 0xFF, 0x2F, 0x00,
+        ];
+        let note_track = [
+            0x00, 0x90, 60, 100, // C4 on at 0 s
+            0x83, 0x60, 60, 0, // running status, velocity 0: off at tick 480 = 0.5 s
+            0x00, 0x91, 64, 80, // E4 on channel 2 at 0.5 s
+            0x83, 0x60, 0x81, 64, 0x40, // off at tick 960 = 0.5 s + 1 s
+            0x00, 0x90, 67, 90, // G4 on, never ended
+            0x00, 0xFF, 0x2F, 0x00,
+        ];
+        for track in [&tempo_track[..], &note_track[..]] {
+            bytes.extend_from_slice(b"MTrk");
+            bytes.extend_from_slice(&(track.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(track);
         }
+        let notes = read_midi(&bytes).unwrap();
+        let got: Vec<(f64, f64, u8, u8)> = notes
+            .iter()
+            .map(|n| (n.onset_s, n.offset_s, n.pitch, n.velocity))
+            .collect();
+        assert_eq!(
+            got,
+            [(0.0, 0.5, 60, 100), (0.5, 1.5, 64, 80), (1.5, 1.5, 67, 90)]
+        );
+    }
+
+    #[test]
+    fn smpte_timing_is_rejected() {
+        let mut bytes = Vec::new();
+        write_midi(&mut bytes, &[]).unwrap();
+        bytes[12] = 0xE7; // -25 frames per second
+        assert!(matches!(read_midi(&bytes), Err(MidiError::Format(m)) if m.contains("SMPTE")));
+    }
+
+    #[test]
+    fn a_note_beyond_the_range_of_midi_times_is_an_error_not_a_wrong_file() {
+        let far = NoteEvent {
+            onset_s: 300_000.0,
+            offset_s: 300_001.0,
+            pitch: 60,
+            velocity: 90,
+        };
+        let err = write_midi(&mut Vec::new(), &[far]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let near = NoteEvent {
+            onset_s: 270_000.0,
+            offset_s: 270_001.0,
+            ..far
+        };
+        let mut bytes = Vec::new();
+        write_midi(&mut bytes, &[near]).unwrap();
+        assert_eq!(read_midi(&bytes).unwrap(), [near]);
     }
 
     #[test]

@@ -82,7 +82,9 @@ pub struct InspectReport {
 ///   share of the energy, and when it is active;
 /// - `notes.csv`: the note events (`onset_s,offset_s,pitch,note,velocity`);
 /// - `spectrogram.png`, `templates.png` and `activations.png`
-///   ([`CHART_WIDTH`](super::CHART_WIDTH) × [`CHART_HEIGHT`](super::CHART_HEIGHT));
+///   ([`CHART_WIDTH`](super::CHART_WIDTH) × [`CHART_HEIGHT`](super::CHART_HEIGHT)), titled
+///   with `input`'s file name, with octave lines at every C and, on the activations, the
+///   notes of `notes.csv` outlined;
 /// - with `output.audio`, `audio/<id>.wav` for every component, masked as in separation;
 ///
 /// and with `output.midi` the notes as a MIDI file at that path. Everything is written into
@@ -151,7 +153,10 @@ impl Inspector {
         let tmp_dir = staging.tmp_dir.clone();
         let inspection = self.inspect(&audio, progress)?;
         let notes = inspection.notes();
-        let mut written = write_all(&inspection, &notes, &audio, &tmp_dir, output)?;
+        let input_name = input
+            .file_name()
+            .map_or_else(|| input.to_string_lossy(), |n| n.to_string_lossy());
+        let mut written = write_all(&inspection, &notes, &audio, &input_name, &tmp_dir, output)?;
         let mut midi_tmp = None;
         if let Some(plan) = &midi_plan {
             midi_tmp = write_midi_file(plan, &tmp_dir, &notes)?;
@@ -320,6 +325,7 @@ fn write_all(
     inspection: &Inspection,
     notes: &[NoteEvent],
     audio: &Audio,
+    input_name: &str,
     dir: &Path,
     output: &InspectOutput,
 ) -> Result<Written> {
@@ -366,12 +372,12 @@ fn write_all(
     for (name, chart) in [
         (
             "spectrogram.png",
-            charts::spectrogram_chart as fn(&Inspection) -> _,
+            charts::spectrogram_chart as fn(&Inspection, &str) -> _,
         ),
         ("templates.png", charts::templates_chart),
         ("activations.png", charts::activations_chart),
     ] {
-        let image = chart(inspection);
+        let image = chart(inspection, input_name);
         add(name, &mut |mut f| encode_png(&mut f, &image))?;
     }
 

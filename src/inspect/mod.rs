@@ -15,7 +15,7 @@ mod pitch;
 mod transcribe;
 
 pub use charts::{
-    CHART_HEIGHT, CHART_WIDTH, activations_chart, spectrogram_chart, templates_chart,
+    CHART_HEIGHT, CHART_WIDTH, NOTE_BOX, activations_chart, spectrogram_chart, templates_chart,
 };
 pub use export::{InspectOutput, InspectReport, OUTPUT_NAMES, inspect_file, midi_apart};
 pub use pitch::{MIN_EXCESS_FRACTION, MIN_HARMONIC_FRACTION, PitchEstimate, estimate_pitch};
@@ -263,22 +263,31 @@ impl Inspection {
     /// The note events of the activity of every pitched component (with note templates,
     /// only the notes), sorted by onset, velocity from the activation level.
     pub fn notes(&self) -> Vec<NoteEvent> {
-        let global = self.global_peak();
-        let mut notes: Vec<NoteEvent> = self
-            .components
-            .iter()
-            .filter_map(|c| Some((c, c.midi_note(self.notes_mode)?)))
-            .flat_map(|(c, pitch)| {
-                c.active.iter().map(move |a| NoteEvent {
-                    onset_s: a.start_s,
-                    offset_s: a.end_s,
-                    pitch,
-                    velocity: transcribe::velocity(a.peak, global),
-                })
-            })
-            .collect();
+        let mut notes: Vec<NoteEvent> = self.transcription().into_iter().map(|(_, n)| n).collect();
         notes.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s).then(a.pitch.cmp(&b.pitch)));
         notes
+    }
+
+    /// The events of [`Self::notes`], each with the component it comes from, in component
+    /// order.
+    pub(crate) fn transcription(&self) -> Vec<(usize, NoteEvent)> {
+        let global = self.global_peak();
+        self.components
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c, c.midi_note(self.notes_mode)?)))
+            .flat_map(|(i, c, pitch)| {
+                c.active.iter().map(move |a| {
+                    let note = NoteEvent {
+                        onset_s: a.start_s,
+                        offset_s: a.end_s,
+                        pitch,
+                        velocity: transcribe::velocity(a.peak, global),
+                    };
+                    (i, note)
+                })
+            })
+            .collect()
     }
 
     /// The loudest activation of the components that can be transcribed.

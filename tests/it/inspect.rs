@@ -1,10 +1,9 @@
 //! `demix inspect`: pitch labels of synthesized tones, transcription of a synthesized note
-//! sequence, the exported files read back, the charts decoded, every rejected input, and
-//! folders inspected through the batch runner.
+//! sequence, the exported files read back, every rejected input, and folders inspected
+//! through the batch runner (the charts are in `charts.rs`).
 
 use std::f64::consts::PI;
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 
 use demix::audio::{Audio, OutputFormat, write_wav};
@@ -110,7 +109,8 @@ const SEQUENCE: [(f64, f64, u8, f64); 14] = [
     (3.80, 0.30, 57, 0.8),
 ];
 
-fn sequence_audio() -> Audio {
+/// [`SEQUENCE`] at [`RATE`], 4.5 s.
+pub(crate) fn sequence_audio() -> Audio {
     let mut x = vec![0f32; (4.5 * f64::from(RATE)) as usize];
     for (onset, duration, midi, gain) in SEQUENCE {
         pluck(&mut x, midi_to_hz(f64::from(midi)), onset, duration, gain);
@@ -344,100 +344,6 @@ fn exported_csv_and_npy_load_back_to_the_same_numbers() {
     };
     assert_eq!(header, "onset_s,offset_s,pitch,note,velocity");
     assert_eq!(rows.len(), notes.len());
-}
-
-/// Width, height and RGB rows of a PNG as `encode_png` writes it (8-bit RGB, Sub filter).
-fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<Vec<[u8; 3]>>) {
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    let mut pos = 8;
-    let (mut width, mut height, mut idat) = (0, 0, Vec::new());
-    while pos < bytes.len() {
-        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        let kind = &bytes[pos + 4..pos + 8];
-        let data = &bytes[pos + 8..pos + 8 + len];
-        let crc = u32::from_be_bytes(bytes[pos + 8 + len..pos + 12 + len].try_into().unwrap());
-        let mut h = crc32fast::Hasher::new();
-        h.update(kind);
-        h.update(data);
-        assert_eq!(
-            h.finalize(),
-            crc,
-            "CRC of {:?}",
-            String::from_utf8_lossy(kind)
-        );
-        match kind {
-            b"IHDR" => {
-                width = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
-                height = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
-                assert_eq!(&data[8..10], &[8, 2], "8-bit RGB");
-            }
-            b"IDAT" => idat.extend_from_slice(data),
-            _ => {}
-        }
-        pos += 12 + len;
-    }
-    let mut raw = Vec::new();
-    flate2::read::ZlibDecoder::new(idat.as_slice())
-        .read_to_end(&mut raw)
-        .unwrap();
-    assert_eq!(raw.len(), height * (1 + 3 * width));
-    let rows = raw
-        .chunks(1 + 3 * width)
-        .map(|line| {
-            assert_eq!(line[0], 1, "Sub filter");
-            let mut prev = [0u8; 3];
-            line[1..]
-                .chunks(3)
-                .map(|px| {
-                    let p = [
-                        px[0].wrapping_add(prev[0]),
-                        px[1].wrapping_add(prev[1]),
-                        px[2].wrapping_add(prev[2]),
-                    ];
-                    prev = p;
-                    p
-                })
-                .collect()
-        })
-        .collect();
-    (width, height, rows)
-}
-
-#[test]
-fn charts_have_the_expected_size_and_are_not_blank() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("seq.wav");
-    write_wav(&input, &sequence_audio(), OutputFormat::Int16).unwrap();
-    let out = dir.path().join("out");
-    let params = InspectParams::notes("C3-C6".parse().unwrap());
-    inspect_file(
-        &input,
-        &out,
-        &params,
-        &InspectOutput::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    for name in ["spectrogram.png", "templates.png", "activations.png"] {
-        let (width, height, rows) = decode_png(&fs::read(out.join(name)).unwrap());
-        assert_eq!(
-            (width, height),
-            (demix::inspect::CHART_WIDTH, demix::inspect::CHART_HEIGHT),
-            "{name}"
-        );
-        let mut colours: Vec<[u8; 3]> = rows.iter().flatten().copied().collect();
-        colours.sort_unstable();
-        colours.dedup();
-        assert!(colours.len() > 30, "{name}: {} colours", colours.len());
-        // Text and ticks are black; the plot shows the bright end of the colour map somewhere.
-        assert!(colours.contains(&[0, 0, 0]), "{name}: no text");
-        let bright = rows
-            .iter()
-            .flatten()
-            .filter(|p| p[0] > 200 && p[2] < 100)
-            .count();
-        assert!(bright > 100, "{name}: {bright} bright pixels");
-    }
 }
 
 #[test]

@@ -1,15 +1,20 @@
 //! A small raster plotter for heat maps with axes, tick labels, a title and a colour bar,
 //! written as PNG. It needs no system font: text is drawn with an embedded 5×7 bitmap font.
 //!
-//! Why not `plotters`: its bitmap backend pulls in an image stack and, for text, either
-//! system fonts (absent on CI machines) or a TrueType rasterizer. What demix draws is one kind
-//! of chart, and a few hundred lines draw it with no dependency beyond the zlib compressor
-//! the crate already builds for `.npz`.
+//! Why not `plotters` (measured with 0.3.7, bitmap backend and encoder, `ab_glyph` text): it
+//! adds 15 crates (`image`, `png`, `jpeg-decoder`, a TrueType rasterizer; 33 s of CPU to
+//! build) yet draws no text until a TrueType font is registered (`FontUnavailable`; its `ttf`
+//! feature reads system fonts instead), so demix would ship a 340-760 KB font; and it has no
+//! heat map or colour bar, which are most of these charts.
 
+mod axis;
 mod font;
 mod png;
 
+pub use axis::{Axis, Rank};
 pub use png::{encode_png, save_png};
+
+use axis::{linear_ticks, place_labels};
 
 /// An RGB colour.
 pub type Rgb = [u8; 3];
@@ -17,6 +22,9 @@ pub type Rgb = [u8; 3];
 const WHITE: Rgb = [255, 255, 255];
 const BLACK: Rgb = [0, 0, 0];
 const GREY: Rgb = [110, 110, 110];
+/// The colour of grid lines, such as the octave lines of pitch axes; not a colour of
+/// [`viridis`].
+pub const GRID: Rgb = [200, 200, 200];
 
 /// An RGB raster image, row 0 at the top.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +84,19 @@ impl Image {
         }
     }
 
+    /// Draws the one-pixel outline of the `w × h` rectangle with top-left corner `(x, y)`,
+    /// clipped to the image.
+    pub fn outline_rect(&mut self, x: isize, y: isize, w: usize, h: usize, colour: Rgb) {
+        if w == 0 || h == 0 {
+            return;
+        }
+        let (right, bottom) = (x + w as isize - 1, y + h as isize - 1);
+        self.fill_rect(x, y, w, 1, colour);
+        self.fill_rect(x, bottom, w, 1, colour);
+        self.fill_rect(x, y, 1, h, colour);
+        self.fill_rect(right, y, 1, h, colour);
+    }
+
     /// Draws `text` with its top-left corner at `(x, y)`, each font pixel a `scale × scale`
     /// square. Characters the font lacks are drawn as `?`.
     pub fn text(&mut self, x: isize, y: isize, text: &str, scale: usize, colour: Rgb) {
@@ -133,6 +154,28 @@ pub fn text_width(text: &str, scale: usize) -> usize {
     }
 }
 
+/// `text` if it fits in `width` pixels at `scale`, else its start and end around `...`.
+pub fn fit_text(text: &str, width: usize, scale: usize) -> String {
+    if text_width(text, scale) <= width {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let room = (width / (font::ADVANCE * scale)).saturating_sub(3);
+    let tail = room / 2;
+    let head = room - tail;
+    let mut out: String = chars[..head].iter().collect();
+    out.push_str("...");
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// The title `name` + `rest` for a chart `width` pixels wide, with `name` (a file name, say)
+/// shortened in its middle if the whole would not fit.
+pub fn fit_title(name: &str, rest: &str, width: usize) -> String {
+    let room = width.saturating_sub(2 * PAD + text_width(rest, SCALE));
+    format!("{}{rest}", fit_text(name, room, SCALE))
+}
+
 /// Height in pixels of a line of text at `scale`, descenders included.
 pub fn text_height(scale: usize) -> usize {
     font::HEIGHT * scale
@@ -167,106 +210,6 @@ pub fn viridis(t: f32) -> Rgb {
     std::array::from_fn(|c| (f32::from(a[c]) * (1.0 - f) + f32::from(b[c]) * f).round() as u8)
 }
 
-/// One axis of a chart.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Axis {
-    /// A linear scale from `min` to `max`.
-    Linear {
-        /// Value at the start (left or bottom).
-        min: f64,
-        /// Value at the end.
-        max: f64,
-    },
-    /// A logarithmic scale from `min` to `max` (both above 0), ticked at 1, 2 and 5 times
-    /// powers of ten, with `k` for thousands.
-    Log {
-        /// Value at the start.
-        min: f64,
-        /// Value at the end.
-        max: f64,
-    },
-    /// Equal cells, one per label, the first at the start. Labels marked major are placed
-    /// first; the others are shown wherever they do not overlap.
-    Categories(Vec<(String, bool)>),
-}
-
-impl Axis {
-    /// Ticks as (position from 0 at the start to 1 at the end, label).
-    fn ticks(&self, max_ticks: usize) -> Vec<(f64, String)> {
-        match self {
-            Axis::Linear { min, max } => linear_ticks(*min, *max, max_ticks),
-            Axis::Log { min, max } => log_ticks(*min, *max),
-            Axis::Categories(labels) => {
-                let n = labels.len().max(1) as f64;
-                labels
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (l, _))| ((i as f64 + 0.5) / n, l.clone()))
-                    .collect()
-            }
-        }
-    }
-
-    fn is_categories(&self) -> bool {
-        matches!(self, Axis::Categories(_))
-    }
-}
-
-fn linear_ticks(min: f64, max: f64, max_ticks: usize) -> Vec<(f64, String)> {
-    let span = max - min;
-    if !span.is_finite() || span <= 0.0 {
-        return vec![(0.0, format_number(min))];
-    }
-    let rough = span / max_ticks.max(2) as f64;
-    let power = 10f64.powf(rough.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * power)
-        .find(|&s| span / s <= max_ticks as f64)
-        .unwrap_or(10.0 * power);
-    let first = (min / step).ceil() as i64;
-    let last = (max / step + 1e-9).floor() as i64;
-    (first..=last)
-        .map(|i| {
-            let v = i as f64 * step;
-            ((v - min) / span, format_number(v))
-        })
-        .collect()
-}
-
-fn log_ticks(min: f64, max: f64) -> Vec<(f64, String)> {
-    if !(min > 0.0 && max > min) {
-        return Vec::new();
-    }
-    let span = (max / min).ln();
-    let mut ticks = Vec::new();
-    let mut decade = 10f64.powf(min.log10().floor());
-    while decade <= max {
-        for m in [1.0, 2.0, 5.0] {
-            let v = m * decade;
-            if v >= min * 0.999 && v <= max * 1.001 {
-                let label = if v >= 1000.0 {
-                    format!("{}k", format_number(v / 1000.0))
-                } else {
-                    format_number(v)
-                };
-                ticks.push(((v / min).ln() / span, label));
-            }
-        }
-        decade *= 10.0;
-    }
-    ticks
-}
-
-/// A number with no more decimals than it needs (up to 3).
-fn format_number(v: f64) -> String {
-    let mut s = format!("{v:.3}");
-    while s.contains('.') && (s.ends_with('0') || s.ends_with('.')) {
-        s.pop();
-    }
-    if s == "-0" { "0".into() } else { s }
-}
-
 /// A heat map chart: a grid of values drawn in colour, with axes, a title and a colour bar.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Heatmap {
@@ -286,6 +229,13 @@ pub struct Heatmap {
     pub colour_max: f32,
     /// The label of the colour bar, with its unit.
     pub colour_label: String,
+    /// Vertical grid lines at these positions of the horizontal axis (0 at the start, 1 at
+    /// the end), each on the column [`PlotArea::column_at`] gives.
+    pub x_grid: Vec<f64>,
+    /// Horizontal grid lines at these positions of the vertical axis (0 at the bottom, 1 at
+    /// the top), each on the row [`PlotArea::row_at`] gives, labelled (unless empty) to the
+    /// right of the plot.
+    pub y_grid: Vec<(f64, String)>,
 }
 
 /// Where a chart's plot area lies in its image, in pixels.
@@ -299,6 +249,27 @@ pub struct PlotArea {
     pub width: usize,
     /// Height.
     pub height: usize,
+}
+
+impl PlotArea {
+    /// The image column of position `p` of the horizontal axis (0 at the left edge, 1 at the
+    /// right): the first column whose left edge is at or after `p`, within the plot.
+    pub fn column_at(&self, p: f64) -> usize {
+        self.x + (at_or_after(p, self.width)).min(self.width - 1)
+    }
+
+    /// The image row of position `p` of the vertical axis (0 at the bottom edge, 1 at the
+    /// top): the lowest row whose bottom edge is at or above `p`, within the plot.
+    pub fn row_at(&self, p: f64) -> usize {
+        let from_bottom = at_or_after(p, self.height).min(self.height - 1);
+        self.y + self.height - 1 - from_bottom
+    }
+}
+
+/// The first of `n` pixels whose start is at or after `p` (0 to 1), forgiving rounding, so
+/// that `j / k` of `n` is `ceil(j n / k)` exactly.
+fn at_or_after(p: f64, n: usize) -> usize {
+    (p * n as f64 - 1e-9).ceil().max(0.0) as usize
 }
 
 /// Text size of every label.
@@ -325,7 +296,25 @@ impl Heatmap {
             .map(|(_, l)| text_width(l, SCALE))
             .max()
             .unwrap_or(0);
-        let right = 3 * PAD + BAR_WIDTH + TICK + PAD / 2 + widest_bar + PAD + text_height(SCALE);
+        let widest_grid = self
+            .y_grid
+            .iter()
+            .map(|(_, l)| text_width(l, SCALE))
+            .max()
+            .unwrap_or(0);
+        let grid_labels = if widest_grid > 0 {
+            widest_grid + PAD
+        } else {
+            0
+        };
+        let right = 3 * PAD
+            + grid_labels
+            + BAR_WIDTH
+            + TICK
+            + PAD / 2
+            + widest_bar
+            + PAD
+            + text_height(SCALE);
         let top = PAD + text_height(SCALE) + PAD;
         let bottom = TICK + PAD / 2 + text_height(SCALE) + PAD + text_height(SCALE) + PAD;
         PlotArea {
@@ -364,15 +353,42 @@ impl Heatmap {
             area.width as isize,
             area.height as isize,
         );
+        // Grid lines, under the frame.
+        for &p in &self.x_grid {
+            if p > 0.0 && p < 1.0 {
+                img.fill_rect(area.column_at(p) as isize, ay, 1, area.height, GRID);
+            }
+        }
+        let mut widest_grid = 0;
+        for (p, label) in &self.y_grid {
+            if *p > 0.0 && *p < 1.0 {
+                let y = area.row_at(*p) as isize;
+                img.fill_rect(ax, y, area.width, 1, GRID);
+                img.text(
+                    ax + aw + 1 + (PAD / 2) as isize,
+                    y - cap_height(SCALE) as isize / 2,
+                    label,
+                    SCALE,
+                    BLACK,
+                );
+            }
+            widest_grid = widest_grid.max(text_width(label, SCALE));
+        }
+
         // Frame.
         img.fill_rect(ax - 1, ay - 1, area.width + 2, 1, BLACK);
         img.fill_rect(ax - 1, ay + ah, area.width + 2, 1, BLACK);
         img.fill_rect(ax - 1, ay - 1, 1, area.height + 2, BLACK);
         img.fill_rect(ax + aw, ay - 1, 1, area.height + 2, BLACK);
 
-        // Title.
-        let tw = text_width(&self.title, SCALE) as isize;
-        img.text(ax + (aw - tw) / 2, PAD as isize, &self.title, SCALE, BLACK);
+        // Title, centred over the plot where it fits.
+        let title = fit_text(&self.title, width.saturating_sub(2 * PAD), SCALE);
+        let tw = text_width(&title, SCALE) as isize;
+        let tx = (ax + (aw - tw) / 2).clamp(
+            PAD as isize,
+            (width as isize - PAD as isize - tw).max(PAD as isize),
+        );
+        img.text(tx, PAD as isize, &title, SCALE, BLACK);
 
         // X ticks and label.
         let max_x_ticks = (area.width / 90).max(2);
@@ -430,7 +446,12 @@ impl Heatmap {
         );
 
         // Colour bar with its ticks and label.
-        let bx = ax + aw + 3 * PAD as isize;
+        let grid_labels = if widest_grid > 0 {
+            widest_grid + PAD
+        } else {
+            0
+        };
+        let bx = ax + aw + (3 * PAD + grid_labels) as isize;
         for row in 0..area.height {
             let t = 1.0 - row as f32 / (area.height - 1).max(1) as f32;
             img.fill_rect(bx, ay + row as isize, BAR_WIDTH, 1, viridis(t));
@@ -465,37 +486,6 @@ impl Heatmap {
     }
 }
 
-/// Which tick labels to draw so that none overlap: all on numeric axes; on category axes the
-/// major ones first, then the others where they fit. `extent` is a label's size along the
-/// axis.
-fn place_labels(
-    axis: &Axis,
-    ticks: &[(f64, String)],
-    length: usize,
-    extent: impl Fn(&str) -> usize,
-) -> Vec<bool> {
-    let Axis::Categories(labels) = axis else {
-        return vec![true; ticks.len()];
-    };
-    let mut taken: Vec<(f64, f64)> = Vec::new();
-    let mut placed = vec![false; ticks.len()];
-    for pass_major in [true, false] {
-        for (i, ((pos, label), (_, major))) in ticks.iter().zip(labels).enumerate() {
-            if *major != pass_major {
-                continue;
-            }
-            let centre = pos * length as f64;
-            let half = extent(label) as f64 / 2.0;
-            let (a, b) = (centre - half, centre + half);
-            if taken.iter().all(|&(x, y)| b <= x || a >= y) {
-                taken.push((a, b));
-                placed[i] = true;
-            }
-        }
-    }
-    placed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,32 +496,6 @@ mod tests {
         for c in text.chars() {
             assert!(font::has_glyph(c), "{c:?}");
         }
-    }
-
-    #[test]
-    fn linear_ticks_are_round_numbers() {
-        let t: Vec<String> = linear_ticks(0.0, 20.0, 8)
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect();
-        assert_eq!(t, ["0", "5", "10", "15", "20"]);
-        let t: Vec<String> = linear_ticks(-80.0, 0.0, 6)
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect();
-        assert_eq!(t, ["-80", "-60", "-40", "-20", "0"]);
-    }
-
-    #[test]
-    fn log_ticks_use_k_for_thousands() {
-        let t: Vec<String> = log_ticks(30.0, 22050.0)
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect();
-        assert_eq!(
-            t,
-            ["50", "100", "200", "500", "1k", "2k", "5k", "10k", "20k"]
-        );
     }
 
     #[test]
@@ -547,5 +511,89 @@ mod tests {
             }
         }
         assert!(img.pixels.contains(&BLACK));
+    }
+
+    #[test]
+    fn long_titles_keep_both_ends_of_the_name() {
+        let name = "a recording with a very long name, take 12.wav";
+        let title = fit_title(name, ": activations", 400);
+        assert!(text_width(&title, SCALE) <= 400 - 2 * PAD, "{title}");
+        assert!(
+            title.starts_with("a rec") && title.contains("..."),
+            "{title}"
+        );
+        assert!(title.ends_with("12.wav: activations"), "{title}");
+        assert_eq!(
+            fit_title("mix.wav", ": activations", 400),
+            "mix.wav: activations"
+        );
+    }
+
+    #[test]
+    fn grid_positions_fall_on_the_first_pixel_at_or_after_them() {
+        let area = PlotArea {
+            x: 10,
+            y: 20,
+            width: 100,
+            height: 50,
+        };
+        assert_eq!(area.column_at(0.0), 10);
+        assert_eq!(area.column_at(0.25), 35);
+        assert_eq!(area.column_at(0.251), 36);
+        assert_eq!(area.column_at(1.0), 109);
+        // Rows from the bottom: position 0 is the bottom row, 0.5 the 26th from the bottom.
+        assert_eq!(area.row_at(0.0), 69);
+        assert_eq!(area.row_at(0.5), 44);
+        assert_eq!(area.row_at(0.51), 43);
+        assert_eq!(area.row_at(1.0), 20);
+        // j / k lands exactly on ceil(j n / k), whatever the rounding of the division.
+        for k in 1..60usize {
+            for j in 0..k {
+                let expected = (j * 100).div_ceil(k);
+                assert_eq!(
+                    area.column_at(j as f64 / k as f64),
+                    10 + expected,
+                    "{j}/{k}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn grid_lines_cross_the_plot_with_their_labels_beside_it() {
+        let chart = Heatmap {
+            title: String::new(),
+            x: Axis::Linear { min: 0.0, max: 1.0 },
+            x_label: String::new(),
+            y: Axis::Linear { min: 0.0, max: 1.0 },
+            y_label: String::new(),
+            colour_min: 0.0,
+            colour_max: 1.0,
+            colour_label: String::new(),
+            x_grid: vec![0.25],
+            y_grid: vec![(0.5, "C4".into())],
+        };
+        let (width, height) = (400, 300);
+        let area = chart.plot_area(width, height);
+        let img = chart.render(width, height, &mut |_, _| 0.0);
+        let (gx, gy) = (area.column_at(0.25), area.row_at(0.5));
+        for y in area.y..area.y + area.height {
+            assert_eq!(img.pixel(gx, y), GRID, "column {gx}, row {y}");
+        }
+        for x in area.x..area.x + area.width {
+            assert_eq!(img.pixel(x, gy), GRID, "row {gy}, column {x}");
+        }
+        assert_eq!(img.pixel(gx - 1, area.y), viridis(0.0));
+        // The label, in black right of the frame, centred on the line.
+        let right = area.x + area.width + 1;
+        let ink: Vec<usize> = (area.y..area.y + area.height)
+            .filter(|&y| (right..right + 40).any(|x| img.pixel(x, y) == BLACK))
+            .collect();
+        let (top, bottom) = (ink[0], ink[ink.len() - 1]);
+        assert_eq!(bottom - top + 1, cap_height(SCALE));
+        assert!(
+            (top + bottom).abs_diff(2 * gy) <= 1,
+            "{top}..={bottom} around {gy}"
+        );
     }
 }
