@@ -13,7 +13,8 @@ pub struct Cli {
     /// Worker threads in all (default: the RAYON_NUM_THREADS variable, else one per core).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
-    /// Print only errors.
+    /// Print only errors and what a command exists to show (eval's table): no progress,
+    /// notes or warnings.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Also print the parameters and every file written.

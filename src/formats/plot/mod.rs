@@ -102,19 +102,9 @@ impl Image {
     pub fn text(&mut self, x: isize, y: isize, text: &str, scale: usize, colour: Rgb) {
         let mut pen = x;
         for c in text.chars() {
-            let glyph = font::glyph(c);
-            for (row, bits) in glyph.iter().enumerate() {
-                for col in 0..font::WIDTH {
-                    if bits & (1 << (font::WIDTH - 1 - col)) != 0 {
-                        self.fill_rect(
-                            pen + (col * scale) as isize,
-                            y + (row * scale) as isize,
-                            scale,
-                            scale,
-                            colour,
-                        );
-                    }
-                }
+            for (row, col) in glyph_pixels(c) {
+                let (px, py) = (pen + (col * scale) as isize, y + (row * scale) as isize);
+                self.fill_rect(px, py, scale, scale, colour);
             }
             pen += (font::ADVANCE * scale) as isize;
         }
@@ -125,23 +115,25 @@ impl Image {
     pub fn text_up(&mut self, x: isize, y: isize, text: &str, scale: usize, colour: Rgb) {
         let mut pen = y;
         for c in text.chars() {
-            let glyph = font::glyph(c);
-            for (row, bits) in glyph.iter().enumerate() {
-                for col in 0..font::WIDTH {
-                    if bits & (1 << (font::WIDTH - 1 - col)) != 0 {
-                        self.fill_rect(
-                            x + (row * scale) as isize,
-                            pen - ((col + 1) * scale) as isize,
-                            scale,
-                            scale,
-                            colour,
-                        );
-                    }
-                }
+            for (row, col) in glyph_pixels(c) {
+                let (px, py) = (
+                    x + (row * scale) as isize,
+                    pen - ((col + 1) * scale) as isize,
+                );
+                self.fill_rect(px, py, scale, scale, colour);
             }
             pen -= (font::ADVANCE * scale) as isize;
         }
     }
+}
+
+/// The (row, column) of every lit pixel of `c`'s glyph, rows from the top.
+fn glyph_pixels(c: char) -> impl Iterator<Item = (usize, usize)> {
+    font::glyph(c).iter().enumerate().flat_map(|(row, &bits)| {
+        (0..font::WIDTH)
+            .filter(move |col| bits & (1 << (font::WIDTH - 1 - col)) != 0)
+            .map(move |col| (row, col))
+    })
 }
 
 /// Width in pixels of `text` drawn at `scale`.
