@@ -390,6 +390,13 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
+    /// A fit whose activations all vanished: its stems would be silent and not add up to the
+    /// input (penalties far too strong for the recording, for example).
+    #[error(
+        "every activation of the factorisation vanished, so the stems would be silent and not \
+         add up to the input; lower the smoothness or sparsity penalty"
+    )]
+    Degenerate,
     /// References and estimates that cannot be evaluated together.
     #[error(transparent)]
     Eval(#[from] EvalError),

@@ -16,9 +16,12 @@ pub struct MergeArgs {
     /// The reports to merge.
     #[arg(required = true, value_name = "REPORT")]
     pub reports: Vec<PathBuf>,
-    /// The merged report to write (replaced if it exists).
+    /// The merged report to write.
     #[arg(short, long = "out", value_name = "FILE")]
     pub out: PathBuf,
+    /// Replace FILE if it exists (never one of the reports being merged).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Options of commands that take folders of files (`separate`, `inspect`).

@@ -16,6 +16,15 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     let stft = args.model.stft(None);
     let nmf = args.model.nmf(args.components, ModelDefaults::LEARN);
     let target = args.out.display().to_string();
+    let is_npz = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    if !is_npz {
+        return Err(Failure::usage(format!(
+            "-o {target}: template files are NumPy archives; name it NAME.npz"
+        )));
+    }
     if args.out.exists() && !args.force {
         return Err(Failure::failed(format!(
             "{target}: already exists; use --force to replace it"

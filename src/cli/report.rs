@@ -1,15 +1,27 @@
 //! `demix report merge`: one run report from the reports of shards or runs.
 
+use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::Output;
 use super::args::MergeArgs;
 use super::failure::Failure;
+use super::{Output, same_file};
 use demix::batch::{self, Report};
 
 /// `demix report merge`: one report from many, written atomically.
 pub(super) fn run_merge(args: &MergeArgs, out: &Output) -> Result<ExitCode, Failure> {
+    let target = args.out.display();
+    if args.reports.iter().any(|r| same_file(r, &args.out)) {
+        return Err(Failure::usage(format!(
+            "-o {target}: is one of the reports being merged; choose another file"
+        )));
+    }
+    if fs::symlink_metadata(&args.out).is_ok() && !args.force {
+        return Err(Failure::failed(format!(
+            "{target}: already exists; use --force to replace it"
+        )));
+    }
     let mut reports = Vec::new();
     for path in &args.reports {
         let report = Report::load(path).map_err(|e| Failure::failed(e.to_string()))?;

@@ -88,6 +88,16 @@ impl Nmf {
         self.cost_history.last().map_or(f64::NAN, |c| c.cost)
     }
 
+    /// The sum of every entry of the model `W H`, `Σ_k |W_k|₁ |H_k|₁`: compared with the sum of
+    /// the data, how much of it the model explains (0 when penalties silenced every
+    /// activation; NaN if a factor is not finite).
+    pub fn model_sum(&self) -> f64 {
+        let l1 = |x: ArrayView1<f32>| x.iter().map(|&a| f64::from(a)).sum::<f64>();
+        (0..self.w.ncols())
+            .map(|c| l1(self.w.column(c)) * l1(self.h.row(c)))
+            .sum()
+    }
+
     /// The energy of each component's model `W_k H_k`: `|W_k|² |H_k|²`.
     pub fn component_energies(&self) -> Vec<f64> {
         let squares = |x: ArrayView1<f32>| x.iter().map(|&a| f64::from(a).powi(2)).sum::<f64>();

@@ -6,7 +6,7 @@ use realfft::num_complex::Complex32;
 use super::render::{Separation, Spatial};
 use super::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, Separator};
 use crate::audio::Audio;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nmf::{self, Nmf, NmfParams, Progress};
 use crate::sources::{Source, group_components, named_sources, one_source_per_component, stack};
 use crate::spectral::spatial::CovarianceSum;
@@ -19,19 +19,30 @@ impl Separator {
     /// [`Error::NonFinite`](crate::Error::NonFinite) for NaN or infinite samples,
     /// [`Error::TooShort`](crate::Error::TooShort) for audio shorter than one frame,
     /// [`Error::TemplateMismatch`](crate::Error::TemplateMismatch) for templates learned at
-    /// another sample rate.
+    /// another sample rate, [`Error::Degenerate`](crate::Error::Degenerate) when every
+    /// activation of the fit vanished.
     pub fn analyze(&self, audio: &Audio, progress: &mut dyn FnMut(Progress)) -> Result<Separation> {
         let (params, stft) = (&self.params, &self.stft);
         check_usable(audio, stft.n_fft())?;
         for t in &params.templates {
             t.check_compatible(&params.stft, audio.sample_rate)?;
         }
-        let nmf = if stft.n_frames(audio.len()) <= params.max_frames {
+        let (nmf, data_sum) = if stft.n_frames(audio.len()) <= params.max_frames {
             let spectrogram = channel_summed_magnitude(stft, audio);
-            nmf::fit_with_progress(spectrogram.t(), &self.nmf, progress)?
+            let sum = spectrogram.iter().map(|&a| f64::from(a)).sum();
+            (
+                nmf::fit_with_progress(spectrogram.t(), &self.nmf, progress)?,
+                sum,
+            )
         } else {
             self.fit_long(audio, progress)?
         };
+        // The model must explain more than a millionth of the spectrogram's level, else its
+        // stems would be (nearly) silent and not add up to the input.
+        let explained = nmf.model_sum();
+        if explained.is_nan() || explained < 1e-6 * data_sum {
+            return Err(Error::Degenerate);
+        }
         let sources = if !params.templates.is_empty() {
             named_sources(&params.templates, params.nmf.components())
         } else if let Some(groups) = params.groups {
@@ -90,7 +101,8 @@ impl Separator {
     /// the templates on an evenly spaced sample of `max_frames` frames (32 stretches of the
     /// recording), then the activations of every frame, block by block of `max_frames`, with the
     /// templates fixed. Memory stays at a few spectrograms of `max_frames` frames plus H.
-    fn fit_long(&self, audio: &Audio, progress: &mut dyn FnMut(Progress)) -> Result<Nmf> {
+    /// Returns the fit and the sum of the spectrogram.
+    fn fit_long(&self, audio: &Audio, progress: &mut dyn FnMut(Progress)) -> Result<(Nmf, f64)> {
         const STRETCHES: usize = 32;
         let (stft, params, nmf_params) = (&self.stft, &self.params, &self.nmf);
         let frames = stft.n_frames(audio.len());
@@ -127,17 +139,19 @@ impl Separator {
             0
         };
         let mut h = Array2::<f32>::zeros((w.ncols(), frames));
-        let mut cost = 0.0;
+        let (mut cost, mut data_sum) = (0.0, 0.0);
         for start in (0..frames).step_by(max_frames) {
             let end = (start + max_frames).min(frames);
             let (lo, hi) = (start.saturating_sub(margin), (end + margin).min(frames));
             let v = channel_summed_magnitude_of(stft, audio, lo..hi);
+            let own = v.slice(s![start - lo..end - lo, ..]);
+            data_sum += own.iter().map(|&a| f64::from(a)).sum::<f64>();
             let block = nmf::fit(v.t(), &block_params)?;
             h.slice_mut(s![.., start..end])
                 .assign(&block.h.slice(s![.., start - lo..end - lo]));
             cost += block.final_cost();
         }
-        Ok(Nmf {
+        let nmf = Nmf {
             w,
             h,
             cost_history: vec![nmf::CostPoint {
@@ -146,6 +160,7 @@ impl Separator {
             }],
             iterations: template_iterations,
             converged,
-        })
+        };
+        Ok((nmf, data_sum))
     }
 }

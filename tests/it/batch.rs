@@ -586,6 +586,32 @@ fn shards_split_the_files_between_them_and_their_reports_merge() {
     let merged = read_report(&d.join("out/demix-report.json"));
     assert_eq!(merged["summary"]["total"], 10);
     assert_eq!(merged["merged_from"].as_array().unwrap().len(), 3);
+    // Nothing is replaced without --force, and never one of the reports being merged.
+    let shards: Vec<String> = (0..3)
+        .map(|i| format!("out/demix-report.shard-{i}-of-3.json"))
+        .collect();
+    let merge_into = |target: &str, extra: &[&str]| {
+        let mut args = vec!["report", "merge"];
+        args.extend(shards.iter().map(String::as_str));
+        args.extend(["-o", target]);
+        args.extend(extra);
+        demix(d, &args)
+    };
+    let before = fs::read(d.join("out/demix-report.json")).unwrap();
+    let again = merge_into("out/demix-report.json", &[]);
+    assert_exit(&again, 1);
+    assert!(
+        stderr(&again).contains("already exists; use --force"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(fs::read(d.join("out/demix-report.json")).unwrap(), before);
+    assert_exit(&merge_into("out/demix-report.json", &["--force"]), 0);
+    let shard0 = fs::read(d.join(&shards[0])).unwrap();
+    let onto_input = merge_into(&shards[0], &["--force"]);
+    assert_exit(&onto_input, 2);
+    assert!(stderr(&onto_input).contains("is one of the reports being merged"));
+    assert_eq!(fs::read(d.join(&shards[0])).unwrap(), shard0);
     // The merged report lets an unsharded rerun resume.
     fs::remove_file(d.join("in/bad.wav")).unwrap();
     let rerun = separate(d, &["in"], &[]);

@@ -271,6 +271,49 @@ fn a_hundred_thousand_components_are_refused_with_the_estimate_not_an_abort() {
 }
 
 #[test]
+fn penalties_that_silence_every_activation_are_an_error_not_silent_stems() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = demix(
+        dir.path(),
+        &[
+            "separate",
+            "x.wav",
+            "-o",
+            "out",
+            "--smoothness",
+            "1e30",
+            "--n-fft",
+            "256",
+        ],
+    );
+    assert_fails(&out, &["x.wav", "vanished", "smoothness"]);
+    assert_nothing_written(dir.path());
+}
+
+#[test]
+fn learn_refuses_an_output_that_is_not_an_npz_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = demix(dir.path(), &["learn", "x.wav", "-o", "t.wav"]);
+    assert_usage_error(&out, &["t.wav", "NAME.npz"]);
+    assert_eq!(files_in(dir.path()), ["x.wav"]);
+}
+
+#[test]
+fn free_components_without_a_source_are_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = demix(
+        dir.path(),
+        &["separate", "x.wav", "-o", "out", "--free", "2"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--source"));
+    assert_nothing_written(dir.path());
+}
+
+#[test]
 fn zero_components_is_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
