@@ -8,6 +8,10 @@ pub use write::{ClipReport, OutputFormat, WavStreamWriter, write_wav};
 
 use crate::error::{Error, Result};
 
+/// The highest sample rate accepted: 1 MHz, above every audio format in use (384 kHz and
+/// 768 kHz recordings included).
+pub const MAX_SAMPLE_RATE: u32 = 1_000_000;
+
 /// Decoded audio: one `Vec<f32>` per channel, all of the same length, full scale at ±1.0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audio {
@@ -22,7 +26,9 @@ impl Audio {
     /// all channels have the same length.
     ///
     /// # Errors
-    /// [`Error::NoAudio`] without channels, [`Error::RaggedChannels`] for unequal lengths.
+    /// [`Error::NoAudio`] without channels, [`Error::RaggedChannels`] for unequal lengths,
+    /// [`Error::Unsupported`] for a sample rate of 0 or above [`MAX_SAMPLE_RATE`] (or one whose
+    /// WAV byte rate would not fit its 32-bit field).
     ///
     /// ```
     /// let audio = demix::audio::Audio::new(8000, vec![vec![0.0; 100], vec![0.5; 100]])?;
@@ -31,6 +37,16 @@ impl Audio {
     /// ```
     pub fn new(sample_rate: u32, channels: Vec<Vec<f32>>) -> Result<Audio> {
         let expected = channels.first().ok_or(Error::NoAudio)?.len();
+        // What a WAV file can carry: its byte rate (rate × channels × 4 bytes for float
+        // output) is a 32-bit field.
+        let byte_rate = u64::from(sample_rate) * channels.len() as u64 * 4;
+        if sample_rate == 0 || sample_rate > MAX_SAMPLE_RATE || byte_rate > u64::from(u32::MAX) {
+            return Err(Error::Unsupported(format!(
+                "a sample rate of {sample_rate} Hz with {} channels; demix handles 1 to \
+                 {MAX_SAMPLE_RATE} Hz",
+                channels.len()
+            )));
+        }
         if let Some((channel, c)) = channels
             .iter()
             .enumerate()

@@ -314,6 +314,21 @@ fn free_components_without_a_source_are_a_usage_error() {
 }
 
 #[test]
+fn a_wav_claiming_four_gigahertz_is_refused_naming_the_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let path = dir.path().join("x.wav");
+    let mut bytes = fs::read(&path).unwrap();
+    // The fmt chunk's sample rate and byte rate.
+    bytes[24..28].copy_from_slice(&4_000_000_000u32.to_le_bytes());
+    bytes[28..32].copy_from_slice(&u32::MAX.to_le_bytes());
+    fs::write(&path, bytes).unwrap();
+    let out = separate(dir.path(), &["x.wav"], &[]);
+    assert_fails(&out, &["x.wav", "4000000000 Hz"]);
+    assert_nothing_written(dir.path());
+}
+
+#[test]
 fn zero_components_is_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
