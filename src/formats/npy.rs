@@ -312,18 +312,34 @@ pub fn write_npz<'a>(
     Ok(())
 }
 
+/// The largest member a `.npz` archive may declare (uncompressed): 1 GiB.
+pub const MAX_NPZ_MEMBER: u64 = 1 << 30;
+
 /// Reads every array of a `.npz` archive, by name (without `.npy`).
 ///
 /// # Errors
-/// [`NpyError::Zip`] for a file that is not a zip archive, [`NpyError::Format`] for members
-/// that are not supported arrays.
+/// [`NpyError::Zip`] for a file that is not a zip archive or a member whose CRC-32 does not
+/// match, [`NpyError::Format`] for members that are not supported arrays or declare more
+/// than [`MAX_NPZ_MEMBER`] bytes.
 pub fn read_npz(r: impl Read + Seek) -> Result<BTreeMap<String, NpyArray>, NpyError> {
     let mut zip = zip::ZipArchive::new(r).map_err(|e| NpyError::Zip(e.to_string()))?;
     let mut out = BTreeMap::new();
     for i in 0..zip.len() {
         let mut file = zip.by_index(i).map_err(|e| NpyError::Zip(e.to_string()))?;
         let name = file.name().trim_end_matches(".npy").to_string();
-        let array = read_npy(&mut file)?;
+        // Before inflating: a small archive may declare a huge member.
+        if file.size() > MAX_NPZ_MEMBER {
+            return Err(NpyError::Format(format!(
+                "member '{name}' declares {} bytes, more than the {MAX_NPZ_MEMBER} an archive \
+                 member may hold",
+                file.size()
+            )));
+        }
+        let mut member = (&mut file).take(MAX_NPZ_MEMBER);
+        let array = read_npy(&mut member)?;
+        // Reading to the end makes the archive check the member's CRC-32.
+        io::copy(&mut member, &mut io::sink())
+            .map_err(|e| NpyError::Zip(format!("member '{name}': {e}")))?;
         out.insert(name, array);
     }
     Ok(out)

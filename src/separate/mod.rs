@@ -83,6 +83,10 @@ impl SeparateParams {
     /// The first [`ParamError`] found.
     pub fn check(&self) -> Result<Separator, ParamError> {
         let stft = Stft::new(&self.stft)?;
+        // Before the templates are stacked: they must share this run's STFT settings.
+        for t in &self.templates {
+            t.check_stft(&self.stft)?;
+        }
         let nmf = self.nmf_params();
         nmf.check()?;
         if self.max_frames < 256 {
@@ -122,9 +126,6 @@ impl SeparateParams {
                     got: groups as f64,
                 });
             }
-        }
-        for t in &self.templates {
-            t.check_stft(&self.stft)?;
         }
         let mut names: Vec<&str> = self.templates.iter().map(|t| t.name.as_str()).collect();
         if !self.templates.is_empty() && self.nmf.components() > 0 {

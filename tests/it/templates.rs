@@ -617,3 +617,92 @@ fn learn_verbose_prints_its_iterations_and_costs() {
     let quiet = demix(&[&args[..], &["-o", &p("q.npz")]].concat());
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("iteration "));
 }
+
+/// A small template file made by `demix learn`'s library call, as bytes.
+fn template_bytes(dir: &std::path::Path, n_fft: usize, name: &str) -> std::path::PathBuf {
+    let (bass, _) = training_clips();
+    let audio = Audio::new(22_050, vec![bass]).unwrap();
+    let t = learn(
+        name,
+        &[audio],
+        &StftParams::new(n_fft),
+        &NmfParams::new(2).with_max_iter(20),
+        &mut |_| {},
+    )
+    .unwrap();
+    let path = dir.join(format!("{name}.npz"));
+    t.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn templates_of_different_frame_lengths_in_one_run_are_refused_naming_the_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = template_bytes(dir.path(), 1024, "low");
+    let b = template_bytes(dir.path(), 2048, "high");
+    let song = dir.path().join("song.wav");
+    write_wav(
+        &song,
+        &Audio::new(22_050, vec![vec![0.1; 22_050]]).unwrap(),
+        OutputFormat::Int16,
+    )
+    .unwrap();
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    let out = demix(&[
+        "separate",
+        &p(&song),
+        "--source",
+        &p(&a),
+        "--source",
+        &p(&b),
+        "-o",
+        &p(&dir.path().join("out")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'high'") && stderr.contains("n_fft 2048") && stderr.contains("1024"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_template_archive_with_a_bad_checksum_or_a_huge_declared_member_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = template_bytes(dir.path(), 512, "t");
+    let good = std::fs::read(&path).unwrap();
+    let find = |bytes: &[u8], sig: [u8; 4]| {
+        (0..bytes.len() - 4)
+            .filter(|&i| bytes[i..i + 4] == sig)
+            .collect::<Vec<_>>()
+    };
+    // A flipped byte inside the first member's compressed data: its CRC-32 no longer matches.
+    let local = find(&good, [0x50, 0x4b, 0x03, 0x04])[0];
+    let name_len = u16::from_le_bytes([good[local + 26], good[local + 27]]) as usize;
+    let extra_len = u16::from_le_bytes([good[local + 28], good[local + 29]]) as usize;
+    let data = local + 30 + name_len + extra_len;
+    let mut bad = good.clone();
+    bad[data + 200] ^= 0x55;
+    std::fs::write(&path, &bad).unwrap();
+    let err = Templates::load(&path).unwrap_err().to_string();
+    assert!(err.contains("invalid template file"), "{err}");
+    // Every member declaring 3.75 GiB of data (central directory and local headers; not
+    // 0xFFFFFFFF, which means "see the zip64 field").
+    let mut huge = good.clone();
+    for central in find(&good, [0x50, 0x4b, 0x01, 0x02]) {
+        huge[central + 24..central + 28].copy_from_slice(&0xF000_0000u32.to_le_bytes());
+    }
+    for local in find(&good, [0x50, 0x4b, 0x03, 0x04]) {
+        huge[local + 22..local + 26].copy_from_slice(&0xF000_0000u32.to_le_bytes());
+    }
+    std::fs::write(&path, &huge).unwrap();
+    let err = Templates::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("declares") && err.contains("more than"),
+        "{err}"
+    );
+    // The file as written loads.
+    std::fs::write(&path, &good).unwrap();
+    assert!(Templates::load(&path).is_ok());
+}
