@@ -1,13 +1,13 @@
 //! Finding the audio files of the inputs: files as given, folders walked recursively.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::glob::{Glob, selected};
-use super::{Item, Plan, Status, report_file_name};
+use super::{Item, Plan, Report, Status, report_file_name};
 
 /// File extensions (compared without regard to case) taken as audio when a folder is walked.
 ///
@@ -37,7 +37,9 @@ pub struct DiscoverOptions {
 /// bytes; it yields the files with an audio extension ([`AUDIO_EXTENSIONS`]) and the files
 /// without any extension whose first bytes are those of an audio format, that pass
 /// `options.globs`, each with outputs in `<path relative to the folder, without extension>`.
-/// Names starting with `.` are passed over, and so is `options.exclude`.
+/// Names starting with `.` are passed over, and so are `options.exclude` and the track folders
+/// that the run reports in it list (so that an output folder inside, or equal to, an input
+/// folder never feeds demix's own stems back in).
 ///
 /// Nothing here fails: what cannot be walked or read becomes an item with a problem (a
 /// failure, or a skip for a symbolic-link loop), and so does a file whose output folder is
@@ -55,10 +57,16 @@ pub struct DiscoverOptions {
 /// ```
 pub fn discover(inputs: &[PathBuf], options: &DiscoverOptions) -> Plan {
     let exclude = options.exclude.as_ref().and_then(|p| p.canonicalize().ok());
+    let own = exclude
+        .as_deref()
+        .map(own_track_folders)
+        .unwrap_or_default();
     let mut items = Vec::new();
     for input in inputs {
         match fs::metadata(input) {
-            Ok(meta) if meta.is_dir() => walk(input, options, exclude.as_deref(), &mut items),
+            Ok(meta) if meta.is_dir() => {
+                walk(input, options, exclude.as_deref(), &own, &mut items);
+            }
             Ok(meta) if meta.is_file() => items.push(Item::new(
                 input.clone(),
                 file_name(input),
@@ -75,7 +83,33 @@ pub fn discover(inputs: &[PathBuf], options: &DiscoverOptions) -> Plan {
     Plan { items }
 }
 
-fn walk(root: &Path, options: &DiscoverOptions, exclude: Option<&Path>, items: &mut Vec<Item>) {
+/// The track folders that the reports in the output folder `out` list (`demix-report.json`
+/// and the shards'): demix's own outputs, never inputs, even when `out` is an input folder.
+fn own_track_folders(out: &Path) -> HashSet<PathBuf> {
+    let Ok(read) = fs::read_dir(out) else {
+        return HashSet::new();
+    };
+    read.flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("demix-report") && name.ends_with(".json")
+        })
+        .filter_map(|path| Report::load(&path).ok())
+        .flat_map(|report| report.files)
+        .filter_map(|entry| entry.output)
+        .filter(|folder| !folder.as_path().as_os_str().is_empty())
+        .filter_map(|folder| out.join(folder.as_path()).canonicalize().ok())
+        .collect()
+}
+
+fn walk(
+    root: &Path,
+    options: &DiscoverOptions,
+    exclude: Option<&Path>,
+    own: &HashSet<PathBuf>,
+    items: &mut Vec<Item>,
+) {
     let walker = walkdir::WalkDir::new(root)
         .follow_links(true)
         .min_depth(1)
@@ -85,9 +119,12 @@ fn walk(root: &Path, options: &DiscoverOptions, exclude: Option<&Path>, items: &
             if entry.file_name().as_encoded_bytes().starts_with(b".") {
                 return false;
             }
-            if let Some(exclude) = exclude
-                && entry.file_type().is_dir()
-                && entry.path().canonicalize().is_ok_and(|p| p == exclude)
+            if entry.file_type().is_dir()
+                && (exclude.is_some() || !own.is_empty())
+                && entry
+                    .path()
+                    .canonicalize()
+                    .is_ok_and(|p| Some(p.as_path()) == exclude || own.contains(&p))
             {
                 return false;
             }

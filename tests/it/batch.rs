@@ -998,3 +998,29 @@ fn a_file_too_large_for_the_memory_limit_fails_alone_and_the_batch_goes_on() {
     assert!(d.join("out/short/source1.wav").is_file());
     assert!(!d.join("out/long").exists());
 }
+
+#[test]
+fn an_output_folder_that_is_the_input_folder_never_takes_its_own_stems_as_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_wav_input(d, "music/song.wav", 0);
+    let run = || {
+        let mut args = vec!["separate", "music", "-o", "music"];
+        args.extend(FAST);
+        demix(d, &args)
+    };
+    assert_exit(&run(), 0);
+    assert!(d.join("music/song/source1.wav").is_file());
+    // The second run finds the song complete and leaves the stems alone.
+    let again = run();
+    assert_exit(&again, 0);
+    assert!(
+        stdout(&again).contains("0 file(s) separated, 1 already complete"),
+        "{}{}",
+        stdout(&again),
+        stderr(&again)
+    );
+    assert!(!d.join("music/song/source1").exists());
+    let report = read_report(&d.join("music/demix-report.json"));
+    assert_eq!(report["files"].as_array().unwrap().len(), 1);
+}
