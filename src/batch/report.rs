@@ -33,7 +33,51 @@ pub fn report_file_name(shard: Option<super::Shard>) -> String {
     }
 }
 
-/// A run report.
+/// What is wrong with the shape of a report, in words: the first field that is not what
+/// demix writes there.
+fn shape_problem(value: &Value) -> Option<String> {
+    fn kind(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "true or false",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "a list",
+            Value::Object(_) => "an object",
+        }
+    }
+    let files = match value.get("files") {
+        None => return Some("it has no \"files\" list".into()),
+        Some(Value::Array(files)) => files,
+        Some(other) => return Some(format!("\"files\" is {}, not a list", kind(other))),
+    };
+    const STATUSES: [&str; 5] = ["ok", "failed", "interrupted", "pending", "skipped"];
+    for (i, entry) in files.iter().enumerate() {
+        let n = i + 1;
+        let Some(fields) = entry.as_object() else {
+            return Some(format!(
+                "entry {n} of \"files\" is {}, not an object",
+                kind(entry)
+            ));
+        };
+        if !fields.contains_key("input") {
+            return Some(format!("entry {n} of \"files\" has no \"input\""));
+        }
+        match fields.get("status").and_then(Value::as_str) {
+            Some(status) if STATUSES.contains(&status) => {}
+            Some(status) => {
+                return Some(format!(
+                    "entry {n} of \"files\" has status \"{status}\", not one of {}",
+                    STATUSES.join(", ")
+                ));
+            }
+            None => return Some(format!("entry {n} of \"files\" has no \"status\"")),
+        }
+    }
+    None
+}
+
+/// A run report./// A run report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Always [`FORMAT`].
@@ -294,7 +338,11 @@ impl Report {
             Some(other) => return Err(error(format!("format '{other}', expected '{FORMAT}'"))),
             None => return Err(error("not a demix report (no \"format\" field)".into())),
         }
-        serde_json::from_value(value).map_err(|e| error(e.to_string()))
+        if let Some(problem) = shape_problem(&value) {
+            return Err(error(problem));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| error(format!("not a report this version of demix can read ({e})")))
     }
 
     /// Writes the report to `path` atomically (to a temporary file renamed into place), with

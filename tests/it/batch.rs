@@ -1024,3 +1024,32 @@ fn an_output_folder_that_is_the_input_folder_never_takes_its_own_stems_as_inputs
     let report = read_report(&d.join("music/demix-report.json"));
     assert_eq!(report["files"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_report_of_the_wrong_shape_is_described_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases = [
+        (
+            r#"{"format": "demix-report/1", "files": 3}"#,
+            r#""files" is a number, not a list"#,
+        ),
+        (
+            r#"{"format": "demix-report/1", "files": [{"input": "a.wav", "status": "done"}]}"#,
+            r#"entry 1 of "files" has status "done", not one of ok, failed"#,
+        ),
+        (
+            r#"{"format": "demix-report/1", "files": [7]}"#,
+            r#"entry 1 of "files" is a number"#,
+        ),
+    ];
+    for (i, (text, words)) in cases.iter().enumerate() {
+        let name = format!("r{i}.json");
+        fs::write(d.join(&name), text).unwrap();
+        let out = demix(d, &["report", "merge", &name, "-o", "merged.json"]);
+        assert_exit(&out, 1);
+        assert!(stderr(&out).contains(words), "{}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1);
+    }
+    assert!(!d.join("merged.json").exists());
+}
