@@ -130,7 +130,7 @@ pub(crate) fn remove_stale_temps(dir: &Path, name: &OsStr) {
 }
 
 /// Whether a process with this id may be running (always, where that cannot be checked).
-fn process_may_exist(id: u32) -> bool {
+pub(crate) fn process_may_exist(id: u32) -> bool {
     if cfg!(target_os = "linux") {
         Path::new("/proc").join(id.to_string()).exists()
     } else {

@@ -22,6 +22,7 @@
 
 mod discover;
 mod glob;
+mod lock;
 mod report;
 mod run;
 mod shard;
@@ -60,6 +61,19 @@ pub enum BatchError {
         path: PathBuf,
         /// What went wrong.
         reason: String,
+    },
+    /// Another run is writing the same report.
+    #[error(
+        "{} is being written by another demix run{}; wait for it to end, or use another \
+         output folder or --shard",
+        report.display(),
+        holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The report.
+        report: PathBuf,
+        /// The process that holds its lock, when known.
+        holder: Option<u32>,
     },
     /// Writing the report or creating the output folder failed.
     #[error(transparent)]

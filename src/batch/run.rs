@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use super::lock::ReportLock;
 use super::report::timestamp;
 use super::{BatchError, FileEntry, Item, OutputFile, Plan, Report, ReportPath, Shard, Status};
 
@@ -249,6 +250,15 @@ where
     F: Fn(&Item, &JobContext<'_>) -> Result<JobOutput, String> + Sync,
 {
     let started = Instant::now();
+    // Held until the run ends: no other run writes this report meanwhile.
+    let _lock = match &options.report {
+        Some(path) => {
+            fs::create_dir_all(&options.out_dir)
+                .map_err(|e| BatchError::Write(crate::Error::write(&options.out_dir, e)))?;
+            Some(ReportLock::acquire(path)?)
+        }
+        None => None,
+    };
     let mut report = match &options.report {
         Some(path) if fs::symlink_metadata(path).is_ok() => {
             let mut old = Report::load(path)?;

@@ -1053,3 +1053,30 @@ fn a_report_of_the_wrong_shape_is_described_in_words() {
     }
     assert!(!d.join("merged.json").exists());
 }
+
+#[test]
+fn a_second_run_on_the_same_report_refuses_naming_the_first_and_a_dead_ones_lock_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_wav_input(d, "in/a.wav", 0);
+    write_wav_input(d, "in/b.wav", 1);
+    fs::create_dir_all(d.join("out")).unwrap();
+    let lock = d.join("out/.demix-report.json.lock");
+    // A live process holds the lock: this test's own.
+    let me = std::process::id();
+    fs::write(&lock, format!("{me}\n")).unwrap();
+    let out = separate(d, &["in"], &[]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains(&format!(
+            "being written by another demix run (process {me})"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.join("out/demix-report.json").exists() && !d.join("out/a").exists());
+    // A lock left by a process that is gone (killed) does not block the next run.
+    fs::write(&lock, "999999999\n").unwrap();
+    assert_exit(&separate(d, &["in"], &[]), 0);
+    assert!(d.join("out/a/source1.wav").is_file() && !lock.exists());
+}
