@@ -189,6 +189,10 @@ pub struct FileEntry {
     /// The files written, with their sizes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputFile>,
+    /// Scheduled by a run asked to replace existing outputs (`--force`) and not finished: a
+    /// rerun with the same parameters finishes the replacement without `--force`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
     /// What the job reports besides (for `separate`: iterations, final cost, ...).
     #[serde(flatten)]
     pub details: Map<String, Value>,
@@ -208,6 +212,7 @@ impl FileEntry {
             seconds: None,
             finished: None,
             outputs: Vec::new(),
+            replace: false,
             details: Map::new(),
         }
     }

@@ -130,12 +130,20 @@ pub struct JobContext<'a> {
     item: &'a Item,
     observer: &'a dyn Observer,
     cancel: &'a CancelFlag,
+    replace: bool,
 }
 
 /// The unwinding payload of [`JobContext::stop_if_cancelled`].
 struct Cancelled;
 
 impl JobContext<'_> {
+    /// Whether the job may replace this file's existing outputs: the run was asked to
+    /// (`RunOptions::force`), or a run asked to scheduled it with the same parameters and was
+    /// stopped before it finished.
+    pub fn replace(&self) -> bool {
+        self.replace
+    }
+
     /// Reports that `done` of `total` steps are done, with an optional message.
     pub fn progress(&self, done: u64, total: u64, message: Option<&str>) {
         self.observer.progress(self.item, done, total, message);
@@ -289,8 +297,9 @@ where
         ..RunSummary::default()
     };
 
-    // Each with why its previous outputs are not complete, if it has any.
-    let mut to_do: Vec<(&Item, Option<&str>)> = Vec::new();
+    // Each with why its previous outputs are not complete, if it has any, and whether they
+    // may be replaced.
+    let mut to_do: Vec<(&Item, Option<&str>, bool)> = Vec::new();
     let mut problems: Vec<(&Item, FileEntry)> = Vec::new();
     for item in &plan.items {
         let key = item.key().to_path_buf();
@@ -316,9 +325,14 @@ where
                 observer.complete(item);
                 continue;
             }
-            to_do.push((item, state.err().filter(|why| !why.is_empty())));
+            // A replacement that a stopped --force run left unfinished, with these parameters.
+            let unfinished = previous
+                .is_some_and(|p| p.replace && p.status != Status::Ok && p.params == options.params);
+            let replace = options.force || unfinished;
+            to_do.push((item, state.err().filter(|why| !why.is_empty()), replace));
             let mut entry = FileEntry::new(&item.input, item.output.as_deref(), Status::Pending);
             entry.params = options.params.clone();
+            entry.replace = replace;
             entry
         };
         upsert(&mut report, &mut index, entry);
@@ -385,10 +399,15 @@ where
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&(item, stale)) = to_do.get(i) else {
+                    let Some(&(item, stale, replace)) = to_do.get(i) else {
                         break;
                     };
-                    let mut entry = run_one(item, options, observer, &job, pool.as_ref(), &state);
+                    let job = Job {
+                        item,
+                        replace,
+                        run: &job,
+                    };
+                    let mut entry = run_one(&job, options, observer, pool.as_ref(), &state);
                     if let (Status::Failed, Some(error), Some(why)) =
                         (entry.status, &mut entry.error, stale)
                     {
@@ -461,20 +480,28 @@ fn upsert(report: &mut Report, index: &mut HashMap<PathBuf, usize>, entry: FileE
     }
 }
 
+/// One item to run, whether its outputs may be replaced, and the job that runs it.
+struct Job<'a, F> {
+    item: &'a Item,
+    replace: bool,
+    run: &'a F,
+}
+
 /// Runs the job for one item and turns whatever happens into its report entry.
 fn run_one<F>(
-    item: &Item,
+    job: &Job<'_, F>,
     options: &RunOptions,
     observer: &dyn Observer,
-    job: &F,
     pool: Option<&rayon::ThreadPool>,
     state: &Mutex<State>,
 ) -> FileEntry
 where
     F: Fn(&Item, &JobContext<'_>) -> Result<JobOutput, String> + Sync,
 {
+    let item = job.item;
     let mut entry = FileEntry::new(&item.input, item.output.as_deref(), Status::Failed);
     entry.params = options.params.clone();
+    entry.replace = job.replace;
     // The input as it is before the job reads it: a change during the job shows on a rerun.
     if let Some((size, modified)) = input_identity(&item.input) {
         entry.input_size = Some(size);
@@ -499,10 +526,11 @@ where
                 item,
                 observer,
                 cancel: &options.cancel,
+                replace: job.replace,
             };
             panic::catch_unwind(AssertUnwindSafe(|| match pool {
-                Some(pool) => pool.install(|| job(item, &ctx)),
-                None => job(item, &ctx),
+                Some(pool) => pool.install(|| (job.run)(item, &ctx)),
+                None => (job.run)(item, &ctx),
             }))
         }
     };
@@ -511,6 +539,7 @@ where
     match outcome {
         Ok(Ok(output)) => {
             entry.status = Status::Ok;
+            entry.replace = false;
             entry.outputs = output
                 .outputs
                 .iter()

@@ -252,7 +252,8 @@ fn run_inspect(
                 Some(name) => Some(folder.join(name)),
                 None => None,
             },
-            force: args.force,
+            // --force, or a replacement a stopped --force run left unfinished.
+            force: ctx.replace(),
         };
         let report = inspector
             .inspect_file(&item.input, &folder, &output, &mut job_progress(ctx))

@@ -14,7 +14,7 @@ use super::failure::Failure;
 use super::{Output, load_sources};
 use demix::audio::OutputFormat;
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
-use demix::separate::SeparateParams;
+use demix::separate::{OutputOptions, SeparateParams};
 
 /// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
 pub(super) fn run(
@@ -57,6 +57,11 @@ pub(super) fn run(
         let holder = match item.output.as_deref().and_then(Path::parent) {
             Some(parent) if !parent.as_os_str().is_empty() => args.out.join(parent),
             _ => args.out.clone(),
+        };
+        // --force, or a replacement a stopped --force run left unfinished.
+        let output = OutputOptions {
+            force: ctx.replace(),
+            ..output
         };
         let report = separator
             .separate_file(&item.input, &holder, &output, &mut job_progress(ctx))

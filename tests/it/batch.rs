@@ -1080,3 +1080,46 @@ fn a_second_run_on_the_same_report_refuses_naming_the_first_and_a_dead_ones_lock
     assert_exit(&separate(d, &["in"], &[]), 0);
     assert!(d.join("out/a/source1.wav").is_file() && !lock.exists());
 }
+
+#[test]
+fn a_rerun_without_force_finishes_what_a_stopped_force_run_was_replacing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_wav_input(d, "in/a.wav", 0);
+    write_wav_input(d, "in/b.wav", 1);
+    assert_exit(&separate(d, &["in"], &[]), 0);
+    // What a --force run killed while it worked on b leaves: a finished (ok), b pending with
+    // its replacement unfinished, b's old stems still in place.
+    let path = d.join("out/demix-report.json");
+    let mark = |replace: bool| {
+        let mut report = read_report(&path);
+        for f in report["files"].as_array_mut().unwrap() {
+            if f["output"] == "b" {
+                f["status"] = "pending".into();
+                f["outputs"] = serde_json::json!([]);
+                if replace {
+                    f["replace"] = true.into();
+                }
+            }
+        }
+        fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    };
+    // Without that mark (a run that was not asked to replace), b's stems are kept: an error.
+    mark(false);
+    let out = separate(d, &["in"], &[]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    // With it, the same command without --force redoes b and keeps a.
+    mark(true);
+    let out = separate(d, &["in"], &[]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("1 file(s) separated, 1 already complete"),
+        "{}",
+        stdout(&out)
+    );
+    let report = read_report(&path);
+    let b = entry(&report, "b");
+    assert_eq!(b["status"], "ok");
+    assert!(b.get("replace").is_none(), "{b}");
+}
