@@ -212,16 +212,21 @@ fn floor_of(workload: Workload) {
 
     let (mut t_block, mut t_big, mut t_x, mut t_dram, mut t_iter, mut t_fma) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
-    let mut t_tiled = vec![];
+    #[cfg_attr(not(feature = "bench-internals"), allow(unused_mut))] // filled only with it
+    let mut t_tiled: Vec<f64> = vec![];
     let mut fma_flops = 0.0;
     for _ in 0..ROUNDS {
         t_fma.push(time(|| fma_flops = fma_peak()));
         t_block.push(time(|| six_products(&x, &w, &g, &mut block_slots)));
         t_big.push(time(|| six_products(&x, &w, &g, &mut big_slots)));
-        let mut tiled = false;
-        let t = time(|| tiled = demix::nmf::k_wide_products(w.view(), g.view()));
-        if tiled {
-            t_tiled.push(t);
+        // demix's own kernels doing pure products: only with `--features bench-internals`.
+        #[cfg(feature = "bench-internals")]
+        {
+            let mut tiled = false;
+            let t = time(|| tiled = demix::nmf::k_wide_products(w.view(), g.view()));
+            if tiled {
+                t_tiled.push(t);
+            }
         }
         t_x.push(time(|| {
             black_box(stream_read(x_data, X_READS));

@@ -25,12 +25,12 @@ mod update;
 pub use memory::{available_memory, memory_estimate};
 pub use params::{Init, Loss, NmfParams};
 
-/// For the floor bench (`benches/nmf.rs`) only, not part of the API: the four products of an
+/// For the floor bench (`benches/nmf.rs`) only, behind the `bench-internals` feature: the four products of an
 /// Itakura–Saito iteration with K columns on one side (`termsᵀ G` twice and `terms W` twice,
 /// for W of bins × K and G of frames × K, standard layout) by demix's AVX-512 kernels
 /// (whatever `DEMIX_PORTABLE` says), blocks of frames in parallel, with each block's terms in
 /// cache as in an iteration. Returns false (and does nothing) on a CPU without AVX-512F.
-#[doc(hidden)]
+#[cfg(feature = "bench-internals")]
 pub fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>) -> bool {
     avx512::available() && {
         tiled::k_wide_products(w, g, 1e-2);

@@ -1,7 +1,7 @@
 //! The tiled path: Itakura–Saito and Kullback–Leibler passes on the register-tiled AVX-512
 //! kernels of [`super::avx512`], where the CPU has them.
 //!
-//! Model and terms are made in one kernel, a sub-block of [`SUB_BLOCK`] frames at a time so
+//! Model and terms are made in one kernel, a sub-block of `SUB_BLOCK` frames at a time so
 //! that the terms stay in L2 between the model and the products, and the H pass can also make
 //! the next W update's terms in the same sweep ([`Tiled::h_then_w_pass`]). The W terms do not
 //! include the cost: where it is wanted, the portable path ([`super::portable`]) makes it in a
@@ -13,9 +13,10 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::avx512::{self, Terms};
+#[cfg(feature = "bench-internals")]
+use super::blocks::SUB_BLOCK;
 use super::blocks::{
-    BLOCK, SUB_BLOCK, Slot, WTerms, add_into, block, block_slice, for_each_block, padded,
-    sub_blocks,
+    BLOCK, Slot, WTerms, add_into, block, block_slice, for_each_block, padded, sub_blocks,
 };
 use super::divergence::{Divergence, step32};
 
@@ -284,6 +285,7 @@ fn aligned(buf: &mut [f32]) -> &mut [f32] {
 /// See [`super::k_wide_products`]: the products of [`Tiled::w_products`] and
 /// [`Tiled::h_products`] alone, in blocks of [`BLOCK`] frames in parallel, each thread's
 /// sub-block of terms (made once, of value `term`) in cache as in an iteration.
+#[cfg(feature = "bench-internals")]
 pub(crate) fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>, term: f32) {
     let (frames, bins, k) = (g.nrows(), w.nrows(), w.ncols());
     let (w, g) = (
