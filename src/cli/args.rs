@@ -85,33 +85,6 @@ pub struct ModelArgs {
     pub floor: f32,
 }
 
-/// What a subcommand uses for the model options that are not given.
-#[derive(Debug, Clone, Copy)]
-pub struct ModelDefaults {
-    /// The divergence.
-    pub loss: Loss,
-    /// The initialisation.
-    pub init: Init,
-    /// Fits to keep the best of.
-    pub restarts: usize,
-}
-
-impl ModelDefaults {
-    /// `demix separate` and `demix inspect`: KL from NNDSVDA, one fit.
-    pub const SEPARATE: ModelDefaults = ModelDefaults {
-        loss: Loss::KullbackLeibler,
-        init: Init::Nndsvda,
-        restarts: 1,
-    };
-    /// `demix learn`: Itakura–Saito, the best of four random starts. On the development mixes
-    /// these templates separated better than KL ones or NNDSVDA starts (see the README).
-    pub const LEARN: ModelDefaults = ModelDefaults {
-        loss: Loss::ItakuraSaito,
-        init: Init::Random,
-        restarts: 4,
-    };
-}
-
 impl ModelArgs {
     /// The STFT settings asked for; `fallback` (from templates) fills what is not given.
     pub fn stft(&self, fallback: Option<StftParams>) -> StftParams {
@@ -134,22 +107,26 @@ impl ModelArgs {
         stft
     }
 
-    /// NMF parameters for `components` free components.
-    pub fn nmf(&self, components: usize, defaults: ModelDefaults) -> NmfParams {
+    /// The library's parameters `base` (its defaults for the subcommand) with the options
+    /// given on the command line.
+    pub fn nmf(&self, base: NmfParams) -> NmfParams {
         let init = match self.init {
             Some(InitArg::Nndsvda) => Init::Nndsvda,
             Some(InitArg::Random) => Init::Random,
-            None => defaults.init,
+            None => base.init(),
         };
-        NmfParams::new(components)
-            .with_loss(self.loss.unwrap_or(defaults.loss))
+        let (loss, restarts) = (
+            self.loss.unwrap_or(base.loss()),
+            self.restarts.unwrap_or(base.restarts()),
+        );
+        base.with_loss(loss)
             .with_max_iter(self.max_iter)
             .with_tol(self.tol)
             .with_seed(self.seed)
             .with_init(init)
             .with_sparsity(self.sparsity)
             .with_smoothness(self.smoothness)
-            .with_restarts(self.restarts.unwrap_or(defaults.restarts))
+            .with_restarts(restarts)
             .with_floor(self.floor)
             .with_max_memory(self.max_memory)
     }
@@ -246,7 +223,7 @@ pub struct LearnArgs {
     #[arg(
         short = 'k',
         long = "components",
-        default_value_t = 16,
+        default_value_t = demix::sources::DEFAULT_TEMPLATES,
         value_name = "K"
     )]
     pub components: usize,
@@ -309,22 +286,19 @@ impl SeparateArgs {
     /// (checked later, by the library).
     pub fn params(&self, templates: Vec<demix::sources::Templates>) -> SeparateParams {
         let fallback = templates.first().map(|t| t.stft_params());
-        // With learned templates, the loss they were fitted with.
-        let defaults = match templates.first() {
-            Some(t) => ModelDefaults {
-                loss: t.loss,
-                ..ModelDefaults::SEPARATE
-            },
-            None => ModelDefaults::SEPARATE,
-        };
         let components = if templates.is_empty() {
             self.components.unwrap_or(NmfParams::default().components())
         } else {
             self.free
         };
+        // With learned templates, the loss they were fitted with.
+        let base = match templates.first() {
+            Some(t) => NmfParams::new(components).with_loss(t.loss),
+            None => NmfParams::new(components),
+        };
         SeparateParams {
             stft: self.model.stft(fallback),
-            nmf: self.model.nmf(components, defaults),
+            nmf: self.model.nmf(base),
             mask_power: self.mask_power,
             templates,
             groups: self.groups,

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::Output;
-use super::args::{BatchArgs, ModelArgs, ModelDefaults};
+use super::args::{BatchArgs, ModelArgs};
 use super::batch::{
     Files, RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files,
     shortest, warn_clipped,
@@ -111,7 +111,7 @@ impl InspectArgs {
         });
         Ok(InspectParams {
             stft: self.model.stft(None),
-            nmf: self.model.nmf(k, ModelDefaults::SEPARATE),
+            nmf: self.model.nmf(NmfParams::new(k)),
             notes,
             mask_power: self.mask_power,
             transcribe: TranscribeParams::new()

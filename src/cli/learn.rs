@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::args::{LearnArgs, ModelDefaults};
+use super::args::LearnArgs;
 use super::failure::Failure;
 use super::{Output, same_file};
 
@@ -14,7 +14,9 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
             .map_or_else(|| "source".into(), |s| s.to_string_lossy().into_owned())
     });
     let stft = args.model.stft(None);
-    let nmf = args.model.nmf(args.components, ModelDefaults::LEARN);
+    let nmf = args
+        .model
+        .nmf(demix::sources::learn_params(args.components));
     let target = args.out.display().to_string();
     let is_npz = args
         .out
