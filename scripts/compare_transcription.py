@@ -142,7 +142,9 @@ def demix_transcribe(path, extra, binary=DEMIX):
         midi = os.path.join(tmp, "notes.mid")
         subprocess.run([binary, "-q", "inspect", path, "-o", os.path.join(tmp, "out"),
                         "--notes", "A0-C8", "--midi", midi] + extra, check=True)
-        w = np.load(os.path.join(tmp, "out", "W.npy"))
+        # One file is written into OUT/<file stem>/, as demix separate writes it.
+        stem = os.path.splitext(os.path.basename(path))[0]
+        w = np.load(os.path.join(tmp, "out", stem, "W.npy"))
         return read_midi_notes(midi), w
 
 
