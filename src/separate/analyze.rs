@@ -16,10 +16,10 @@ impl Separator {
     /// Fits the factorisation of `audio` and names its sources, ready to render.
     ///
     /// # Errors
-    /// [`Error::NonFinite`](crate::Error::NonFinite) for NaN or infinite samples,
-    /// [`Error::TooShort`](crate::Error::TooShort) for audio shorter than one frame,
-    /// [`Error::TemplateMismatch`](crate::Error::TemplateMismatch) for templates learned at
-    /// another sample rate, [`Error::Degenerate`](crate::Error::Degenerate) when every
+    /// [`Error::NonFinite`] for NaN or infinite samples,
+    /// [`Error::TooShort`] for audio shorter than one frame,
+    /// [`Error::TemplateMismatch`] for templates learned at
+    /// another sample rate, [`Error::Degenerate`] when every
     /// activation of the fit vanished.
     pub fn analyze(&self, audio: &Audio, progress: &mut dyn FnMut(Progress)) -> Result<Separation> {
         let (params, stft) = (&self.params, &self.stft);
