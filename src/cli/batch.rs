@@ -321,7 +321,7 @@ impl<'a> Display<'a> {
         self.overall.finish_and_clear();
     }
 
-    /// The output folder of an entry: OUT/<output>, or OUT itself for an empty output.
+    /// The output folder of an entry: OUT/<output> (OUT itself for an empty output).
     fn folder(&self, entry: &FileEntry) -> PathBuf {
         match &entry.output {
             Some(o) if !o.as_path().as_os_str().is_empty() => self.out_dir.join(o.as_path()),

@@ -24,9 +24,9 @@ use demix::nmf::NmfParams;
 
 pub(super) const INSPECT_EXAMPLE: &str = "\
 Examples:
-  demix inspect samples/mix.flac -k 4 -o out/mix
-  demix inspect piano.flac --notes A0-C8 --midi piano.mid -o out/piano
-    write CSV, .npy, components.json and PNG charts into the folder.
+  demix inspect samples/mix.flac -k 4 -o inspected
+  demix inspect piano.flac --notes A0-C8 --midi piano.mid -o inspected
+    write CSV, .npy, components.json and PNG charts into inspected/mix/ and inspected/piano/.
   demix inspect recordings/ --notes A0-C8 --midi notes.mid -o analysis
     inspects every audio file under recordings/ into analysis/<same path>/, each folder with
     its notes.mid, and writes analysis/demix-report.json; run it again to finish what an
@@ -38,9 +38,10 @@ pub struct InspectArgs {
     /// Audio files, or folders of them.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// Folder for the results. One file is written into OUT itself (created; it must not exist
-    /// unless --force); several files or a folder into OUT/<folder relative to the folder
-    /// given>/<file stem>/, with the report OUT/demix-report.json.
+    /// Folder for the results, laid out as demix separate lays out its stems: a file named here
+    /// into OUT/<file stem>/ (which must not exist unless --force), a file found in a folder
+    /// into OUT/<folder relative to the folder given>/<file stem>/, several files with the
+    /// report OUT/demix-report.json.
     #[arg(short, long = "out", value_name = "OUT")]
     pub out: PathBuf,
     /// Free NMF components [default: 4, or 0 added to the notes with --notes].
