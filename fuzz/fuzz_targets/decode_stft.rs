@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use demix::stft::{Stft, StftParams};
+use demix::spectral::{Stft, StftParams};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
