@@ -20,6 +20,8 @@ use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 
+use super::excerpt;
+
 /// One array of a `.npy` file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NpyArray {
@@ -269,7 +271,8 @@ pub fn read_npy(r: &mut impl Read) -> Result<NpyArray, NpyError> {
             ))
         }
         other => Err(NpyError::Format(format!(
-            "type '{other}' (supported: float32, float64, int32, int64, and scalar strings)"
+            "type '{}' (supported: float32, float64, int32, int64, and scalar strings)",
+            excerpt(other, 40)
         ))),
     }
 }
@@ -330,8 +333,9 @@ pub fn read_npz(r: impl Read + Seek) -> Result<BTreeMap<String, NpyArray>, NpyEr
         // Before inflating: a small archive may declare a huge member.
         if file.size() > MAX_NPZ_MEMBER {
             return Err(NpyError::Format(format!(
-                "member '{name}' declares {} bytes, more than the {MAX_NPZ_MEMBER} an archive \
+                "member '{}' declares {} bytes, more than the {MAX_NPZ_MEMBER} an archive \
                  member may hold",
+                excerpt(&name, 40),
                 file.size()
             )));
         }
@@ -339,7 +343,7 @@ pub fn read_npz(r: impl Read + Seek) -> Result<BTreeMap<String, NpyArray>, NpyEr
         let array = read_npy(&mut member)?;
         // Reading to the end makes the archive check the member's CRC-32.
         io::copy(&mut member, &mut io::sink())
-            .map_err(|e| NpyError::Zip(format!("member '{name}': {e}")))?;
+            .map_err(|e| NpyError::Zip(format!("member '{}': {e}", excerpt(&name, 40))))?;
         out.insert(name, array);
     }
     Ok(out)

@@ -12,6 +12,7 @@ use realfft::num_complex::Complex32;
 
 use crate::audio::Audio;
 use crate::error::{Error, Param, ParamError, Result};
+use crate::formats::excerpt;
 use crate::formats::npy::{self, NpyArray};
 use crate::nmf::{self, Init, Loss, NmfParams, Progress};
 use crate::spectral::{Stft, StftParams, Window, channel_summed_magnitude, check_usable, spatial};
@@ -153,11 +154,19 @@ impl Templates {
         let window = match arrays.get("window").and_then(NpyArray::as_str) {
             None | Some("hann") => Window::Hann,
             Some("hamming") => Window::Hamming,
-            Some(other) => return Err(bad(format!("unknown window '{other}'"))),
+            Some(other) => {
+                return Err(bad(format!("unknown window '{}'", excerpt(other, 40))));
+            }
         };
         let loss = match arrays.get("loss").and_then(NpyArray::as_str) {
             None => Loss::default(),
-            Some(text) => text.parse::<Loss>().map_err(|e| bad(e.to_string()))?,
+            // The file's text, made one line, in the message of an unknown loss.
+            Some(text) => text.parse::<Loss>().map_err(|e| match e {
+                ParamError::UnknownLoss(_) => {
+                    bad(ParamError::UnknownLoss(excerpt(text, 40)).to_string())
+                }
+                other => bad(other.to_string()),
+            })?,
         };
         let name = arrays
             .get("name")
