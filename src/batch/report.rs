@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::BatchError;
+use crate::formats::excerpt;
 
 /// The file name of the report of an unsharded run, in the output folder.
 pub const REPORT_FILE: &str = "demix-report.json";
@@ -67,7 +68,8 @@ fn shape_problem(value: &Value) -> Option<String> {
             Some(status) if STATUSES.contains(&status) => {}
             Some(status) => {
                 return Some(format!(
-                    "entry {n} of \"files\" has status \"{status}\", not one of {}",
+                    "entry {n} of \"files\" has status \"{}\", not one of {}",
+                    excerpt(status, 40),
                     STATUSES.join(", ")
                 ));
             }
@@ -340,14 +342,20 @@ impl Report {
             serde_json::from_slice(&bytes).map_err(|e| error(format!("not JSON: {e}")))?;
         match value.get("format").and_then(Value::as_str) {
             Some(FORMAT) => {}
-            Some(other) => return Err(error(format!("format '{other}', expected '{FORMAT}'"))),
+            Some(other) => {
+                let other = excerpt(other, 40);
+                return Err(error(format!("format '{other}', expected '{FORMAT}'")));
+            }
             None => return Err(error("not a demix report (no \"format\" field)".into())),
         }
         if let Some(problem) = shape_problem(&value) {
             return Err(error(problem));
         }
-        serde_json::from_value(value)
-            .map_err(|e| error(format!("not a report this version of demix can read ({e})")))
+        // serde's message may quote a value of the file, of any length.
+        serde_json::from_value(value).map_err(|e| {
+            let e = excerpt(&e.to_string(), 200);
+            error(format!("not a report this version of demix can read ({e})"))
+        })
     }
 
     /// Writes the report to `path` atomically (to a temporary file renamed into place), with
