@@ -134,7 +134,7 @@ fn bytes_of_another_kind_are_unsupported() {
 
 /// One seeded mutation of `valid`: flipped bits, overwritten bytes, a cut, an insertion, a
 /// 32-bit field set to an extreme, or several of them.
-fn mutate(valid: &[u8], rng: &mut TestRng) -> Vec<u8> {
+pub(crate) fn mutate(valid: &[u8], rng: &mut TestRng) -> Vec<u8> {
     let mut bytes = valid.to_vec();
     let rounds = 1 + rng.next_u64() % 3;
     for _ in 0..rounds {

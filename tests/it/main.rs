@@ -8,6 +8,8 @@ mod common;
 mod decode;
 mod eval;
 mod flac;
+mod fuzz_checks;
+mod fuzz_regressions;
 mod hostile;
 mod inspect;
 mod nmf;
