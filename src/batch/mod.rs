@@ -24,6 +24,7 @@ mod discover;
 mod glob;
 mod lock;
 mod report;
+mod resume;
 mod run;
 mod shard;
 

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use serde_json::{Map, Value};
 
 use super::lock::ReportLock;
 use super::report::timestamp;
+use super::resume::{incomplete, input_identity};
 use super::{BatchError, FileEntry, Item, OutputFile, Plan, Report, ReportPath, Shard, Status};
 
 /// A flag that asks a run to stop: no job starts once it is raised, and running jobs that
@@ -317,7 +318,9 @@ where
             entry
         } else {
             let state = match previous {
-                Some(p) if options.report.is_some() => incomplete(p, item, options),
+                Some(p) if options.report.is_some() => {
+                    incomplete(p, item, &options.params, &options.out_dir)
+                }
                 _ => Err(""),
             };
             if state.is_ok() && !options.force {
@@ -576,37 +579,5 @@ fn create_dirs(dir: &Path, state: &Mutex<State>) -> std::io::Result<()> {
         .unwrap_or_else(|e| e.into_inner())
         .created
         .extend(missing);
-    Ok(())
-}
-
-/// Size and modification time (nanoseconds since 1970) of a file.
-fn input_identity(path: &Path) -> Option<(u64, u64)> {
-    let meta = fs::metadata(path).ok()?;
-    let modified = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
-    Some((meta.len(), u64::try_from(modified.as_nanos()).ok()?))
-}
-
-/// Why the outputs `entry` lists for `item` are not complete for these options, if they are
-/// not; `Ok(())` when they are (see [`run`]).
-fn incomplete(entry: &FileEntry, item: &Item, options: &RunOptions) -> Result<(), &'static str> {
-    if entry.status != Status::Ok || entry.outputs.is_empty() {
-        return Err("");
-    }
-    if entry.params != options.params {
-        return Err("its existing outputs were made with other parameters");
-    }
-    let same_input = input_identity(&item.input).is_some_and(|(size, modified)| {
-        entry.input_size == Some(size) && entry.input_modified_ns == Some(modified)
-    });
-    if !same_input {
-        return Err("the input changed after its existing outputs were made");
-    }
-    let intact = entry.outputs.iter().all(|o| {
-        fs::metadata(options.out_dir.join(o.path.as_path()))
-            .is_ok_and(|m| m.is_file() && m.len() == o.bytes)
-    });
-    if !intact {
-        return Err("some of its existing outputs are missing or changed");
-    }
     Ok(())
 }
