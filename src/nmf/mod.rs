@@ -145,7 +145,7 @@ pub fn fit_with_progress(
     } else {
         params.restarts.max(1)
     };
-    let total = restarts * params.max_iter;
+    let total = restarts.saturating_mul(params.max_iter);
     let mut best: Option<Nmf> = None;
     for restart in 0..restarts {
         let attempt = if restart == 0 {
@@ -157,10 +157,10 @@ pub fn fit_with_progress(
                 .with_seed(params.seed.wrapping_add(restart as u64))
         };
         let mut factorization = Factorization::new(v, &attempt)?;
-        let offset = restart * params.max_iter;
+        let offset = restart.saturating_mul(params.max_iter);
         factorization.run(&mut |p| {
             progress(Progress {
-                iteration: offset + p.iteration,
+                iteration: offset.saturating_add(p.iteration),
                 max_iter: total,
                 cost: p.cost,
             })
@@ -259,7 +259,8 @@ impl Factorization {
             fixed,
             iteration: 0,
             // Room for every cost `run` records, so that its loop allocates nothing.
-            history: Vec::with_capacity(params.max_iter / params.cost_every.max(1) + 2),
+            // Room for the costs of a usual fit; a huge --iter grows it only as costs come.
+            history: Vec::with_capacity((params.max_iter / params.cost_every.max(1) + 2).min(4096)),
             converged: false,
         })
     }

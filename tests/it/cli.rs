@@ -236,6 +236,29 @@ fn a_huge_n_fft_is_refused_before_any_work() {
 }
 
 #[test]
+fn a_huge_iteration_limit_runs_until_the_fit_converges_instead_of_aborting() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let args = [
+        "separate",
+        "x.wav",
+        "-o",
+        "out",
+        "--n-fft",
+        "256",
+        "--iter",
+        "1000000000000000000",
+    ];
+    let out = demix(dir.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("converged after"));
+}
+
+#[test]
 fn a_hundred_thousand_components_are_refused_with_the_estimate_not_an_abort() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
