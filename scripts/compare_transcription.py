@@ -36,6 +36,7 @@ import soundfile as sf
 from sklearn.decomposition import non_negative_factorization
 
 N_FFT, HOP = 2048, 512
+FOOT_S = 0.025  # transcribe.rs's FOOT_S
 LOW, HIGH = 21, 108  # A0-C8
 DEMIX = os.path.join(os.path.dirname(__file__), "..", "target", "release", "demix")
 
@@ -86,7 +87,7 @@ def harmonic_templates(sr, decay=1.5, max_partials=40):
 
 
 def segments(h, global_peak, frame_s, onset=0.1, min_level=0.3, offset=0.5, reonset=1.5,
-             min_duration=0.05, foot=2, rise=2):
+             min_duration=0.05, foot_s=FOOT_S, rise=2, need_peak=True):
     """A copy of src/inspect/transcribe.rs: (start, end) frames where `h` sounds."""
     peak = h.max()
     on_level = max(onset * peak, min_level * global_peak)
@@ -94,7 +95,8 @@ def segments(h, global_peak, frame_s, onset=0.1, min_level=0.3, offset=0.5, reon
         return []
     off_level = offset * on_level
     min_frames = max(int(np.ceil(min_duration / frame_s)), 1)
-    out, start, last_end = [], None, 0
+    foot = int(np.floor(foot_s / frame_s + 0.5))
+    out, start, last_end, peaked = [], None, 0, False
 
     def push(s, e):
         if e - s >= min_frames:
@@ -106,15 +108,19 @@ def segments(h, global_peak, frame_s, onset=0.1, min_level=0.3, offset=0.5, reon
                 s = t
                 while s > last_end and t - s < foot and h[s - 1] < h[s]:
                     s -= 1
-                start = s
+                start, peaked = s, False
         elif v < off_level:
             push(start, t)
             last_end, start = t, None
-        elif reonset > 0 and t >= start + 2 * rise and v > reonset * h[t - rise]:
+        elif (reonset > 0 and (peaked or not need_peak) and t >= start + 2 * rise
+              and v > reonset * h[t - rise]):
             begin = min(range(t - rise, t + 1), key=lambda a: (h[a], -a))
             if begin > start:
                 push(start, begin)
                 last_end = start = begin
+                peaked = False
+        elif v < h[t - 1]:
+            peaked = True
     if start is not None:
         push(start, len(h))
     return out

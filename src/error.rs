@@ -65,6 +65,8 @@ pub enum Param {
     MinLevel,
     /// The re-onset factor of transcription.
     Reonset,
+    /// The least confidence of a transcribed note.
+    NoteConfidence,
     /// The shortest transcribed note.
     MinDuration,
     /// The MIDI file a command writes.
@@ -106,6 +108,7 @@ impl Param {
             Param::OffsetThreshold => "offset threshold",
             Param::MinLevel => "minimum level",
             Param::Reonset => "re-onset factor",
+            Param::NoteConfidence => "note confidence",
             Param::MinDuration => "minimum duration",
             Param::Midi => "MIDI file",
             Param::FilterLen => "filter length",

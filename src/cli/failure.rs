@@ -102,6 +102,7 @@ pub(super) fn flag(param: Param) -> &'static str {
         Param::OffsetThreshold => "--offset-threshold",
         Param::MinLevel => "--min-level",
         Param::Reonset => "--reonset",
+        Param::NoteConfidence => "--note-confidence",
         Param::MinDuration => "--min-duration",
         Param::Midi => "--midi",
         Param::FilterLen => "--filter-len",

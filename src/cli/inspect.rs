@@ -65,9 +65,14 @@ pub struct InspectArgs {
     /// A note starts where its activation reaches this fraction of its own peak...
     #[arg(long = "onset-threshold", default_value_t = TranscribeParams::default().onset(), value_name = "F")]
     pub onset: f32,
-    /// ...and this fraction of the loudest activation of all notes.
-    #[arg(long = "min-level", default_value_t = TranscribeParams::default().min_level(), value_name = "F")]
-    pub min_level: f32,
+    /// ...and this fraction of the loudest activation of all notes [default: 0.3, or 0.05
+    /// with --notes, where the note model judges each candidate].
+    #[arg(long = "min-level", value_name = "F")]
+    pub min_level: Option<f32>,
+    /// With --notes, keep a candidate note when the note model's confidence in it (0 to 1)
+    /// is at least this; 0 keeps every candidate above --min-level.
+    #[arg(long = "note-confidence", default_value_t = demix::inspect::DEFAULT_CONFIDENCE, value_name = "P", requires = "notes")]
+    pub note_confidence: f32,
     /// A note ends where its activation falls below this fraction of its onset level.
     #[arg(long = "offset-threshold", default_value_t = TranscribeParams::default().offset(), value_name = "F")]
     pub offset: f32,
@@ -110,17 +115,31 @@ impl InspectArgs {
         } else {
             NmfParams::default().components()
         });
+        let (stft, transcribe) = if notes.is_some() {
+            (
+                Some(demix::inspect::notes_stft()),
+                TranscribeParams::for_notes(),
+            )
+        } else {
+            (None, TranscribeParams::new())
+        };
+        let min_level = self.min_level.unwrap_or(transcribe.min_level());
+        // Note frames follow each file's sample rate unless the frames are given.
+        let scale_frames =
+            notes.is_some() && self.model.n_fft.is_none() && self.model.hop.is_none();
         Ok(InspectParams {
-            stft: self.model.stft(None),
+            stft: self.model.stft(stft),
             nmf: self.model.nmf(NmfParams::new(k)),
             notes,
             mask_power: self.mask_power,
-            transcribe: TranscribeParams::new()
+            transcribe: transcribe
                 .with_onset(self.onset)
-                .with_min_level(self.min_level)
+                .with_min_level(min_level)
+                .with_confidence(self.note_confidence)
                 .with_offset(self.offset)
                 .with_reonset(self.reonset)
                 .with_min_duration(self.min_duration),
+            scale_frames,
         })
     }
 
@@ -340,8 +359,10 @@ fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputF
         "floor": shortest(nmf.floor()),
         "n_fft": params.stft.n_fft(),
         "hop": params.stft.hop(),
+        "frames_follow_rate": params.scale_frames,
         "onset_threshold": shortest(args.onset),
-        "min_level": shortest(args.min_level),
+        "min_level": shortest(params.transcribe.min_level()),
+        "note_confidence": params.notes.as_ref().map(|_| shortest(params.transcribe.confidence())),
         "offset_threshold": shortest(args.offset),
         "reonset": shortest(args.reonset),
         "min_duration": args.min_duration,
