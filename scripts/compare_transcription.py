@@ -209,7 +209,10 @@ def main():
                 est, w_demix = demix_transcribe(path, ["--fixed-templates"] + extra, args.binary)
             else:
                 est, w_py = sklearn_transcribe(path)
-                diff = np.abs(w_demix - w_py).max() / w_py.max()
+                # The templates are compared when demix's frames are the peer's (for
+                # example with --demix-args="--n-fft 2048 --hop 512").
+                same = w_demix.shape == w_py.shape
+                diff = np.abs(w_demix - w_py).max() / w_py.max() if same else 0.0
                 if diff > 1e-3:
                     print(f"warning: {name}: templates differ by {diff:.2e} of their peak",
                           file=sys.stderr)

@@ -21,6 +21,7 @@ use demix::inspect::{
     InspectOutput, InspectParams, Inspector, NoteTemplates, OUTPUT_NAMES, TranscribeParams,
 };
 use demix::nmf::NmfParams;
+use demix::sources::Templates;
 
 pub(super) const INSPECT_EXAMPLE: &str = "\
 Examples:
@@ -52,6 +53,12 @@ pub struct InspectArgs {
     /// adapted for 30 more.
     #[arg(long, value_name = "LOW-HIGH")]
     pub notes: Option<String>,
+    /// Learned templates to transcribe with, held fixed: NAME=FILE.npz or FILE.npz (from
+    /// `demix learn`, e.g. on recordings of the instrument's notes). Each template is a
+    /// component named NAME1, NAME2, ... and its notes are those of its estimated pitch.
+    /// Repeatable; -k then adds free components.
+    #[arg(long = "source", value_name = "[NAME=]FILE", conflicts_with = "notes")]
+    pub source: Vec<String>,
     /// Hold the note templates fixed instead of adapting them.
     #[arg(long = "fixed-templates", requires = "notes")]
     pub fixed_templates: bool,
@@ -103,19 +110,23 @@ pub struct InspectArgs {
 
 impl InspectArgs {
     /// The library parameters these options ask for, or the error of a bad note range.
-    fn params(&self) -> Result<InspectParams, ParamError> {
+    fn params(&self, templates: Vec<Templates>) -> Result<InspectParams, ParamError> {
         let notes = self
             .notes
             .as_deref()
             .map(|r| r.parse::<NoteRange>())
             .transpose()?
             .map(|range| NoteTemplates::new(range).with_fixed(self.fixed_templates));
-        let k = self.components.unwrap_or(if notes.is_some() {
-            0
-        } else {
-            NmfParams::default().components()
-        });
-        let (stft, transcribe) = if notes.is_some() {
+        let k = self
+            .components
+            .unwrap_or(if notes.is_some() || !templates.is_empty() {
+                0
+            } else {
+                NmfParams::default().components()
+            });
+        let (stft, transcribe) = if let Some(first) = templates.first() {
+            (Some(first.stft_params()), TranscribeParams::new())
+        } else if notes.is_some() {
             (
                 Some(demix::inspect::notes_stft()),
                 TranscribeParams::for_notes(),
@@ -123,13 +134,18 @@ impl InspectArgs {
         } else {
             (None, TranscribeParams::new())
         };
+        // With learned templates, the loss they were fitted with.
+        let base = match templates.first() {
+            Some(t) => NmfParams::new(k).with_loss(t.loss),
+            None => NmfParams::new(k),
+        };
         let min_level = self.min_level.unwrap_or(transcribe.min_level());
         // Note frames follow each file's sample rate unless the frames are given.
         let scale_frames =
             notes.is_some() && self.model.n_fft.is_none() && self.model.hop.is_none();
         Ok(InspectParams {
             stft: self.model.stft(stft),
-            nmf: self.model.nmf(NmfParams::new(k)),
+            nmf: self.model.nmf(base),
             notes,
             mask_power: self.mask_power,
             transcribe: transcribe
@@ -139,6 +155,7 @@ impl InspectArgs {
                 .with_offset(self.offset)
                 .with_reonset(self.reonset)
                 .with_min_duration(self.min_duration),
+            templates,
             scale_frames,
         })
     }
@@ -157,7 +174,7 @@ pub(super) fn run(
     threads: Option<usize>,
     out: &Output,
 ) -> Result<ExitCode, Failure> {
-    let params = args.params()?;
+    let params = args.params(super::load_sources(&args.source)?)?;
     let inspector = params.check()?;
     let files = find_files(&args.inputs, &args.out, &args.batch)?;
     if files.is_batch
@@ -347,6 +364,7 @@ fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputF
     json!({
         "components": nmf.components(),
         "notes": params.notes.as_ref().map(|n| n.range.to_string()),
+        "sources": params.templates.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
         "fixed_templates": params.notes.as_ref().map(|n| n.fixed),
         "loss": nmf.loss().to_string(),
         "max_iter": nmf.max_iter(),

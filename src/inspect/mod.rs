@@ -12,6 +12,7 @@ mod charts;
 mod export;
 mod note_model;
 pub mod notes;
+mod params;
 mod pitch;
 mod transcribe;
 
@@ -19,189 +20,25 @@ pub use charts::{
     CHART_HEIGHT, CHART_WIDTH, NOTE_BOX, activations_chart, spectrogram_chart, templates_chart,
 };
 pub use export::{InspectOutput, InspectReport, OUTPUT_NAMES, inspect_file, midi_apart};
+pub use params::{InspectParams, Inspector, NOTES_N_FFT, NoteTemplates, notes_stft, scaled_stft};
 pub use pitch::{MIN_EXCESS_FRACTION, MIN_HARMONIC_FRACTION, PitchEstimate, estimate_pitch};
 pub use transcribe::{DEFAULT_CONFIDENCE, NOTES_MIN_LEVEL, TranscribeParams};
 
 use ndarray::{Array2, Axis};
 
 use crate::audio::Audio;
-use crate::error::{Param, ParamError, Result};
+use crate::error::Result;
 use crate::formats::midi::NoteEvent;
-use crate::nmf::{self, CostPoint, Nmf, NmfParams, Progress};
+use crate::nmf::{self, CostPoint, Nmf, Progress};
 use crate::separate::Separation;
 use crate::sources::{Source, sources_loudest_first};
-use crate::spectral::{Stft, StftParams, channel_summed_magnitude, check_usable};
-use notes::{HarmonicShape, NoteRange, harmonic_templates};
+use crate::spectral::{Stft, channel_summed_magnitude, check_usable};
+use notes::harmonic_templates;
 
 /// Lowest fundamental searched for in a template, in Hz (just below A0).
 pub const MIN_PITCH_HZ: f64 = 25.0;
 /// Highest fundamental searched for in a template, in Hz (just above C8).
 pub const MAX_PITCH_HZ: f64 = 4500.0;
-
-/// Frame length of note templates by default: 4096 points resolve neighbouring semitones
-/// down to the second octave at 44.1 kHz (on the corpus's tuning split, onset F 0.70 against
-/// 0.52 with 2048 points and 0.43 with 8192, with the thresholds of the time).
-pub const NOTES_N_FFT: usize = 4096;
-
-/// The STFT of note templates by default: [`NOTES_N_FFT`]-point frames and their default hop.
-pub fn notes_stft() -> StftParams {
-    StftParams::new(NOTES_N_FFT)
-}
-
-/// `stft` (meant for 44.1 kHz) scaled to `sample_rate`: frame length and hop times
-/// `sample_rate / 44100`, each rounded to a power of two.
-///
-/// ```
-/// use demix::inspect::{notes_stft, scaled_stft};
-/// assert_eq!(scaled_stft(&notes_stft(), 44_100).n_fft(), 4096);
-/// assert_eq!(scaled_stft(&notes_stft(), 22_050).n_fft(), 2048);
-/// assert_eq!(scaled_stft(&notes_stft(), 96_000).hop(), 2048);
-/// ```
-pub fn scaled_stft(stft: &StftParams, sample_rate: u32) -> StftParams {
-    let ratio = f64::from(sample_rate) / 44_100.0;
-    let scale = |n: usize| {
-        let exponent = (n as f64 * ratio).max(1.0).log2().round().clamp(0.0, 30.0);
-        1usize << (exponent as u32)
-    };
-    let n_fft = scale(stft.n_fft()).clamp(StftParams::MIN_N_FFT, StftParams::MAX_N_FFT);
-    StftParams::new(n_fft)
-        .with_hop(scale(stft.hop()).clamp(1, n_fft))
-        .with_window(stft.window())
-}
-
-/// One harmonic template per semitone of a note range, instead of free components.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NoteTemplates {
-    /// The notes, one template each.
-    pub range: NoteRange,
-    /// Hold the templates fixed and fit only the activations (default false: fit the
-    /// activations with the templates fixed, then adapt both for [`Self::adapt_iter`]
-    /// iterations, which keeps each template's zeros and so its harmonic comb).
-    pub fixed: bool,
-    /// How the partials are shaped (default [`HarmonicShape::default`]).
-    pub shape: HarmonicShape,
-    /// Iterations of adaptation after the fit with fixed templates (default 30).
-    pub adapt_iter: usize,
-}
-
-impl NoteTemplates {
-    /// Adapted templates for `range` with the default shape.
-    pub fn new(range: NoteRange) -> NoteTemplates {
-        NoteTemplates {
-            range,
-            fixed: false,
-            shape: HarmonicShape::default(),
-            adapt_iter: 30,
-        }
-    }
-
-    /// Holds the templates fixed (default false).
-    pub fn with_fixed(mut self, fixed: bool) -> Self {
-        self.fixed = fixed;
-        self
-    }
-}
-
-/// Settings of an inspection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InspectParams {
-    /// The STFT front end (default: 2048-point Hann frames, hop 512).
-    pub stft: StftParams,
-    /// The factorisation (default: 4 components, KL, 200 iterations, NNDSVDA). With note
-    /// templates, its components are free components added to the notes (usually 0), its
-    /// fixed templates and initial factors are replaced, and its restarts repeat the fit with
-    /// fixed templates (the adaptation then starts once from the best).
-    pub nmf: NmfParams,
-    /// Note templates instead of free components (default none).
-    pub notes: Option<NoteTemplates>,
-    /// Exponent of the soft masks of the per-component audio (default
-    /// [`DEFAULT_MASK_POWER`](crate::separate::DEFAULT_MASK_POWER)).
-    pub mask_power: f32,
-    /// Thresholds that decide when components are active and which notes they play.
-    pub transcribe: TranscribeParams,
-    /// Scale the frames to each recording's sample rate: `stft` is then for 44.1 kHz, and a
-    /// recording at rate `r` gets its frame length and hop times `r / 44100`, rounded to
-    /// powers of two (default false; true for note templates, whose frames then last about
-    /// 93 ms at any rate).
-    pub scale_frames: bool,
-}
-
-impl Default for InspectParams {
-    fn default() -> Self {
-        InspectParams {
-            stft: StftParams::default(),
-            nmf: NmfParams::new(4),
-            notes: None,
-            mask_power: crate::separate::DEFAULT_MASK_POWER,
-            transcribe: TranscribeParams::default(),
-            scale_frames: false,
-        }
-    }
-}
-
-impl InspectParams {
-    /// `k` free components, everything else default.
-    pub fn free(k: usize) -> InspectParams {
-        InspectParams {
-            nmf: NmfParams::new(k),
-            ..Default::default()
-        }
-    }
-
-    /// One adapted harmonic template per note of `range` and no free components, on
-    /// [`notes_stft`] frames, with [`TranscribeParams::for_notes`].
-    pub fn notes(range: NoteRange) -> InspectParams {
-        InspectParams {
-            stft: notes_stft(),
-            nmf: NmfParams::new(0),
-            notes: Some(NoteTemplates::new(range)),
-            transcribe: TranscribeParams::for_notes(),
-            scale_frames: true,
-            ..Default::default()
-        }
-    }
-
-    /// Checks every part once, into the [`Inspector`] that inspects recordings with them.
-    ///
-    /// # Errors
-    /// The first [`ParamError`] found.
-    pub fn check(&self) -> Result<Inspector, ParamError> {
-        self.stft.check()?;
-        match &self.notes {
-            None => self.nmf.check()?,
-            // Zero free components are fine here: the notes are components too.
-            Some(_) => self
-                .nmf
-                .clone()
-                .with_fixed_templates(Array2::zeros((1, 1)))
-                .check()?,
-        }
-        self.transcribe.check()?;
-        if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
-            return Err(ParamError::OutOfRange {
-                param: Param::MaskPower,
-                expected: "a finite number above 0",
-                got: f64::from(self.mask_power),
-            });
-        }
-        Ok(Inspector {
-            params: self.clone(),
-        })
-    }
-}
-
-/// Inspection parameters that passed [`InspectParams::check`]: cheap to clone for workers.
-#[derive(Debug, Clone)]
-pub struct Inspector {
-    params: InspectParams,
-}
-
-impl Inspector {
-    /// The parameters this inspector was checked from.
-    pub fn params(&self) -> &InspectParams {
-        &self.params
-    }
-}
 
 /// A stretch of time in which a component is active.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -427,7 +264,10 @@ fn inspect_checked(
     let v = spectrogram.t();
     let (mut nmf, template_notes) = match &params.notes {
         None => {
-            let nmf = nmf::fit_with_progress(v, &params.nmf, progress)?;
+            for t in &params.templates {
+                t.check_compatible(&stft_params, audio.sample_rate)?;
+            }
+            let nmf = nmf::fit_with_progress(v, &params.nmf_params(), progress)?;
             let k = nmf.w.ncols();
             (nmf, vec![None; k])
         }
@@ -476,7 +316,9 @@ fn inspect_checked(
     // Free components take the names `demix separate` gives the same components: source1 for
     // the loudest, and so on.
     let mut separate_names = vec![String::new(); k];
-    if params.notes.is_none() {
+    let learned = learned_names(&params.templates);
+    let added_free = params.notes.is_some() || !learned.is_empty();
+    if !added_free {
         let singles = (0..k).map(|c| vec![c]).collect();
         for source in sources_loudest_first(singles, &energies) {
             separate_names[source.components[0]] = source.name;
@@ -489,7 +331,8 @@ fn inspect_checked(
             let note = template_notes[c];
             let id = match note {
                 Some(m) => notes::note_name(m.into()),
-                None if params.notes.is_some() => {
+                None if c < learned.len() => learned[c].clone(),
+                None if added_free => {
                     free_count += 1;
                     format!("free{free_count}")
                 }
@@ -547,6 +390,18 @@ fn inspect_checked(
         mask_power: params.mask_power,
         notes_mode,
     })
+}
+
+/// The ids of the components of learned templates: the source's name and the template's
+/// number within it (`piano1`, ..., zero-padded from ten templates on: `piano01`).
+fn learned_names(templates: &[crate::sources::Templates]) -> Vec<String> {
+    templates
+        .iter()
+        .flat_map(|t| {
+            let width = t.len().to_string().len();
+            (1..=t.len()).map(move |i| format!("{}{i:0width$}", t.name))
+        })
+        .collect()
 }
 
 /// Fits activations to fixed note templates `w0` (plus any free components), then, unless

@@ -14,11 +14,11 @@ use demix::inspect::{InspectOutput, InspectParams, OUTPUT_NAMES, inspect, inspec
 
 use crate::common::{TestRng, assert_fails, assert_ok, assert_usage_error, demix};
 
-const RATE: u32 = 22_050;
+pub(crate) const RATE: u32 = 22_050;
 
 /// A plucked-string-like note: partials `n f0` with amplitudes `1/n` below 0.9 × Nyquist, a
 /// 5 ms attack, an exponential decay (time constant 0.6 s) and a 30 ms release.
-fn pluck(out: &mut [f32], f0: f64, onset: f64, duration: f64, gain: f64) {
+pub(crate) fn pluck(out: &mut [f32], f0: f64, onset: f64, duration: f64, gain: f64) {
     let rate = f64::from(RATE);
     let start = (onset * rate) as usize;
     let release = 0.03;
@@ -121,7 +121,11 @@ pub(crate) fn sequence_audio() -> Audio {
 /// Onset precision, recall and F-measure as mir_eval's `precision_recall_f1_overlap` with
 /// `offset_ratio=None`: a reference and an estimate match when their pitches are equal and
 /// their onsets within `tolerance`; the matching is a maximum bipartite matching.
-fn onset_f_measure(reference: &[(f64, u8)], estimate: &[(f64, u8)], tolerance: f64) -> f64 {
+pub(crate) fn onset_f_measure(
+    reference: &[(f64, u8)],
+    estimate: &[(f64, u8)],
+    tolerance: f64,
+) -> f64 {
     let edges: Vec<Vec<usize>> = reference
         .iter()
         .map(|&(t, p)| {

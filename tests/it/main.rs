@@ -12,6 +12,7 @@ mod fuzz_checks;
 mod fuzz_regressions;
 mod hostile;
 mod inspect;
+mod inspect_sources;
 mod nmf;
 mod separate;
 mod sklearn;

@@ -1,0 +1,234 @@
+//! The settings of an inspection, checked once into an [`Inspector`].
+
+use ndarray::Array2;
+
+use super::TranscribeParams;
+use super::notes::{HarmonicShape, NoteRange};
+use crate::error::{Param, ParamError};
+use crate::nmf::NmfParams;
+use crate::sources::Templates;
+use crate::spectral::StftParams;
+
+/// Frame length of note templates by default: 4096 points resolve neighbouring semitones
+/// down to the second octave at 44.1 kHz (on the corpus's tuning split, onset F 0.70 against
+/// 0.52 with 2048 points and 0.43 with 8192, with the thresholds of the time).
+pub const NOTES_N_FFT: usize = 4096;
+
+/// The STFT of note templates by default: [`NOTES_N_FFT`]-point frames and their default hop.
+pub fn notes_stft() -> StftParams {
+    StftParams::new(NOTES_N_FFT)
+}
+
+/// `stft` (meant for 44.1 kHz) scaled to `sample_rate`: frame length and hop times
+/// `sample_rate / 44100`, each rounded to a power of two.
+///
+/// ```
+/// use demix::inspect::{notes_stft, scaled_stft};
+/// assert_eq!(scaled_stft(&notes_stft(), 44_100).n_fft(), 4096);
+/// assert_eq!(scaled_stft(&notes_stft(), 22_050).n_fft(), 2048);
+/// assert_eq!(scaled_stft(&notes_stft(), 96_000).hop(), 2048);
+/// ```
+pub fn scaled_stft(stft: &StftParams, sample_rate: u32) -> StftParams {
+    let ratio = f64::from(sample_rate) / 44_100.0;
+    let scale = |n: usize| {
+        let exponent = (n as f64 * ratio).max(1.0).log2().round().clamp(0.0, 30.0);
+        1usize << (exponent as u32)
+    };
+    let n_fft = scale(stft.n_fft()).clamp(StftParams::MIN_N_FFT, StftParams::MAX_N_FFT);
+    StftParams::new(n_fft)
+        .with_hop(scale(stft.hop()).clamp(1, n_fft))
+        .with_window(stft.window())
+}
+
+/// One harmonic template per semitone of a note range, instead of free components.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoteTemplates {
+    /// The notes, one template each.
+    pub range: NoteRange,
+    /// Hold the templates fixed and fit only the activations (default false: fit the
+    /// activations with the templates fixed, then adapt both for [`Self::adapt_iter`]
+    /// iterations, which keeps each template's zeros and so its harmonic comb).
+    pub fixed: bool,
+    /// How the partials are shaped (default [`HarmonicShape::default`]).
+    pub shape: HarmonicShape,
+    /// Iterations of adaptation after the fit with fixed templates (default 30).
+    pub adapt_iter: usize,
+}
+
+impl NoteTemplates {
+    /// Adapted templates for `range` with the default shape.
+    pub fn new(range: NoteRange) -> NoteTemplates {
+        NoteTemplates {
+            range,
+            fixed: false,
+            shape: HarmonicShape::default(),
+            adapt_iter: 30,
+        }
+    }
+
+    /// Holds the templates fixed (default false).
+    pub fn with_fixed(mut self, fixed: bool) -> Self {
+        self.fixed = fixed;
+        self
+    }
+}
+
+/// Settings of an inspection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectParams {
+    /// The STFT front end (default: 2048-point Hann frames, hop 512).
+    pub stft: StftParams,
+    /// The factorisation (default: 4 components, KL, 200 iterations, NNDSVDA). With note
+    /// templates, its components are free components added to the notes (usually 0), its
+    /// fixed templates and initial factors are replaced, and its restarts repeat the fit with
+    /// fixed templates (the adaptation then starts once from the best).
+    pub nmf: NmfParams,
+    /// Note templates instead of free components (default none).
+    pub notes: Option<NoteTemplates>,
+    /// Exponent of the soft masks of the per-component audio (default
+    /// [`DEFAULT_MASK_POWER`](crate::separate::DEFAULT_MASK_POWER)).
+    pub mask_power: f32,
+    /// Thresholds that decide when components are active and which notes they play.
+    pub transcribe: TranscribeParams,
+    /// Learned templates held fixed, one source each, instead of free components (default
+    /// none); `nmf`'s components are then free components added to them. Each template is a
+    /// component, pitched by [`estimate_pitch`](super::estimate_pitch), so recordings of an
+    /// instrument's notes, learned with `demix learn`, transcribe that instrument.
+    pub templates: Vec<Templates>,
+    /// Scale the frames to each recording's sample rate: `stft` is then for 44.1 kHz, and a
+    /// recording at rate `r` gets its frame length and hop times `r / 44100`, rounded to
+    /// powers of two (default false; true for note templates, whose frames then last about
+    /// 93 ms at any rate).
+    pub scale_frames: bool,
+}
+
+impl Default for InspectParams {
+    fn default() -> Self {
+        InspectParams {
+            stft: StftParams::default(),
+            nmf: NmfParams::new(4),
+            notes: None,
+            mask_power: crate::separate::DEFAULT_MASK_POWER,
+            transcribe: TranscribeParams::default(),
+            templates: Vec::new(),
+            scale_frames: false,
+        }
+    }
+}
+
+impl InspectParams {
+    /// `k` free components, everything else default.
+    pub fn free(k: usize) -> InspectParams {
+        InspectParams {
+            nmf: NmfParams::new(k),
+            ..Default::default()
+        }
+    }
+
+    /// One adapted harmonic template per note of `range` and no free components, on
+    /// [`notes_stft`] frames, with [`TranscribeParams::for_notes`].
+    pub fn notes(range: NoteRange) -> InspectParams {
+        InspectParams {
+            stft: notes_stft(),
+            nmf: NmfParams::new(0),
+            notes: Some(NoteTemplates::new(range)),
+            transcribe: TranscribeParams::for_notes(),
+            scale_frames: true,
+            ..Default::default()
+        }
+    }
+
+    /// The learned `templates` held fixed, on the frames they were learned with, fitted with
+    /// their loss, and no free components.
+    pub fn sources(templates: Vec<Templates>) -> InspectParams {
+        let mut nmf = NmfParams::new(0);
+        if let Some(first) = templates.first() {
+            nmf = nmf.with_loss(first.loss);
+        }
+        InspectParams {
+            stft: templates
+                .first()
+                .map_or_else(StftParams::default, Templates::stft_params),
+            nmf,
+            templates,
+            ..Default::default()
+        }
+    }
+
+    /// The NMF parameters of the fit: the learned templates, if any, held fixed.
+    pub(super) fn nmf_params(&self) -> NmfParams {
+        if self.templates.is_empty() {
+            self.nmf.clone()
+        } else {
+            self.nmf
+                .clone()
+                .with_fixed_templates(crate::sources::stack(&self.templates))
+        }
+    }
+
+    /// Checks every part once, into the [`Inspector`] that inspects recordings with them.
+    ///
+    /// # Errors
+    /// The first [`ParamError`] found.
+    pub fn check(&self) -> Result<Inspector, ParamError> {
+        self.stft.check()?;
+        if !self.templates.is_empty() {
+            if self.notes.is_some() {
+                return Err(ParamError::Conflict {
+                    param: Param::Templates,
+                    message: "learned templates cannot be combined with note templates",
+                });
+            }
+            if self.scale_frames {
+                return Err(ParamError::Conflict {
+                    param: Param::Templates,
+                    message: "learned templates keep the frames they were learned with",
+                });
+            }
+            let mut names = Vec::new();
+            for t in &self.templates {
+                t.check_stft(&self.stft)?;
+                if names.contains(&&t.name) {
+                    return Err(ParamError::SourceName {
+                        name: t.name.clone(),
+                        reason: "is used for two sources",
+                    });
+                }
+                names.push(&t.name);
+            }
+        }
+        match &self.notes {
+            None => self.nmf_params().check()?,
+            // Zero free components are fine here: the notes are components too.
+            Some(_) => self
+                .nmf
+                .clone()
+                .with_fixed_templates(Array2::zeros((1, 1)))
+                .check()?,
+        }
+        self.transcribe.check()?;
+        if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
+            return Err(ParamError::OutOfRange {
+                param: Param::MaskPower,
+                expected: "a finite number above 0",
+                got: f64::from(self.mask_power),
+            });
+        }
+        Ok(Inspector {
+            params: self.clone(),
+        })
+    }
+}
+
+/// Inspection parameters that passed [`InspectParams::check`]: cheap to clone for workers.
+#[derive(Debug, Clone)]
+pub struct Inspector {
+    pub(super) params: InspectParams,
+}
+
+impl Inspector {
+    /// The parameters this inspector was checked from.
+    pub fn params(&self) -> &InspectParams {
+        &self.params
+    }
+}
