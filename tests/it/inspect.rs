@@ -10,7 +10,9 @@ use demix::audio::{Audio, OutputFormat, write_wav};
 use demix::formats::midi::{NoteEvent, read_midi};
 use demix::formats::npy::load_npy;
 use demix::inspect::notes::{hz_to_midi, midi_to_hz};
-use demix::inspect::{InspectOutput, InspectParams, OUTPUT_NAMES, inspect, inspect_file};
+use demix::inspect::{
+    InspectOutput, InspectParams, OUTPUT_NAMES, TranscribeParams, inspect, inspect_file,
+};
 
 use crate::common::{TestRng, assert_fails, assert_ok, assert_usage_error, demix};
 
@@ -546,6 +548,39 @@ fn notes_above_the_nyquist_frequency_are_rejected_naming_the_file() {
         &[&["-o", "out/deeper", "--notes", "A0-C8"], &FAST[..]].concat(),
         &["in.wav", "--notes", "C8", "Nyquist"],
     );
+}
+
+#[test]
+fn out_of_range_note_confidence_is_rejected() {
+    assert_rejected(
+        &["-o", "out", "--notes", "A3-A5", "--note-confidence", "1.5"],
+        &["--note-confidence", "1.5"],
+    );
+}
+
+#[test]
+fn the_note_model_drops_candidates_that_a_confidence_of_0_keeps() {
+    // Every candidate the thresholds find is a note at confidence 0; the model keeps a subset.
+    let audio = sequence_audio();
+    let all = InspectParams {
+        transcribe: TranscribeParams::for_notes().with_confidence(0.0),
+        ..InspectParams::notes("C3-C6".parse().unwrap())
+    };
+    let every = inspect(&audio, &all, &mut |_| {}).unwrap().notes();
+    let kept = inspect(
+        &audio,
+        &InspectParams::notes("C3-C6".parse().unwrap()),
+        &mut |_| {},
+    )
+    .unwrap()
+    .notes();
+    assert!(
+        kept.len() < every.len(),
+        "{} of {}",
+        kept.len(),
+        every.len()
+    );
+    assert!(kept.iter().all(|n| every.contains(n)), "{kept:#?}");
 }
 
 #[test]
