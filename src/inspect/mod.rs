@@ -256,7 +256,7 @@ fn inspect_checked(
     let stft_params = if params.scale_frames {
         scaled_stft(&params.stft, audio.sample_rate)
     } else {
-        params.stft.clone()
+        params.stft
     };
     let stft = Stft::new(&stft_params)?;
     check_usable(audio, stft.n_fft())?;

@@ -135,7 +135,7 @@ fn learned_templates_of_another_sample_rate_are_refused_naming_the_file() {
     learn_three_notes(d);
     let x = vec![0.1f32; 44_100];
     let audio = Audio::new(44_100, vec![x]).unwrap();
-    write_wav(&d.join("other.wav"), &audio, OutputFormat::Int16).unwrap();
+    write_wav(d.join("other.wav"), &audio, OutputFormat::Int16).unwrap();
     let out = demix(
         d,
         &["inspect", "other.wav", "--source", "notes.npz", "-o", "out"],
