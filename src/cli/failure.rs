@@ -98,6 +98,7 @@ pub(super) fn flag(param: Param) -> &'static str {
         Param::SourceName => "source name",
         Param::Examples => "inputs",
         Param::Notes => "--notes",
+        Param::HarmonicDecay => "--harmonic-decay",
         Param::OnsetThreshold => "--onset-threshold",
         Param::OffsetThreshold => "--offset-threshold",
         Param::MinLevel => "--min-level",

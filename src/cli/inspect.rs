@@ -59,6 +59,9 @@ pub struct InspectArgs {
     /// Repeatable; -k then adds free components.
     #[arg(long = "source", value_name = "[NAME=]FILE", conflicts_with = "notes")]
     pub source: Vec<String>,
+    /// Partial n of a note template starts with amplitude n^-D (0: all partials equal).
+    #[arg(long = "harmonic-decay", default_value_t = demix::inspect::notes::HarmonicShape::default().decay, value_name = "D", requires = "notes")]
+    pub harmonic_decay: f32,
     /// Hold the note templates fixed instead of adapting them.
     #[arg(long = "fixed-templates", requires = "notes")]
     pub fixed_templates: bool,
@@ -116,7 +119,11 @@ impl InspectArgs {
             .as_deref()
             .map(|r| r.parse::<NoteRange>())
             .transpose()?
-            .map(|range| NoteTemplates::new(range).with_fixed(self.fixed_templates));
+            .map(|range| {
+                let mut templates = NoteTemplates::new(range).with_fixed(self.fixed_templates);
+                templates.shape.decay = self.harmonic_decay;
+                templates
+            });
         let k = self
             .components
             .unwrap_or(if notes.is_some() || !templates.is_empty() {
@@ -366,6 +373,7 @@ fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputF
         "notes": params.notes.as_ref().map(|n| n.range.to_string()),
         "sources": params.templates.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
         "fixed_templates": params.notes.as_ref().map(|n| n.fixed),
+        "harmonic_decay": params.notes.as_ref().map(|n| shortest(n.shape.decay)),
         "loss": nmf.loss().to_string(),
         "max_iter": nmf.max_iter(),
         "tol": nmf.tol(),

@@ -225,6 +225,24 @@ impl Default for HarmonicShape {
 /// Harmonic templates, one column per note of `range`, shape `(n_fft / 2 + 1, notes)`, for
 /// magnitude spectrograms made with `stft` at `sample_rate`.
 ///
+impl HarmonicShape {
+    /// Checks the decay: finite and at least 0.
+    ///
+    /// # Errors
+    /// [`ParamError::OutOfRange`] naming the harmonic decay.
+    pub fn check(&self) -> Result<(), ParamError> {
+        if self.decay.is_finite() && self.decay >= 0.0 {
+            Ok(())
+        } else {
+            Err(ParamError::OutOfRange {
+                param: Param::HarmonicDecay,
+                expected: "a finite number of at least 0",
+                got: f64::from(self.decay),
+            })
+        }
+    }
+}
+
 /// Partial `n` of a note of frequency `f0` sits at `n f0` with amplitude `n^-decay`, and is
 /// drawn as the magnitude of the STFT window's transform around that frequency, over its main
 /// lobe only: every other bin is exactly zero. NMF's multiplicative updates keep zeros at
@@ -253,13 +271,7 @@ pub fn harmonic_templates(
     shape: &HarmonicShape,
 ) -> Result<Array2<f32>, ParamError> {
     stft.check()?;
-    if !(shape.decay.is_finite() && shape.decay >= 0.0) {
-        return Err(ParamError::OutOfRange {
-            param: Param::HarmonicDecay,
-            expected: "a finite number of at least 0",
-            got: f64::from(shape.decay),
-        });
-    }
+    shape.check()?;
     let n_fft = stft.n_fft();
     let nyquist = f64::from(sample_rate) / 2.0;
     let top = 0.95 * nyquist;

@@ -200,11 +200,13 @@ impl InspectParams {
         match &self.notes {
             None => self.nmf_params().check()?,
             // Zero free components are fine here: the notes are components too.
-            Some(_) => self
-                .nmf
-                .clone()
-                .with_fixed_templates(Array2::zeros((1, 1)))
-                .check()?,
+            Some(notes) => {
+                notes.shape.check()?;
+                self.nmf
+                    .clone()
+                    .with_fixed_templates(Array2::zeros((1, 1)))
+                    .check()?
+            }
         }
         self.transcribe.check()?;
         if !(self.mask_power.is_finite() && self.mask_power > 0.0) {

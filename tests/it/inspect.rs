@@ -551,6 +551,14 @@ fn notes_above_the_nyquist_frequency_are_rejected_naming_the_file() {
 }
 
 #[test]
+fn negative_harmonic_decay_is_rejected() {
+    assert_rejected(
+        &["-o", "out", "--notes", "A3-A5", "--harmonic-decay=-1"],
+        &["--harmonic-decay", "-1"],
+    );
+}
+
+#[test]
 fn out_of_range_note_confidence_is_rejected() {
     assert_rejected(
         &["-o", "out", "--notes", "A3-A5", "--note-confidence", "1.5"],
