@@ -6,7 +6,7 @@ worst onset F). Development only: not run by CI.
 
 The scikit-learn pipeline is demix's with scikit-learn doing the factorisation: the same
 STFT (centred 2048-point Hann frames, hop 512, channel magnitudes summed), the same fixed
-harmonic templates (one per semitone, partials n f0 with amplitude n^-1.5 drawn as the
+harmonic templates (one per semitone, partials n f0 with amplitude n^-1 drawn as the
 window's main lobe; checked against the templates demix writes with --fixed-templates),
 scikit-learn's KL multiplicative updates for the activations, and the same thresholds
 turning activations into notes (a Python copy of src/inspect/transcribe.rs).
@@ -62,7 +62,7 @@ def magnitude(path):
     return v.T.astype(np.float64), sr  # (bins, frames)
 
 
-def harmonic_templates(sr, decay=1.5, max_partials=40):
+def harmonic_templates(sr, decay=1.0, max_partials=40):
     """demix's notes::harmonic_templates for A0-C8, in numpy."""
     over = 64
     window = scipy.signal.get_window("hann", N_FFT, fftbins=True)

@@ -44,19 +44,19 @@ const FLOOR: f32 = 1e-4;
 /// Features per candidate.
 const FEATURES: usize = 10;
 
-// Fitted by scripts/fit_note_model.py on the tuning split (24 pieces, 13361 candidates).
-const INTERCEPT: f32 = 1.59962;
+// Fitted by scripts/fit_note_model.py on the tuning split (24 pieces, 11979 candidates).
+const INTERCEPT: f32 = 2.65849;
 const WEIGHTS: [f32; FEATURES] = [
-    0.865156,  // level
-    2.0879,    // concurrent
-    0.561796,  // local
-    -0.303547, // own
-    3.23563,   // sustain
-    -4.74983,  // pre
-    -0.468664, // neighbour
-    -0.209971, // below
-    0.424897,  // above
-    0.744802,  // duration
+    1.30781, // level
+    2.33716, // concurrent
+    0.47966, // local
+    -0.647297, // own
+    3.30493, // sustain
+    -5.35747, // pre
+    -0.248772, // neighbour
+    0.126529, // below
+    0.08598, // above
+    0.753211, // duration
 ];
 
 /// Frames in `seconds`, at least one.

@@ -206,7 +206,9 @@ impl fmt::Display for NoteRange {
 /// How harmonic note templates are shaped.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HarmonicShape {
-    /// Partial `n` has amplitude `n^-decay` (default 1.5).
+    /// Partial `n` has amplitude `n^-decay` (default 1; chosen on the corpus's tuning split
+    /// with the note model: onset F 0.894 against 0.887 for 1.25, 0.865 for 1.5, 0.829 for
+    /// 0.75 and 0.773 for 2).
     pub decay: f32,
     /// Most partials per note (default 40); partials above 95% of the Nyquist frequency are
     /// left out.
@@ -216,7 +218,7 @@ pub struct HarmonicShape {
 impl Default for HarmonicShape {
     fn default() -> Self {
         HarmonicShape {
-            decay: 1.5,
+            decay: 1.0,
             max_partials: 40,
         }
     }
