@@ -47,16 +47,16 @@ const FEATURES: usize = 10;
 // Fitted by scripts/fit_note_model.py on the tuning split (24 pieces, 11979 candidates).
 const INTERCEPT: f32 = 2.65849;
 const WEIGHTS: [f32; FEATURES] = [
-    1.30781, // level
-    2.33716, // concurrent
-    0.47966, // local
+    1.30781,   // level
+    2.33716,   // concurrent
+    0.47966,   // local
     -0.647297, // own
-    3.30493, // sustain
-    -5.35747, // pre
+    3.30493,   // sustain
+    -5.35747,  // pre
     -0.248772, // neighbour
-    0.126529, // below
-    0.08598, // above
-    0.753211, // duration
+    0.126529,  // below
+    0.08598,   // above
+    0.753211,  // duration
 ];
 
 /// Frames in `seconds`, at least one.

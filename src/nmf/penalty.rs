@@ -82,7 +82,7 @@ impl Penalties {
             let (c, a) = (sparsity * l1, 2.0 * smoothness * change * s_old);
             for (f, w) in w_col.iter_mut().enumerate() {
                 let r = step(div, den[[f, j]], num[[f, j]], c, a);
-                *w = (f64::from(*w) * r) as f32;
+                *w = super::divergence::flushed((f64::from(*w) * r) as f32);
             }
         }
     }

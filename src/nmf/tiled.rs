@@ -18,7 +18,7 @@ use super::blocks::SUB_BLOCK;
 use super::blocks::{
     BLOCK, Slot, WTerms, add_into, block, block_slice, for_each_block, padded, sub_blocks,
 };
-use super::divergence::{Divergence, step32};
+use super::divergence::{Divergence, flushed, step32};
 
 /// The tiled kernels' view of one pass: the loss's terms, the sizes, W and Wᵀ (see
 /// [`transpose_w`]).
@@ -102,7 +102,7 @@ impl<'a> Tiled<'a> {
                 (steps, w_sums)
             };
             for ((a, &n), &d) in g_row.iter_mut().zip(num).zip(den) {
-                *a *= step32(n, d, gamma);
+                *a = flushed(*a * step32(n, d, gamma));
             }
         }
     }

@@ -18,7 +18,7 @@ use ndarray::{Array1, Array2, Zip, s};
 
 use super::avx512;
 use super::blocks::{self, Slot, WTerms, add_into, block_slice, for_each_block, padded};
-use super::divergence::{Divergence, step, step32};
+use super::divergence::{Divergence, flushed, step, step32};
 use super::linalg::gemm;
 use super::penalty::Penalties;
 use super::portable::Portable;
@@ -240,7 +240,7 @@ impl Engine {
             Zip::from(w.slice_mut(s![.., fixed..]))
                 .and(&sums.num)
                 .and(&sums.den)
-                .for_each(|w, &n, &d| *w *= step(n, d, gamma));
+                .for_each(|w, &n, &d| *w = flushed(*w * step(n, d, gamma)));
         }
         if normalize {
             normalize_columns(w, g, fixed, &mut self.column_scales);
@@ -314,12 +314,14 @@ impl Engine {
                 let mut gb = g.slice_mut(s![r.clone(), ..]);
                 let (num, den) = slot.h_terms(div, r.len());
                 if penalties.any() {
-                    Zip::from(&mut gb).and(&num).for_each(|g, &step| *g *= step);
+                    Zip::from(&mut gb)
+                        .and(&num)
+                        .for_each(|g, &step| *g = flushed(*g * step));
                 } else {
                     Zip::from(&mut gb)
                         .and(&num)
                         .and(&den)
-                        .for_each(|g, &n, &d| *g *= step32(n, d, gamma));
+                        .for_each(|g, &n, &d| *g = flushed(*g * step32(n, d, gamma)));
                 }
             },
         );
