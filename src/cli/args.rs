@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use demix::audio::OutputFormat;
+use demix::audio::{Container, OutputFormat};
 use demix::batch::Shard;
 use demix::nmf::{Init, Loss, NmfParams};
 use demix::separate::{OutputOptions, SeparateParams};
@@ -189,12 +189,15 @@ pub struct SeparateArgs {
     /// Replace existing track folders, and redo files the report lists as complete.
     #[arg(long)]
     pub force: bool,
-    /// Write 24-bit WAV instead of 16-bit.
+    /// Write 24-bit samples instead of 16-bit.
     #[arg(long, conflicts_with = "float32")]
     pub int24: bool,
     /// Write 32-bit float WAV (never clips).
     #[arg(long)]
     pub float32: bool,
+    /// Write FLAC (<source>.flac, 16-bit, or 24-bit with --int24) instead of WAV.
+    #[arg(long, conflicts_with = "float32")]
+    pub flac: bool,
     #[command(flatten)]
     pub batch: BatchArgs,
 }
@@ -312,6 +315,11 @@ impl SeparateArgs {
     pub fn output(&self) -> OutputOptions {
         OutputOptions {
             format: wav_format(self.int24, self.float32),
+            container: if self.flac {
+                Container::Flac
+            } else {
+                Container::Wav
+            },
             force: self.force,
         }
     }

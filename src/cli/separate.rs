@@ -12,7 +12,7 @@ use super::batch::{
 };
 use super::failure::Failure;
 use super::{Output, load_sources};
-use demix::audio::OutputFormat;
+use demix::audio::{Container, OutputFormat};
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
 use demix::separate::{OutputOptions, SeparateParams};
 
@@ -48,7 +48,7 @@ pub(super) fn run(
         batch: &args.batch,
         threads,
         force: output.force,
-        params: params_json(args, &params, output.format),
+        params: params_json(args, &params, &output),
     };
     let show = |name: &str, entry: &FileEntry, folder: &Path| {
         show_separated(out, &args.out, output.format, name, entry, folder);
@@ -122,9 +122,10 @@ fn show_separated(
 
 /// The parameters recorded per file: a file is complete only for the same ones. Learned
 /// templates are recorded by their `--source` arguments (names and files), not their contents.
-fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputFormat) -> Value {
+fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOptions) -> Value {
     let nmf = &params.nmf;
-    json!({
+    let format = output.format;
+    let mut value = json!({
         "components": nmf.components(),
         "sources": args.source,
         "free": args.free,
@@ -144,5 +145,11 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputForma
         "hop": params.stft.hop(),
         "mask_power": args.mask_power.map(shortest),
         "format": format!("{format:?}").to_lowercase(),
-    })
+    });
+    // Recorded only for FLAC, so that the reports of WAV runs made before FLAC existed still
+    // describe the same parameters.
+    if output.container == Container::Flac {
+        value["container"] = json!("flac");
+    }
+    value
 }

@@ -386,7 +386,11 @@ fn write_all(
         let audio_dir = dir.join("audio");
         fs::create_dir(&audio_dir).map_err(|e| Error::write(&audio_dir, e))?;
         let separation = inspection.separation();
-        let clips = write_stems(&separation, audio, &audio_dir, format)?;
+        let output = crate::separate::OutputOptions {
+            format,
+            ..Default::default()
+        };
+        let clips = write_stems(&separation, audio, &audio_dir, &output)?;
         for (source, clip) in separation.sources.iter().zip(clips) {
             let path = audio_dir.join(format!("{}.wav", source.name));
             if clip.clipped > 0 {

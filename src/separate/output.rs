@@ -6,15 +6,20 @@ use std::path::{Path, PathBuf};
 use super::render::Separation;
 use super::{SeparateParams, Separator};
 use crate::atomic::{self, check_destination, move_into_place};
-use crate::audio::{self, Audio, ClipReport, OutputFormat, WavStreamWriter};
-use crate::error::Result;
+use crate::audio::{
+    self, Audio, ClipReport, Container, OutputFormat, StemWriter, WAV_MAX_BYTES, check_flac,
+    wav_size,
+};
+use crate::error::{Error, Result};
 use crate::nmf::Progress;
 
 /// How stems are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutputOptions {
-    /// Sample format of the WAV files (default 16-bit).
+    /// Sample format of the files (default 16-bit).
     pub format: OutputFormat,
+    /// WAV or FLAC files (default WAV).
+    pub container: Container,
     /// Replace an existing track folder (default no).
     pub force: bool,
 }
@@ -41,13 +46,17 @@ pub struct TrackReport {
 pub struct StemReport {
     /// Source name.
     pub name: String,
-    /// The WAV file.
+    /// The WAV or FLAC file.
     pub path: PathBuf,
     /// Samples limited to full scale in integer output.
     pub clip: ClipReport,
 }
 
-/// Separates the audio file `input` into `out_dir/<input file stem>/<source>.wav`.
+/// Separates the audio file `input` into `out_dir/<input file stem>/<source>.wav` (or `.flac`).
+///
+/// A stem that would pass the 4 GiB limit of a WAV file is refused before the work starts
+/// ([`Error::WavTooLarge`](crate::Error::WavTooLarge)), and so is a layout FLAC cannot hold
+/// ([`Error::OutputFormat`](crate::Error::OutputFormat)).
 ///
 /// The stems are written into a temporary folder next to the track folder, which is renamed
 /// into place when every file is complete: a failure leaves no partial output. An existing
@@ -99,12 +108,18 @@ impl Separator {
         check_destination(input, &track_dir, output.force)?;
 
         let audio = audio::read_audio(input)?;
+        check_output(
+            output,
+            audio.len() as u64,
+            audio.num_channels(),
+            audio.sample_rate,
+        )?;
 
         // The output folders are made before the long computation, so that an unwritable
         // destination fails at once; they are removed again if anything fails.
         let staging = atomic::Staging::new(out_dir, &stem)?;
         let separation = self.analyze(&audio, progress)?;
-        let clips = write_stems(&separation, &audio, &staging.tmp_dir, output.format)?;
+        let clips = write_stems(&separation, &audio, &staging.tmp_dir, output)?;
         check_destination(input, &track_dir, output.force)?;
         move_into_place(&staging.tmp_dir, &track_dir, &stem)?;
         staging.finish();
@@ -115,7 +130,11 @@ impl Separator {
                 .zip(clips)
                 .map(|(source, clip)| StemReport {
                     name: source.name.clone(),
-                    path: track_dir.join(format!("{}.wav", source.name)),
+                    path: track_dir.join(format!(
+                        "{}.{}",
+                        source.name,
+                        output.container.extension()
+                    )),
                     clip,
                 })
                 .collect(),
@@ -128,26 +147,50 @@ impl Separator {
     }
 }
 
-/// Writes one WAV file per source of `separation` into `dir` (`<source name>.wav`), rendered
-/// block by block; returns what each had to clip.
+/// Whether stems of `frames` frames of `channels` channels at `sample_rate` can be written as
+/// `output` asks: a WAV file holds at most 4 GiB, FLAC at most 8 channels of integers.
+///
+/// # Errors
+/// [`Error::WavTooLarge`] and [`Error::OutputFormat`].
+pub fn check_output(
+    output: &OutputOptions,
+    frames: u64,
+    channels: usize,
+    sample_rate: u32,
+) -> Result<()> {
+    match output.container {
+        Container::Flac => check_flac(channels, sample_rate, output.format),
+        Container::Wav => {
+            let bytes = wav_size(frames, channels, output.format);
+            if bytes > WAV_MAX_BYTES {
+                return Err(Error::WavTooLarge { bytes });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes one file per source of `separation` into `dir` (`<source name>.wav` or `.flac`),
+/// rendered block by block; returns what each had to clip.
 pub(crate) fn write_stems(
     separation: &Separation,
     audio: &Audio,
     dir: &Path,
-    format: OutputFormat,
+    output: &OutputOptions,
 ) -> Result<Vec<ClipReport>> {
     let mut writers = separation
         .sources
         .iter()
         .map(|s| {
-            WavStreamWriter::create(
-                dir.join(format!("{}.wav", s.name)),
+            StemWriter::create(
+                dir.join(format!("{}.{}", s.name, output.container.extension())),
                 audio.num_channels(),
                 audio.sample_rate,
-                format,
+                output.format,
+                output.container,
             )
         })
         .collect::<Result<Vec<_>>>()?;
     separation.render(audio, &mut writers)?;
-    writers.into_iter().map(WavStreamWriter::finish).collect()
+    writers.into_iter().map(StemWriter::finish).collect()
 }

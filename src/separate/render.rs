@@ -5,7 +5,7 @@ use ndarray::{Array2, Array3, ArrayViewMut2};
 use rayon::prelude::*;
 use realfft::num_complex::{Complex32, Complex64};
 
-use crate::audio::{Audio, WavStreamWriter};
+use crate::audio::{Audio, StemWriter, WavStreamWriter};
 use crate::error::Result;
 use crate::nmf::Nmf;
 use crate::sources::Source;
@@ -43,6 +43,12 @@ pub trait StemSink: Send {
 }
 
 impl StemSink for WavStreamWriter {
+    fn write_block(&mut self, block: &[&[f32]]) -> Result<()> {
+        self.write(block)
+    }
+}
+
+impl StemSink for StemWriter {
     fn write_block(&mut self, block: &[&[f32]]) -> Result<()> {
         self.write(block)
     }

@@ -16,6 +16,7 @@ mod nmf;
 mod separate;
 mod sklearn;
 mod stft;
+mod stream;
 mod templates;
 
 #[global_allocator]
