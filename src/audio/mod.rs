@@ -5,7 +5,7 @@ mod decode;
 mod flac;
 mod write;
 
-pub use decode::{decode, read_audio};
+pub use decode::{AudioReader, decode, read_audio};
 pub use flac::{FLAC_MAX_CHANNELS, FLAC_MAX_SAMPLE_RATE, FlacStreamWriter, check_flac};
 pub use write::{
     ClipReport, Container, OutputFormat, StemWriter, WAV_MAX_BYTES, WavStreamWriter, wav_size,
