@@ -18,7 +18,7 @@ use crate::formats::midi::{self, NoteEvent};
 use crate::formats::npy::{NpyArray, write_npy};
 use crate::formats::plot::encode_png;
 use crate::nmf::Progress;
-use crate::separate::write_stems;
+use crate::separate::{Input, write_stems};
 
 /// The names [`inspect_file`] writes into its output folder (`audio` is a folder, written only
 /// with [`InspectOutput::audio`]). A MIDI file inside the output folder may not take one.
@@ -390,7 +390,7 @@ fn write_all(
             format,
             ..Default::default()
         };
-        let clips = write_stems(&separation, audio, &audio_dir, &output)?;
+        let clips = write_stems(&separation, Input::Memory(audio), &audio_dir, &output)?;
         for (source, clip) in separation.sources.iter().zip(clips) {
             let path = audio_dir.join(format!("{}.wav", source.name));
             if clip.clipped > 0 {

@@ -4,11 +4,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::render::Separation;
+use super::stream::{Input, Scan};
 use super::{SeparateParams, Separator};
 use crate::atomic::{self, check_destination, move_into_place};
 use crate::audio::{
-    self, Audio, ClipReport, Container, OutputFormat, StemWriter, WAV_MAX_BYTES, check_flac,
-    wav_size,
+    ClipReport, Container, OutputFormat, StemWriter, WAV_MAX_BYTES, check_flac, wav_size,
 };
 use crate::error::{Error, Result};
 use crate::nmf::Progress;
@@ -31,6 +31,8 @@ pub struct TrackReport {
     pub track_dir: PathBuf,
     /// Each stem written, in source order.
     pub stems: Vec<StemReport>,
+    /// The NMF components fitted (learned templates included).
+    pub components: usize,
     /// Iterations the NMF ran.
     pub iterations: usize,
     /// The final NMF cost.
@@ -107,19 +109,19 @@ impl Separator {
         let track_dir = out_dir.join(&stem);
         check_destination(input, &track_dir, output.force)?;
 
-        let audio = audio::read_audio(input)?;
-        check_output(
-            output,
-            audio.len() as u64,
-            audio.num_channels(),
-            audio.sample_rate,
-        )?;
+        // A first pass decodes the whole file, checking every sample, without keeping it.
+        let scan = Scan::of(input)?;
+        check_output(output, scan.len as u64, scan.channels, scan.sample_rate)?;
+        let recording = Input::File(input, scan);
 
         // The output folders are made before the long computation, so that an unwritable
         // destination fails at once; they are removed again if anything fails.
         let staging = atomic::Staging::new(out_dir, &stem)?;
-        let separation = self.analyze(&audio, progress)?;
-        let clips = write_stems(&separation, &audio, &staging.tmp_dir, output)?;
+        let spill = staging.tmp_dir.join(".activations.f32");
+        let mut separation = self.analyze_input(recording, progress, Some(spill))?;
+        let clips = write_stems(&separation, recording, &staging.tmp_dir, output)?;
+        // The activations' file is removed before the folder becomes the track folder.
+        separation.spill = None;
         check_destination(input, &track_dir, output.force)?;
         move_into_place(&staging.tmp_dir, &track_dir, &stem)?;
         staging.finish();
@@ -139,10 +141,11 @@ impl Separator {
                 })
                 .collect(),
             track_dir,
+            components: separation.nmf.w.ncols(),
             iterations: separation.nmf.iterations,
             final_cost: separation.nmf.final_cost(),
             converged: separation.nmf.converged,
-            duration_secs: audio.duration_secs(),
+            duration_secs: scan.len as f64 / f64::from(scan.sample_rate),
         })
     }
 }
@@ -174,7 +177,7 @@ pub fn check_output(
 /// rendered block by block; returns what each had to clip.
 pub(crate) fn write_stems(
     separation: &Separation,
-    audio: &Audio,
+    recording: Input<'_>,
     dir: &Path,
     output: &OutputOptions,
 ) -> Result<Vec<ClipReport>> {
@@ -184,13 +187,13 @@ pub(crate) fn write_stems(
         .map(|s| {
             StemWriter::create(
                 dir.join(format!("{}.{}", s.name, output.container.extension())),
-                audio.num_channels(),
-                audio.sample_rate,
+                recording.num_channels(),
+                recording.sample_rate(),
                 output.format,
                 output.container,
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    separation.render(audio, &mut writers)?;
+    separation.render_input(recording, &mut writers)?;
     writers.into_iter().map(StemWriter::finish).collect()
 }

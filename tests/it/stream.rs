@@ -81,3 +81,91 @@ fn flac_with_float_samples_is_a_usage_error() {
     );
     assert!(!dir.path().join("out").exists());
 }
+
+/// Six seconds of stereo at 8 kHz: two gated tones over noise, 750 frames of hop 64.
+fn long_mix() -> demix::audio::Audio {
+    let rate = 8000;
+    let mut rng = crate::common::TestRng::new(7);
+    let channels = (0..2)
+        .map(|c| {
+            (0..6 * rate)
+                .map(|i| {
+                    let t = i as f32 / rate as f32;
+                    let tone = |f: f32| (2.0 * std::f32::consts::PI * f * t).sin();
+                    let gate = |p: f32| if (t * p).fract() < 0.5 { 1.0 } else { 0.1 };
+                    0.3 * tone(330.0) * gate(1.3) * (1.0 - 0.3 * c as f32)
+                        + 0.2 * tone(1250.0) * gate(0.7)
+                        + 0.01 * (rng.uniform() as f32 - 0.5)
+                })
+                .collect()
+        })
+        .collect();
+    demix::audio::Audio::new(rate as u32, channels).unwrap()
+}
+
+/// The stems `demix separate` streamed from the file, as written in float WAV.
+fn streamed_stems(dir: &Path, extra: &[&str]) -> Vec<demix::audio::Audio> {
+    let mut args = vec![
+        "separate",
+        "long.wav",
+        "-o",
+        "out",
+        "--force",
+        "--float32",
+        "--n-fft",
+        "256",
+        "--hop",
+        "64",
+        "--iter",
+        "30",
+        "--max-frames",
+        "256",
+    ];
+    args.extend_from_slice(extra);
+    let out = crate::common::demix(dir, &args);
+    assert_ok(&out);
+    let mut names: Vec<_> = fs::read_dir(dir.join("out/long"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    names.iter().map(|p| read_audio(p).unwrap()).collect()
+}
+
+#[test]
+fn a_recording_streamed_in_blocks_gives_the_stems_of_the_one_held_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = long_mix();
+    write_wav(dir.path().join("long.wav"), &audio, OutputFormat::Float32).unwrap();
+    // 750 frames in blocks of 256: three blocks of activations, templates from a sample.
+    for (extra, k, smoothness, groups) in [
+        (&["-k", "3"][..], 3, 0.0, None),
+        (&["-k", "4", "--smoothness", "0.1"][..], 4, 0.1, None),
+        (&["-k", "4", "--sources", "2"][..], 4, 0.0, Some(2)),
+    ] {
+        let params = demix::SeparateParams {
+            stft: demix::spectral::StftParams::new(256).with_hop(64),
+            nmf: demix::NmfParams::new(k)
+                .with_max_iter(30)
+                .with_smoothness(smoothness),
+            groups,
+            max_frames: 256,
+            ..Default::default()
+        };
+        let in_memory = params.check().unwrap().separate(&audio).unwrap();
+        let streamed = streamed_stems(dir.path(), extra);
+        assert_eq!(streamed.len(), in_memory.len(), "{extra:?}");
+        for (s, m) in streamed.iter().zip(&in_memory) {
+            assert_eq!(
+                s, m,
+                "{extra:?}: the streamed stems are bit for bit those in memory"
+            );
+        }
+        let one_thread = {
+            let mut args = vec!["--threads", "1"];
+            args.extend_from_slice(extra);
+            streamed_stems(dir.path(), &args)
+        };
+        assert_eq!(one_thread, streamed, "{extra:?}: one thread or all");
+    }
+}
