@@ -56,7 +56,7 @@ impl Separator {
         let (nmf, data_sum, sums, spill) = if frames <= params.max_frames {
             let spectrogram = self.spectrogram(input, 0..frames, [0..frames])?;
             let sum = spectrogram.iter().map(|&a| f64::from(a)).sum();
-            let nmf = nmf::fit_with_progress(spectrogram.t(), &self.nmf, progress)?;
+            let nmf = nmf::fit_transposed(spectrogram, &self.nmf, progress)?;
             let sums = ActivationSums::of(nmf.h.view());
             (nmf, sum, sums, None)
         } else {
@@ -237,7 +237,7 @@ impl Separator {
                 0..STRETCHES * stretch,
                 starts.map(|start| start..start + stretch),
             )?;
-            let model = nmf::fit_with_progress(sample.t(), nmf_params, progress)?;
+            let model = nmf::fit_transposed(sample, nmf_params, progress)?;
             (model.w, model.iterations, model.converged)
         } else {
             (stack(&params.templates), 0, true)
@@ -277,8 +277,7 @@ impl Separator {
             }
             let own = v.slice(s![start - lo..end - lo, ..]);
             data_sum += own.iter().map(|&a| f64::from(a)).sum::<f64>();
-            let block = nmf::fit(v.t(), &block_params)?;
-            drop(v);
+            let block = nmf::fit_transposed(v, &block_params, &mut |_| {})?;
             let block_h = block.h.slice(s![.., start - lo..end - lo]);
             sums.add(block_h);
             match &mut spill {
