@@ -39,6 +39,10 @@ pub struct BatchArgs {
     /// report is then OUT/demix-report.shard-I-of-N.json.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
+    /// Also write the run's report (parameters, results, outputs, time, peak memory) to FILE,
+    /// a new file (--force replaces it), whether the run succeeded or not.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// The STFT and NMF options shared by the subcommands that fit a model.

@@ -77,6 +77,7 @@ pub(super) fn run(
             .iter()
             .map(|s| json!({"name": s.name, "clipped": s.clip.clipped, "peak": s.clip.peak}))
             .collect();
+        details.insert("components".into(), json!(report.components));
         details.insert("sources".into(), Value::Array(sources));
         Ok(JobOutput {
             outputs: report.stems.into_iter().map(|s| s.path).collect(),

@@ -169,3 +169,77 @@ fn a_recording_streamed_in_blocks_gives_the_stems_of_the_one_held_in_memory() {
         assert_eq!(one_thread, streamed, "{extra:?}: one thread or all");
     }
 }
+
+#[test]
+fn a_single_run_reports_its_parameters_fit_time_memory_and_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = separate(dir.path(), &["x.wav"], &["--flac", "--json", "run.json"]);
+    assert_ok(&out);
+    let text = fs::read_to_string(dir.path().join("out/demix-report.json")).unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.path().join("run.json")).unwrap(),
+        text
+    );
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["command"], "separate");
+    let file = &report["files"][0];
+    assert_eq!(report["files"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&file["input"], &file["status"]),
+        (&"x.wav".into(), &"ok".into())
+    );
+    assert_eq!(file["params"]["components"], 2);
+    assert_eq!(file["params"]["container"], "flac");
+    assert_eq!(file["components"], 2);
+    assert!(file["iterations"].as_u64().unwrap() > 0);
+    assert!(file["final_cost"].as_f64().unwrap().is_finite());
+    assert!(file["seconds"].as_f64().unwrap() > 0.0);
+    let outputs: Vec<(&str, u64)> = file["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["path"].as_str().unwrap(), o["bytes"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(outputs.len(), 2);
+    for (path, bytes) in outputs {
+        assert!(
+            path.starts_with("x/source") && path.ends_with(".flac"),
+            "{path}"
+        );
+        assert_eq!(
+            fs::metadata(dir.path().join("out").join(path))
+                .unwrap()
+                .len(),
+            bytes
+        );
+    }
+    let run = &report["run"];
+    assert!(run["seconds"].as_f64().unwrap() > 0.0);
+    assert!(run["threads"].as_u64().unwrap() >= 1);
+    if cfg!(target_os = "linux") {
+        // At least the binary and its buffers, at most the machine.
+        let peak = run["peak_memory_bytes"].as_u64().unwrap();
+        assert!(peak > 1 << 20 && peak < 1 << 40, "{peak}");
+    }
+    // --json refuses an existing file (unless --force), before any work.
+    let again = separate(dir.path(), &["x.wav"], &["--json", "run.json"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("run.json: already exists"));
+}
+
+#[test]
+fn a_failed_single_run_leaves_out_empty_but_writes_its_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("bad.wav"), b"RIFF but not audio").unwrap();
+    let out = separate(dir.path(), &["bad.wav"], &["--json", "run.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !dir.path().join("out").exists()
+            || fs::read_dir(dir.path().join("out")).unwrap().count() == 0
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(report["files"][0]["status"], "failed");
+    assert!(report["files"][0]["error"].as_str().unwrap().len() > 5);
+}
