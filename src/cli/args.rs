@@ -147,13 +147,17 @@ impl ModelArgs {
     mut_arg("hop", |a| a.help("Hop between frames in samples [default: n-fft / 4, or the templates']")),
 )]
 pub struct SeparateArgs {
-    /// Audio files (WAV, FLAC, and the other formats in the README) or folders of them.
+    /// Audio files (WAV, FLAC, and the other formats in the README) or folders of them; `-`
+    /// alone reads a WAV or FLAC stream from standard input.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Folder for the results: OUT/<input file stem>/<source>.wav, and for a file found in a
     /// folder OUT/<its folder relative to that folder>/<stem>/<source>.wav.
     #[arg(short, long = "out", value_name = "OUT")]
     pub out: PathBuf,
+    /// The track name of standard input (-): its stems go to OUT/NAME/ [default: stdin].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// Number of NMF components; each is written as one source [default: 4].
     #[arg(
         short = 'k',

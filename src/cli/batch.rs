@@ -208,7 +208,11 @@ where
 }
 
 /// Refuses a `--json` FILE that exists (without `--force`) or is the run's own report.
-fn check_json_path(json: &Path, force: bool, report: Option<&Path>) -> Result<(), Failure> {
+pub(super) fn check_json_path(
+    json: &Path,
+    force: bool,
+    report: Option<&Path>,
+) -> Result<(), Failure> {
     let own = report.is_some_and(|r| r == json || super::same_file(r, json));
     if own || json.is_dir() {
         return Err(Failure::usage(format!(

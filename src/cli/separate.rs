@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 
 use super::args::SeparateArgs;
 use super::batch::{
-    RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files, shortest,
-    warn_clipped,
+    Files, RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files,
+    shortest, warn_clipped,
 };
 use super::failure::Failure;
+use super::stdin::Spool;
 use super::{Output, load_sources};
 use demix::audio::{Container, OutputFormat};
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
@@ -25,7 +26,32 @@ pub(super) fn run(
     let templates = load_sources(&args.source)?;
     let params = args.params(templates);
     let separator = params.check()?;
-    let files = find_files(&args.inputs, &args.out, &args.batch)?;
+    let reads_stdin = args.inputs.iter().any(|p| p.as_os_str() == "-");
+    if reads_stdin && args.inputs.len() > 1 {
+        return Err(Failure::usage("- (standard input) must be the only input"));
+    }
+    if args.name.is_some() && !reads_stdin {
+        return Err(Failure::usage(
+            "--name names standard input, -, which is not an input",
+        ));
+    }
+    let name = args.name.as_deref().unwrap_or("stdin");
+    // Standard input is copied before anything else reads it.
+    let spool = if reads_stdin {
+        if let Some(json) = &args.batch.json {
+            super::batch::check_json_path(json, args.force, None)?;
+        }
+        Some(Spool::from_stdin(&args.out, name)?)
+    } else {
+        None
+    };
+    let files = match &spool {
+        Some(_) => Files {
+            plan: Spool::plan(name),
+            is_batch: false,
+        },
+        None => find_files(&args.inputs, &args.out, &args.batch)?,
+    };
     let output = args.output();
     out.detail(&format!(
         "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
@@ -64,7 +90,12 @@ pub(super) fn run(
             ..output
         };
         let report = separator
-            .separate_file(&item.input, &holder, &output, &mut job_progress(ctx))
+            .separate_file(
+                spool.as_ref().map_or(&item.input, |s| &s.path),
+                &holder,
+                &output,
+                &mut job_progress(ctx),
+            )
             .map_err(|e| job_error(&e))?;
         let mut details = fit_details(
             report.iterations,

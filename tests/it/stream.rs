@@ -243,3 +243,80 @@ fn a_failed_single_run_leaves_out_empty_but_writes_its_json_report() {
     assert_eq!(report["files"][0]["status"], "failed");
     assert!(report["files"][0]["error"].as_str().unwrap().len() > 5);
 }
+
+/// `demix separate - ARGS...` in `dir` with `input` piped into standard input.
+fn separate_stdin(dir: &Path, input: &[u8], args: &[&str]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demix"))
+        .current_dir(dir)
+        .args(["separate", "-", "-o", "out"])
+        .args(crate::common::FAST)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn standard_input_is_separated_as_the_same_file_would_be() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    assert_ok(&separate(dir.path(), &["x.wav"], &[]));
+    let wav = fs::read(dir.path().join("x.wav")).unwrap();
+    // As ffmpeg writes WAV to a pipe: the RIFF and data sizes unknown (0xFFFFFFFF).
+    let mut piped = wav.clone();
+    let data = piped.windows(4).position(|w| w == b"data").unwrap();
+    piped[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    piped[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let audio = read_audio(dir.path().join("x.wav")).unwrap();
+    let ints: Vec<Vec<i32>> = audio
+        .channels
+        .iter()
+        .map(|c| crate::common::quantize(c, 16))
+        .collect();
+    let flac = crate::common::flac_bytes(&ints, 16, audio.sample_rate);
+    for (input, name) in [(&wav, "plain"), (&piped, "piped"), (&flac, "flac")] {
+        let out = separate_stdin(dir.path(), input, &["--name", name]);
+        assert_ok(&out);
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .starts_with(&format!("-: 2 sources in out/{name}"))
+        );
+        for s in ["source1.wav", "source2.wav"] {
+            assert_eq!(
+                read_audio(dir.path().join("out").join(name).join(s)).unwrap(),
+                read_audio(dir.path().join("out/x").join(s)).unwrap(),
+                "{name}: {s}"
+            );
+        }
+    }
+    // The copy of standard input is gone; the report names the input `-`.
+    let mut names: Vec<String> = fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["demix-report.json", "flac", "piped", "plain", "x"]);
+    let report = fs::read_to_string(dir.path().join("out/demix-report.json")).unwrap();
+    assert!(report.contains("\"input\": \"-\""), "{report}");
+}
+
+#[test]
+fn standard_input_must_be_the_only_input_and_garbage_on_it_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = separate(dir.path(), &["-", "x.wav"], &[]);
+    crate::common::assert_usage_error(&out, &["- (standard input) must be the only input"]);
+    let out = separate(dir.path(), &["x.wav"], &["--name", "y"]);
+    crate::common::assert_usage_error(&out, &["--name"]);
+    let out = separate_stdin(dir.path(), b"not audio at all", &["--name", "bad"]);
+    crate::common::assert_fails(&out, &["-: ", "unsupported"]);
+    assert_eq!(fs::read_dir(dir.path().join("out")).unwrap().count(), 0);
+    let out = separate_stdin(dir.path(), b"", &[]);
+    crate::common::assert_fails(&out, &["-: ", "empty"]);
+}
