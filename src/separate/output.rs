@@ -110,8 +110,9 @@ impl Separator {
         check_destination(input, &track_dir, output.force)?;
 
         // A first pass decodes the whole file, checking every sample, without keeping it.
-        let scan = Scan::of(input)?;
-        check_output(output, scan.len as u64, scan.channels, scan.sample_rate)?;
+        let scan = Scan::of(input, &|frames, channels, rate| {
+            check_output(output, frames, channels, rate)
+        })?;
         let recording = Input::File(input, scan);
 
         // The output folders are made before the long computation, so that an unwritable

@@ -28,12 +28,17 @@ pub(crate) struct Scan {
 
 impl Scan {
     /// Decodes `path` once, in blocks, with the checks of [`crate::audio::read_audio`] and
-    /// [`Audio::check_finite`].
+    /// [`Audio::check_finite`]. `check` is called with the length, channels and rate the
+    /// header declares, if it declares a length, before the scan, and with the ones found,
+    /// after it: a file can be refused before it is decoded.
     ///
     /// # Errors
-    /// Those of the decoder, and [`Error::NonFinite`].
-    pub(crate) fn of(path: &Path) -> Result<Scan> {
+    /// Those of the decoder, [`Error::NonFinite`], and those of `check`.
+    pub(crate) fn of(path: &Path, check: &dyn Fn(u64, usize, u32) -> Result<()>) -> Result<Scan> {
         let mut reader = AudioReader::open(path)?;
+        if let Some(frames) = reader.declared_frames() {
+            check(frames, reader.num_channels(), reader.sample_rate())?;
+        }
         let mut block = vec![Vec::with_capacity(SCAN_BLOCK); reader.num_channels()];
         let mut len = 0usize;
         loop {
@@ -53,6 +58,7 @@ impl Scan {
             }
             len += n;
         }
+        check(len as u64, reader.num_channels(), reader.sample_rate())?;
         Ok(Scan {
             len,
             channels: reader.num_channels(),

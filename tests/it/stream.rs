@@ -320,3 +320,39 @@ fn standard_input_must_be_the_only_input_and_garbage_on_it_is_one_line() {
     let out = separate_stdin(dir.path(), b"", &[]);
     crate::common::assert_fails(&out, &["-: ", "empty"]);
 }
+
+#[test]
+fn a_stem_past_the_4_gib_of_a_wav_file_is_refused_before_decoding_suggesting_flac() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = two_tones(2, 220.0);
+    let ints: Vec<Vec<i32>> = audio
+        .channels
+        .iter()
+        .map(|c| crate::common::quantize(c, 16))
+        .collect();
+    let mut flac = crate::common::flac_bytes(&ints, 16, audio.sample_rate);
+    // STREAMINFO's 36-bit total: 2^31 frames of 16-bit stereo, 8 GiB as WAV.
+    flac[21] &= 0xf0;
+    flac[22..26].copy_from_slice(&(1u32 << 31).to_be_bytes());
+    fs::write(dir.path().join("huge.flac"), &flac).unwrap();
+    let started = std::time::Instant::now();
+    let out = separate(dir.path(), &["huge.flac"], &[]);
+    crate::common::assert_fails(&out, &["huge.flac", "8.00 GiB", "4 GiB", "--flac"]);
+    assert!(started.elapsed().as_secs() < 60);
+    assert!(
+        !dir.path().join("out").exists()
+            || fs::read_dir(dir.path().join("out")).unwrap().count() == 0
+    );
+    // 800 million frames fit in 16-bit WAV (3.2 GB), not in 24-bit (4.8 GB).
+    let mut args = vec!["--int24"];
+    flac[22..26].copy_from_slice(&(800_000_000u32).to_be_bytes());
+    fs::write(dir.path().join("long.flac"), &flac).unwrap();
+    let out = separate(dir.path(), &["long.flac"], &args);
+    crate::common::assert_fails(&out, &["long.flac", "4 GiB", "--flac"]);
+    let out = separate(dir.path(), &["long.flac"], &[]);
+    crate::common::assert_fails(&out, &["long.flac", "truncated"]);
+    // As FLAC, the header passes; the file then turns out truncated.
+    args.push("--flac");
+    let out = separate(dir.path(), &["long.flac"], &args);
+    crate::common::assert_fails(&out, &["long.flac", "truncated"]);
+}
