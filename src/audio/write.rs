@@ -87,8 +87,8 @@ pub fn wav_size(frames: u64, channels: usize, format: OutputFormat) -> u64 {
 pub enum StemWriter {
     /// A WAV file.
     Wav(WavStreamWriter),
-    /// A FLAC file.
-    Flac(super::FlacStreamWriter),
+    /// A FLAC file (boxed: its encoder state is much larger than a WAV writer).
+    Flac(Box<super::FlacStreamWriter>),
 }
 
 impl StemWriter {
@@ -110,12 +110,12 @@ impl StemWriter {
                 sample_rate,
                 format,
             )?),
-            Container::Flac => StemWriter::Flac(super::FlacStreamWriter::create(
+            Container::Flac => StemWriter::Flac(Box::new(super::FlacStreamWriter::create(
                 path,
                 channels,
                 sample_rate,
                 format,
-            )?),
+            )?)),
         })
     }
 

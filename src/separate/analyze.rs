@@ -54,7 +54,7 @@ impl Separator {
         }
         let frames = stft.n_frames(input.len());
         let (nmf, data_sum, sums, spill) = if frames <= params.max_frames {
-            let spectrogram = self.spectrogram(input, 0..frames, [0..frames])?;
+            let spectrogram = self.spectrogram(input, 0..frames, std::iter::once(0..frames))?;
             let sum = spectrogram.iter().map(|&a| f64::from(a)).sum();
             let nmf = nmf::fit_transposed(spectrogram, &self.nmf, progress)?;
             let sums = ActivationSums::of(nmf.h.view());
