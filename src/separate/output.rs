@@ -65,7 +65,7 @@ pub struct StemReport {
 /// track folder is replaced only with `output.force`, and never when the input lies inside it.
 ///
 /// # Errors
-/// Any error of [`audio::read_audio`] or [`analyze`](super::analyze); [`Error::OutputExists`](crate::Error::OutputExists),
+/// Any error of [`crate::audio::read_audio`] or [`analyze`](super::analyze); [`Error::OutputExists`](crate::Error::OutputExists),
 /// [`Error::OutputIsInput`](crate::Error::OutputIsInput) and [`Error::Write`](crate::Error::Write) for the output.
 ///
 /// ```
