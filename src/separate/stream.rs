@@ -29,14 +29,20 @@ pub(crate) struct Scan {
 impl Scan {
     /// Decodes `path` once, in blocks, with the checks of [`crate::audio::read_audio`] and
     /// [`Audio::check_finite`]. `check` is called with the length, channels and rate the
-    /// header declares, if it declares a length, before the scan, and with the ones found,
-    /// after it: a file can be refused before it is decoded.
+    /// header declares, if it declares a plausible length, before the scan, and with the ones
+    /// found, after it: a file can be refused before it is decoded.
     ///
     /// # Errors
     /// Those of the decoder, [`Error::NonFinite`], and those of `check`.
     pub(crate) fn of(path: &Path, check: &dyn Fn(u64, usize, u32) -> Result<()>) -> Result<Scan> {
         let mut reader = AudioReader::open(path)?;
-        if let Some(frames) = reader.declared_frames() {
+        // A declared length is trusted before decoding only if the file could hold it, with
+        // no more than 1024 samples per byte (FLAC's digital silence takes about 512): a
+        // truncated file is reported as truncated, not as too long.
+        let bytes = fs::metadata(path).map_or(0, |m| m.len());
+        if let Some(frames) = reader.declared_frames()
+            && frames.saturating_mul(reader.num_channels() as u64) <= bytes.saturating_mul(1024)
+        {
             check(frames, reader.num_channels(), reader.sample_rate())?;
         }
         let mut block = vec![Vec::with_capacity(SCAN_BLOCK); reader.num_channels()];

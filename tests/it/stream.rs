@@ -334,6 +334,13 @@ fn a_stem_past_the_4_gib_of_a_wav_file_is_refused_before_decoding_suggesting_fla
     // STREAMINFO's 36-bit total: 2^31 frames of 16-bit stereo, 8 GiB as WAV.
     flac[21] &= 0xf0;
     flac[22..26].copy_from_slice(&(1u32 << 31).to_be_bytes());
+    // A PADDING block of 5 MB after STREAMINFO (no longer the last), so that the file is large
+    // enough to be believed: 4.3e9 samples in 5 MB are within FLAC's compression of silence.
+    flac[4] &= 0x7f;
+    let pad = 5 << 20;
+    let mut block = vec![0x81, (pad >> 16) as u8, (pad >> 8) as u8, pad as u8];
+    block.resize(4 + pad, 0);
+    flac.splice(42..42, block);
     fs::write(dir.path().join("huge.flac"), &flac).unwrap();
     let started = std::time::Instant::now();
     let out = separate(dir.path(), &["huge.flac"], &[]);
@@ -355,4 +362,89 @@ fn a_stem_past_the_4_gib_of_a_wav_file_is_refused_before_decoding_suggesting_fla
     args.push("--flac");
     let out = separate(dir.path(), &["long.flac"], &args);
     crate::common::assert_fails(&out, &["long.flac", "truncated"]);
+}
+
+#[test]
+fn the_spatial_filter_streamed_in_blocks_gives_the_stems_held_in_memory() {
+    use demix::sources::{Templates, learn};
+    let dir = tempfile::tempdir().unwrap();
+    let mix = long_mix();
+    write_wav(dir.path().join("long.wav"), &mix, OutputFormat::Float32).unwrap();
+    let stft = demix::spectral::StftParams::new(256).with_hop(64);
+    // Each source from a second of itself, panned: the low tone left, the high one right.
+    let tone = |f: f32, gains: [f32; 2]| {
+        let x: Vec<f32> = (0..8000)
+            .map(|i| 0.3 * (2.0 * std::f32::consts::PI * f * i as f32 / 8000.0).sin())
+            .collect();
+        demix::audio::Audio::new(
+            8000,
+            gains
+                .iter()
+                .map(|g| x.iter().map(|v| v * g).collect())
+                .collect(),
+        )
+        .unwrap()
+    };
+    let nmf = demix::sources::learn_params(2)
+        .with_restarts(1)
+        .with_max_iter(30);
+    let templates: Vec<Templates> = [("low", 330.0, [1.0, 0.7]), ("high", 1250.0, [0.5, 1.0])]
+        .iter()
+        .map(|(name, f, gains)| {
+            let t = learn(name, &[tone(*f, *gains)], &stft, &nmf, &mut |_| {}).unwrap();
+            assert!(t.spatial.is_some());
+            t.save(&dir.path().join(format!("{name}.npz"))).unwrap();
+            t
+        })
+        .collect();
+    let params = demix::SeparateParams {
+        stft,
+        nmf: demix::NmfParams::new(0)
+            .with_loss(templates[0].loss)
+            .with_max_iter(30),
+        templates,
+        max_frames: 256,
+        ..Default::default()
+    };
+    let in_memory = params.check().unwrap().separate(&mix).unwrap();
+    for iterations in ["1", "2"] {
+        let mut args = vec![
+            "separate",
+            "long.wav",
+            "-o",
+            "out",
+            "--float32",
+            "--n-fft",
+            "256",
+            "--hop",
+            "64",
+            "--iter",
+            "30",
+            "--max-frames",
+            "256",
+            "--source",
+            "low.npz",
+            "--source",
+            "high.npz",
+        ];
+        let spatial = params.clone();
+        let in_memory = if iterations == "1" {
+            in_memory.clone()
+        } else {
+            demix::SeparateParams {
+                spatial_iterations: 2,
+                ..spatial
+            }
+            .check()
+            .unwrap()
+            .separate(&mix)
+            .unwrap()
+        };
+        args.extend(["--force", "--spatial-iterations", iterations]);
+        assert_ok(&crate::common::demix(dir.path(), &args));
+        for (name, m) in ["low", "high"].iter().zip(&in_memory) {
+            let s = read_audio(dir.path().join(format!("out/long/{name}.wav"))).unwrap();
+            assert_eq!(&s, m, "{name}, {iterations} re-estimation(s)");
+        }
+    }
 }
