@@ -352,7 +352,7 @@ impl Separation {
             .collect();
         for start in (0..frames).step_by(FRAMES_PER_TASK) {
             let block = FRAMES_PER_TASK.min(frames - start);
-            let excerpt = pass.excerpt(stft, start..start + block)?;
+            let excerpt = pass.excerpt(stft, start..start + block, start)?;
             blocks.fill(
                 self,
                 excerpt,
@@ -406,7 +406,7 @@ impl Separation {
         let mut activations = self.activations()?;
         for start in (0..frames).step_by(FRAMES_PER_TASK) {
             let block = FRAMES_PER_TASK.min(frames - start);
-            let excerpt = pass.excerpt(&self.stft, start..start + block)?;
+            let excerpt = pass.excerpt(&self.stft, start..start + block, start)?;
             blocks.fill(
                 self,
                 excerpt,

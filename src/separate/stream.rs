@@ -159,19 +159,28 @@ pub(crate) struct StreamPass {
 }
 
 impl Pass<'_> {
-    /// The samples that `frames` need. A stream drops the samples before them, so a later call
-    /// may not ask for a frame starting earlier.
+    /// The samples that `frames` need. A stream drops the samples before them, or before
+    /// frame `keep` if that is earlier: a later call may ask for no frame before the `frames`
+    /// or `keep` of this one.
     ///
     /// # Errors
     /// Those of the decoder, and a file that ends before its scanned length.
     ///
     /// # Panics
     /// If the frames start before samples already dropped.
-    pub(crate) fn excerpt(&mut self, stft: &Stft, frames: Range<usize>) -> Result<Excerpt<'_>> {
+    pub(crate) fn excerpt(
+        &mut self,
+        stft: &Stft,
+        frames: Range<usize>,
+        keep: usize,
+    ) -> Result<Excerpt<'_>> {
         match self {
             Pass::Memory(audio) => Ok(Excerpt::whole(audio)),
             Pass::Stream(stream) => {
+                let keep = keep.min(frames.start);
+                let kept = stft.samples_of(keep..keep + 1, stream.len).start;
                 let want = stft.samples_of(frames, stream.len);
+                let want = want.start.min(kept)..want.end.max(kept);
                 assert!(want.start >= stream.offset, "frames asked in order");
                 let drop = (want.start - stream.offset).min(stream.channels[0].len());
                 for channel in &mut stream.channels {
