@@ -250,7 +250,7 @@ impl Spill {
 
     /// A reader from the first frame.
     pub(crate) fn reader(&self) -> Result<SpillReader> {
-        let file = fs::File::open(&self.path).map_err(|e| Error::write(&self.path, e))?;
+        let file = fs::File::open(&self.path).map_err(Error::Read)?;
         Ok(SpillReader {
             file: BufReader::with_capacity(1 << 20, file),
             bytes: Vec::new(),
@@ -308,9 +308,12 @@ impl SpillReader {
     pub(crate) fn next(&mut self, frames: usize) -> Result<ArrayView2<'_, f32>> {
         let k = self.block.ncols();
         self.bytes.resize(frames * k * 4, 0);
-        self.file
-            .read_exact(&mut self.bytes)
-            .map_err(|e| Error::write(&self.path, e))?;
+        self.file.read_exact(&mut self.bytes).map_err(|e| {
+            Error::Read(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", self.path.display()),
+            ))
+        })?;
         if self.block.nrows() != frames {
             self.block = Array2::zeros((frames, k));
         }
