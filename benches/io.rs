@@ -1,6 +1,6 @@
 //! Decoding and writing the W180 workload (3 minutes of stereo at 44.1 kHz; see
 //! `workloads.rs`): reading a 16-bit WAV and a 16-bit FLAC file, and writing one stereo stem
-//! as 16-bit and as 32-bit float WAV, in a temporary folder. The files to read are made
+//! as 16-bit and as 32-bit float WAV and as 16-bit FLAC, in a temporary folder. The files to read are made
 //! outside the timed part.
 
 #[path = "../tests/it/flac.rs"]
@@ -8,7 +8,7 @@ mod flac;
 mod workloads;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use demix::audio::{OutputFormat, read_audio, write_wav};
+use demix::audio::{FlacStreamWriter, OutputFormat, read_audio, write_wav};
 use flac::flac_bytes;
 use workloads::W180;
 
@@ -42,6 +42,17 @@ fn io(c: &mut Criterion) {
     });
     group.bench_function("write_wav_float32", |b| {
         b.iter(|| write_wav(&out, &audio, OutputFormat::Float32).expect("writes"))
+    });
+    let out_flac = dir.path().join("stem.flac");
+    let planes: Vec<&[f32]> = audio.channels.iter().map(Vec::as_slice).collect();
+    group.bench_function("write_flac16", |b| {
+        b.iter(|| {
+            let mut w =
+                FlacStreamWriter::create(&out_flac, 2, audio.sample_rate, OutputFormat::Int16)
+                    .expect("writable");
+            w.write(&planes).expect("writes");
+            w.finish().expect("writes")
+        })
     });
     group.finish();
 }

@@ -1,26 +1,46 @@
 #!/usr/bin/env bash
-# Peak memory of `demix separate` on long recordings: makes synthetic stereo 44.1 kHz 16-bit
-# WAV files of the given lengths (minutes; default 3 and 60) and runs demix on each under
-# /usr/bin/time -v. Needs python3 with numpy and soundfile, and a release build
-# (cargo build --release). Not run by CI.
+# Time and peak memory of `demix separate` on long recordings: makes synthetic stereo 44.1 kHz
+# 16-bit FLAC files of the given lengths (minutes; default 3 60 600) and separates each under
+# /usr/bin/time -v, printing one line per length. Not run by CI.
+#
+#   bash scripts/long_recording.sh 3 60 600
+#   DEMIX_ARGS="-k 32" OUT_FORMAT=--float32 bash scripts/long_recording.sh 3
+#
+# DEMIX        the binary (default ./target/release/demix; copy it elsewhere to rebuild meanwhile)
+# DEMIX_ARGS   separation options (default "-k 32 --sources 2": 32 components fitted, written
+#              as 2 stems, since 32 stems of 10 hours would fill the disk; memory is the fit's)
+# OUT_FORMAT   output option (default --flac; a 10-hour stem is past the 4 GiB of a WAV file)
+# WORK         folder for the inputs and outputs (default: a temporary folder, removed at exit)
+#
+# Needs python3 with numpy and soundfile (which encodes the FLAC inputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-for minutes in "${@:-3 60}"; do
-  for m in $minutes; do
-    python3 - "$work/long_${m}min.wav" "$m" <<'PY'
+demix=${DEMIX:-./target/release/demix}
+args=${DEMIX_ARGS:--k 32 --sources 2}
+out_format=${OUT_FORMAT:---flac}
+if [[ -n "${WORK:-}" ]]; then
+  work=$WORK
+  mkdir -p "$work"
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
+for m in ${@:-3 60 600}; do
+  input="$work/long_${m}min.flac"
+  python3 - "$input" "$m" <<'PY'
 import sys
 import numpy as np
 import soundfile as sf
 path, minutes = sys.argv[1], float(sys.argv[2])
 rate = 44100
-with sf.SoundFile(path, "w", rate, 2, subtype="PCM_16") as f:
+total = int(minutes * 60 * rate)
+with sf.SoundFile(path, "w", rate, 2, format="FLAC", subtype="PCM_16") as f:
     rng = np.random.default_rng(0)
     chunk = 60 * rate
-    for start in range(0, int(minutes * 60 * rate), chunk):
-        t = (start + np.arange(chunk)) / rate
-        x = np.zeros((chunk, 2))
+    for start in range(0, total, chunk):
+        n = min(chunk, total - start)
+        t = (start + np.arange(n)) / rate
+        x = np.zeros((n, 2))
         for i, f0 in enumerate([110, 165, 220, 330, 440, 660]):
             gate = (np.sin(2 * np.pi * (0.3 + 0.17 * i) * t) > 0).astype(float)
             tone = 0.08 * gate * np.sin(2 * np.pi * f0 * t)
@@ -29,13 +49,14 @@ with sf.SoundFile(path, "w", rate, 2, subtype="PCM_16") as f:
         x += 0.003 * rng.standard_normal(x.shape)
         f.write(x)
 PY
-    /usr/bin/time -v ./target/release/demix -q separate "$work/long_${m}min.wav" -o "$work/out" --force \
-      2> "$work/time.txt"
-    rss=$(grep "Maximum resident set size" "$work/time.txt" | awk '{print $NF}')
-    wall=$(grep "Elapsed (wall clock)" "$work/time.txt" | awk '{print $NF}')
-    input_mb=$(( $(stat -c %s "$work/long_${m}min.wav") / 1048576 ))
-    printf '%4s min stereo: peak RSS %6d MiB (16-bit input file %5d MiB, decoded f32 %5d MiB), wall %s\n' \
-      "$m" $((rss / 1024)) "$input_mb" $((input_mb * 2)) "$wall"
-    rm -rf "$work/out" "$work/long_${m}min.wav"
-  done
+  # shellcheck disable=SC2086
+  /usr/bin/time -v "$demix" -q separate "$input" -o "$work/out" --force $args $out_format \
+    2> "$work/time_${m}.txt"
+  rss=$(grep "Maximum resident set size" "$work/time_${m}.txt" | awk '{print $NF}')
+  wall=$(grep "Elapsed (wall clock)" "$work/time_${m}.txt" | awk '{print $NF}')
+  input_mb=$(( $(stat -c %s "$input") / 1048576 ))
+  out_mb=$(( $(du -sb "$work/out/long_${m}min" | cut -f1) / 1048576 ))
+  printf '%4s min stereo (FLAC input %5d MiB): peak RSS %4d MiB, wall %s, stems %5d MiB [%s %s]\n' \
+    "$m" "$input_mb" $((rss / 1024)) "$wall" "$out_mb" "$args" "$out_format"
+  rm -rf "$work/out" "$input"
 done

@@ -393,6 +393,18 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
+    /// Stems that the chosen output format cannot hold (float FLAC, nine channels in FLAC).
+    #[error("the stems cannot be written: {0}")]
+    OutputFormat(String),
+    /// A stem that would pass the 4 GiB limit of a WAV file: refused before any work.
+    #[error(
+        "each stem would be a WAV file of {:.2} GiB, beyond the 4 GiB a WAV file can hold; \
+         write FLAC instead (--flac)", *bytes as f64 / 1_073_741_824.0
+    )]
+    WavTooLarge {
+        /// The size the WAV file would have.
+        bytes: u64,
+    },
     /// A fit whose activations all vanished: its stems would be silent and not add up to the
     /// input (penalties far too strong for the recording, for example).
     #[error(

@@ -1,10 +1,16 @@
-//! Audio in and out: decoding with symphonia into planar `f32`, writing WAV with hound.
+//! Audio in and out: decoding with symphonia into planar `f32`, writing WAV with hound and
+//! FLAC with flacenc.
 
 mod decode;
+mod flac;
 mod write;
 
-pub use decode::{decode, read_audio};
-pub use write::{ClipReport, OutputFormat, WavStreamWriter, write_wav};
+pub use decode::{AudioReader, decode, read_audio};
+pub use flac::{FLAC_MAX_CHANNELS, FLAC_MAX_SAMPLE_RATE, FlacStreamWriter, check_flac};
+pub use write::{
+    ClipReport, Container, OutputFormat, StemWriter, WAV_MAX_BYTES, WavStreamWriter, wav_size,
+    write_wav,
+};
 
 use crate::error::{Error, Result};
 

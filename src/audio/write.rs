@@ -44,6 +44,104 @@ impl OutputFormat {
     }
 }
 
+/// The kind of audio file written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Container {
+    /// WAV (the default): any [`OutputFormat`], at most 4 GiB per file.
+    #[default]
+    Wav,
+    /// FLAC, lossless and compressed: 16- or 24-bit, at most 8 channels.
+    Flac,
+}
+
+impl Container {
+    /// The file name extension, `wav` or `flac`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Container::Wav => "wav",
+            Container::Flac => "flac",
+        }
+    }
+}
+
+/// The largest WAV file: its sizes are 32-bit fields.
+pub const WAV_MAX_BYTES: u64 = u32::MAX as u64;
+
+/// The size in bytes of a WAV file of `frames` frames of `channels` channels in `format`
+/// (hound's 44-byte header, or 68 bytes with the extensible format of 24-bit and more than two
+/// channels); compare with [`WAV_MAX_BYTES`].
+pub fn wav_size(frames: u64, channels: usize, format: OutputFormat) -> u64 {
+    let bytes = match format {
+        OutputFormat::Int16 => 2,
+        OutputFormat::Int24 => 3,
+        OutputFormat::Float32 => 4,
+    };
+    let header = 68;
+    frames
+        .saturating_mul(channels as u64)
+        .saturating_mul(bytes)
+        .saturating_add(header)
+}
+
+/// A stem file being written, WAV or FLAC.
+pub enum StemWriter {
+    /// A WAV file.
+    Wav(WavStreamWriter),
+    /// A FLAC file (boxed: its encoder state is much larger than a WAV writer).
+    Flac(Box<super::FlacStreamWriter>),
+}
+
+impl StemWriter {
+    /// Creates (truncates) `path` as a `container` file.
+    ///
+    /// # Errors
+    /// As [`WavStreamWriter::create`] and [`super::FlacStreamWriter::create`].
+    pub fn create(
+        path: impl AsRef<Path>,
+        channels: usize,
+        sample_rate: u32,
+        format: OutputFormat,
+        container: Container,
+    ) -> Result<StemWriter> {
+        Ok(match container {
+            Container::Wav => StemWriter::Wav(WavStreamWriter::create(
+                path,
+                channels,
+                sample_rate,
+                format,
+            )?),
+            Container::Flac => StemWriter::Flac(Box::new(super::FlacStreamWriter::create(
+                path,
+                channels,
+                sample_rate,
+                format,
+            )?)),
+        })
+    }
+
+    /// Appends one block: `block[c]` holds channel `c`, all of the same length.
+    ///
+    /// # Errors
+    /// [`Error::Write`] if writing fails.
+    pub fn write(&mut self, block: &[&[f32]]) -> Result<()> {
+        match self {
+            StemWriter::Wav(w) => w.write(block),
+            StemWriter::Flac(w) => w.write(block),
+        }
+    }
+
+    /// Finishes the file; returns what happened to out-of-range samples.
+    ///
+    /// # Errors
+    /// [`Error::Write`] if the final write fails.
+    pub fn finish(self) -> Result<ClipReport> {
+        match self {
+            StemWriter::Wav(w) => w.finish(),
+            StemWriter::Flac(w) => w.finish(),
+        }
+    }
+}
+
 /// What happened to samples beyond full scale in integer output.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ClipReport {
@@ -217,7 +315,7 @@ fn peak(x: &[f32]) -> f32 {
 
 /// `x` scaled by `scale` (full scale) and rounded into `out`, limited to `-scale..scale - 1`;
 /// returns the largest absolute value of `x` and how many samples were limited.
-fn quantize(x: &[f32], scale: f32, out: &mut [i32]) -> (f32, u64) {
+pub(super) fn quantize(x: &[f32], scale: f32, out: &mut [i32]) -> (f32, u64) {
     // Per-lane counts are 32-bit, so they are summed every so many samples.
     const PART: usize = 1 << 24;
     x.chunks(PART)

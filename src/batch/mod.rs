@@ -23,6 +23,7 @@
 mod discover;
 mod glob;
 mod lock;
+mod record;
 mod report;
 mod resume;
 mod run;
@@ -30,6 +31,7 @@ mod shard;
 
 pub use discover::{AUDIO_EXTENSIONS, DiscoverOptions, discover};
 pub use glob::Glob;
+pub use record::{RunInfo, peak_memory, record};
 pub use report::{
     FORMAT, FileEntry, OutputFile, REPORT_FILE, Report, ReportPath, Status, Summary, merge,
     report_file_name,

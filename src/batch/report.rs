@@ -100,6 +100,9 @@ pub struct Report {
     pub summary: Summary,
     /// One entry per file (and per folder that could not be walked).
     pub files: Vec<FileEntry>,
+    /// What the last run took, written when it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<super::RunInfo>,
 }
 
 /// Counts of a report's entries by status.
@@ -324,6 +327,7 @@ impl Report {
             updated: timestamp(SystemTime::now()),
             summary: Summary::default(),
             files: Vec::new(),
+            run: None,
         }
     }
 

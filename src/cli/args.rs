@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use demix::audio::OutputFormat;
+use demix::audio::{Container, OutputFormat};
 use demix::batch::Shard;
 use demix::nmf::{Init, Loss, NmfParams};
 use demix::separate::{OutputOptions, SeparateParams};
@@ -39,6 +39,10 @@ pub struct BatchArgs {
     /// report is then OUT/demix-report.shard-I-of-N.json.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
+    /// Also write the run's report (parameters, results, outputs, time, peak memory) to FILE,
+    /// a new file (--force replaces it), whether the run succeeded or not.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// The STFT and NMF options shared by the subcommands that fit a model.
@@ -143,13 +147,17 @@ impl ModelArgs {
     mut_arg("hop", |a| a.help("Hop between frames in samples [default: n-fft / 4, or the templates']")),
 )]
 pub struct SeparateArgs {
-    /// Audio files (WAV, FLAC, and the other formats in the README) or folders of them.
+    /// Audio files (WAV, FLAC, and the other formats in the README) or folders of them; `-`
+    /// alone reads a WAV or FLAC stream from standard input.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Folder for the results: OUT/<input file stem>/<source>.wav, and for a file found in a
     /// folder OUT/<its folder relative to that folder>/<stem>/<source>.wav.
     #[arg(short, long = "out", value_name = "OUT")]
     pub out: PathBuf,
+    /// The track name of standard input (-): its stems go to OUT/NAME/ [default: stdin].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// Number of NMF components; each is written as one source [default: 4].
     #[arg(
         short = 'k',
@@ -189,12 +197,15 @@ pub struct SeparateArgs {
     /// Replace existing track folders, and redo files the report lists as complete.
     #[arg(long)]
     pub force: bool,
-    /// Write 24-bit WAV instead of 16-bit.
+    /// Write 24-bit samples instead of 16-bit.
     #[arg(long, conflicts_with = "float32")]
     pub int24: bool,
     /// Write 32-bit float WAV (never clips).
     #[arg(long)]
     pub float32: bool,
+    /// Write FLAC (<source>.flac, 16-bit, or 24-bit with --int24) instead of WAV.
+    #[arg(long, conflicts_with = "float32")]
+    pub flac: bool,
     #[command(flatten)]
     pub batch: BatchArgs,
 }
@@ -312,6 +323,11 @@ impl SeparateArgs {
     pub fn output(&self) -> OutputOptions {
         OutputOptions {
             format: wav_format(self.int24, self.float32),
+            container: if self.flac {
+                Container::Flac
+            } else {
+                Container::Wav
+            },
             force: self.force,
         }
     }

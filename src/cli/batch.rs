@@ -110,6 +110,9 @@ where
     let report_path = files
         .is_batch
         .then(|| spec.out_dir.join(batch::report_file_name(shard)));
+    if let Some(json) = &spec.batch.json {
+        check_json_path(json, spec.force, report_path.as_deref())?;
+    }
 
     let cancel = CancelFlag::new();
     let on_signal = cancel.clone();
@@ -144,6 +147,19 @@ where
         "{} file(s) at once, {} thread(s) each",
         summary.jobs.0, summary.jobs.1
     ));
+    let entries = std::mem::take(&mut *display.entries.lock().unwrap_or_else(|e| e.into_inner()));
+    let single_report = spec.out_dir.join(batch::REPORT_FILE);
+    let written = record_run(
+        spec,
+        &summary,
+        report_path.as_deref().unwrap_or(&single_report),
+        &entries,
+        report_path.is_some(),
+    );
+    let summary = batch::RunSummary {
+        report_error: summary.report_error.clone().or(written.err()),
+        ..summary
+    };
 
     if let Some(e) = &summary.report_error {
         out.error(&format!("the report could not be written: {e}"));
@@ -189,6 +205,65 @@ where
     } else {
         ExitCode::from(FAILURE)
     })
+}
+
+/// Refuses a `--json` FILE that exists (without `--force`) or is the run's own report.
+pub(super) fn check_json_path(
+    json: &Path,
+    force: bool,
+    report: Option<&Path>,
+) -> Result<(), Failure> {
+    let own = report.is_some_and(|r| r == json || super::same_file(r, json));
+    if own || json.is_dir() {
+        return Err(Failure::usage(format!(
+            "--json {}: give a file apart from the output folder's report",
+            json.display()
+        )));
+    }
+    if !force && std::fs::symlink_metadata(json).is_ok() {
+        return Err(Failure::failed(format!(
+            "{}: already exists; use --force to replace it",
+            json.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Records what the run took in its report: in a batch's own report, and for a single file
+/// that succeeded in OUT/demix-report.json (a failed file leaves nothing in OUT); with
+/// `--json`, writes the report to that file too.
+fn record_run(
+    spec: &RunSpec<'_>,
+    summary: &batch::RunSummary,
+    report: &Path,
+    entries: &[FileEntry],
+    is_batch: bool,
+) -> Result<(), String> {
+    let run = batch::RunInfo {
+        seconds: summary.seconds,
+        jobs: summary.jobs.0,
+        threads: summary.jobs.1,
+        peak_memory_bytes: batch::peak_memory(),
+    };
+    let all_ok = !entries.is_empty() && entries.iter().all(|e| e.status == Status::Ok);
+    let mut written = if is_batch {
+        // The entries are in it already.
+        Some(batch::record(report, spec.command, &[], run).map_err(|e| e.to_string())?)
+    } else if all_ok {
+        Some(batch::record(report, spec.command, entries, run).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    if let Some(json) = &spec.batch.json {
+        let report = written.get_or_insert_with(|| {
+            let mut report = batch::Report::new(spec.command, spec.batch.shard);
+            report.files = entries.to_vec();
+            report.run = Some(run);
+            report
+        });
+        report.save(json).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The message of a job's error, with a hint where one helps.
@@ -278,6 +353,8 @@ struct Display<'a> {
     multi: Option<MultiProgress>,
     overall: ProgressBar,
     bars: Mutex<HashMap<usize, ProgressBar>>,
+    /// The entries of the files that finished, in the order they did.
+    entries: Mutex<Vec<FileEntry>>,
 }
 
 impl<'a> Display<'a> {
@@ -306,6 +383,7 @@ impl<'a> Display<'a> {
             multi,
             overall,
             bars: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Vec::new()),
         }
     }
 
@@ -388,6 +466,10 @@ impl Observer for Display<'_> {
             }
         }
         self.overall.inc(1);
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry.clone());
         let prefix = if counts.total > 1 {
             format!("[{}/{}] ", counts.finished, counts.total)
         } else {

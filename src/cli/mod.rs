@@ -12,6 +12,7 @@ mod inspect;
 mod learn;
 mod report;
 mod separate;
+mod stdin;
 
 use std::io::IsTerminal;
 use std::path::Path;

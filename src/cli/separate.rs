@@ -7,12 +7,13 @@ use serde_json::{Value, json};
 
 use super::args::SeparateArgs;
 use super::batch::{
-    RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files, shortest,
-    warn_clipped,
+    Files, RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files,
+    shortest, warn_clipped,
 };
 use super::failure::Failure;
+use super::stdin::Spool;
 use super::{Output, load_sources};
-use demix::audio::OutputFormat;
+use demix::audio::{Container, OutputFormat};
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
 use demix::separate::{OutputOptions, SeparateParams};
 
@@ -25,7 +26,32 @@ pub(super) fn run(
     let templates = load_sources(&args.source)?;
     let params = args.params(templates);
     let separator = params.check()?;
-    let files = find_files(&args.inputs, &args.out, &args.batch)?;
+    let reads_stdin = args.inputs.iter().any(|p| p.as_os_str() == "-");
+    if reads_stdin && args.inputs.len() > 1 {
+        return Err(Failure::usage("- (standard input) must be the only input"));
+    }
+    if args.name.is_some() && !reads_stdin {
+        return Err(Failure::usage(
+            "--name names standard input, -, which is not an input",
+        ));
+    }
+    let name = args.name.as_deref().unwrap_or("stdin");
+    // Standard input is copied before anything else reads it.
+    let spool = if reads_stdin {
+        if let Some(json) = &args.batch.json {
+            super::batch::check_json_path(json, args.force, None)?;
+        }
+        Some(Spool::from_stdin(&args.out, name)?)
+    } else {
+        None
+    };
+    let files = match &spool {
+        Some(_) => Files {
+            plan: Spool::plan(name),
+            is_batch: false,
+        },
+        None => find_files(&args.inputs, &args.out, &args.batch)?,
+    };
     let output = args.output();
     out.detail(&format!(
         "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
@@ -48,7 +74,7 @@ pub(super) fn run(
         batch: &args.batch,
         threads,
         force: output.force,
-        params: params_json(args, &params, output.format),
+        params: params_json(args, &params, &output),
     };
     let show = |name: &str, entry: &FileEntry, folder: &Path| {
         show_separated(out, &args.out, output.format, name, entry, folder);
@@ -64,7 +90,12 @@ pub(super) fn run(
             ..output
         };
         let report = separator
-            .separate_file(&item.input, &holder, &output, &mut job_progress(ctx))
+            .separate_file(
+                spool.as_ref().map_or(&item.input, |s| &s.path),
+                &holder,
+                &output,
+                &mut job_progress(ctx),
+            )
             .map_err(|e| job_error(&e))?;
         let mut details = fit_details(
             report.iterations,
@@ -77,6 +108,7 @@ pub(super) fn run(
             .iter()
             .map(|s| json!({"name": s.name, "clipped": s.clip.clipped, "peak": s.clip.peak}))
             .collect();
+        details.insert("components".into(), json!(report.components));
         details.insert("sources".into(), Value::Array(sources));
         Ok(JobOutput {
             outputs: report.stems.into_iter().map(|s| s.path).collect(),
@@ -122,9 +154,10 @@ fn show_separated(
 
 /// The parameters recorded per file: a file is complete only for the same ones. Learned
 /// templates are recorded by their `--source` arguments (names and files), not their contents.
-fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputFormat) -> Value {
+fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOptions) -> Value {
     let nmf = &params.nmf;
-    json!({
+    let format = output.format;
+    let mut value = json!({
         "components": nmf.components(),
         "sources": args.source,
         "free": args.free,
@@ -144,5 +177,11 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, format: OutputForma
         "hop": params.stft.hop(),
         "mask_power": args.mask_power.map(shortest),
         "format": format!("{format:?}").to_lowercase(),
-    })
+    });
+    // Recorded only for FLAC, so that the reports of WAV runs made before FLAC existed still
+    // describe the same parameters.
+    if output.container == Container::Flac {
+        value["container"] = json!("flac");
+    }
+    value
 }

@@ -18,7 +18,7 @@ use crate::formats::midi::{self, NoteEvent};
 use crate::formats::npy::{NpyArray, write_npy};
 use crate::formats::plot::encode_png;
 use crate::nmf::Progress;
-use crate::separate::write_stems;
+use crate::separate::{Input, write_stems};
 
 /// The names [`inspect_file`] writes into its output folder (`audio` is a folder, written only
 /// with [`InspectOutput::audio`]). A MIDI file inside the output folder may not take one.
@@ -386,7 +386,11 @@ fn write_all(
         let audio_dir = dir.join("audio");
         fs::create_dir(&audio_dir).map_err(|e| Error::write(&audio_dir, e))?;
         let separation = inspection.separation();
-        let clips = write_stems(&separation, audio, &audio_dir, format)?;
+        let output = crate::separate::OutputOptions {
+            format,
+            ..Default::default()
+        };
+        let clips = write_stems(&separation, Input::Memory(audio), &audio_dir, &output)?;
         for (source, clip) in separation.sources.iter().zip(clips) {
             let path = audio_dir.join(format!("{}.wav", source.name));
             if clip.clipped > 0 {

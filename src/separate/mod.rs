@@ -16,10 +16,12 @@ use crate::spectral::{Stft, StftParams};
 mod analyze;
 mod output;
 mod render;
+mod stream;
 
 pub(crate) use output::write_stems;
 pub use output::{OutputOptions, StemReport, TrackReport, separate_file};
 pub use render::{Separation, StemSink};
+pub(crate) use stream::Input;
 
 /// Settings of a separation: STFT, NMF and mask.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,16 +1,19 @@
 //! Rendering: soft masks (or the multichannel Wiener filter) applied to the mixture's STFT
 //! block by block, and the inverse STFT of every source into its sink.
 
-use ndarray::{Array2, Array3, ArrayViewMut2};
+use ndarray::{Array2, Array3, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use realfft::num_complex::{Complex32, Complex64};
 
-use crate::audio::{Audio, WavStreamWriter};
+use super::stream::{Activations, Input, Spill};
+use crate::audio::{Audio, StemWriter, WavStreamWriter};
 use crate::error::Result;
 use crate::nmf::Nmf;
 use crate::sources::Source;
 use crate::spectral::spatial::{CovarianceSum, WienerWork, wiener_bin};
-use crate::spectral::{FRAMES_PER_TASK, OverlapAdd, Stft, StftScratch, soft_masks_in_place};
+use crate::spectral::{
+    Excerpt, FRAMES_PER_TASK, OverlapAdd, Stft, StftScratch, soft_masks_in_place,
+};
 
 /// A fitted separation of one recording, ready to render.
 #[derive(Debug)]
@@ -22,6 +25,8 @@ pub struct Separation {
     pub(super) stft: Stft,
     pub(super) mask_power: f32,
     pub(super) spatial: Option<Spatial>,
+    /// The activations, when they were written to a file rather than kept in `nmf.h`.
+    pub(super) spill: Option<Spill>,
 }
 
 /// The multichannel Wiener filter's settings: one spatial covariance per source.
@@ -43,6 +48,12 @@ pub trait StemSink: Send {
 }
 
 impl StemSink for WavStreamWriter {
+    fn write_block(&mut self, block: &[&[f32]]) -> Result<()> {
+        self.write(block)
+    }
+}
+
+impl StemSink for StemWriter {
     fn write_block(&mut self, block: &[&[f32]]) -> Result<()> {
         self.write(block)
     }
@@ -71,8 +82,8 @@ struct BlockBuffers {
 }
 
 impl BlockBuffers {
-    fn new(separation: &Separation, audio: &Audio) -> BlockBuffers {
-        let (bins, channels) = (separation.stft.n_bins(), audio.num_channels());
+    fn new(separation: &Separation, channels: usize) -> BlockBuffers {
+        let bins = separation.stft.n_bins();
         let n_sources = separation.sources.len();
         let image_shape = if separation.spatial.is_some() {
             (FRAMES_PER_TASK, n_sources, channels, bins)
@@ -87,8 +98,16 @@ impl BlockBuffers {
         }
     }
 
-    /// The spectra and soft masks of frames `start..start + block`.
-    fn fill(&mut self, separation: &Separation, audio: &Audio, start: usize, block: usize) {
+    /// The spectra and soft masks of frames `start..start + block`, from the samples in
+    /// `excerpt` and the activations `h` (K × block) of these frames.
+    fn fill(
+        &mut self,
+        separation: &Separation,
+        excerpt: Excerpt<'_>,
+        h: ArrayView2<f32>,
+        start: usize,
+        block: usize,
+    ) {
         let stft = &separation.stft;
         let bins = stft.n_bins();
         let n_sources = separation.sources.len();
@@ -102,7 +121,14 @@ impl BlockBuffers {
                 || stft.scratch(),
                 |scratch, (i, row)| {
                     let (channel, t) = (i / FRAMES_PER_TASK, i % FRAMES_PER_TASK);
-                    stft.frame(&audio.channels[channel], start + t, scratch, row);
+                    stft.frame_in(
+                        &excerpt.channels[channel],
+                        excerpt.offset,
+                        excerpt.len,
+                        start + t,
+                        scratch,
+                        row,
+                    );
                 },
             );
         let wt = &self.wt;
@@ -112,7 +138,7 @@ impl BlockBuffers {
             .take(block)
             .enumerate()
             .for_each(|(t, mut m)| {
-                separation.source_models(wt, start + t, &mut m);
+                separation.source_models(wt, h, t, &mut m);
                 soft_masks_in_place(
                     m.as_slice_mut().expect("contiguous"),
                     n_sources,
@@ -255,6 +281,7 @@ impl Separation {
             stft,
             mask_power,
             spatial: None,
+            spill: None,
         }
     }
 
@@ -284,22 +311,36 @@ impl Separation {
     /// If there is not one sink per source, or `audio` has a different length from the one
     /// analysed.
     pub fn render<S: StemSink>(&self, audio: &Audio, sinks: &mut [S]) -> Result<()> {
+        self.render_input(Input::Memory(audio), sinks)
+    }
+
+    /// [`Self::render`] of a recording in memory or read in passes.
+    pub(crate) fn render_input<S: StemSink>(
+        &self,
+        input: Input<'_>,
+        sinks: &mut [S],
+    ) -> Result<()> {
         let stft = &self.stft;
-        let (channels, len) = (audio.num_channels(), audio.len());
+        let (channels, len) = (input.num_channels(), input.len());
         let frames = stft.n_frames(len);
         let n_sources = self.sources.len();
         assert_eq!(sinks.len(), n_sources, "one sink per source");
-        assert_eq!(frames, self.nmf.h.ncols(), "the audio that was analysed");
+        assert_eq!(frames, self.frames(), "the audio that was analysed");
 
-        let mut blocks = BlockBuffers::new(self, audio);
+        let mut blocks = BlockBuffers::new(self, channels);
         // The Wiener filter's covariances, re-estimated on the mixture as many times as asked.
-        let refined = self.spatial.as_ref().map(|sp| {
-            let mut covariances = sp.covariances.clone();
-            for _ in 0..sp.iterations {
-                covariances = self.reestimate_covariances(&mut blocks, audio, &covariances);
+        let refined = match &self.spatial {
+            Some(sp) => {
+                let mut covariances = sp.covariances.clone();
+                for _ in 0..sp.iterations {
+                    covariances = self.reestimate_covariances(&mut blocks, input, &covariances)?;
+                }
+                Some(covariances)
             }
-            covariances
-        });
+            None => None,
+        };
+        let mut pass = input.pass()?;
+        let mut activations = self.activations()?;
 
         let mut states: Vec<SourceRender> = (0..n_sources)
             .map(|_| SourceRender {
@@ -311,7 +352,14 @@ impl Separation {
             .collect();
         for start in (0..frames).step_by(FRAMES_PER_TASK) {
             let block = FRAMES_PER_TASK.min(frames - start);
-            blocks.fill(self, audio, start, block);
+            let excerpt = pass.excerpt(stft, start..start + block, start)?;
+            blocks.fill(
+                self,
+                excerpt,
+                activations.block(start, block)?,
+                start,
+                block,
+            );
             if let (Some(sp), Some(refined)) = (&self.spatial, &refined) {
                 blocks.wiener(block, &sp.covariances, Some(refined));
             }
@@ -347,17 +395,25 @@ impl Separation {
     fn reestimate_covariances(
         &self,
         blocks: &mut BlockBuffers,
-        audio: &Audio,
+        input: Input<'_>,
         covariances: &[Array3<Complex32>],
-    ) -> Vec<Array3<Complex32>> {
-        let (frames, bins, channels) =
-            (self.nmf.h.ncols(), self.stft.n_bins(), audio.num_channels());
+    ) -> Result<Vec<Array3<Complex32>>> {
+        let (frames, bins, channels) = (self.frames(), self.stft.n_bins(), input.num_channels());
         let mut sums: Vec<CovarianceSum> = (0..self.sources.len())
             .map(|_| CovarianceSum::new(bins, channels))
             .collect();
+        let mut pass = input.pass()?;
+        let mut activations = self.activations()?;
         for start in (0..frames).step_by(FRAMES_PER_TASK) {
             let block = FRAMES_PER_TASK.min(frames - start);
-            blocks.fill(self, audio, start, block);
+            let excerpt = pass.excerpt(&self.stft, start..start + block, start)?;
+            blocks.fill(
+                self,
+                excerpt,
+                activations.block(start, block)?,
+                start,
+                block,
+            );
             blocks.wiener(block, covariances, None);
             // In frame order, whatever the threads did.
             for t in 0..block {
@@ -366,15 +422,35 @@ impl Separation {
                 }
             }
         }
-        sums.iter().map(CovarianceSum::covariance).collect()
+        Ok(sums.iter().map(CovarianceSum::covariance).collect())
     }
 
-    /// Model magnitudes of every source at frame `t` into `out` (sources × bins).
-    fn source_models(&self, wt: &Array2<f32>, t: usize, out: &mut ArrayViewMut2<f32>) {
+    /// Frames of the recording analysed.
+    fn frames(&self) -> usize {
+        self.spill.as_ref().map_or(self.nmf.h.ncols(), |s| s.frames)
+    }
+
+    /// The activations, from the first frame.
+    fn activations(&self) -> Result<Activations<'_>> {
+        Ok(match &self.spill {
+            Some(spill) => Activations::Spilled(spill.reader()?),
+            None => Activations::Memory(self.nmf.h.view()),
+        })
+    }
+
+    /// Model magnitudes of every source at frame `t` of a block into `out` (sources × bins),
+    /// from the block's activations `h` (K × frames).
+    fn source_models(
+        &self,
+        wt: &Array2<f32>,
+        h: ArrayView2<f32>,
+        t: usize,
+        out: &mut ArrayViewMut2<f32>,
+    ) {
         out.fill(0.0);
         for (source, mut row) in self.sources.iter().zip(out.rows_mut()) {
             for &c in &source.components {
-                let a = self.nmf.h[[c, t]];
+                let a = h[[c, t]];
                 row.scaled_add(a, &wt.row(c));
             }
         }

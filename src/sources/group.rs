@@ -10,7 +10,6 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use super::{Source, sources_loudest_first};
-use crate::nmf::Nmf;
 
 /// Mel bands of the envelope.
 const BANDS: usize = 40;
@@ -22,16 +21,17 @@ const BRIGHTNESS_WEIGHT: f64 = 2.0;
 /// Independent k-means runs; the one with the smallest within-cluster spread is kept.
 const RUNS: usize = 20;
 
-/// Groups the components of `nmf` into `groups` sources named `source1`, `source2`, ... from
-/// the loudest. Deterministic.
+/// Groups the components of templates `w` into `groups` sources named `source1`, `source2`,
+/// ... from the loudest by the components' `energies`. Deterministic.
 pub(crate) fn group_components(
-    nmf: &Nmf,
+    w: ArrayView2<f32>,
+    energies: &[f64],
     groups: usize,
     sample_rate: u32,
     n_fft: usize,
 ) -> Vec<Source> {
-    let k = nmf.w.ncols();
-    let mut features = standardise(template_features(nmf.w.view(), sample_rate, n_fft));
+    let k = w.ncols();
+    let mut features = standardise(template_features(w, sample_rate, n_fft));
     features
         .column_mut(COEFFICIENTS)
         .mapv_inplace(|v| v * BRIGHTNESS_WEIGHT.sqrt());
@@ -40,7 +40,7 @@ pub(crate) fn group_components(
     for (c, &g) in labels.iter().enumerate() {
         members[g].push(c);
     }
-    sources_loudest_first(members, &nmf.component_energies())
+    sources_loudest_first(members, energies)
 }
 
 /// One row of features per template (column of `w`).

@@ -2,6 +2,7 @@
 //! free components into sources by timbre, and the names of the output files.
 
 use crate::error::ParamError;
+#[cfg(doc)]
 use crate::nmf::Nmf;
 
 mod group;
@@ -68,9 +69,11 @@ pub(crate) fn named_sources(templates: &[Templates], free: usize) -> Vec<Source>
     sources
 }
 
-pub(crate) fn one_source_per_component(nmf: &Nmf) -> Vec<Source> {
-    let singles = (0..nmf.w.ncols()).map(|c| vec![c]).collect();
-    sources_loudest_first(singles, &nmf.component_energies())
+/// One source per component, loudest first by the components' `energies` (see
+/// [`Nmf::component_energies`]).
+pub(crate) fn one_source_per_component(energies: &[f64]) -> Vec<Source> {
+    let singles = (0..energies.len()).map(|c| vec![c]).collect();
+    sources_loudest_first(singles, energies)
 }
 
 /// Sources of the given groups of components, loudest first (by the summed `energy` of their

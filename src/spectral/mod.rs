@@ -47,11 +47,46 @@ pub fn channel_summed_magnitude_of(
     audio: &Audio,
     frames: Range<usize>,
 ) -> Array2<f32> {
-    let bins = stft.n_bins();
-    let mut v = Array2::<f32>::zeros((frames.len(), bins));
+    let mut v = Array2::<f32>::zeros((frames.len(), stft.n_bins()));
     crate::hugepages::advise(v.as_slice_mut().expect("fresh arrays are contiguous"));
-    for channel in &audio.channels {
-        v.axis_chunks_iter_mut(Axis(0), FRAMES_PER_TASK)
+    add_channel_summed_magnitude(stft, Excerpt::whole(audio), frames, v.view_mut());
+    v
+}
+
+/// Some of the samples of every channel of a recording: those from `offset` on.
+#[derive(Debug, Clone, Copy)]
+pub struct Excerpt<'a> {
+    /// The samples of each channel from `offset` on, all of one length.
+    pub channels: &'a [Vec<f32>],
+    /// The index of their first sample in the recording.
+    pub offset: usize,
+    /// Samples per channel of the whole recording.
+    pub len: usize,
+}
+
+impl<'a> Excerpt<'a> {
+    /// All of `audio`.
+    pub fn whole(audio: &'a Audio) -> Excerpt<'a> {
+        Excerpt {
+            channels: &audio.channels,
+            offset: 0,
+            len: audio.len(),
+        }
+    }
+}
+
+/// Adds the channel-summed magnitudes of frames `frames` of `excerpt` (which must hold their
+/// samples, [`Stft::samples_of`]) to `out` (`frames.len()` × bins).
+pub fn add_channel_summed_magnitude(
+    stft: &Stft,
+    excerpt: Excerpt<'_>,
+    frames: Range<usize>,
+    mut out: ndarray::ArrayViewMut2<'_, f32>,
+) {
+    let bins = stft.n_bins();
+    assert_eq!(out.dim(), (frames.len(), bins), "one row per frame");
+    for channel in excerpt.channels {
+        out.axis_chunks_iter_mut(Axis(0), FRAMES_PER_TASK)
             .into_par_iter()
             .enumerate()
             .for_each_init(
@@ -59,13 +94,12 @@ pub fn channel_summed_magnitude_of(
                 |(scratch, spectrum), (chunk, mut rows)| {
                     for (i, mut row) in rows.rows_mut().into_iter().enumerate() {
                         let t = frames.start + chunk * FRAMES_PER_TASK + i;
-                        stft.frame(channel, t, scratch, spectrum);
+                        stft.frame_in(channel, excerpt.offset, excerpt.len, t, scratch, spectrum);
                         row.zip_mut_with(&ndarray::aview1(spectrum), |m, c| *m += c.norm());
                     }
                 },
             );
     }
-    v
 }
 
 /// Frames per parallel task in the spectrogram and render loops.

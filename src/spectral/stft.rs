@@ -293,22 +293,41 @@ impl Stft {
         scratch: &mut StftScratch,
         out: &mut [Complex32],
     ) {
+        self.frame_in(signal, 0, signal.len(), t, scratch, out);
+    }
+
+    /// The spectrum of frame `t` of a signal of `len` samples of which `samples` holds those
+    /// from `offset` on (enough of them for the frame: see [`Self::samples_of`]): the same
+    /// values as [`Self::frame`] of the whole signal.
+    ///
+    /// # Panics
+    /// If `out` has the wrong length, or `samples` lacks a sample the frame needs.
+    pub fn frame_in(
+        &self,
+        samples: &[f32],
+        offset: usize,
+        len: usize,
+        t: usize,
+        scratch: &mut StftScratch,
+        out: &mut [Complex32],
+    ) {
         let half = self.n_fft / 2;
         let start = (t * self.hop) as isize - half as isize;
         match usize::try_from(start) {
             // The usual case: the frame lies inside the signal.
-            Ok(start) if start + self.n_fft <= signal.len() => {
+            Ok(start) if start >= offset && start + self.n_fft <= offset + samples.len() => {
+                let start = start - offset;
                 multiply(
                     &mut scratch.time,
                     &self.window,
-                    &signal[start..start + self.n_fft],
+                    &samples[start..start + self.n_fft],
                 );
             }
             _ => {
                 for (i, (dst, &w)) in scratch.time.iter_mut().zip(&self.window).enumerate() {
                     let j = start + i as isize;
-                    *dst = if j >= 0 && (j as usize) < signal.len() {
-                        w * signal[j as usize]
+                    *dst = if j >= 0 && (j as usize) < len {
+                        w * samples[j as usize - offset]
                     } else {
                         0.0
                     };
@@ -318,6 +337,16 @@ impl Stft {
         self.forward
             .process_with_scratch(&mut scratch.time, out, &mut scratch.fft)
             .expect("buffer sizes come from the plan");
+    }
+
+    /// The samples that frames `frames` of a signal of `len` samples use.
+    pub fn samples_of(&self, frames: std::ops::Range<usize>, len: usize) -> std::ops::Range<usize> {
+        if frames.is_empty() {
+            return 0..0;
+        }
+        let (half, last) = (self.n_fft / 2, (frames.end - 1) * self.hop);
+        let start = (frames.start * self.hop).saturating_sub(half).min(len);
+        start..(last + self.n_fft - half).clamp(start, len)
     }
 
     /// The complex STFT of `signal`, shape `(frames, bins)`. Frames are computed in parallel.

@@ -871,13 +871,17 @@ fn an_unreadable_file_is_reported_and_the_others_separated() {
 }
 
 #[test]
-fn a_single_file_writes_no_report_and_several_files_do() {
+fn a_single_file_writes_its_report_when_it_succeeds_and_several_files_do_as_they_go() {
     let dir = tempfile::tempdir().unwrap();
     write_wav_input(dir.path(), "a.wav", 0);
     write_wav_input(dir.path(), "b.wav", 1);
+    fs::write(dir.path().join("bad.wav"), b"not audio").unwrap();
+    let out = separate(dir.path(), &["bad.wav"], &[]);
+    assert_exit(&out, 1);
+    assert!(!dir.path().join("out/demix-report.json").exists());
     let out = separate(dir.path(), &["a.wav"], &[]);
     assert_exit(&out, 0);
-    assert!(!dir.path().join("out/demix-report.json").exists());
+    assert!(dir.path().join("out/demix-report.json").exists());
     assert_eq!(stdout(&out).lines().count(), 1);
     let out = separate(dir.path(), &["a.wav", "b.wav"], &["--force"]);
     assert_exit(&out, 0);

@@ -451,7 +451,7 @@ fn all_zero_audio_gives_silent_stems_without_nan() {
             "{format:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(entries(dir.path()), ["quiet"]);
+        assert_eq!(entries(dir.path()), ["demix-report.json", "quiet"]);
         let track = dir.path().join("out/quiet");
         assert_eq!(files_in(&track), ["source1.wav", "source2.wav"]);
         for name in ["source1.wav", "source2.wav"] {
@@ -533,7 +533,7 @@ fn existing_track_folder_is_replaced_with_force() {
     );
     assert_eq!(
         entries(dir.path()),
-        ["x"],
+        ["demix-report.json", "x"],
         "no hidden old or temporary folder"
     );
     assert_eq!(
@@ -671,7 +671,7 @@ fn force_replaces_a_file_that_has_the_track_folders_name() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(entries(dir.path()), ["x"]);
+    assert_eq!(entries(dir.path()), ["demix-report.json", "x"]);
     assert_eq!(
         files_in(&dir.path().join("out/x")),
         ["source1.wav", "source2.wav"]

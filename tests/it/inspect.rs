@@ -454,7 +454,7 @@ fn inspect_writes_every_file_and_the_midi() {
     );
     assert_entries(dir.path(), &["in.wav", "in.mid", "out"]);
     // One file is written into OUT/<file stem>, as `demix separate` writes it.
-    assert_entries(&dir.path().join("out"), &["in"]);
+    assert_entries(&dir.path().join("out"), &["demix-report.json", "in"]);
     assert_entries(
         &dir.path().join("out/in"),
         &[

@@ -17,6 +17,7 @@ mod nmf;
 mod separate;
 mod sklearn;
 mod stft;
+mod stream;
 mod templates;
 
 #[global_allocator]
