@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 
 use demix::audio::OutputFormat;
 use demix::batch::Shard;
-use demix::nmf::{Init, Loss, NmfParams};
+use demix::nmf::{Init, KRange, Loss, NmfParams, RankMethod, RankParams};
 use demix::separate::{OutputOptions, SeparateParams};
 use demix::spectral::StftParams;
 
@@ -150,14 +150,18 @@ pub struct SeparateArgs {
     /// folder OUT/<its folder relative to that folder>/<stem>/<source>.wav.
     #[arg(short, long = "out", value_name = "OUT")]
     pub out: PathBuf,
-    /// Number of NMF components; each is written as one source [default: 4].
+    /// Number of NMF components, each written as one source, or `auto` to choose it per file
+    /// within --k-range [default: 4; auto with --sources].
     #[arg(
         short = 'k',
         long = "components",
         value_name = "K",
+        value_parser = parse_components,
         conflicts_with = "source"
     )]
-    pub components: Option<usize>,
+    pub components: Option<ComponentsArg>,
+    #[command(flatten)]
+    pub rank: RankArgs,
     /// A named source from learned templates, held fixed: NAME=FILE.npz, or FILE.npz to use the
     /// name stored in the file. Repeat for each source.
     #[arg(long = "source", value_name = "[NAME=]FILE")]
@@ -237,6 +241,68 @@ pub struct LearnArgs {
     pub force: bool,
 }
 
+/// A number of components, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentsArg {
+    /// This many.
+    Fixed(usize),
+    /// Chosen per file by a rank selection.
+    Auto,
+}
+
+/// `auto` or a number.
+pub fn parse_components(s: &str) -> Result<ComponentsArg, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(ComponentsArg::Auto);
+    }
+    s.trim()
+        .parse()
+        .map(ComponentsArg::Fixed)
+        .map_err(|_| format!("'{s}' is not a number of components or 'auto'"))
+}
+
+/// How `-k auto` chooses the number of components.
+#[derive(Debug, Args)]
+pub struct RankArgs {
+    /// With -k auto: the range of K tried, LOW-HIGH.
+    #[arg(long = "k-range", default_value = "2-32", value_parser = parse_range, value_name = "LOW-HIGH")]
+    pub range: KRange,
+    /// With -k auto: sweep (fit every K from several starts, held-out rule) or ard (one fit
+    /// with automatic relevance determination).
+    #[arg(long = "rank-method", default_value = "sweep", value_parser = parse_method, value_name = "METHOD")]
+    pub method: RankMethod,
+    /// Seeded starts per K of the sweep.
+    #[arg(long, default_value_t = RankParams::default().starts(), value_name = "N")]
+    pub starts: usize,
+    /// Fraction of the spectrogram's entries each start of the sweep holds out.
+    #[arg(long = "held-out", default_value_t = RankParams::default().held_out(), value_name = "F")]
+    pub held_out: f32,
+}
+
+impl RankArgs {
+    /// The library's rank parameters (with the range given), checked later by the library.
+    pub fn params(&self) -> RankParams {
+        self.params_for(self.range)
+    }
+
+    /// The library's rank parameters over `range`.
+    pub fn params_for(&self, range: KRange) -> RankParams {
+        RankParams::new(range)
+            .with_method(self.method)
+            .with_starts(self.starts)
+            .with_held_out(self.held_out)
+    }
+}
+
+/// `LOW-HIGH`.
+pub fn parse_range(s: &str) -> Result<KRange, String> {
+    s.parse::<KRange>().map_err(|e| e.to_string())
+}
+
+fn parse_method(s: &str) -> Result<RankMethod, String> {
+    s.parse::<RankMethod>()
+}
+
 /// `--init` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InitArg {
@@ -286,10 +352,13 @@ impl SeparateArgs {
     /// (checked later, by the library).
     pub fn params(&self, templates: Vec<demix::sources::Templates>) -> SeparateParams {
         let fallback = templates.first().map(|t| t.stft_params());
-        let components = if templates.is_empty() {
-            self.components.unwrap_or(NmfParams::default().components())
-        } else {
-            self.free
+        let auto = self.auto_k();
+        let components = match (templates.is_empty(), self.components) {
+            (false, _) => self.free,
+            (true, Some(ComponentsArg::Fixed(k))) => k,
+            // Chosen per file; the parameters are checked with the range's top.
+            (true, _) if auto => self.rank.range.high(),
+            (true, _) => NmfParams::default().components(),
         };
         // With learned templates, the loss they were fitted with.
         let base = match templates.first() {
@@ -305,6 +374,16 @@ impl SeparateArgs {
             spatial: !self.no_spatial,
             spatial_iterations: self.spatial_iterations,
             max_frames: self.max_frames,
+            rank: auto.then(|| self.rank.params()),
+        }
+    }
+
+    /// Whether K is chosen per file: `-k auto`, or `--sources` without `-k`.
+    pub fn auto_k(&self) -> bool {
+        match self.components {
+            Some(ComponentsArg::Auto) => true,
+            Some(ComponentsArg::Fixed(_)) => false,
+            None => self.groups.is_some() && self.source.is_empty(),
         }
     }
 

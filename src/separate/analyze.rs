@@ -1,13 +1,13 @@
 //! Analysis: the factorisation of a recording's spectrogram and the naming of its sources.
 
-use ndarray::{Array2, Array3, Axis, s};
+use ndarray::{Array2, Array3, ArrayView2, Axis, s};
 use realfft::num_complex::Complex32;
 
 use super::render::{Separation, Spatial};
 use super::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, Separator};
 use crate::audio::Audio;
 use crate::error::{Error, Result};
-use crate::nmf::{self, Nmf, NmfParams, Progress};
+use crate::nmf::{self, KRange, Nmf, NmfParams, Progress, RankReport};
 use crate::sources::{Source, group_components, named_sources, one_source_per_component, stack};
 use crate::spectral::spatial::CovarianceSum;
 use crate::spectral::{channel_summed_magnitude, channel_summed_magnitude_of, check_usable};
@@ -27,15 +27,17 @@ impl Separator {
         for t in &params.templates {
             t.check_compatible(&params.stft, audio.sample_rate)?;
         }
+        let mut rank = None;
         let (nmf, data_sum) = if stft.n_frames(audio.len()) <= params.max_frames {
             let spectrogram = channel_summed_magnitude(stft, audio);
             let sum = spectrogram.iter().map(|&a| f64::from(a)).sum();
+            let nmf_params = self.with_rank(spectrogram.view(), &mut rank)?;
             (
-                nmf::fit_with_progress(spectrogram.t(), &self.nmf, progress)?,
+                nmf::fit_with_progress(spectrogram.t(), &nmf_params, progress)?,
                 sum,
             )
         } else {
-            self.fit_long(audio, progress)?
+            self.fit_long(audio, &mut rank, progress)?
         };
         // The model must explain more than a millionth of the spectrogram's level, else its
         // stems would be (nearly) silent and not add up to the input.
@@ -61,7 +63,32 @@ impl Separator {
                 DEFAULT_MASK_POWER
             }),
             spatial,
+            rank,
         })
+    }
+
+    /// The fit's parameters: with `-k auto` (a rank selection and no templates), those of the
+    /// separator with the number of components chosen on `spectrogram` (frames × bins), at
+    /// least the number of sources to group into; the report is left in `rank`.
+    fn with_rank(
+        &self,
+        spectrogram: ArrayView2<f32>,
+        rank: &mut Option<RankReport>,
+    ) -> Result<NmfParams> {
+        let params = &self.params;
+        let Some(selection) = params.rank.as_ref().filter(|_| params.templates.is_empty()) else {
+            return Ok(self.nmf.clone());
+        };
+        let range = selection.range();
+        let low = range.low().max(params.groups.unwrap_or(1)).min(range.high());
+        let selection = selection
+            .clone()
+            .with_range(KRange::new(low, range.high())?);
+        let report = nmf::select_rank(spectrogram.t(), &self.nmf, &selection)?;
+        let mut fitted = self.nmf.clone();
+        fitted.components = report.chosen;
+        *rank = Some(report);
+        Ok(fitted)
     }
 }
 
@@ -102,9 +129,15 @@ impl Separator {
     /// recording), then the activations of every frame, block by block of `max_frames`, with the
     /// templates fixed. Memory stays at a few spectrograms of `max_frames` frames plus H.
     /// Returns the fit and the sum of the spectrogram.
-    fn fit_long(&self, audio: &Audio, progress: &mut dyn FnMut(Progress)) -> Result<(Nmf, f64)> {
+    fn fit_long(
+        &self,
+        audio: &Audio,
+        rank: &mut Option<RankReport>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(Nmf, f64)> {
         const STRETCHES: usize = 32;
-        let (stft, params, nmf_params) = (&self.stft, &self.params, &self.nmf);
+        let (stft, params) = (&self.stft, &self.params);
+        let mut nmf_params = self.nmf.clone();
         let frames = stft.n_frames(audio.len());
         let max_frames = params.max_frames;
         let (w, template_iterations, converged) = if nmf_params.components() > 0 {
@@ -118,7 +151,8 @@ impl Separator {
             let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
             let sample = ndarray::concatenate(Axis(0), &views).expect("equal bins");
             drop(parts);
-            let model = nmf::fit_with_progress(sample.t(), nmf_params, progress)?;
+            nmf_params = self.with_rank(sample.view(), rank)?;
+            let model = nmf::fit_with_progress(sample.t(), &nmf_params, progress)?;
             (model.w, model.iterations, model.converged)
         } else {
             (stack(&params.templates), 0, true)

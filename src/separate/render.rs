@@ -7,7 +7,7 @@ use realfft::num_complex::{Complex32, Complex64};
 
 use crate::audio::{Audio, WavStreamWriter};
 use crate::error::Result;
-use crate::nmf::Nmf;
+use crate::nmf::{Nmf, RankReport};
 use crate::sources::Source;
 use crate::spectral::spatial::{CovarianceSum, WienerWork, wiener_bin};
 use crate::spectral::{FRAMES_PER_TASK, OverlapAdd, Stft, StftScratch, soft_masks_in_place};
@@ -22,6 +22,8 @@ pub struct Separation {
     pub(super) stft: Stft,
     pub(super) mask_power: f32,
     pub(super) spatial: Option<Spatial>,
+    /// The rank selection that chose the number of components (`-k auto`), if one ran.
+    pub rank: Option<RankReport>,
 }
 
 /// The multichannel Wiener filter's settings: one spatial covariance per source.
@@ -255,6 +257,7 @@ impl Separation {
             stft,
             mask_power,
             spatial: None,
+            rank: None,
         }
     }
 
