@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 
 use demix::audio::OutputFormat;
 use demix::batch::Shard;
+use demix::ParamError;
 use demix::nmf::{Init, KRange, Loss, NmfParams, RankMethod, RankParams};
 use demix::separate::{OutputOptions, SeparateParams};
 use demix::spectral::StftParams;
@@ -264,9 +265,9 @@ pub fn parse_components(s: &str) -> Result<ComponentsArg, String> {
 /// How `-k auto` chooses the number of components.
 #[derive(Debug, Args)]
 pub struct RankArgs {
-    /// With -k auto: the range of K tried, LOW-HIGH.
-    #[arg(long = "k-range", default_value = "2-32", value_parser = parse_range, value_name = "LOW-HIGH")]
-    pub range: KRange,
+    /// With -k auto: the range of K tried, LOW-HIGH (1 <= LOW <= HIGH <= 256).
+    #[arg(long = "k-range", default_value = "2-32", value_name = "LOW-HIGH")]
+    pub range: String,
     /// With -k auto: sweep (fit every K from several starts, held-out rule) or ard (one fit
     /// with automatic relevance determination).
     #[arg(long = "rank-method", default_value = "sweep", value_parser = parse_method, value_name = "METHOD")]
@@ -280,9 +281,12 @@ pub struct RankArgs {
 }
 
 impl RankArgs {
-    /// The library's rank parameters (with the range given), checked later by the library.
-    pub fn params(&self) -> RankParams {
-        self.params_for(self.range)
+    /// The library's rank parameters (checked later by the library).
+    ///
+    /// # Errors
+    /// A range that is not `LOW-HIGH` with `1 <= LOW <= HIGH <= 256`.
+    pub fn params(&self) -> Result<RankParams, ParamError> {
+        Ok(self.params_for(self.range.parse()?))
     }
 
     /// The library's rank parameters over `range`.
@@ -292,11 +296,6 @@ impl RankArgs {
             .with_starts(self.starts)
             .with_held_out(self.held_out)
     }
-}
-
-/// `LOW-HIGH`.
-pub fn parse_range(s: &str) -> Result<KRange, String> {
-    s.parse::<KRange>().map_err(|e| e.to_string())
 }
 
 fn parse_method(s: &str) -> Result<RankMethod, String> {
@@ -350,14 +349,20 @@ fn parse_loss(s: &str) -> Result<Loss, String> {
 impl SeparateArgs {
     /// The library parameters these options ask for, with the templates already loaded
     /// (checked later, by the library).
-    pub fn params(&self, templates: Vec<demix::sources::Templates>) -> SeparateParams {
+    ///
+    /// # Errors
+    /// A `--k-range` that does not parse (with -k auto).
+    pub fn params(
+        &self,
+        templates: Vec<demix::sources::Templates>,
+    ) -> Result<SeparateParams, ParamError> {
         let fallback = templates.first().map(|t| t.stft_params());
         let auto = self.auto_k();
         let components = match (templates.is_empty(), self.components) {
             (false, _) => self.free,
             (true, Some(ComponentsArg::Fixed(k))) => k,
             // Chosen per file; the parameters are checked with the range's top.
-            (true, _) if auto => self.rank.range.high(),
+            (true, _) if auto => 1,
             (true, _) => NmfParams::default().components(),
         };
         // With learned templates, the loss they were fitted with.
@@ -365,7 +370,7 @@ impl SeparateArgs {
             Some(t) => NmfParams::new(components).with_loss(t.loss),
             None => NmfParams::new(components),
         };
-        SeparateParams {
+        Ok(SeparateParams {
             stft: self.model.stft(fallback),
             nmf: self.model.nmf(base),
             mask_power: self.mask_power,
@@ -374,8 +379,8 @@ impl SeparateArgs {
             spatial: !self.no_spatial,
             spatial_iterations: self.spatial_iterations,
             max_frames: self.max_frames,
-            rank: auto.then(|| self.rank.params()),
-        }
+            rank: if auto { Some(self.rank.params()?) } else { None },
+        })
     }
 
     /// Whether K is chosen per file: `-k auto`, or `--sources` without `-k`.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::Output;
-use super::args::{ModelArgs, parse_range};
+use super::args::ModelArgs;
 use super::failure::Failure;
 use demix::nmf::{KRange, NmfParams, RankMethod, RankParams};
 
@@ -20,9 +20,9 @@ pub struct RankCommandArgs {
     /// Folder for rank.json, rank.csv and rank.png (with several inputs, DIR/<file stem>/).
     #[arg(short, long = "out", value_name = "DIR")]
     pub out: PathBuf,
-    /// The range of K tried, LOW-HIGH.
-    #[arg(short = 'k', long = "k-range", default_value = "2-32", value_parser = parse_range, value_name = "LOW-HIGH")]
-    pub range: KRange,
+    /// The range of K tried, LOW-HIGH (1 <= LOW <= HIGH <= 256).
+    #[arg(short = 'k', long = "k-range", default_value = "2-32", value_name = "LOW-HIGH")]
+    pub range: String,
     /// sweep (fit every K from several starts, held-out rule) or ard (one fit with automatic
     /// relevance determination at the top of the range).
     #[arg(long = "rank-method", default_value = "sweep", value_parser = |s: &str| s.parse::<RankMethod>(), value_name = "METHOD")]
@@ -48,7 +48,8 @@ Example:
 
 /// Chooses K for every input; one line per input, a failed input reported and skipped.
 pub(super) fn run(args: &RankCommandArgs, out: &Output) -> Result<ExitCode, Failure> {
-    let rank = RankParams::new(args.range)
+    let range: KRange = args.range.parse()?;
+    let rank = RankParams::new(range)
         .with_method(args.method)
         .with_starts(args.starts)
         .with_held_out(args.held_out);

@@ -23,7 +23,7 @@ pub(super) fn run(
     out: &Output,
 ) -> Result<ExitCode, Failure> {
     let templates = load_sources(&args.source)?;
-    let params = args.params(templates);
+    let params = args.params(templates)?;
     let separator = params.check()?;
     let files = find_files(&args.inputs, &args.out, &args.batch)?;
     let output = args.output();

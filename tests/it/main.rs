@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod hostile;
 mod inspect;
 mod nmf;
+mod rank;
 mod separate;
 mod sklearn;
 mod stft;
