@@ -16,13 +16,15 @@ fn main() {
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.into());
     let seeds: u64 = arg(0, "3").parse().expect("SEEDS");
     let seconds: f64 = arg(1, "8").parse().expect("SECONDS");
+    let top: Option<usize> = std::env::var("TOP").ok().and_then(|v| v.parse().ok());
     let rate: u32 = arg(2, "16000").parse().expect("RATE");
     let n_fft: usize = arg(3, "1024").parse().expect("N_FFT");
     let verbose = std::env::var_os("VERBOSE").is_some();
     let stft = Stft::new(&StftParams::new(n_fft)).expect("valid STFT");
     let nmf = NmfParams::new(1);
     println!("N seed method chosen seconds");
-    for n in [3, 5, 8] {
+    let only: Option<usize> = std::env::var("ONLY_N").ok().and_then(|v| v.parse().ok());
+    for n in [3, 5, 8].into_iter().filter(|n| only.is_none_or(|o| o == *n)) {
         for seed in 0..seeds {
             let (mix, parts) = notes::note_mixture(n, seconds, rate, seed);
             if std::env::var_os("ORACLE").is_some() {
@@ -48,8 +50,13 @@ fn main() {
                     println!("   direct K={k} cost/entry {:.5}", fit.final_cost() / v.len() as f64 / (v.sum() as f64 / v.len() as f64));
                 }
             }
-            for method in [RankMethod::Sweep, RankMethod::Ard] {
-                let params = RankParams::new(KRange::new(2, 12).expect("range")).with_method(method);
+            let methods = match std::env::var("METHOD").as_deref() {
+                Ok("ard") => vec![RankMethod::Ard],
+                Ok("sweep") => vec![RankMethod::Sweep],
+                _ => vec![RankMethod::Sweep, RankMethod::Ard],
+            };
+            for method in methods {
+                let params = RankParams::new(KRange::new(2, top.unwrap_or(n + 3)).expect("range")).with_method(method);
                 let started = Instant::now();
                 let report = select_rank(v.t(), &nmf, &params).expect("rank");
                 let secs = started.elapsed().as_secs_f64();

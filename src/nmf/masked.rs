@@ -13,6 +13,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Zip};
 
 use super::divergence::{Divergence, MODEL_FLOOR, step};
+use super::kernels::ln;
 use super::linalg::gemm;
 
 /// The ℓ1 automatic relevance determination prior of Tan & Févotte (2013), on data scaled to
@@ -65,6 +66,10 @@ impl Ard {
     }
 }
 
+fn slice(a: &Array2<f32>) -> &[f32] {
+    a.as_slice().expect("standard layout")
+}
+
 fn l1(v: ndarray::ArrayView1<f32>) -> f64 {
     v.iter().map(|&a| f64::from(a)).sum()
 }
@@ -73,8 +78,8 @@ fn l1(v: ndarray::ArrayView1<f32>) -> f64 {
 pub(crate) fn entry_divergence(div: Divergence, x: f32, model: f32) -> f64 {
     let (x, m) = (f64::from(x), f64::from(model.max(MODEL_FLOOR)));
     match div {
-        Divergence::ItakuraSaito => x / m - (x / m).ln() - 1.0,
-        Divergence::KullbackLeibler => x * (x / m).ln() - x + m,
+        Divergence::ItakuraSaito => x / m - ln(x / m) - 1.0,
+        Divergence::KullbackLeibler => x * ln(x / m) - x + m,
         Divergence::Euclidean => 0.5 * (x - m) * (x - m),
         Divergence::Beta(b) => {
             let b = f64::from(b);
@@ -105,6 +110,8 @@ pub(crate) struct Masked<'a> {
     a: Array2<f32>,
     /// The denominator's weighted terms (unused for Kullback–Leibler, whose are the weights).
     b: Array2<f32>,
+    /// The flat indices (frame × bins + bin) of the held-out entries.
+    held: Vec<u32>,
 }
 
 impl<'a> Masked<'a> {
@@ -115,7 +122,12 @@ impl<'a> Masked<'a> {
         div: Divergence,
     ) -> Masked<'a> {
         let needs_b = div != Divergence::KullbackLeibler;
+        let held = mask.map_or_else(Vec::new, |m| {
+            let m = m.as_slice().expect("standard layout");
+            (0..m.len()).filter(|&i| m[i] == 0.0).map(|i| i as u32).collect()
+        });
         Masked {
+            held,
             x,
             mask,
             div,
@@ -126,67 +138,88 @@ impl<'a> Masked<'a> {
             } else {
                 Array2::zeros((0, 0))
             },
-            // (The products' outputs are small and made per call.)
         }
     }
 
     /// Fills the model `G Wᵀ` and the weighted update terms; returns the costs when asked.
     fn terms(&mut self, w: &Array2<f32>, g: &Array2<f32>, want_cost: bool) -> Option<Costs> {
         gemm(1.0, &g.view(), &w.t(), 0.0, &mut self.a.view_mut());
-        let div = self.div;
-        let mut costs = Costs::default();
-        let mask = self.mask;
-        let (a, b, x) = (&mut self.a, &mut self.b, self.x);
-        for t in 0..x.nrows() {
-            let xr = x.row(t);
-            let xr = xr.as_slice().expect("standard layout");
-            let ar = a.row_mut(t).into_slice().expect("standard layout");
-            let mrow = mask.as_ref().map(|m| m.row(t));
-            let mr = mrow.as_ref().map(|r| r.as_slice().expect("standard layout"));
-            let mut br = if div == Divergence::KullbackLeibler {
-                None
-            } else {
-                Some(b.row_mut(t).into_slice().expect("standard layout"))
-            };
-            for f in 0..xr.len() {
-                let weight = mr.map_or(1.0, |m| m[f]);
-                let (xv, model) = (xr[f], ar[f].max(MODEL_FLOOR));
-                if want_cost {
-                    let d = entry_divergence(div, xv, model);
-                    if weight > 0.0 {
-                        costs.fitted += d;
-                    } else {
-                        costs.held_out += d;
-                    }
-                }
-                let (num, den) = match div {
-                    Divergence::ItakuraSaito => {
-                        let inv = 1.0 / model;
-                        (xv * inv * inv, inv)
-                    }
-                    Divergence::KullbackLeibler => (xv / model, 1.0),
-                    Divergence::Euclidean => (xv, model),
-                    Divergence::Beta(beta) => {
-                        let p = model.powf(beta - 2.0);
-                        (xv * p, model * p)
-                    }
-                };
-                ar[f] = weight * num;
-                if let Some(br) = br.as_deref_mut() {
-                    br[f] = weight * den;
-                }
-            }
+        let costs = want_cost.then(|| self.model_costs());
+        match self.div {
+            Divergence::KullbackLeibler => self.transform(|x, m| (x / m, 1.0)),
+            Divergence::ItakuraSaito => self.transform(|x, m| {
+                let inv = 1.0 / m;
+                (x * inv * inv, inv)
+            }),
+            Divergence::Euclidean => self.transform(|x, m| (x, m)),
+            Divergence::Beta(beta) => self.transform(move |x, m| {
+                let p = m.powf(beta - 2.0);
+                (x * p, m * p)
+            }),
         }
-        want_cost.then_some(costs)
+        costs
     }
 
-    /// The denominator's terms as a matrix: the weights for Kullback–Leibler (`None` when all
-    /// are 1), else the terms made by [`Self::terms`].
-    fn den_terms(&self) -> Option<ArrayView2<'_, f32>> {
-        if self.div == Divergence::KullbackLeibler {
-            self.mask
-        } else {
-            Some(self.b.view())
+    /// The costs of the model in `a`.
+    fn model_costs(&self) -> Costs {
+        let (x, a) = (self.x.as_slice().expect("standard layout"), slice(&self.a));
+        let div = self.div;
+        // Branch-free sums (the weights are 0 or 1), so that the loop vectorises.
+        let (mut fitted, mut all) = (0.0f64, 0.0f64);
+        match self.mask.as_ref() {
+            Some(mask) => {
+                let mask = mask.as_slice().expect("standard layout");
+                for ((&x, &m), &w) in x.iter().zip(a).zip(mask) {
+                    let d = entry_divergence(div, x, m);
+                    all += d;
+                    fitted += f64::from(w) * d;
+                }
+            }
+            None => {
+                for (&x, &m) in x.iter().zip(a) {
+                    all += entry_divergence(div, x, m);
+                }
+                fitted = all;
+            }
+        }
+        Costs {
+            fitted,
+            held_out: (all - fitted).max(0.0),
+        }
+    }
+
+    /// Replaces the model in `a` by the weighted numerator terms and fills `b` with the
+    /// weighted denominator terms, `terms(x, floored model) = (num, den)` (`b` is not kept for
+    /// Kullback–Leibler, whose denominator terms are the weights).
+    fn transform(&mut self, terms: impl Fn(f32, f32) -> (f32, f32)) {
+        let x = self.x.as_slice().expect("standard layout");
+        let a = self.a.as_slice_mut().expect("standard layout");
+        let keep_b = self.div != Divergence::KullbackLeibler;
+        let b = self.b.as_slice_mut().expect("standard layout");
+        match (self.mask.as_ref(), keep_b) {
+            (Some(mask), true) => {
+                let mask = mask.as_slice().expect("standard layout");
+                for (((a, b), &x), &m) in a.iter_mut().zip(b.iter_mut()).zip(x).zip(mask) {
+                    let (num, den) = terms(x, a.max(MODEL_FLOOR));
+                    (*a, *b) = (m * num, m * den);
+                }
+            }
+            (Some(mask), false) => {
+                let mask = mask.as_slice().expect("standard layout");
+                for ((a, &x), &m) in a.iter_mut().zip(x).zip(mask) {
+                    *a = m * terms(x, a.max(MODEL_FLOOR)).0;
+                }
+            }
+            (None, true) => {
+                for ((a, b), &x) in a.iter_mut().zip(b.iter_mut()).zip(x) {
+                    (*a, *b) = terms(x, a.max(MODEL_FLOOR));
+                }
+            }
+            (None, false) => {
+                for (a, &x) in a.iter_mut().zip(x) {
+                    *a = terms(x, a.max(MODEL_FLOOR)).0;
+                }
+            }
         }
     }
 
@@ -226,28 +259,37 @@ impl<'a> Masked<'a> {
         costs
     }
 
-    /// `Bᵀ G` (bins × K), with the all-ones weights of Kullback–Leibler as column sums.
+    /// `Bᵀ G` (bins × K). For Kullback–Leibler, whose terms are the weights: the column sums
+    /// of G less the rows of G at each bin's held-out entries (few), not a product.
     fn products_t(&self, g: &Array2<f32>) -> Array2<f32> {
-        let mut den = Array2::<f32>::zeros((self.x.ncols(), g.ncols()));
-        match self.den_terms() {
-            Some(b) => gemm(1.0, &b.t(), &g.view(), 0.0, &mut den.view_mut()),
-            None => {
-                let sums = g.sum_axis(ndarray::Axis(0));
-                den.rows_mut().into_iter().for_each(|mut r| r.assign(&sums));
-            }
+        let bins = self.x.ncols();
+        let mut den = Array2::<f32>::zeros((bins, g.ncols()));
+        if self.div != Divergence::KullbackLeibler {
+            gemm(1.0, &self.b.t(), &g.view(), 0.0, &mut den.view_mut());
+            return den;
+        }
+        let sums = g.sum_axis(ndarray::Axis(0));
+        den.rows_mut().into_iter().for_each(|mut r| r.assign(&sums));
+        for &i in &self.held {
+            let (t, f) = (i as usize / bins, i as usize % bins);
+            den.row_mut(f).zip_mut_with(&g.row(t), |d, &v| *d -= v);
         }
         den
     }
 
-    /// `B W` (frames × K), with the all-ones weights of Kullback–Leibler as column sums.
+    /// `B W` (frames × K), for Kullback–Leibler as [`Self::products_t`] does.
     fn products(&self, w: &Array2<f32>) -> Array2<f32> {
+        let bins = self.x.ncols();
         let mut den = Array2::<f32>::zeros((self.x.nrows(), w.ncols()));
-        match self.den_terms() {
-            Some(b) => gemm(1.0, &b, &w.view(), 0.0, &mut den.view_mut()),
-            None => {
-                let sums = w.sum_axis(ndarray::Axis(0));
-                den.rows_mut().into_iter().for_each(|mut r| r.assign(&sums));
-            }
+        if self.div != Divergence::KullbackLeibler {
+            gemm(1.0, &self.b.view(), &w.view(), 0.0, &mut den.view_mut());
+            return den;
+        }
+        let sums = w.sum_axis(ndarray::Axis(0));
+        den.rows_mut().into_iter().for_each(|mut r| r.assign(&sums));
+        for &i in &self.held {
+            let (t, f) = (i as usize / bins, i as usize % bins);
+            den.row_mut(t).zip_mut_with(&w.row(f), |d, &v| *d -= v);
         }
         den
     }
