@@ -15,7 +15,7 @@ use crate::common::{assert_fails, assert_ok, assert_usage_error, demix};
 mod notes;
 
 const RATE: u32 = 16_000;
-const SECONDS: f64 = 6.0;
+const SECONDS: f64 = 8.0;
 
 fn mixture(n: usize, seed: u64) -> Audio {
     let (mix, _) = notes::note_mixture(n, SECONDS, RATE, seed);
