@@ -32,7 +32,10 @@ pub fn fundamentals(n: usize, rate: u32) -> Vec<f64> {
     let mut chosen: Vec<f64> = Vec::new();
     let mut f0 = 110.0;
     while chosen.len() < n {
-        assert!(f0 * PARTIALS as f64 <= top, "no room for {n} notes at {rate} Hz");
+        assert!(
+            f0 * PARTIALS as f64 <= top,
+            "no room for {n} notes at {rate} Hz"
+        );
         let clear = chosen.iter().all(|&other| {
             (1..=PARTIALS).all(|a| {
                 (1..=PARTIALS).all(|b| (a as f64 * f0 - b as f64 * other).abs() >= MIN_GAP_HZ)
@@ -63,9 +66,9 @@ pub fn note_mixture(n: usize, seconds: f64, rate: u32, seed: u64) -> (Vec<f32>, 
                 let p: Vec<bool> = (0..segments).map(|_| rng.uniform() < 0.5).collect();
                 let on = p.iter().filter(|&&b| b).count();
                 // Two notes playing (nearly) together would be one component.
-                let distinct = patterns.iter().all(|q: &Vec<bool>| {
-                    q.iter().zip(&p).filter(|(a, b)| a != b).count() >= 3
-                });
+                let distinct = patterns
+                    .iter()
+                    .all(|q: &Vec<bool>| q.iter().zip(&p).filter(|(a, b)| a != b).count() >= 3);
                 if on >= 2 && segments - on >= 2 && distinct {
                     break p;
                 }

@@ -24,30 +24,69 @@ fn main() {
     let nmf = NmfParams::new(1);
     println!("N seed method chosen seconds");
     let only: Option<usize> = std::env::var("ONLY_N").ok().and_then(|v| v.parse().ok());
-    for n in [3, 5, 8].into_iter().filter(|n| only.is_none_or(|o| o == *n)) {
+    for n in [3, 5, 8]
+        .into_iter()
+        .filter(|n| only.is_none_or(|o| o == *n))
+    {
         for seed in 0..seeds {
             let (mix, parts) = notes::note_mixture(n, seconds, rate, seed);
             if std::env::var_os("ORACLE").is_some() {
-                let mean = 1.0; let _ = mean;
+                let mean = 1.0;
+                let _ = mean;
                 let mut sum = None::<ndarray::Array2<f32>>;
                 for p in &parts {
                     let a = Audio::new(rate, vec![p.clone()]).expect("audio");
                     let vp = channel_summed_magnitude(&stft, &a);
-                    let fit = demix::fit(vp.t(), &NmfParams::new(1).with_max_iter(300).with_floor(0.0)).expect("fit");
-                    println!("   note alone K=1 cost {:.4e} of sum {:.4e}", fit.final_cost(), vp.sum());
-                    sum = Some(match sum { None => vp, Some(s) => s + &vp });
+                    let fit = demix::fit(
+                        vp.t(),
+                        &NmfParams::new(1).with_max_iter(300).with_floor(0.0),
+                    )
+                    .expect("fit");
+                    println!(
+                        "   note alone K=1 cost {:.4e} of sum {:.4e}",
+                        fit.final_cost(),
+                        vp.sum()
+                    );
+                    sum = Some(match sum {
+                        None => vp,
+                        Some(s) => s + &vp,
+                    });
                 }
-                let v = channel_summed_magnitude(&stft, &Audio::new(rate, vec![mix.clone()]).expect("a"));
+                let v = channel_summed_magnitude(
+                    &stft,
+                    &Audio::new(rate, vec![mix.clone()]).expect("a"),
+                );
                 let s = sum.expect("notes");
-                let kl: f64 = v.iter().zip(s.iter()).map(|(&x, &m)| { let (x, m) = (f64::from(x).max(1e-9), f64::from(m).max(1e-9)); x * (x / m).ln() - x + m }).sum();
-                println!("   KL(|mix| | sum |note|) {:.4e} of sum {:.4e}", kl, v.sum());
+                let kl: f64 = v
+                    .iter()
+                    .zip(s.iter())
+                    .map(|(&x, &m)| {
+                        let (x, m) = (f64::from(x).max(1e-9), f64::from(m).max(1e-9));
+                        x * (x / m).ln() - x + m
+                    })
+                    .sum();
+                println!(
+                    "   KL(|mix| | sum |note|) {:.4e} of sum {:.4e}",
+                    kl,
+                    v.sum()
+                );
             }
             let audio = Audio::new(rate, vec![mix]).expect("audio");
             let v = channel_summed_magnitude(&stft, &audio);
             if std::env::var_os("DIRECT").is_some() {
                 for k in 2..=n + 3 {
-                    let fit = demix::fit(v.t(), &NmfParams::new(k).with_max_iter(500).with_tol(1e-6).with_floor(0.0)).expect("fit");
-                    println!("   direct K={k} cost/entry {:.5}", fit.final_cost() / v.len() as f64 / (v.sum() as f64 / v.len() as f64));
+                    let fit = demix::fit(
+                        v.t(),
+                        &NmfParams::new(k)
+                            .with_max_iter(500)
+                            .with_tol(1e-6)
+                            .with_floor(0.0),
+                    )
+                    .expect("fit");
+                    println!(
+                        "   direct K={k} cost/entry {:.5}",
+                        fit.final_cost() / v.len() as f64 / (v.sum() as f64 / v.len() as f64)
+                    );
                 }
             }
             let methods = match std::env::var("METHOD").as_deref() {
@@ -56,7 +95,8 @@ fn main() {
                 _ => vec![RankMethod::Sweep, RankMethod::Ard],
             };
             for method in methods {
-                let params = RankParams::new(KRange::new(2, top.unwrap_or(n + 3)).expect("range")).with_method(method);
+                let params = RankParams::new(KRange::new(2, top.unwrap_or(n + 3)).expect("range"))
+                    .with_method(method);
                 let started = Instant::now();
                 let report = select_rank(v.t(), &nmf, &params).expect("rank");
                 let secs = started.elapsed().as_secs_f64();
@@ -71,7 +111,11 @@ fn main() {
                     if !report.relevance.is_empty() {
                         let rel: Vec<String> =
                             report.relevance.iter().map(|r| format!("{r:.2}")).collect();
-                        println!("   relevance/bound {} ({} it)", rel.join(" "), report.ard_iterations);
+                        println!(
+                            "   relevance/bound {} ({} it)",
+                            rel.join(" "),
+                            report.ard_iterations
+                        );
                     }
                 }
             }

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use demix::ParamError;
 use demix::audio::OutputFormat;
 use demix::batch::Shard;
-use demix::ParamError;
 use demix::nmf::{Init, KRange, Loss, NmfParams, RankMethod, RankParams};
 use demix::separate::{OutputOptions, SeparateParams};
 use demix::spectral::StftParams;
@@ -379,7 +379,11 @@ impl SeparateArgs {
             spatial: !self.no_spatial,
             spatial_iterations: self.spatial_iterations,
             max_frames: self.max_frames,
-            rank: if auto { Some(self.rank.params()?) } else { None },
+            rank: if auto {
+                Some(self.rank.params()?)
+            } else {
+                None
+            },
         })
     }
 

@@ -21,7 +21,12 @@ pub struct RankCommandArgs {
     #[arg(short, long = "out", value_name = "DIR")]
     pub out: PathBuf,
     /// The range of K tried, LOW-HIGH (1 <= LOW <= HIGH <= 256).
-    #[arg(short = 'k', long = "k-range", default_value = "2-32", value_name = "LOW-HIGH")]
+    #[arg(
+        short = 'k',
+        long = "k-range",
+        default_value = "2-32",
+        value_name = "LOW-HIGH"
+    )]
     pub range: String,
     /// sweep (fit every K from several starts, held-out rule) or ard (one fit with automatic
     /// relevance determination at the top of the range).
@@ -62,7 +67,8 @@ pub(super) fn run(args: &RankCommandArgs, out: &Output) -> Result<ExitCode, Fail
     let mut failed = 0;
     for input in &args.inputs {
         let dir = if several {
-            args.out.join(input.file_stem().unwrap_or(input.as_os_str()))
+            args.out
+                .join(input.file_stem().unwrap_or(input.as_os_str()))
         } else {
             args.out.clone()
         };
@@ -106,9 +112,10 @@ fn rank_one(
         demix::Error::Param(p) => super::failure::describe_param_error(&p),
         e => e.to_string(),
     })?;
-    let name = input
-        .file_name()
-        .map_or_else(|| input.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = input.file_name().map_or_else(
+        || input.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     demix::rank::write_rank_files(dir, &name, &report, force).map_err(|e| e.to_string())?;
     Ok(format!(
         "{}: {} in {} ({:.1} s)",

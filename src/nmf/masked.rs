@@ -124,7 +124,10 @@ impl<'a> Masked<'a> {
         let needs_b = div != Divergence::KullbackLeibler;
         let held = mask.map_or_else(Vec::new, |m| {
             let m = m.as_slice().expect("standard layout");
-            (0..m.len()).filter(|&i| m[i] == 0.0).map(|i| i as u32).collect()
+            (0..m.len())
+                .filter(|&i| m[i] == 0.0)
+                .map(|i| i as u32)
+                .collect()
         });
         Masked {
             held,
@@ -244,7 +247,9 @@ impl<'a> Masked<'a> {
         let mut num = Array2::<f32>::zeros((w.nrows(), k));
         gemm(1.0, &self.a.t(), &g.view(), 0.0, &mut num.view_mut());
         let den = self.products_t(g);
-        let penalty = ard.as_deref().map(|a| a.relevance.mapv(|l| (1.0 / l) as f32));
+        let penalty = ard
+            .as_deref()
+            .map(|a| a.relevance.mapv(|l| (1.0 / l) as f32));
         apply(w, &num, &den, penalty.as_ref(), self.gamma);
         // G ← G ⊙ ((A W) / (B W + φ/λ))^γ.
         self.terms(w, g, false);
@@ -397,7 +402,14 @@ mod tests {
 
     #[test]
     fn weighted_updates_match_a_triple_loop_reference() {
-        for (seed, beta) in [(1, 0.0f32), (2, 0.5), (3, 1.0), (4, 1.5), (5, 2.0), (6, 3.0)] {
+        for (seed, beta) in [
+            (1, 0.0f32),
+            (2, 0.5),
+            (3, 1.0),
+            (4, 1.5),
+            (5, 2.0),
+            (6, 3.0),
+        ] {
             let (x, m, mut w, mut g) = problem(seed);
             let (mut rw, mut rg) = (w.mapv(f64::from), g.mapv(f64::from));
             let mut fit = Masked::new(x.view(), Some(m.view()), Divergence::new(beta));
@@ -423,7 +435,11 @@ mod tests {
             let mut last = f64::INFINITY;
             for _ in 0..60 {
                 let c = fit.step(&mut w, &mut g, None, true).expect("asked");
-                assert!(c.fitted <= last * (1.0 + 1e-6), "β = {beta}: {} > {last}", c.fitted);
+                assert!(
+                    c.fitted <= last * (1.0 + 1e-6),
+                    "β = {beta}: {} > {last}",
+                    c.fitted
+                );
                 last = c.fitted;
             }
             assert!(w.iter().chain(g.iter()).all(|&a| a >= 0.0 && a.is_finite()));
@@ -467,7 +483,10 @@ mod tests {
             for _ in 0..50 {
                 fit.step(&mut w, &mut g, Some(&mut ard), false);
                 let now = fit.objective(&w, &g, &ard);
-                assert!(now <= last + 1e-6 * last.abs(), "β = {beta}: {now} > {last}");
+                assert!(
+                    now <= last + 1e-6 * last.abs(),
+                    "β = {beta}: {now} > {last}"
+                );
                 last = now;
             }
         }

@@ -18,7 +18,7 @@
 //!   rises) once they fit noise.
 //!
 //! The rule ([`RULE`]): the largest K whose held-out divergence is at most a tenth of that of
-//! K − 1, `held_out(K) <= held_out(K − 1) / 10`, else the bottom of the range. On mixtures of
+//! K − 1, `held_out(K) <= held_out(K − 1) / 10`, else the K of the largest fall. On mixtures of
 //! known rank (`benches/notes.rs`) the step to the true rank cut it 24- to 140-fold, and
 //! every step past it at most 3.6-fold: past the true rank, a component only refines.
 //!
@@ -452,13 +452,23 @@ pub fn select_rank(
 }
 
 /// The sweep's rule: the largest K at which the held-out divergence falls to at most
-/// 1 / [`RULE_DROP`] of its value at K − 1 (the last component that still explained a large
-/// share of what the model could not predict); the bottom of the range if none does.
+/// 1 / [`RULE_DROP`] of its value at K − 1 (the last component that still explained most of
+/// what the model could not predict); if no step falls that far, the K of the largest fall
+/// (the elbow).
 pub(crate) fn choose(rows: &[RankRow]) -> usize {
-    rows.windows(2)
-        .filter(|p| p[1].held_out * RULE_DROP <= p[0].held_out)
+    let drop = |p: &[RankRow]| p[0].held_out / p[1].held_out.max(f64::MIN_POSITIVE);
+    let last_big = rows
+        .windows(2)
+        .filter(|p| drop(p) >= RULE_DROP)
         .map(|p| p[1].k)
-        .next_back()
+        .next_back();
+    let largest = rows
+        .windows(2)
+        .filter(|p| drop(p).is_finite())
+        .max_by(|a, b| drop(a).total_cmp(&drop(b)))
+        .map(|p| p[1].k);
+    last_big
+        .or(largest)
         .or(rows.first().map(|r| r.k))
         .unwrap_or(0)
 }
@@ -592,7 +602,11 @@ fn add_component(
     w2.slice_mut(s![.., ..k]).assign(w);
     g2.slice_mut(s![.., ..k]).assign(g);
     for f in 0..bins {
-        let base = if total > 0.0 { template[f] / total } else { 0.0 };
+        let base = if total > 0.0 {
+            template[f] / total
+        } else {
+            0.0
+        };
         // Some of every bin, so that no entry of the new template starts (and stays) at zero.
         let value = (0.5 + rng.uniform()) * (base + 0.1 / bins as f64);
         w2[[f, k]] = value as f32;
@@ -751,7 +765,10 @@ fn run_ard(
         }
     }
     let bound = ard.bound();
-    (ard.relevance.iter().map(|&l| l / bound).collect(), iterations)
+    (
+        ard.relevance.iter().map(|&l| l / bound).collect(),
+        iterations,
+    )
 }
 
 #[cfg(test)]
@@ -801,9 +818,16 @@ mod tests {
             held_out,
             iterations: 0,
         };
-        let rows = [row(2, 100.0), row(3, 50.0), row(4, 1.0), row(5, 0.3), row(6, 0.1)];
+        let rows = [
+            row(2, 100.0),
+            row(3, 50.0),
+            row(4, 1.0),
+            row(5, 0.3),
+            row(6, 0.1),
+        ];
         assert_eq!(choose(&rows), 4);
-        assert_eq!(choose(&[row(2, 1.0), row(3, 2.0)]), 2);
+        assert_eq!(choose(&[row(2, 1.0), row(3, 2.0)]), 3);
+        assert_eq!(choose(&[row(2, 8.0), row(3, 2.0), row(4, 1.0)]), 3);
         assert_eq!(choose(&[row(2, 1.0), row(3, 0.1), row(4, 0.05)]), 3);
     }
 }

@@ -64,10 +64,15 @@ pub fn rank_chart(report: &RankReport, name: &str) -> Image {
         } else {
             (lo.min(0.0), lo.max(0.0) + 1.0)
         };
-        let y_of = |y: f64| {
-            (top + PANEL) as isize - ((y - lo) / (hi - lo) * (PANEL - 1) as f64) as isize
-        };
-        img.text(LEFT as isize, (top - text_height(SCALE) - 4) as isize, label, SCALE, BLACK);
+        let y_of =
+            |y: f64| (top + PANEL) as isize - ((y - lo) / (hi - lo) * (PANEL - 1) as f64) as isize;
+        img.text(
+            LEFT as isize,
+            (top - text_height(SCALE) - 4) as isize,
+            label,
+            SCALE,
+            BLACK,
+        );
         // Frame, gridlines at the K ticks, and the chosen K.
         img.outline_rect(LEFT as isize - 1, top as isize, width + 2, PANEL + 1, BLACK);
         let step = ((x_max - x_min) / 10.0).ceil().max(1.0);
@@ -97,7 +102,12 @@ pub fn rank_chart(report: &RankReport, name: &str) -> Image {
         for pair in points.windows(2) {
             let (a, b) = (pair[0], pair[1]);
             if a.1.is_finite() && b.1.is_finite() {
-                line(&mut img, (x_of(a.0), y_of(a.1)), (x_of(b.0), y_of(b.1)), LINE);
+                line(
+                    &mut img,
+                    (x_of(a.0), y_of(a.1)),
+                    (x_of(b.0), y_of(b.1)),
+                    LINE,
+                );
             }
         }
         for &(x, y) in points {

@@ -80,7 +80,10 @@ impl Separator {
             return Ok(self.nmf.clone());
         };
         let range = selection.range();
-        let low = range.low().max(params.groups.unwrap_or(1)).min(range.high());
+        let low = range
+            .low()
+            .max(params.groups.unwrap_or(1))
+            .min(range.high());
         let selection = selection
             .clone()
             .with_range(KRange::new(low, range.high())?);

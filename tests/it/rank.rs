@@ -31,7 +31,9 @@ fn chosen(n: usize, method: RankMethod) -> usize {
     let v = channel_summed_magnitude(&stft, &mixture(n, 0));
     let range = KRange::new(2, n + 3).unwrap();
     let params = RankParams::new(range).with_method(method);
-    select_rank(v.t(), &NmfParams::new(1), &params).unwrap().chosen
+    select_rank(v.t(), &NmfParams::new(1), &params)
+        .unwrap()
+        .chosen
 }
 
 #[test]
@@ -60,7 +62,16 @@ fn read_json(path: &Path) -> Value {
 fn rank_writes_json_csv_and_png_that_agree() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "three.wav", 3);
-    let args = ["rank", "three.wav", "-k", "2-6", "--n-fft", "1024", "-o", "r"];
+    let args = [
+        "rank",
+        "three.wav",
+        "-k",
+        "2-6",
+        "--n-fft",
+        "1024",
+        "-o",
+        "r",
+    ];
     let out = demix(dir.path(), &args);
     assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -100,7 +111,16 @@ fn rank_results_do_not_depend_on_the_number_of_threads() {
     write_mixture(dir.path(), "five.wav", 5);
     let run = |threads: &str, out: &str| {
         let args = [
-            "--threads", threads, "rank", "five.wav", "-k", "3-7", "--n-fft", "1024", "-o", out,
+            "--threads",
+            threads,
+            "rank",
+            "five.wav",
+            "-k",
+            "3-7",
+            "--n-fft",
+            "1024",
+            "-o",
+            out,
         ];
         assert_ok(&demix(dir.path(), &args));
         std::fs::read(dir.path().join(out).join("rank.json")).unwrap()
@@ -113,12 +133,24 @@ fn separate_with_k_auto_writes_one_stem_per_note() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "three.wav", 3);
     let args = [
-        "separate", "three.wav", "-k", "auto", "--k-range", "2-6", "--n-fft", "1024", "-o", "out",
+        "separate",
+        "three.wav",
+        "-k",
+        "auto",
+        "--k-range",
+        "2-6",
+        "--n-fft",
+        "1024",
+        "-o",
+        "out",
     ];
     let out = demix(dir.path(), &args);
     assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("3 sources") && stdout.contains("K = 3 chosen"), "{stdout}");
+    assert!(
+        stdout.contains("3 sources") && stdout.contains("K = 3 chosen"),
+        "{stdout}"
+    );
     let mut stems: Vec<String> = std::fs::read_dir(dir.path().join("out/three"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -127,7 +159,15 @@ fn separate_with_k_auto_writes_one_stem_per_note() {
     assert_eq!(stems, ["source1.wav", "source2.wav", "source3.wav"]);
     // --sources without -k chooses K too, at least the number of sources.
     let args = [
-        "separate", "three.wav", "--sources", "2", "--k-range", "2-6", "--n-fft", "1024", "-o",
+        "separate",
+        "three.wav",
+        "--sources",
+        "2",
+        "--k-range",
+        "2-6",
+        "--n-fft",
+        "1024",
+        "-o",
         "grouped",
     ];
     let out = demix(dir.path(), &args);
@@ -144,7 +184,16 @@ fn backwards_and_zero_ranges_are_refused() {
         assert_usage_error(&out, &[bad, "LOW-HIGH"]);
         let out = demix(
             dir.path(),
-            &["separate", "three.wav", "-k", "auto", "--k-range", bad, "-o", "s"],
+            &[
+                "separate",
+                "three.wav",
+                "-k",
+                "auto",
+                "--k-range",
+                bad,
+                "-o",
+                "s",
+            ],
         );
         assert_usage_error(&out, &[bad, "LOW-HIGH"]);
     }
@@ -159,7 +208,16 @@ fn a_range_beyond_the_frames_is_refused() {
     write_wav(dir.path().join("short.wav"), &short, OutputFormat::Float32).unwrap();
     let out = demix(
         dir.path(),
-        &["rank", "short.wav", "-k", "2-20", "--n-fft", "1024", "-o", "r"],
+        &[
+            "rank",
+            "short.wav",
+            "-k",
+            "2-20",
+            "--n-fft",
+            "1024",
+            "-o",
+            "r",
+        ],
     );
     assert_fails(&out, &["short.wav", "up to 20", "13 frames"]);
     assert!(!dir.path().join("r").exists());
