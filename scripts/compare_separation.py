@@ -235,9 +235,10 @@ def main():
     ap.add_argument("--split", default="tuning", choices=["tuning", "validation"])
     ap.add_argument("--mode", default="supervised", choices=["supervised", "blind"])
     ap.add_argument("--binary", default=str(root / "target" / "release" / "demix"))
-    ap.add_argument("-k", type=int, default=None,
+    ap.add_argument("-k", type=lambda v: v if v == "auto" else int(v), default=None,
                     help="templates per source (supervised, default 16) or components in all "
-                         "(blind, default 4 per source)")
+                         "(blind, default 4 per source; auto: demix chooses per song with "
+                         "-k auto, the peer keeps the default)")
     ap.add_argument("--iter", type=int, default=200)
     ap.add_argument("--demix-args", default="", help="extra options for demix learn and separate")
     ap.add_argument("--separate-args", default="", help="extra options for demix separate only")
@@ -270,13 +271,17 @@ def main():
         meta = json.loads((song_dir / "meta.json").read_text())
         sources = meta["sources"]
         k = args.k or (16 if args.mode == "supervised" else 4 * len(sources))
+        demix_k = k
+        if k == "auto":
+            # demix chooses K itself; the peer keeps the default.
+            k = 16 if args.mode == "supervised" else 4 * len(sources)
         estimates = {}
         if "python" in pipelines:
             estimates["python"], seconds = peer(song_dir, meta, args.mode, k, args.iter, cache)
             times["python"] += seconds
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
-            estimates["demix"] = demix_run(args.binary, song_dir, sources, args.mode, k,
+            estimates["demix"] = demix_run(args.binary, song_dir, sources, args.mode, demix_k,
                                            args.iter, args, Path(tmp))
             times["demix"] += time.perf_counter() - t
         if "mix/S" in pipelines:

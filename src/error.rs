@@ -75,6 +75,12 @@ pub enum Param {
     FilterLen,
     /// The window of framewise evaluation, in seconds.
     EvalWindow,
+    /// The range of component counts a rank selection tries.
+    KRange,
+    /// The seeded starts per component count of a rank selection.
+    RankStarts,
+    /// The fraction of entries a rank selection holds out.
+    HeldOut,
     /// The hop of framewise evaluation, in seconds.
     EvalHop,
 }
@@ -113,6 +119,9 @@ impl Param {
             Param::Midi => "MIDI file",
             Param::FilterLen => "filter length",
             Param::EvalWindow => "window",
+            Param::KRange => "range of components",
+            Param::RankStarts => "starts",
+            Param::HeldOut => "held-out fraction",
         }
     }
 }
@@ -242,6 +251,21 @@ pub enum ParamError {
         /// Bins of the data.
         bins: usize,
     },
+    /// A range of component counts that is not `LOW-HIGH` with `1 <= LOW <= HIGH`.
+    #[error("'{0}' is not a range of components LOW-HIGH with 1 <= LOW <= HIGH (e.g. 2-32)")]
+    BadRankRange(String),
+    /// A range of component counts beyond what the data can hold.
+    #[error(
+        "the range of components goes up to {high}, more than the {limit} {what} of this input"
+    )]
+    RankTooLarge {
+        /// The top of the range.
+        high: usize,
+        /// The most components the data allow.
+        limit: usize,
+        /// What limits them (`frames`, `frequency bins`).
+        what: &'static str,
+    },
     /// A note range whose high note is below its low note.
     #[error("'{0}' is not a note range LOW-HIGH with LOW at or below HIGH (e.g. A0-C8)")]
     BadNoteRange(String),
@@ -285,6 +309,7 @@ impl ParamError {
             ParamError::OutOfRange { param, .. } | ParamError::Conflict { param, .. } => *param,
             ParamError::UnknownLoss(_) => Param::Loss,
             ParamError::MemoryLimit { .. } => Param::MaxMemory,
+            ParamError::BadRankRange(_) | ParamError::RankTooLarge { .. } => Param::KRange,
             ParamError::Shape { .. } | ParamError::NotNonNegative(_) => Param::Factors,
             ParamError::SourceName { .. } => Param::SourceName,
             ParamError::TemplateSettings { .. } => Param::Templates,

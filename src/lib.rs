@@ -47,6 +47,7 @@ pub mod formats;
 mod hugepages;
 pub mod inspect;
 pub mod nmf;
+pub mod rank;
 pub mod separate;
 pub mod sources;
 pub mod spectral;
@@ -55,7 +56,8 @@ pub use audio::{Audio, read_audio};
 pub use error::{Error, ParamError, Result};
 pub use eval::evaluate;
 pub use inspect::inspect;
-pub use nmf::{Nmf, NmfParams, fit};
+pub use nmf::{Nmf, NmfParams, fit, select_rank};
+pub use rank::choose_rank;
 pub use separate::{SeparateParams, Separation, Separator, analyze, separate, separate_file};
 pub use sources::{Templates, learn};
 

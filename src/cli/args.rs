@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use demix::ParamError;
 use demix::audio::{Container, OutputFormat};
 use demix::batch::Shard;
-use demix::nmf::{Init, Loss, NmfParams};
+use demix::nmf::{Init, KRange, Loss, NmfParams, RankMethod, RankParams};
 use demix::separate::{OutputOptions, SeparateParams};
 use demix::spectral::StftParams;
 
@@ -158,14 +159,18 @@ pub struct SeparateArgs {
     /// The track name of standard input (-): its stems go to OUT/NAME/ [default: stdin].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Number of NMF components; each is written as one source [default: 4].
+    /// Number of NMF components, each written as one source, or `auto` to choose it per file
+    /// within --k-range [default: 4; auto with --sources].
     #[arg(
         short = 'k',
         long = "components",
         value_name = "K",
+        value_parser = parse_components,
         conflicts_with = "source"
     )]
-    pub components: Option<usize>,
+    pub components: Option<ComponentsArg>,
+    #[command(flatten)]
+    pub rank: RankArgs,
     /// A named source from learned templates, held fixed: NAME=FILE.npz, or FILE.npz to use the
     /// name stored in the file. Repeat for each source.
     #[arg(long = "source", value_name = "[NAME=]FILE")]
@@ -248,6 +253,66 @@ pub struct LearnArgs {
     pub force: bool,
 }
 
+/// A number of components, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentsArg {
+    /// This many.
+    Fixed(usize),
+    /// Chosen per file by a rank selection.
+    Auto,
+}
+
+/// `auto` or a number.
+pub fn parse_components(s: &str) -> Result<ComponentsArg, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(ComponentsArg::Auto);
+    }
+    s.trim()
+        .parse()
+        .map(ComponentsArg::Fixed)
+        .map_err(|_| format!("'{s}' is not a number of components or 'auto'"))
+}
+
+/// How `-k auto` chooses the number of components.
+#[derive(Debug, Args)]
+pub struct RankArgs {
+    /// With -k auto: the range of K tried, LOW-HIGH (1 <= LOW <= HIGH <= 256).
+    #[arg(long = "k-range", default_value = "2-32", value_name = "LOW-HIGH")]
+    pub range: String,
+    /// With -k auto: sweep (fit every K from several starts, held-out rule) or ard (one fit
+    /// with automatic relevance determination).
+    #[arg(long = "rank-method", default_value = "sweep", value_parser = parse_method, value_name = "METHOD")]
+    pub method: RankMethod,
+    /// Seeded starts per K of the sweep.
+    #[arg(long, default_value_t = RankParams::default().starts(), value_name = "N")]
+    pub starts: usize,
+    /// Fraction of the spectrogram's entries each start of the sweep holds out.
+    #[arg(long = "held-out", default_value_t = RankParams::default().held_out(), value_name = "F")]
+    pub held_out: f32,
+}
+
+impl RankArgs {
+    /// The library's rank parameters (checked later by the library).
+    ///
+    /// # Errors
+    /// A range that is not `LOW-HIGH` with `1 <= LOW <= HIGH <= 256`.
+    pub fn params(&self) -> Result<RankParams, ParamError> {
+        Ok(self.params_for(self.range.parse()?))
+    }
+
+    /// The library's rank parameters over `range`.
+    pub fn params_for(&self, range: KRange) -> RankParams {
+        RankParams::new(range)
+            .with_method(self.method)
+            .with_starts(self.starts)
+            .with_held_out(self.held_out)
+    }
+}
+
+fn parse_method(s: &str) -> Result<RankMethod, String> {
+    s.parse::<RankMethod>()
+}
+
 /// `--init` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InitArg {
@@ -295,19 +360,28 @@ fn parse_loss(s: &str) -> Result<Loss, String> {
 impl SeparateArgs {
     /// The library parameters these options ask for, with the templates already loaded
     /// (checked later, by the library).
-    pub fn params(&self, templates: Vec<demix::sources::Templates>) -> SeparateParams {
+    ///
+    /// # Errors
+    /// A `--k-range` that does not parse (with -k auto).
+    pub fn params(
+        &self,
+        templates: Vec<demix::sources::Templates>,
+    ) -> Result<SeparateParams, ParamError> {
         let fallback = templates.first().map(|t| t.stft_params());
-        let components = if templates.is_empty() {
-            self.components.unwrap_or(NmfParams::default().components())
-        } else {
-            self.free
+        let auto = self.auto_k();
+        let components = match (templates.is_empty(), self.components) {
+            (false, _) => self.free,
+            (true, Some(ComponentsArg::Fixed(k))) => k,
+            // Chosen per file; the parameters are checked with the range's top.
+            (true, _) if auto => 1,
+            (true, _) => NmfParams::default().components(),
         };
         // With learned templates, the loss they were fitted with.
         let base = match templates.first() {
             Some(t) => NmfParams::new(components).with_loss(t.loss),
             None => NmfParams::new(components),
         };
-        SeparateParams {
+        Ok(SeparateParams {
             stft: self.model.stft(fallback),
             nmf: self.model.nmf(base),
             mask_power: self.mask_power,
@@ -316,6 +390,20 @@ impl SeparateArgs {
             spatial: !self.no_spatial,
             spatial_iterations: self.spatial_iterations,
             max_frames: self.max_frames,
+            rank: if auto {
+                Some(self.rank.params()?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Whether K is chosen per file: `-k auto`, or `--sources` without `-k`.
+    pub fn auto_k(&self) -> bool {
+        match self.components {
+            Some(ComponentsArg::Auto) => true,
+            Some(ComponentsArg::Fixed(_)) => false,
+            None => self.groups.is_some() && self.source.is_empty(),
         }
     }
 

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use super::args::{LearnArgs, MergeArgs, SeparateArgs};
 use super::eval::{EVAL_EXAMPLE, EvalArgs};
 use super::inspect::{INSPECT_EXAMPLE, InspectArgs};
+use super::rank::{RANK_EXAMPLE, RankCommandArgs};
 
 /// Separate mixed audio recordings into stems with non-negative matrix factorization.
 #[derive(Debug, Parser)]
@@ -42,6 +43,9 @@ pub enum Command {
     /// Score estimated sources against references: BSS Eval (SDR, SIR, SAR, ISR) and SI-SDR.
     #[command(after_help = EVAL_EXAMPLE)]
     Eval(EvalArgs),
+    /// Choose the number of components: fit a range of K and show the evidence.
+    #[command(after_help = RANK_EXAMPLE)]
+    Rank(RankCommandArgs),
 }
 
 /// `demix report` subcommands.
@@ -62,8 +66,11 @@ Examples:
     writes out/mix/source1.wav and out/mix/source2.wav, loudest source first.
   demix separate mix.flac --source piano=piano.npz --source bass=bass.npz --free 2 -o out
     writes out/mix/piano.wav, out/mix/bass.wav and out/mix/other.wav.
+  demix separate mix.flac --sources 2 -o out
+    chooses the number of components (-k auto), fits them and groups them into
+    out/mix/source1.wav and source2.wav.
   demix separate mix.flac -k 12 --sources 2 -o out
-    fits 12 components and groups them into out/mix/source1.wav and source2.wav.
+    the same with 12 components.
   demix separate music/ -o stems
     separates every audio file under music/ into stems/<same path>/, and writes
     stems/demix-report.json; run it again to finish what an interrupted run left.";

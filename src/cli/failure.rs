@@ -108,6 +108,9 @@ pub(super) fn flag(param: Param) -> &'static str {
         Param::Midi => "--midi",
         Param::FilterLen => "--filter-len",
         Param::EvalWindow => "--window",
+        Param::KRange => "-k/--k-range",
+        Param::RankStarts => "--starts",
+        Param::HeldOut => "--held-out",
         // Set by no flag: the library's own checks.
         _ => "invalid parameter",
     }

@@ -1,6 +1,6 @@
 //! The `demix` binary: turns flags into checked library parameters, runs, reports.
 //!
-//! One file per subcommand (`separate`, `learn`, `inspect`, `eval`, `report`); `batch` holds
+//! One file per subcommand (`separate`, `learn`, `inspect`, `eval`, `report`, `rank`); `batch` holds
 //! what the subcommands over folders share, `failure` the one error printer and exit codes.
 
 mod args;
@@ -10,6 +10,7 @@ mod eval;
 mod failure;
 mod inspect;
 mod learn;
+mod rank;
 mod report;
 mod separate;
 mod stdin;
@@ -64,6 +65,7 @@ fn run() -> Result<ExitCode, Failure> {
         Command::Learn(args) => learn::run(args, &out),
         Command::Inspect(args) => inspect::run(args, cli.threads, &out),
         Command::Eval(args) => eval::run(args, &out),
+        Command::Rank(args) => rank::run(args, &out),
     }
 }
 

@@ -24,7 +24,7 @@ pub(super) fn run(
     out: &Output,
 ) -> Result<ExitCode, Failure> {
     let templates = load_sources(&args.source)?;
-    let params = args.params(templates);
+    let params = args.params(templates)?;
     let separator = params.check()?;
     let reads_stdin = args.inputs.iter().any(|p| p.as_os_str() == "-");
     if reads_stdin && args.inputs.len() > 1 {
@@ -54,8 +54,12 @@ pub(super) fn run(
     };
     let output = args.output();
     out.detail(&format!(
-        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
+        "demix separate: components={}{} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
         params.nmf.components(),
+        params
+            .rank
+            .as_ref()
+            .map_or_else(String::new, |r| format!(" (auto, {} by {})", r.range(), r.method())),
         params.templates.len(),
         params.nmf.loss(),
         params.nmf.max_iter(),
@@ -108,8 +112,11 @@ pub(super) fn run(
             .iter()
             .map(|s| json!({"name": s.name, "clipped": s.clip.clipped, "peak": s.clip.peak}))
             .collect();
-        details.insert("components".into(), json!(report.components));
         details.insert("sources".into(), Value::Array(sources));
+        details.insert("components".into(), json!(report.components));
+        if let Some(k) = report.chosen_k {
+            details.insert("chosen_k".into(), json!(k));
+        }
         Ok(JobOutput {
             outputs: report.stems.into_iter().map(|s| s.path).collect(),
             details,
@@ -128,8 +135,12 @@ fn show_separated(
     folder: &Path,
 ) {
     let detail = |key: &str| entry.details.get(key).cloned().unwrap_or(Value::Null);
+    let chosen = match detail("chosen_k").as_u64() {
+        Some(k) => format!("K = {k} chosen, "),
+        None => String::new(),
+    };
     out.info(&format!(
-        "{name}: {} sources in {} ({} iterations, cost {:.4e}, {:.1} s)",
+        "{name}: {} sources in {} ({chosen}{} iterations, cost {:.4e}, {:.1} s)",
         entry.outputs.len(),
         folder.display(),
         how_it_stopped(entry),
@@ -157,8 +168,13 @@ fn show_separated(
 fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOptions) -> Value {
     let nmf = &params.nmf;
     let format = output.format;
+    let rank = params.rank.as_ref();
     let mut value = json!({
-        "components": nmf.components(),
+        "components": if rank.is_some() { json!("auto") } else { json!(nmf.components()) },
+        "k_range": rank.map(|r| r.range().to_string()),
+        "rank_method": rank.map(|r| r.method().to_string()),
+        "rank_starts": rank.map(|r| r.starts()),
+        "held_out": rank.map(|r| shortest(r.held_out())),
         "sources": args.source,
         "free": args.free,
         "groups": args.groups,

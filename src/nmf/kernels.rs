@@ -15,7 +15,7 @@ use super::divergence::MODEL_FLOOR;
 /// branches or calls so that it vectorises: `x = m · 2^e` with `m` in [√½, √2), and
 /// `ln m = 2 atanh(s)`, `s = (m - 1) / (m + 1)`, by its series up to `s^17`.
 #[inline(always)]
-fn ln(x: f64) -> f64 {
+pub(crate) fn ln(x: f64) -> f64 {
     const LN_2: f64 = std::f64::consts::LN_2;
     let bits = x.to_bits();
     let e = ((bits >> 52) & 0x7ff) as i32 - 1023;

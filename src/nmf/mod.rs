@@ -14,16 +14,22 @@ mod divergence;
 mod init;
 mod kernels;
 mod linalg;
+mod masked;
 mod memory;
 mod params;
 mod penalty;
 mod portable;
+mod rank;
 mod rng;
 mod tiled;
 mod update;
 
 pub use memory::{available_memory, memory_estimate};
 pub use params::{Init, Loss, NmfParams};
+pub use rank::{
+    ARD_MARGIN, ARD_RULE, KRange, MAX_RANK, RULE, RankMethod, RankParams, RankReport, RankRow,
+    rank_memory_estimate, select_rank,
+};
 
 /// For the floor bench (`benches/nmf.rs`) only, behind the `bench-internals` feature: the four products of an
 /// Itakura–Saito iteration with K columns on one side (`termsᵀ G` twice and `terms W` twice,

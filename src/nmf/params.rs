@@ -334,7 +334,7 @@ impl NmfParams {
     }
 
     /// [`Self::check`], returning the divergence of the loss.
-    fn divergence(&self) -> Result<Divergence, ParamError> {
+    pub(crate) fn divergence(&self) -> Result<Divergence, ParamError> {
         if self.total_components() == 0 {
             return Err(ParamError::NoComponents(0));
         }

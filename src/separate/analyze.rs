@@ -11,7 +11,7 @@ use super::stream::{Input, Spill};
 use super::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, Separator};
 use crate::audio::Audio;
 use crate::error::{Error, Result};
-use crate::nmf::{self, Nmf, NmfParams, Progress};
+use crate::nmf::{self, KRange, Nmf, NmfParams, Progress, RankReport};
 use crate::sources::{Source, group_components, named_sources, one_source_per_component, stack};
 use crate::spectral::spatial::CovarianceSum;
 use crate::spectral::{add_channel_summed_magnitude, check_usable};
@@ -53,14 +53,16 @@ impl Separator {
             t.check_compatible(&params.stft, input.sample_rate())?;
         }
         let frames = stft.n_frames(input.len());
+        let mut rank = None;
         let (nmf, data_sum, sums, spill) = if frames <= params.max_frames {
             let spectrogram = self.spectrogram(input, 0..frames, std::iter::once(0..frames))?;
             let sum = spectrogram.iter().map(|&a| f64::from(a)).sum();
-            let nmf = nmf::fit_transposed(spectrogram, &self.nmf, progress)?;
+            let nmf_params = self.with_rank(spectrogram.view(), &mut rank)?;
+            let nmf = nmf::fit_transposed(spectrogram, &nmf_params, progress)?;
             let sums = ActivationSums::of(nmf.h.view());
             (nmf, sum, sums, None)
         } else {
-            self.fit_long(input, progress, spill)?
+            self.fit_long(input, &mut rank, progress, spill)?
         };
         // The model must explain more than a millionth of the spectrogram's level, else its
         // stems would be (nearly) silent and not add up to the input.
@@ -94,7 +96,35 @@ impl Separator {
             }),
             spatial,
             spill,
+            rank,
         })
+    }
+
+    /// The fit's parameters: with `-k auto` (a rank selection and no templates), those of the
+    /// separator with the number of components chosen on `spectrogram` (frames × bins), at
+    /// least the number of sources to group into; the report is left in `rank`.
+    fn with_rank(
+        &self,
+        spectrogram: ArrayView2<f32>,
+        rank: &mut Option<RankReport>,
+    ) -> Result<NmfParams> {
+        let params = &self.params;
+        let Some(selection) = params.rank.as_ref().filter(|_| params.templates.is_empty()) else {
+            return Ok(self.nmf.clone());
+        };
+        let range = selection.range();
+        let low = range
+            .low()
+            .max(params.groups.unwrap_or(1))
+            .min(range.high());
+        let selection = selection
+            .clone()
+            .with_range(KRange::new(low, range.high())?);
+        let report = nmf::select_rank(spectrogram.t(), &self.nmf, &selection)?;
+        let mut fitted = self.nmf.clone();
+        fitted.components = report.chosen;
+        *rank = Some(report);
+        Ok(fitted)
     }
 
     /// Frames of spectrogram computed from one excerpt of a streamed recording: fewer than
@@ -229,11 +259,13 @@ impl Separator {
     fn fit_long(
         &self,
         input: Input<'_>,
+        rank: &mut Option<RankReport>,
         progress: &mut dyn FnMut(Progress),
         spill: Option<PathBuf>,
     ) -> Result<(Nmf, f64, ActivationSums, Option<Spill>)> {
         const STRETCHES: usize = 32;
-        let (stft, params, nmf_params) = (&self.stft, &self.params, &self.nmf);
+        let (stft, params) = (&self.stft, &self.params);
+        let mut nmf_params = self.nmf.clone();
         let frames = stft.n_frames(input.len());
         let max_frames = params.max_frames;
         let (w, template_iterations, converged) = if nmf_params.components() > 0 {
@@ -244,7 +276,8 @@ impl Separator {
                 0..STRETCHES * stretch,
                 starts.map(|start| start..start + stretch),
             )?;
-            let model = nmf::fit_transposed(sample, nmf_params, progress)?;
+            nmf_params = self.with_rank(sample.view(), rank)?;
+            let model = nmf::fit_transposed(sample, &nmf_params, progress)?;
             (model.w, model.iterations, model.converged)
         } else {
             (stack(&params.templates), 0, true)

@@ -9,7 +9,7 @@
 
 use crate::audio::Audio;
 use crate::error::{Param, ParamError, Result};
-use crate::nmf::{NmfParams, Progress};
+use crate::nmf::{NmfParams, Progress, RankParams};
 use crate::sources::{OTHER, Templates, check_source_name, stack};
 use crate::spectral::{Stft, StftParams};
 
@@ -49,6 +49,10 @@ pub struct SeparateParams {
     /// Longer recordings learn their templates on an evenly spaced sample of this many frames
     /// and solve the activations block by block, so memory does not grow with their length.
     pub max_frames: usize,
+    /// Choose the number of free components per recording with this rank selection instead
+    /// of `nmf`'s (`-k auto`; default none). Not with templates; with `groups`, K is at least
+    /// the number of groups.
+    pub rank: Option<RankParams>,
 }
 
 impl Default for SeparateParams {
@@ -62,6 +66,7 @@ impl Default for SeparateParams {
             spatial: true,
             spatial_iterations: 1,
             max_frames: 32_768,
+            rank: None,
         }
     }
 }
@@ -90,7 +95,21 @@ impl SeparateParams {
             t.check_stft(&self.stft)?;
         }
         let nmf = self.nmf_params();
-        nmf.check()?;
+        if let Some(rank) = &self.rank {
+            rank.check()?;
+            if !self.templates.is_empty() {
+                return Err(ParamError::Conflict {
+                    param: Param::Components,
+                    message: "-k auto (a rank selection) cannot be combined with learned templates",
+                });
+            }
+            // The number of components is chosen later; check the rest with one.
+            let mut one = nmf.clone();
+            one.components = 1;
+            one.check()?;
+        } else {
+            nmf.check()?;
+        }
         if self.max_frames < 256 {
             return Err(ParamError::OutOfRange {
                 param: Param::MaxFrames,
@@ -121,7 +140,12 @@ impl SeparateParams {
                     message: "grouping into sources cannot be combined with learned templates",
                 });
             }
-            if groups == 0 || groups > self.nmf.components() {
+            // With a rank selection, K is chosen at least `groups`, at most the range's top.
+            let most = match &self.rank {
+                Some(rank) => rank.range().high(),
+                None => self.nmf.components(),
+            };
+            if groups == 0 || groups > most {
                 return Err(ParamError::OutOfRange {
                     param: Param::Sources,
                     expected: "between 1 and the number of components",

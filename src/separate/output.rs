@@ -41,6 +41,8 @@ pub struct TrackReport {
     pub converged: bool,
     /// The input's duration in seconds.
     pub duration_secs: f64,
+    /// The K a rank selection chose (`-k auto`), if one ran.
+    pub chosen_k: Option<usize>,
 }
 
 /// One written stem.
@@ -143,6 +145,7 @@ impl Separator {
                 .collect(),
             track_dir,
             components: separation.nmf.w.ncols(),
+            chosen_k: separation.rank.as_ref().map(|r| r.chosen),
             iterations: separation.nmf.iterations,
             final_cost: separation.nmf.final_cost(),
             converged: separation.nmf.converged,

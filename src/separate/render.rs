@@ -8,7 +8,7 @@ use realfft::num_complex::{Complex32, Complex64};
 use super::stream::{Activations, Input, Spill};
 use crate::audio::{Audio, StemWriter, WavStreamWriter};
 use crate::error::Result;
-use crate::nmf::Nmf;
+use crate::nmf::{Nmf, RankReport};
 use crate::sources::Source;
 use crate::spectral::spatial::{CovarianceSum, WienerWork, wiener_bin};
 use crate::spectral::{
@@ -27,6 +27,8 @@ pub struct Separation {
     pub(super) spatial: Option<Spatial>,
     /// The activations, when they were written to a file rather than kept in `nmf.h`.
     pub(super) spill: Option<Spill>,
+    /// The rank selection that chose the number of components (`-k auto`), if one ran.
+    pub rank: Option<RankReport>,
 }
 
 /// The multichannel Wiener filter's settings: one spatial covariance per source.
@@ -282,6 +284,7 @@ impl Separation {
             mask_power,
             spatial: None,
             spill: None,
+            rank: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod hostile;
 mod inspect;
 mod inspect_sources;
 mod nmf;
+mod rank;
 mod separate;
 mod sklearn;
 mod stft;
