@@ -238,7 +238,7 @@ impl<'a> Masked<'a> {
         &mut self,
         w: &mut Array2<f32>,
         g: &mut Array2<f32>,
-        mut ard: Option<&mut Ard>,
+        ard: Option<&mut Ard>,
         want_cost: bool,
     ) -> Option<Costs> {
         let k = w.ncols();
@@ -257,7 +257,7 @@ impl<'a> Masked<'a> {
         gemm(1.0, &self.a.view(), &w.view(), 0.0, &mut num.view_mut());
         let den = self.products(w);
         apply(g, &num, &den, penalty.as_ref(), self.gamma);
-        match ard.as_deref_mut() {
+        match ard {
             Some(ard) => ard.update(w, g),
             None => normalize(w, g),
         }

@@ -13,6 +13,7 @@ mod blocks;
 mod divergence;
 mod init;
 mod kernels;
+mod krange;
 mod linalg;
 mod masked;
 mod memory;
@@ -21,6 +22,7 @@ mod penalty;
 mod portable;
 mod rank;
 mod rng;
+mod stability;
 mod tiled;
 mod update;
 

@@ -26,15 +26,14 @@
 //! prior of Tan & Févotte (2013); components the data do not need are driven to zero, and the
 //! chosen K is the number whose relevance stays above its lower bound by [`ARD_MARGIN`].
 
-use std::fmt;
-use std::str::FromStr;
-
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
+pub use super::krange::{KRange, MAX_RANK, RankMethod};
 use super::masked::{Ard, Costs, Masked};
 use super::params::check_non_negative;
 use super::rng::Rng;
+use super::stability::matched_similarity;
 use super::{DATA_FLOOR, NmfParams, memory};
 use crate::error::{Param, ParamError};
 
@@ -43,9 +42,6 @@ pub const RULE: &str = "last K that cut the held-out cost 10-fold";
 
 /// The name of the ARD rule.
 pub const ARD_RULE: &str = "components whose ARD relevance stays above its bound";
-
-/// The most components a rank selection tries.
-pub const MAX_RANK: usize = 256;
 
 /// A component counts as relevant when its relevance exceeds the bound by this fraction.
 pub const ARD_MARGIN: f64 = 0.5;
@@ -58,105 +54,6 @@ const ARD_SHAPE: f64 = 5.0;
 
 /// The factor by which the held-out divergence must fall for the sweep's rule.
 const RULE_DROP: f64 = 10.0;
-
-/// How the number of components is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RankMethod {
-    /// Fit every K of the range from several starts and apply [`RULE`] (the default).
-    #[default]
-    Sweep,
-    /// One fit at the top of the range with automatic relevance determination.
-    Ard,
-}
-
-impl FromStr for RankMethod {
-    type Err = String;
-
-    /// `sweep` or `ard`.
-    fn from_str(s: &str) -> Result<RankMethod, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "sweep" => Ok(RankMethod::Sweep),
-            "ard" => Ok(RankMethod::Ard),
-            _ => Err(format!("'{s}' is not a rank method (sweep or ard)")),
-        }
-    }
-}
-
-impl fmt::Display for RankMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RankMethod::Sweep => "sweep",
-            RankMethod::Ard => "ard",
-        })
-    }
-}
-
-/// A range of component counts `LOW-HIGH`, both included, `1 <= LOW <= HIGH <= MAX_RANK`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KRange {
-    low: usize,
-    high: usize,
-}
-
-impl KRange {
-    /// The range `low..=high`.
-    ///
-    /// # Errors
-    /// [`ParamError::BadRankRange`] unless `1 <= low <= high`, and
-    /// [`ParamError::RankTooLarge`] above [`MAX_RANK`].
-    pub fn new(low: usize, high: usize) -> Result<KRange, ParamError> {
-        if low == 0 || low > high {
-            return Err(ParamError::BadRankRange(format!("{low}-{high}")));
-        }
-        if high > MAX_RANK {
-            return Err(ParamError::RankTooLarge {
-                high,
-                limit: MAX_RANK,
-                what: "components demix tries",
-            });
-        }
-        Ok(KRange { low, high })
-    }
-
-    /// The smallest K.
-    pub fn low(self) -> usize {
-        self.low
-    }
-
-    /// The largest K.
-    pub fn high(self) -> usize {
-        self.high
-    }
-}
-
-impl Default for KRange {
-    /// 2-32.
-    fn default() -> Self {
-        KRange { low: 2, high: 32 }
-    }
-}
-
-impl FromStr for KRange {
-    type Err = ParamError;
-
-    /// `LOW-HIGH`, or one number for a range of one.
-    fn from_str(s: &str) -> Result<KRange, ParamError> {
-        let bad = || ParamError::BadRankRange(s.to_string());
-        let (low, high) = s.split_once('-').unwrap_or((s, s));
-        let parse = |t: &str| t.trim().parse::<usize>().map_err(|_| bad());
-        let (low, high) = (parse(low)?, parse(high)?);
-        if low == 0 || low > high {
-            return Err(bad());
-        }
-        KRange::new(low, high)
-    }
-}
-
-impl fmt::Display for KRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.low, self.high)
-    }
-}
 
 /// Everything a rank selection needs besides the data and the model's [`NmfParams`].
 #[derive(Debug, Clone, PartialEq)]
@@ -287,7 +184,7 @@ impl RankParams {
     /// Checks the range against data of `bins × frames` (as given, before any pooling).
     fn check_for(&self, bins: usize, frames: usize) -> Result<(), ParamError> {
         self.check()?;
-        let high = self.range.high;
+        let high = self.range.high();
         if high > frames {
             return Err(ParamError::RankTooLarge {
                 high,
@@ -362,8 +259,8 @@ pub fn rank_memory_estimate(bins: usize, frames: usize, params: &RankParams) -> 
     let frames = frames.min(params.max_frames) as u128;
     let (f, high, low) = (
         bins as u128,
-        params.range.high as u128,
-        params.range.low as u128,
+        params.range.high() as u128,
+        params.range.low() as u128,
     );
     let starts = params.starts as u128;
     let entries = f * frames;
@@ -408,7 +305,7 @@ pub fn select_rank(
             return Err(ParamError::MemoryLimit {
                 needs,
                 limit,
-                components: params.range.high,
+                components: params.range.high(),
                 frames,
                 bins,
             });
@@ -419,7 +316,7 @@ pub fn select_rank(
     let mut report = RankReport {
         method: params.method,
         range: params.range,
-        chosen: params.range.low,
+        chosen: params.range.low(),
         rule: RULE,
         rows: Vec::new(),
         relevance: Vec::new(),
@@ -440,7 +337,7 @@ pub fn select_rank(
         RankMethod::Ard => {
             let (relevance, iterations) = run_ard(x.view(), divergence, nmf, params);
             let relevant = relevance.iter().filter(|&&r| r > 1.0 + ARD_MARGIN).count();
-            report.chosen = relevant.clamp(params.range.low, params.range.high);
+            report.chosen = relevant.clamp(params.range.low(), params.range.high());
             report.rule = ARD_RULE;
             report.relevance = relevance;
             report.starts = 1;
@@ -527,7 +424,7 @@ fn run_chain(
     let mask = Array2::from_shape_simple_fn((frames, bins), || f32::from(rng.uniform() > p));
     let held = mask.iter().filter(|&&m| m == 0.0).count();
     let fitted = mask.len() - held;
-    let (mut w, mut g) = super::init::random(x, params.range.low, seed_of(nmf, start, 2));
+    let (mut w, mut g) = super::init::random(x, params.range.low(), seed_of(nmf, start, 2));
     let mut fit = Masked::new(x, Some(mask.view()), divergence);
     let mut chain = Chain {
         w: Vec::new(),
@@ -536,7 +433,7 @@ fn run_chain(
         fitted,
         held,
     };
-    for k in params.range.low..=params.range.high {
+    for k in params.range.low()..=params.range.high() {
         if k > w.ncols() {
             (w, g) = add_component(x, &mask, &w, &g, &mut rng);
         }
@@ -620,7 +517,7 @@ fn add_component(
 
 /// The per-K measures of the chains.
 fn rows(chains: &[Chain], range: KRange) -> Vec<RankRow> {
-    (range.low..=range.high)
+    (range.low()..=range.high())
         .enumerate()
         .map(|(i, k)| {
             let cost = chains
@@ -650,86 +547,6 @@ fn rows(chains: &[Chain], range: KRange) -> Vec<RankRow> {
         .collect()
 }
 
-/// The mean cosine similarity of the columns of `a` and `b` (same shape) matched one to one
-/// so that the sum of similarities is largest.
-pub(crate) fn matched_similarity(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
-    let k = a.ncols();
-    let unit = |m: &Array2<f32>| {
-        let mut m = m.mapv(f64::from);
-        for mut c in m.columns_mut() {
-            let n = c.dot(&c).sqrt();
-            if n > 0.0 {
-                c.mapv_inplace(|v| v / n);
-            }
-        }
-        m
-    };
-    let (ua, ub) = (unit(a), unit(b));
-    let sim = ua.t().dot(&ub);
-    let assignment = hungarian(&sim.mapv(|s| 1.0 - s));
-    (0..k).map(|i| sim[[i, assignment[i]]]).sum::<f64>() / k.max(1) as f64
-}
-
-/// The assignment of rows to columns of the square `cost` with the smallest total (Kuhn and
-/// Munkres; the O(n³) form with potentials). Returns the column of each row.
-pub(crate) fn hungarian(cost: &Array2<f64>) -> Vec<usize> {
-    let n = cost.nrows();
-    let (mut u, mut v) = (vec![0.0; n + 1], vec![0.0; n + 1]);
-    let (mut p, mut way) = (vec![0usize; n + 1], vec![0usize; n + 1]);
-    for i in 1..=n {
-        p[0] = i;
-        let mut j0 = 0;
-        let mut minv = vec![f64::INFINITY; n + 1];
-        let mut used = vec![false; n + 1];
-        loop {
-            used[j0] = true;
-            let i0 = p[j0];
-            let mut delta = f64::INFINITY;
-            let mut j1 = 0;
-            for j in 1..=n {
-                if !used[j] {
-                    let cur = cost[[i0 - 1, j - 1]] - u[i0] - v[j];
-                    if cur < minv[j] {
-                        minv[j] = cur;
-                        way[j] = j0;
-                    }
-                    if minv[j] < delta {
-                        delta = minv[j];
-                        j1 = j;
-                    }
-                }
-            }
-            for j in 0..=n {
-                if used[j] {
-                    u[p[j]] += delta;
-                    v[j] -= delta;
-                } else {
-                    minv[j] -= delta;
-                }
-            }
-            j0 = j1;
-            if p[j0] == 0 {
-                break;
-            }
-        }
-        loop {
-            let j1 = way[j0];
-            p[j0] = p[j1];
-            j0 = j1;
-            if j0 == 0 {
-                break;
-            }
-        }
-    }
-    let mut assignment = vec![0; n];
-    for j in 1..=n {
-        if p[j] > 0 {
-            assignment[p[j] - 1] = j - 1;
-        }
-    }
-    assignment
-}
-
 /// The ARD fit at the top of the range: each component's final relevance over its lower
 /// bound, and the iterations run. Stops when no relevance changes by more than the tolerance
 /// (relative) between checks, or at the iteration limit.
@@ -739,7 +556,7 @@ fn run_ard(
     nmf: &NmfParams,
     params: &RankParams,
 ) -> (Vec<f64>, usize) {
-    let k = params.range.high;
+    let k = params.range.high();
     let (mut w, mut g) = super::init::random(x, k, seed_of(nmf, 0, 2));
     let mut ard = Ard::new(ARD_SHAPE, x, k, 1.0);
     ard.update(&w, &g);
@@ -773,6 +590,7 @@ fn run_ard(
 
 #[cfg(test)]
 mod tests {
+    use super::super::stability::hungarian;
     use super::*;
 
     #[test]
