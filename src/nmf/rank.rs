@@ -628,7 +628,7 @@ mod tests {
     }
 
     #[test]
-    fn the_rule_takes_the_smallest_k_near_the_best_held_out_score() {
+    fn the_rule_takes_the_last_tenfold_cut_else_the_largest() {
         let row = |k, held_out| RankRow {
             k,
             cost: 0.0,
