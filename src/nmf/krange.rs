@@ -11,7 +11,7 @@ pub const MAX_RANK: usize = 256;
 /// How the number of components is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RankMethod {
-    /// Fit every K of the range from several starts and apply [`RULE`] (the default).
+    /// Fit every K of the range from several starts and apply [`RULE`](super::RULE) (the default).
     #[default]
     Sweep,
     /// One fit at the top of the range with automatic relevance determination.
