@@ -1,9 +1,8 @@
 //! The report of a run that keeps none while it runs (a single file), and what every run
 //! adds to its report when it ends: its time, threads and peak memory.
 
-use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -79,12 +78,7 @@ pub fn record(
         }
         Err(_) => Report::new(command, None),
     };
-    let mut index: HashMap<PathBuf, usize> = report
-        .files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.key().to_path_buf(), i))
-        .collect();
+    let mut index = report.index_by_key();
     for entry in entries {
         match index.get(entry.key()) {
             Some(&i) => report.files[i] = entry.clone(),

@@ -316,6 +316,15 @@ impl TryFrom<PathRepr> for ReportPath {
 }
 
 impl Report {
+    /// Where each file's entry is in [`Self::files`], by its [`FileEntry::key`].
+    pub(crate) fn index_by_key(&self) -> std::collections::HashMap<PathBuf, usize> {
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.key().to_path_buf(), i))
+            .collect()
+    }
+
     /// An empty report of `command`.
     pub fn new(command: &str, shard: Option<super::Shard>) -> Report {
         Report {

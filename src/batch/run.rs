@@ -287,12 +287,7 @@ where
         }
         _ => Report::new(&options.command, options.shard),
     };
-    let mut index: HashMap<PathBuf, usize> = report
-        .files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.key().to_path_buf(), i))
-        .collect();
+    let mut index = report.index_by_key();
     let mut summary = RunSummary {
         total: plan.len(),
         ..RunSummary::default()
