@@ -254,16 +254,14 @@ pub enum ParamError {
     /// A range of component counts that is not `LOW-HIGH` with `1 <= LOW <= HIGH`.
     #[error("'{0}' is not a range of components LOW-HIGH with 1 <= LOW <= HIGH (e.g. 2-32)")]
     BadRankRange(String),
-    /// A range of component counts beyond what the data can hold.
-    #[error(
-        "the range of components goes up to {high}, more than the {limit} {what} of this input"
-    )]
+    /// A range of component counts beyond what the data can hold, or beyond what demix tries.
+    #[error("the range of components goes up to {high}, more than the {limit} {what}")]
     RankTooLarge {
         /// The top of the range.
         high: usize,
         /// The most components the data allow.
         limit: usize,
-        /// What limits them (`frames`, `frequency bins`).
+        /// What limits them (`frames of this input`, `components demix tries`).
         what: &'static str,
     },
     /// A note range whose high note is below its low note.

@@ -235,14 +235,17 @@ pub struct LearnArgs {
     /// The template file to write (.npz).
     #[arg(short, long = "out", value_name = "NAME.npz")]
     pub out: PathBuf,
-    /// Number of templates.
+    /// Number of templates, or `auto` to choose it on the recordings within --k-range
+    /// [default: 16].
     #[arg(
         short = 'k',
         long = "components",
-        default_value_t = demix::sources::DEFAULT_TEMPLATES,
-        value_name = "K"
+        value_name = "K",
+        value_parser = parse_components
     )]
-    pub components: usize,
+    pub components: Option<ComponentsArg>,
+    #[command(flatten)]
+    pub rank: RankArgs,
     /// The source's name [default: the output file's stem].
     #[arg(long)]
     pub name: Option<String>,
@@ -260,6 +263,18 @@ pub enum ComponentsArg {
     Fixed(usize),
     /// Chosen per file by a rank selection.
     Auto,
+}
+
+impl ComponentsArg {
+    /// The number given, `default` when none was, or 1 (a placeholder: the parameters are
+    /// checked with one component, and the fit gets the chosen number) for `auto`.
+    pub fn or(arg: Option<ComponentsArg>, default: usize) -> usize {
+        match arg {
+            Some(ComponentsArg::Fixed(k)) => k,
+            Some(ComponentsArg::Auto) => 1,
+            None => default,
+        }
+    }
 }
 
 /// `auto` or a number.
@@ -298,6 +313,14 @@ impl RankArgs {
     /// A range that is not `LOW-HIGH` with `1 <= LOW <= HIGH <= 256`.
     pub fn params(&self) -> Result<RankParams, ParamError> {
         Ok(self.params_for(self.range.parse()?))
+    }
+
+    /// The library's rank parameters when K is chosen (`auto`), else `None`.
+    ///
+    /// # Errors
+    /// As [`Self::params`].
+    pub fn selection(&self, auto: bool) -> Result<Option<RankParams>, ParamError> {
+        auto.then(|| self.params()).transpose()
     }
 
     /// The library's rank parameters over `range`.
@@ -371,10 +394,9 @@ impl SeparateArgs {
         let auto = self.auto_k();
         let components = match (templates.is_empty(), self.components) {
             (false, _) => self.free,
-            (true, Some(ComponentsArg::Fixed(k))) => k,
-            // Chosen per file; the parameters are checked with the range's top.
+            // Chosen per file when auto (with --sources alone too).
             (true, _) if auto => 1,
-            (true, _) => NmfParams::default().components(),
+            (true, k) => ComponentsArg::or(k, NmfParams::default().components()),
         };
         // With learned templates, the loss they were fitted with.
         let base = match templates.first() {
@@ -390,11 +412,7 @@ impl SeparateArgs {
             spatial: !self.no_spatial,
             spatial_iterations: self.spatial_iterations,
             max_frames: self.max_frames,
-            rank: if auto {
-                Some(self.rank.params()?)
-            } else {
-                None
-            },
+            rank: self.rank.selection(auto)?,
         })
     }
 

@@ -19,7 +19,7 @@ use demix::batch::{
     self, CancelFlag, Counts, DiscoverOptions, FileEntry, Glob, Item, JobContext, JobOutput,
     Observer, Plan, RunOptions, Status,
 };
-use demix::nmf::Progress;
+use demix::nmf::{Progress, RankParams};
 
 /// The files of a run, found before anything is processed.
 pub(super) struct Files {
@@ -342,6 +342,34 @@ pub(super) fn how_it_stopped(entry: &FileEntry) -> String {
 /// 0.30000001192092896.
 pub(super) fn shortest(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::NAN)
+}
+
+/// The settings of a rank selection (`-k auto`) as a run's report records them among its
+/// parameters, `null` without one.
+pub(super) fn rank_params_json(rank: Option<&RankParams>) -> [(&'static str, Value); 4] {
+    [
+        ("k_range", json!(rank.map(|r| r.range().to_string()))),
+        ("rank_method", json!(rank.map(|r| r.method().to_string()))),
+        ("rank_starts", json!(rank.map(RankParams::starts))),
+        ("held_out", json!(rank.map(|r| shortest(r.held_out())))),
+    ]
+}
+
+/// How the settings line (`-v`) shows the number of components: `4`, or with a rank
+/// selection `auto (2-32 by sweep)`.
+pub(super) fn components_label(components: usize, rank: Option<&RankParams>) -> String {
+    rank.map_or_else(
+        || components.to_string(),
+        |r| format!("auto ({} by {})", r.range(), r.method()),
+    )
+}
+
+/// `K = 8 chosen, ` when a rank selection chose the file's K (its `chosen_k` detail).
+pub(super) fn chosen_text(entry: &FileEntry) -> String {
+    match entry.details.get("chosen_k").and_then(Value::as_u64) {
+        Some(k) => format!("K = {k} chosen, "),
+        None => String::new(),
+    }
 }
 
 /// Progress of a batch: on a terminal, a bar for the batch and one per running file; else

@@ -7,10 +7,10 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::Output;
-use super::args::{BatchArgs, ModelArgs};
+use super::args::{BatchArgs, ComponentsArg, ModelArgs, RankArgs, parse_components};
 use super::batch::{
-    Files, RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files,
-    shortest, warn_clipped,
+    Files, RunSpec, chosen_text, components_label, find_files, fit_details, how_it_stopped,
+    job_error, job_progress, rank_params_json, run_files, shortest, warn_clipped,
 };
 use super::failure::{Failure, describe_param_error};
 use demix::ParamError;
@@ -45,9 +45,12 @@ pub struct InspectArgs {
     /// report OUT/demix-report.json.
     #[arg(short, long = "out", value_name = "OUT")]
     pub out: PathBuf,
-    /// Free NMF components [default: 4, or 0 added to the notes with --notes].
-    #[arg(short = 'k', long = "components", value_name = "K")]
-    pub components: Option<usize>,
+    /// Free NMF components, or `auto` to choose them per file within --k-range [default: 4,
+    /// or 0 added to the notes with --notes].
+    #[arg(short = 'k', long = "components", value_name = "K", value_parser = parse_components)]
+    pub components: Option<ComponentsArg>,
+    #[command(flatten)]
+    pub rank: RankArgs,
     /// One harmonic template per semitone of this range, by names or MIDI numbers
     /// (A0-C8, 36-84, C#3-G5); fitted with the templates fixed for --iter iterations, then
     /// adapted for 30 more.
@@ -124,13 +127,14 @@ impl InspectArgs {
                 templates.shape.decay = self.harmonic_decay;
                 templates
             });
-        let k = self
-            .components
-            .unwrap_or(if notes.is_some() || !templates.is_empty() {
+        let k = ComponentsArg::or(
+            self.components,
+            if notes.is_some() || !templates.is_empty() {
                 0
             } else {
                 NmfParams::default().components()
-            });
+            },
+        );
         let (stft, transcribe) = if let Some(first) = templates.first() {
             (Some(first.stft_params()), TranscribeParams::new())
         } else if notes.is_some() {
@@ -164,6 +168,9 @@ impl InspectArgs {
                 .with_min_duration(self.min_duration),
             templates,
             scale_frames,
+            rank: self
+                .rank
+                .selection(self.components == Some(ComponentsArg::Auto))?,
         })
     }
 
@@ -200,7 +207,10 @@ pub(super) fn run(
                 if n.fixed { "fixed" } else { "adapted" },
                 nmf.components()
             ),
-            None => format!("k={}", nmf.components()),
+            None => format!(
+                "k={}",
+                components_label(nmf.components(), params.rank.as_ref())
+            ),
         },
         nmf.loss(),
         nmf.max_iter(),
@@ -253,10 +263,11 @@ fn run_inspect(
             _ => String::new(),
         };
         out.info(&format!(
-            "{name}: {} components, {} notes in {}{midi} ({} iterations, {:.1} s)",
+            "{name}: {} components, {} notes in {}{midi} ({}{} iterations, {:.1} s)",
             count("components"),
             count("notes"),
             folder.display(),
+            chosen_text(entry),
             how_it_stopped(entry),
             entry.seconds.unwrap_or(0.0)
         ));
@@ -312,6 +323,10 @@ fn run_inspect(
             report.duration_secs,
         );
         details.insert("components".into(), json!(report.components));
+        // With -k auto, the free components are all the components: the chosen K.
+        if inspector.params().rank.is_some() {
+            details.insert("chosen_k".into(), json!(report.components));
+        }
         details.insert("notes".into(), json!(report.notes));
         let clipped: Vec<Value> = report
             .clipped
@@ -368,7 +383,7 @@ fn check_midi_name(name: &Path) -> Result<(), String> {
 /// The parameters recorded per file: a file is complete only for the same ones.
 fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputFormat>) -> Value {
     let nmf = &params.nmf;
-    json!({
+    let mut value = json!({
         "components": nmf.components(),
         "notes": params.notes.as_ref().map(|n| n.range.to_string()),
         "sources": params.templates.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
@@ -395,5 +410,14 @@ fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputF
         "mask_power": shortest(params.mask_power),
         "audio": audio.map(|f| format!("{f:?}").to_lowercase()),
         "midi": args.midi.as_ref().map(|m| m.to_string_lossy()),
-    })
+    });
+    // Recorded only with -k auto, so that the reports of earlier runs still describe the
+    // same parameters.
+    if let Some(rank) = &params.rank {
+        value["components"] = json!("auto");
+        for (key, setting) in rank_params_json(Some(rank)) {
+            value[key] = setting;
+        }
+    }
+    value
 }

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::args::LearnArgs;
-use super::failure::Failure;
+use super::args::{ComponentsArg, LearnArgs};
+use super::failure::{Failure, describe_param_error};
 use super::{Output, same_file};
+use demix::ParamError;
 
 pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     let name = args.name.clone().unwrap_or_else(|| {
@@ -14,9 +15,11 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
             .map_or_else(|| "source".into(), |s| s.to_string_lossy().into_owned())
     });
     let stft = args.model.stft(None);
-    let nmf = args
-        .model
-        .nmf(demix::sources::learn_params(args.components));
+    let k = ComponentsArg::or(args.components, demix::sources::DEFAULT_TEMPLATES);
+    let nmf = args.model.nmf(demix::sources::learn_params(k));
+    let rank = args
+        .rank
+        .selection(args.components == Some(ComponentsArg::Auto))?;
     let target = args.out.display().to_string();
     let is_npz = args
         .out
@@ -47,7 +50,7 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     let bar = out.iteration_bar(&target, args.model.max_iter);
     // With -v, each newly computed cost is printed with its iteration (every restart's too).
     let mut last_cost = None;
-    let learned = demix::sources::learn(&name, &examples, &stft, &nmf, &mut |p| {
+    let mut progress = |p: demix::nmf::Progress| {
         bar.set_position(p.iteration as u64);
         if out.verbose && p.cost.is_some() && p.cost != last_cost {
             last_cost = p.cost;
@@ -60,14 +63,28 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
                 ));
             });
         }
-    });
+    };
+    let learned = match &rank {
+        Some(rank) => {
+            demix::sources::learn_with_rank(&name, &examples, &stft, &nmf, rank, &mut progress)
+                .map(|(t, report)| (t, Some(report)))
+        }
+        None => {
+            demix::sources::learn(&name, &examples, &stft, &nmf, &mut progress).map(|t| (t, None))
+        }
+    };
     bar.finish_and_clear();
-    let result = learned.and_then(|t| t.save(&args.out).map(|()| t));
+    let result = learned.and_then(|(t, report)| t.save(&args.out).map(|()| (t, report)));
     match result {
-        Ok(t) => {
+        Ok((t, report)) => {
             let seconds: f64 = examples.iter().map(|a| a.duration_secs()).sum();
+            let chosen = match &report {
+                Some(r) => format!("K = {} chosen, ", r.chosen),
+                None => String::new(),
+            };
             out.info(&format!(
-                "{target}: {} templates of '{}' from {} file(s), {seconds:.1} s of audio ({:.1} s)",
+                "{target}: {} templates of '{}' from {} file(s), {seconds:.1} s of audio \
+                 ({chosen}{:.1} s)",
                 t.len(),
                 t.name,
                 examples.len(),
@@ -75,14 +92,21 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
             ));
             Ok(ExitCode::SUCCESS)
         }
-        Err(demix::Error::Param(e)) => Err(e.into()),
+        // A range beyond the frames is a property of the recordings: named with them.
+        Err(demix::Error::Param(e)) if !matches!(e, ParamError::RankTooLarge { .. }) => {
+            Err(e.into())
+        }
         Err(e) => {
             let inputs: Vec<String> = args
                 .inputs
                 .iter()
                 .map(|i| i.display().to_string())
                 .collect();
-            Err(Failure::failed(format!("{}: {e}", inputs.join(", "))))
+            let message = match &e {
+                demix::Error::Param(p) => describe_param_error(p),
+                e => e.to_string(),
+            };
+            Err(Failure::failed(format!("{}: {message}", inputs.join(", "))))
         }
     }
 }

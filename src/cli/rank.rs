@@ -7,12 +7,21 @@ use std::time::Instant;
 use clap::Args;
 
 use super::Output;
-use super::args::ModelArgs;
+use super::args::{ModelArgs, RankArgs};
 use super::failure::Failure;
-use demix::nmf::{KRange, NmfParams, RankMethod, RankParams};
+use demix::nmf::{NmfParams, RankParams};
 
-/// Options of `demix rank`.
+/// Options of `demix rank`: the options of `-k auto` with the range as `-k`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("range", |a| a
+        .short('k')
+        .help("The range of K tried, LOW-HIGH (1 <= LOW <= HIGH <= 256)")),
+    mut_arg("method", |a| a.help(
+        "sweep (fit every K from several starts, held-out rule) or ard (one fit with \
+         automatic relevance determination at the top of the range)"
+    )),
+)]
 pub struct RankCommandArgs {
     /// Audio files.
     #[arg(required = true, value_name = "INPUT")]
@@ -20,24 +29,8 @@ pub struct RankCommandArgs {
     /// Folder for rank.json, rank.csv and rank.png (with several inputs, DIR/<file stem>/).
     #[arg(short, long = "out", value_name = "DIR")]
     pub out: PathBuf,
-    /// The range of K tried, LOW-HIGH (1 <= LOW <= HIGH <= 256).
-    #[arg(
-        short = 'k',
-        long = "k-range",
-        default_value = "2-32",
-        value_name = "LOW-HIGH"
-    )]
-    pub range: String,
-    /// sweep (fit every K from several starts, held-out rule) or ard (one fit with automatic
-    /// relevance determination at the top of the range).
-    #[arg(long = "rank-method", default_value = "sweep", value_parser = |s: &str| s.parse::<RankMethod>(), value_name = "METHOD")]
-    pub method: RankMethod,
-    /// Seeded starts per K of the sweep.
-    #[arg(long, default_value_t = RankParams::default().starts(), value_name = "N")]
-    pub starts: usize,
-    /// Fraction of the spectrogram's entries each start of the sweep holds out.
-    #[arg(long = "held-out", default_value_t = RankParams::default().held_out(), value_name = "F")]
-    pub held_out: f32,
+    #[command(flatten)]
+    pub rank: RankArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Replace existing rank.json, rank.csv and rank.png.
@@ -53,14 +46,10 @@ Example:
 
 /// Chooses K for every input; one line per input, a failed input reported and skipped.
 pub(super) fn run(args: &RankCommandArgs, out: &Output) -> Result<ExitCode, Failure> {
-    let range: KRange = args.range.parse()?;
-    let rank = RankParams::new(range)
-        .with_method(args.method)
-        .with_starts(args.starts)
-        .with_held_out(args.held_out);
-    rank.check()?;
     let nmf = args.model.nmf(NmfParams::new(1));
-    nmf.check()?;
+    // The curves in the loss asked for (Kullback-Leibler by default, as -k auto's).
+    let rank = args.rank.params()?.with_loss(nmf.loss());
+    rank.check_with(&nmf)?;
     let stft = args.model.stft(None);
     stft.check()?;
     let several = args.inputs.len() > 1;

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::args::SeparateArgs;
 use super::batch::{
-    Files, RunSpec, find_files, fit_details, how_it_stopped, job_error, job_progress, run_files,
-    shortest, warn_clipped,
+    Files, RunSpec, chosen_text, components_label, find_files, fit_details, how_it_stopped,
+    job_error, job_progress, rank_params_json, run_files, shortest, warn_clipped,
 };
 use super::failure::Failure;
 use super::stdin::Spool;
@@ -54,12 +54,8 @@ pub(super) fn run(
     };
     let output = args.output();
     out.detail(&format!(
-        "demix separate: components={}{} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
-        params.nmf.components(),
-        params
-            .rank
-            .as_ref()
-            .map_or_else(String::new, |r| format!(" (auto, {} by {})", r.range(), r.method())),
+        "demix separate: components={} sources={} loss={} iter={} tol={} seed={} n_fft={} hop={} mask_power={}",
+        components_label(params.nmf.components(), params.rank.as_ref()),
         params.templates.len(),
         params.nmf.loss(),
         params.nmf.max_iter(),
@@ -135,14 +131,11 @@ fn show_separated(
     folder: &Path,
 ) {
     let detail = |key: &str| entry.details.get(key).cloned().unwrap_or(Value::Null);
-    let chosen = match detail("chosen_k").as_u64() {
-        Some(k) => format!("K = {k} chosen, "),
-        None => String::new(),
-    };
     out.info(&format!(
-        "{name}: {} sources in {} ({chosen}{} iterations, cost {:.4e}, {:.1} s)",
+        "{name}: {} sources in {} ({}{} iterations, cost {:.4e}, {:.1} s)",
         entry.outputs.len(),
         folder.display(),
+        chosen_text(entry),
         how_it_stopped(entry),
         detail("final_cost").as_f64().unwrap_or(f64::NAN),
         entry.seconds.unwrap_or(0.0)
@@ -171,10 +164,6 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOpti
     let rank = params.rank.as_ref();
     let mut value = json!({
         "components": if rank.is_some() { json!("auto") } else { json!(nmf.components()) },
-        "k_range": rank.map(|r| r.range().to_string()),
-        "rank_method": rank.map(|r| r.method().to_string()),
-        "rank_starts": rank.map(|r| r.starts()),
-        "held_out": rank.map(|r| shortest(r.held_out())),
         "sources": args.source,
         "free": args.free,
         "groups": args.groups,
@@ -194,6 +183,9 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOpti
         "mask_power": args.mask_power.map(shortest),
         "format": format!("{format:?}").to_lowercase(),
     });
+    for (key, setting) in rank_params_json(rank) {
+        value[key] = setting;
+    }
     // Recorded only for FLAC, so that the reports of WAV runs made before FLAC existed still
     // describe the same parameters.
     if output.container == Container::Flac {

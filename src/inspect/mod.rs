@@ -29,7 +29,7 @@ use ndarray::{Array2, Axis};
 use crate::audio::Audio;
 use crate::error::Result;
 use crate::formats::midi::NoteEvent;
-use crate::nmf::{self, CostPoint, Nmf, Progress};
+use crate::nmf::{self, CostPoint, Nmf, Progress, RankReport};
 use crate::separate::Separation;
 use crate::sources::{Source, sources_loudest_first};
 use crate::spectral::{Stft, channel_summed_magnitude, check_usable};
@@ -99,6 +99,8 @@ pub struct Inspection {
     pub spectrogram: Array2<f32>,
     /// The input's sample rate.
     pub sample_rate: u32,
+    /// The rank selection that chose the number of components (`-k auto`), if one ran.
+    pub rank: Option<RankReport>,
     stft: Stft,
     mask_power: f32,
     notes_mode: bool,
@@ -262,12 +264,19 @@ fn inspect_checked(
     check_usable(audio, stft.n_fft())?;
     let spectrogram = channel_summed_magnitude(&stft, audio);
     let v = spectrogram.t();
+    let mut rank = None;
     let (mut nmf, template_notes) = match &params.notes {
         None => {
             for t in &params.templates {
                 t.check_compatible(&stft_params, audio.sample_rate)?;
             }
-            let nmf = nmf::fit_with_progress(v, &params.nmf_params(), progress)?;
+            let mut fit = params.nmf_params();
+            if let Some(selection) = &params.rank {
+                let report = nmf::select_rank(v, &params.nmf, selection)?;
+                fit = report.fit_params(&fit);
+                rank = Some(report);
+            }
+            let nmf = nmf::fit_with_progress(v, &fit, progress)?;
             let k = nmf.w.ncols();
             (nmf, vec![None; k])
         }
@@ -386,6 +395,7 @@ fn inspect_checked(
         components,
         spectrogram,
         sample_rate: audio.sample_rate,
+        rank,
         stft,
         mask_power: params.mask_power,
         notes_mode,

@@ -5,7 +5,7 @@ use ndarray::Array2;
 use super::TranscribeParams;
 use super::notes::{HarmonicShape, NoteRange};
 use crate::error::{Param, ParamError};
-use crate::nmf::NmfParams;
+use crate::nmf::{NmfParams, RankParams};
 use crate::sources::Templates;
 use crate::spectral::StftParams;
 
@@ -100,6 +100,10 @@ pub struct InspectParams {
     /// powers of two (default false; true for note templates, whose frames then last about
     /// 93 ms at any rate).
     pub scale_frames: bool,
+    /// Choose the number of free components per recording with this rank selection, then
+    /// fit that many (`-k auto`; default none: `nmf`'s number). Not with note templates or
+    /// learned templates.
+    pub rank: Option<RankParams>,
 }
 
 impl Default for InspectParams {
@@ -112,6 +116,7 @@ impl Default for InspectParams {
             transcribe: TranscribeParams::default(),
             templates: Vec::new(),
             scale_frames: false,
+            rank: None,
         }
     }
 }
@@ -197,10 +202,18 @@ impl InspectParams {
                 names.push(&t.name);
             }
         }
-        match &self.notes {
-            None => self.nmf_params().check()?,
+        match (&self.notes, &self.rank) {
+            (None, None) => self.nmf_params().check()?,
+            (None, Some(rank)) if self.templates.is_empty() => rank.check_with(&self.nmf)?,
+            (_, Some(_)) => {
+                return Err(ParamError::Conflict {
+                    param: Param::Components,
+                    message: "-k auto (a rank selection) chooses free components only; it \
+                              cannot be combined with note templates or learned templates",
+                });
+            }
             // Zero free components are fine here: the notes are components too.
-            Some(notes) => {
+            (Some(notes), None) => {
                 notes.shape.check()?;
                 self.nmf
                     .clone()

@@ -45,7 +45,7 @@ impl Loss {
     }
 
     /// The divergence of this loss, if its β is in range: made here once, for every pass.
-    fn check(self) -> Result<Divergence, ParamError> {
+    pub(super) fn check(self) -> Result<Divergence, ParamError> {
         let b = self.beta();
         if !(Self::MIN_BETA..=Self::MAX_BETA).contains(&b) {
             return Err(ParamError::OutOfRange {

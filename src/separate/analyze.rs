@@ -121,8 +121,7 @@ impl Separator {
             .clone()
             .with_range(KRange::new(low, range.high())?);
         let report = nmf::select_rank(spectrogram.t(), &self.nmf, &selection)?;
-        let mut fitted = self.nmf.clone();
-        fitted.components = report.chosen;
+        let fitted = report.fit_params(&self.nmf);
         *rank = Some(report);
         Ok(fitted)
     }

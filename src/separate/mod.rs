@@ -96,17 +96,13 @@ impl SeparateParams {
         }
         let nmf = self.nmf_params();
         if let Some(rank) = &self.rank {
-            rank.check()?;
             if !self.templates.is_empty() {
                 return Err(ParamError::Conflict {
                     param: Param::Components,
                     message: "-k auto (a rank selection) cannot be combined with learned templates",
                 });
             }
-            // The number of components is chosen later; check the rest with one.
-            let mut one = nmf.clone();
-            one.components = 1;
-            one.check()?;
+            rank.check_with(&nmf)?;
         } else {
             nmf.check()?;
         }

@@ -10,7 +10,7 @@ mod templates;
 
 pub(crate) use group::group_components;
 pub(crate) use templates::stack;
-pub use templates::{DEFAULT_TEMPLATES, Templates, learn, learn_params};
+pub use templates::{DEFAULT_TEMPLATES, Templates, learn, learn_params, learn_with_rank};
 
 /// Name of the source made of the free components next to learned templates.
 pub const OTHER: &str = "other";

@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::{Array2, Array3, Axis, Ix2, Ix3, concatenate};
+use ndarray::{Array2, Array3, ArrayView2, Axis, Ix2, Ix3, concatenate};
 use realfft::num_complex::Complex32;
 
 use crate::audio::Audio;
 use crate::error::{Error, Param, ParamError, Result};
 use crate::formats::excerpt;
 use crate::formats::npy::{self, NpyArray};
-use crate::nmf::{self, Init, Loss, NmfParams, Progress};
+use crate::nmf::{self, Init, Loss, NmfParams, Progress, RankParams, RankReport};
 use crate::spectral::{Stft, StftParams, Window, channel_summed_magnitude, check_usable, spatial};
 
 /// The value of the `format` entry that marks a demix template file.
@@ -294,6 +294,62 @@ pub fn learn(
     nmf: &NmfParams,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Templates> {
+    nmf.check()?;
+    let (plan, pooled) = pooled_spectrogram(name, examples, stft)?;
+    fit_templates(name, examples, (stft, &plan), pooled.view(), nmf, progress)
+}
+
+/// [`learn`] with the number of templates chosen first by the rank selection `rank` on the
+/// pooled spectrogram (`demix learn -k auto`), fitting as `nmf` does with that many; the
+/// templates and the selection's report.
+///
+/// # Errors
+/// As [`learn`], and a [`ParamError`] for invalid `rank` settings or a range beyond the
+/// frames of the examples.
+///
+/// ```
+/// use demix::audio::Audio;
+/// use demix::nmf::{KRange, NmfParams, RankParams};
+/// use demix::spectral::StftParams;
+/// use demix::sources::learn_with_rank;
+/// // Two tones, each switched on and off on its own.
+/// let gate = |i: usize, period: usize| (std::f32::consts::PI * (i % period) as f32 / period as f32).sin().powi(2);
+/// let mix: Vec<f32> = (0..32_000)
+///     .map(|i| {
+///         let t = i as f32 / 8_000.0;
+///         gate(i, 8_000) * (2.0 * std::f32::consts::PI * 300.0 * t).sin()
+///             + gate(i, 11_000) * (2.0 * std::f32::consts::PI * 1_100.0 * t).sin()
+///     })
+///     .collect();
+/// let example = Audio::new(8_000, vec![mix])?;
+/// let rank = RankParams::new(KRange::new(1, 5)?);
+/// let (t, report) = learn_with_rank("duo", &[example], &StftParams::new(512), &NmfParams::new(1), &rank, &mut |_| {})?;
+/// assert_eq!((report.chosen, t.len()), (2, 2));
+/// # Ok::<(), demix::Error>(())
+/// ```
+pub fn learn_with_rank(
+    name: &str,
+    examples: &[Audio],
+    stft: &StftParams,
+    nmf: &NmfParams,
+    rank: &RankParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Templates, RankReport)> {
+    rank.check_with(nmf)?;
+    let (plan, pooled) = pooled_spectrogram(name, examples, stft)?;
+    let report = nmf::select_rank(pooled.t(), nmf, rank)?;
+    let fit = report.fit_params(nmf);
+    let templates = fit_templates(name, examples, (stft, &plan), pooled.view(), &fit, progress)?;
+    Ok((templates, report))
+}
+
+/// The planned STFT and the examples' channel-summed magnitude spectrograms joined in time,
+/// `(frames, bins)`, after checking the name and the examples.
+fn pooled_spectrogram(
+    name: &str,
+    examples: &[Audio],
+    stft: &StftParams,
+) -> Result<(Stft, Array2<f32>)> {
     let first = examples.first().ok_or(ParamError::OutOfRange {
         param: Param::Examples,
         expected: "at least one recording",
@@ -302,7 +358,6 @@ pub fn learn(
     if let Some(other) = examples.iter().find(|a| a.sample_rate != first.sample_rate) {
         return Err(Error::SampleRates(first.sample_rate, other.sample_rate));
     }
-    nmf.check()?;
     super::check_source_name(name)?;
     let plan = Stft::new(stft)?;
     let mut parts = Vec::with_capacity(examples.len());
@@ -312,7 +367,20 @@ pub fn learn(
     }
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     let pooled = concatenate(Axis(0), &views).expect("equal numbers of bins");
-    drop(parts);
+    Ok((plan, pooled))
+}
+
+/// The templates of `name` fitted with `nmf` to the pooled spectrogram of `examples`
+/// (checked by [`pooled_spectrogram`], with the STFT settings and their plan), each summing
+/// to 1, with the examples' spatial covariance when they share two or more channels.
+fn fit_templates(
+    name: &str,
+    examples: &[Audio],
+    (stft, plan): (&StftParams, &Stft),
+    pooled: ArrayView2<f32>,
+    nmf: &NmfParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Templates> {
     let model = nmf::fit_with_progress(pooled.t(), nmf, progress)?;
     let mut w = model.w;
     // Free templates come out summing to 1 unless normalisation was turned off.
@@ -323,9 +391,10 @@ pub fn learn(
         }
     }
     // The spatial covariance, when every example has the same number of channels (2 or more).
+    let first = &examples[0];
     let channels = first.num_channels();
     let spatial = (channels >= 2 && examples.iter().all(|a| a.num_channels() == channels))
-        .then(|| spatial::learn_covariance(&plan, examples));
+        .then(|| spatial::learn_covariance(plan, examples));
     Ok(Templates {
         name: name.to_string(),
         w,

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use demix::audio::{Audio, OutputFormat, write_wav};
 use demix::nmf::{KRange, NmfParams, RankMethod, RankParams, select_rank};
+use demix::sources::Templates;
 use demix::spectral::{Stft, StftParams, channel_summed_magnitude};
 use serde_json::Value;
 
@@ -177,28 +178,146 @@ fn separate_with_k_auto_writes_one_stem_per_note() {
 }
 
 #[test]
+fn inspect_with_k_auto_finds_one_component_per_note() {
+    let dir = tempfile::tempdir().unwrap();
+    write_mixture(dir.path(), "three.wav", 3);
+    let args = [
+        "inspect",
+        "three.wav",
+        "-k",
+        "auto",
+        "--k-range",
+        "2-6",
+        "--n-fft",
+        "1024",
+        "-o",
+        "out",
+    ];
+    let out = demix(dir.path(), &args);
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("3 components") && stdout.contains("K = 3 chosen"),
+        "{stdout}"
+    );
+    let json = read_json(&dir.path().join("out/three/components.json"));
+    assert_eq!(json["components"].as_array().unwrap().len(), 3);
+    let activations =
+        std::fs::read_to_string(dir.path().join("out/three/activations.csv")).unwrap();
+    let header = activations.lines().next().unwrap();
+    assert_eq!(header.split(',').count(), 1 + 3, "{header}");
+}
+
+#[test]
+fn inspect_with_k_auto_records_each_files_k_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    write_mixture(&dir.path().join("in"), "three.wav", 3);
+    write_mixture(&dir.path().join("in"), "five.wav", 5);
+    let args = [
+        "inspect",
+        "in",
+        "-k",
+        "auto",
+        "--k-range",
+        "2-8",
+        "--n-fft",
+        "1024",
+        "-o",
+        "out",
+    ];
+    let out = demix(dir.path(), &args);
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("K = 3 chosen"), "{stdout}");
+    assert!(stdout.contains("K = 5 chosen"), "{stdout}");
+    let report = read_json(&dir.path().join("out/demix-report.json"));
+    let files = report["files"].as_array().unwrap();
+    for file in files {
+        assert_eq!(file["params"]["components"], "auto");
+        assert_eq!(file["params"]["k_range"], "2-8");
+    }
+    let mut chosen: Vec<(String, u64)> = files
+        .iter()
+        .map(|f| {
+            let input = Path::new(f["input"].as_str().unwrap()).file_name().unwrap();
+            let input = input.to_string_lossy().into_owned();
+            (input, f["chosen_k"].as_u64().unwrap())
+        })
+        .collect();
+    chosen.sort();
+    assert_eq!(chosen, [("five.wav".into(), 5), ("three.wav".into(), 3)]);
+}
+
+#[test]
+fn learn_with_k_auto_learns_one_template_per_note() {
+    let dir = tempfile::tempdir().unwrap();
+    write_mixture(dir.path(), "five.wav", 5);
+    let args = [
+        "learn",
+        "five.wav",
+        "-k",
+        "auto",
+        "--k-range",
+        "2-8",
+        "--n-fft",
+        "1024",
+        "-o",
+        "five.npz",
+    ];
+    let out = demix(dir.path(), &args);
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("5 templates") && stdout.contains("K = 5 chosen"),
+        "{stdout}"
+    );
+    let templates = Templates::load(&dir.path().join("five.npz")).unwrap();
+    assert_eq!(templates.len(), 5);
+}
+
+#[test]
 fn backwards_and_zero_ranges_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "three.wav", 3);
     for bad in ["5-2", "0-4", "x"] {
         let out = demix(dir.path(), &["rank", "three.wav", "-k", bad, "-o", "r"]);
         assert_usage_error(&out, &[bad, "LOW-HIGH"]);
-        let out = demix(
-            dir.path(),
-            &[
-                "separate",
+        for (command, out) in [("separate", "s"), ("inspect", "i"), ("learn", "l.npz")] {
+            let args = [
+                command,
                 "three.wav",
                 "-k",
                 "auto",
                 "--k-range",
                 bad,
                 "-o",
-                "s",
-            ],
-        );
-        assert_usage_error(&out, &[bad, "LOW-HIGH"]);
+                out,
+            ];
+            assert_usage_error(&demix(dir.path(), &args), &[bad, "LOW-HIGH"]);
+        }
     }
-    assert!(!dir.path().join("r").exists() && !dir.path().join("s").exists());
+    for out in ["r", "s", "i", "l.npz"] {
+        assert!(!dir.path().join(out).exists(), "{out}");
+    }
+}
+
+#[test]
+fn k_auto_with_note_templates_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_mixture(dir.path(), "three.wav", 3);
+    let args = [
+        "inspect",
+        "three.wav",
+        "-k",
+        "auto",
+        "--notes",
+        "C3-C5",
+        "-o",
+        "i",
+    ];
+    assert_usage_error(&demix(dir.path(), &args), &["-k", "auto", "note templates"]);
+    assert!(!dir.path().join("i").exists());
 }
 
 #[test]
@@ -221,5 +340,23 @@ fn a_range_beyond_the_frames_is_refused() {
         ],
     );
     assert_fails(&out, &["short.wav", "up to 20", "13 frames"]);
-    assert!(!dir.path().join("r").exists());
+    for (command, out) in [("inspect", "i"), ("learn", "l.npz")] {
+        let args = [
+            command,
+            "short.wav",
+            "-k",
+            "auto",
+            "--k-range",
+            "2-20",
+            "--n-fft",
+            "1024",
+            "-o",
+            out,
+        ];
+        let failed = demix(dir.path(), &args);
+        assert_fails(&failed, &["short.wav", "up to 20", "13 frames"]);
+    }
+    for out in ["r", "i", "l.npz"] {
+        assert!(!dir.path().join(out).exists(), "{out}");
+    }
 }
