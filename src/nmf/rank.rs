@@ -29,13 +29,13 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
-pub use super::krange::{KRange, MAX_RANK, RankMethod};
 use super::masked::{Ard, Costs, Masked};
 use super::params::check_non_negative;
+pub use super::rank_params::{KRange, MAX_RANK, RankMethod, RankParams};
 use super::rng::Rng;
 use super::stability::matched_similarity;
-use super::{DATA_FLOOR, Loss, NmfParams, memory};
-use crate::error::{Param, ParamError};
+use super::{DATA_FLOOR, NmfParams, memory};
+use crate::error::ParamError;
 
 /// The name of the sweep's rule, as reports print it.
 pub const RULE: &str = "last K that cut the held-out cost 10-fold";
@@ -54,184 +54,6 @@ const ARD_SHAPE: f64 = 5.0;
 
 /// The factor by which the held-out divergence must fall for the sweep's rule.
 const RULE_DROP: f64 = 10.0;
-
-/// Everything a rank selection needs besides the data and the model's [`NmfParams`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct RankParams {
-    pub(crate) range: KRange,
-    pub(crate) method: RankMethod,
-    pub(crate) starts: usize,
-    pub(crate) held_out: f32,
-    pub(crate) max_frames: usize,
-    pub(crate) tol: f64,
-    pub(crate) loss: Loss,
-}
-
-impl Default for RankParams {
-    fn default() -> Self {
-        RankParams::new(KRange::default())
-    }
-}
-
-impl RankParams {
-    /// The sweep over `range` from 3 starts, hiding 8 % of the entries, on at most 128
-    /// frames, each K stopped when its cost falls by less than 0.1 % over 10 iterations, in
-    /// the Kullback-Leibler divergence.
-    pub fn new(range: KRange) -> RankParams {
-        RankParams {
-            range,
-            method: RankMethod::Sweep,
-            starts: 3,
-            held_out: 0.08,
-            max_frames: 128,
-            tol: 1e-3,
-            loss: Loss::KullbackLeibler,
-        }
-    }
-
-    /// The method (default [`RankMethod::Sweep`]).
-    pub fn with_method(mut self, method: RankMethod) -> Self {
-        self.method = method;
-        self
-    }
-
-    /// The range of K (default 2-32).
-    pub fn with_range(mut self, range: KRange) -> Self {
-        self.range = range;
-        self
-    }
-
-    /// Seeded starts per K, at least 2 and at most 16 (default 3).
-    pub fn with_starts(mut self, starts: usize) -> Self {
-        self.starts = starts;
-        self
-    }
-
-    /// The fraction of entries each start holds out, in [0.01, 0.5] (default 0.08).
-    pub fn with_held_out(mut self, fraction: f32) -> Self {
-        self.held_out = fraction;
-        self
-    }
-
-    /// Most frames fitted: longer data have their frames summed in equal groups down to at
-    /// most this many (default 128; at least 16). Sums keep the structure `W H` exactly.
-    pub fn with_max_frames(mut self, frames: usize) -> Self {
-        self.max_frames = frames;
-        self
-    }
-
-    /// Stop each K of the sweep when its fitted cost falls by less than this fraction over 10
-    /// iterations (default 1e-3, ten times a separation's default: the rule compares K whose
-    /// held-out costs differ several-fold). The iteration limit is that of the [`NmfParams`].
-    pub fn with_tol(mut self, tol: f64) -> Self {
-        self.tol = tol;
-        self
-    }
-
-    /// The divergence the selection fits and measures with, whatever the loss of the fit
-    /// that follows it (default Kullback-Leibler, the loss the rule was measured with: with
-    /// Itakura-Saito, which weighs the quietest bins as much as the loudest, the held-out
-    /// cost keeps falling tenfold past the true rank, and the sweep chose 4, 6 and 10
-    /// components for mixtures of 3, 5 and 8 notes).
-    pub fn with_loss(mut self, loss: Loss) -> Self {
-        self.loss = loss;
-        self
-    }
-
-    /// The range.
-    pub fn range(&self) -> KRange {
-        self.range
-    }
-
-    /// The method.
-    pub fn method(&self) -> RankMethod {
-        self.method
-    }
-
-    /// Starts per K.
-    pub fn starts(&self) -> usize {
-        self.starts
-    }
-
-    /// The divergence of the selection.
-    pub fn loss(&self) -> Loss {
-        self.loss
-    }
-
-    /// The held-out fraction.
-    pub fn held_out(&self) -> f32 {
-        self.held_out
-    }
-
-    /// Checks what does not depend on the data.
-    ///
-    /// # Errors
-    /// The first [`ParamError`] found.
-    pub fn check(&self) -> Result<(), ParamError> {
-        self.loss.check()?;
-        if !(2..=16).contains(&self.starts) {
-            return Err(ParamError::OutOfRange {
-                param: Param::RankStarts,
-                expected: "between 2 and 16",
-                got: self.starts as f64,
-            });
-        }
-        if !(self.held_out.is_finite() && (0.01..=0.5).contains(&self.held_out)) {
-            return Err(ParamError::OutOfRange {
-                param: Param::HeldOut,
-                expected: "between 0.01 and 0.5",
-                got: f64::from(self.held_out),
-            });
-        }
-        if !(self.tol.is_finite() && self.tol >= 0.0) {
-            return Err(ParamError::OutOfRange {
-                param: Param::Tol,
-                expected: "a finite number of at least 0",
-                got: self.tol,
-            });
-        }
-        if self.max_frames < 16 {
-            return Err(ParamError::OutOfRange {
-                param: Param::MaxFrames,
-                expected: "at least 16",
-                got: self.max_frames as f64,
-            });
-        }
-        Ok(())
-    }
-
-    /// Checks these parameters and `nmf` for a selection followed by a fit (`-k auto`):
-    /// `nmf`'s number of components, chosen later, is taken as one.
-    ///
-    /// # Errors
-    /// The first [`ParamError`] found.
-    pub fn check_with(&self, nmf: &NmfParams) -> Result<(), ParamError> {
-        self.check()?;
-        let mut one = nmf.clone();
-        one.components = 1;
-        one.check()
-    }
-
-    /// Checks the range against data of `bins × frames` (as given, before any pooling).
-    fn check_for(&self, bins: usize, frames: usize) -> Result<(), ParamError> {
-        let high = self.range.high();
-        if high > frames {
-            return Err(ParamError::RankTooLarge {
-                high,
-                limit: frames,
-                what: "frames of this input",
-            });
-        }
-        if high > bins {
-            return Err(ParamError::RankTooLarge {
-                high,
-                limit: bins,
-                what: "frequency bins of this input",
-            });
-        }
-        Ok(())
-    }
-}
 
 /// The measures of one K of a sweep.
 #[derive(Debug, Clone, Copy, PartialEq)]

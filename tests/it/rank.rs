@@ -130,25 +130,31 @@ fn rank_results_do_not_depend_on_the_number_of_threads() {
     assert_eq!(run("1", "one"), run("2", "two"));
 }
 
+/// `demix COMMAND INPUT -k auto --k-range RANGE --n-fft 1024 -o OUT` in `dir`, which must
+/// succeed; its standard output.
+fn auto(dir: &Path, command: &str, input: &str, range: &str, out: &str) -> String {
+    let args = [
+        command,
+        input,
+        "-k",
+        "auto",
+        "--k-range",
+        range,
+        "--n-fft",
+        "1024",
+        "-o",
+        out,
+    ];
+    let output = demix(dir, &args);
+    assert_ok(&output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[test]
 fn separate_with_k_auto_writes_one_stem_per_note() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "three.wav", 3);
-    let args = [
-        "separate",
-        "three.wav",
-        "-k",
-        "auto",
-        "--k-range",
-        "2-6",
-        "--n-fft",
-        "1024",
-        "-o",
-        "out",
-    ];
-    let out = demix(dir.path(), &args);
-    assert_ok(&out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = auto(dir.path(), "separate", "three.wav", "2-6", "out");
     assert!(
         stdout.contains("3 sources") && stdout.contains("K = 3 chosen"),
         "{stdout}"
@@ -181,21 +187,7 @@ fn separate_with_k_auto_writes_one_stem_per_note() {
 fn inspect_with_k_auto_finds_one_component_per_note() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "three.wav", 3);
-    let args = [
-        "inspect",
-        "three.wav",
-        "-k",
-        "auto",
-        "--k-range",
-        "2-6",
-        "--n-fft",
-        "1024",
-        "-o",
-        "out",
-    ];
-    let out = demix(dir.path(), &args);
-    assert_ok(&out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = auto(dir.path(), "inspect", "three.wav", "2-6", "out");
     assert!(
         stdout.contains("3 components") && stdout.contains("K = 3 chosen"),
         "{stdout}"
@@ -214,21 +206,7 @@ fn inspect_with_k_auto_records_each_files_k_in_the_report() {
     std::fs::create_dir(dir.path().join("in")).unwrap();
     write_mixture(&dir.path().join("in"), "three.wav", 3);
     write_mixture(&dir.path().join("in"), "five.wav", 5);
-    let args = [
-        "inspect",
-        "in",
-        "-k",
-        "auto",
-        "--k-range",
-        "2-8",
-        "--n-fft",
-        "1024",
-        "-o",
-        "out",
-    ];
-    let out = demix(dir.path(), &args);
-    assert_ok(&out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = auto(dir.path(), "inspect", "in", "2-8", "out");
     assert!(stdout.contains("K = 3 chosen"), "{stdout}");
     assert!(stdout.contains("K = 5 chosen"), "{stdout}");
     let report = read_json(&dir.path().join("out/demix-report.json"));
@@ -253,21 +231,7 @@ fn inspect_with_k_auto_records_each_files_k_in_the_report() {
 fn learn_with_k_auto_learns_one_template_per_note() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "five.wav", 5);
-    let args = [
-        "learn",
-        "five.wav",
-        "-k",
-        "auto",
-        "--k-range",
-        "2-8",
-        "--n-fft",
-        "1024",
-        "-o",
-        "five.npz",
-    ];
-    let out = demix(dir.path(), &args);
-    assert_ok(&out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = auto(dir.path(), "learn", "five.wav", "2-8", "five.npz");
     assert!(
         stdout.contains("5 templates") && stdout.contains("K = 5 chosen"),
         "{stdout}"
