@@ -12,7 +12,7 @@
 # OUT_FORMAT   output option (default --flac; a 10-hour stem is past the 4 GiB of a WAV file)
 # WORK         folder for the inputs and outputs (default: a temporary folder, removed at exit)
 #
-# Needs python3 with numpy and soundfile (which encodes the FLAC inputs).
+# Needs python3 with numpy and soundfile (scripts/make_long_input.py encodes the FLAC inputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demix=${DEMIX:-./target/release/demix}
@@ -27,28 +27,7 @@ else
 fi
 for m in ${@:-3 60 600}; do
   input="$work/long_${m}min.flac"
-  python3 - "$input" "$m" <<'PY'
-import sys
-import numpy as np
-import soundfile as sf
-path, minutes = sys.argv[1], float(sys.argv[2])
-rate = 44100
-total = int(minutes * 60 * rate)
-with sf.SoundFile(path, "w", rate, 2, format="FLAC", subtype="PCM_16") as f:
-    rng = np.random.default_rng(0)
-    chunk = 60 * rate
-    for start in range(0, total, chunk):
-        n = min(chunk, total - start)
-        t = (start + np.arange(n)) / rate
-        x = np.zeros((n, 2))
-        for i, f0 in enumerate([110, 165, 220, 330, 440, 660]):
-            gate = (np.sin(2 * np.pi * (0.3 + 0.17 * i) * t) > 0).astype(float)
-            tone = 0.08 * gate * np.sin(2 * np.pi * f0 * t)
-            x[:, 0] += tone * (i % 2 + 0.5)
-            x[:, 1] += tone * (1.5 - i % 2)
-        x += 0.003 * rng.standard_normal(x.shape)
-        f.write(x)
-PY
+  python3 scripts/make_long_input.py "$input" "$m"
   # shellcheck disable=SC2086
   /usr/bin/time -v "$demix" -q separate "$input" -o "$work/out" --force $args $out_format \
     2> "$work/time_${m}.txt"
