@@ -1,6 +1,6 @@
 """A synthetic stereo 44.1 kHz 16-bit FLAC recording of any length, for the long-recording
-measurements (scripts/long_recording.sh, scripts/long_inspect.sh): six gated tones panned
-left and right over faint noise, written a minute at a time.
+measurements (scripts/long_recording.sh): six gated tones panned left and right over faint
+noise, written a minute at a time.
 
     python3 scripts/make_long_input.py OUT.flac MINUTES
 

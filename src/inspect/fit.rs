@@ -99,7 +99,7 @@ pub(crate) fn fit(
     let mut spectrum = ColumnMax::new(columns, frames, stft.n_bins());
 
     if frames <= params.max_frames {
-        let whole = || blocks.spectrogram(input, stft, frames, [0..frames]);
+        let whole = || blocks.spectrogram(input, stft, frames, std::iter::once(0..frames));
         let v = whole()?;
         spectrum.add(0, v.view());
         let nmf = match (&params.notes, w0) {

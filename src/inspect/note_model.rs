@@ -363,13 +363,8 @@ mod tests {
         // 12 000 frames of 30 notes, candidates everywhere: onsets from the first frame to the
         // last, in chunks of several windows.
         let (rows, frames) = (30, 12_000);
-        let mut state = 99u64;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut rng = crate::nmf::Rng::new(99);
+        let mut uniform = move || rng.uniform() as f32;
         let h = Array2::from_shape_fn((rows, frames), |_| uniform().powi(4));
         let candidates: Vec<Vec<Segment>> = (0..rows)
             .map(|j| {

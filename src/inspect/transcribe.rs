@@ -493,13 +493,8 @@ mod tests {
     #[test]
     fn segments_fed_in_blocks_are_those_of_the_whole_activation() {
         // Notes of many lengths, repeated keys and noise, the foot of an onset up to 4 frames.
-        let mut state = 12_345u64;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut rng = crate::nmf::Rng::new(12_345);
+        let mut uniform = move || rng.uniform() as f32;
         let h = Array1::from_iter((0..3000).map(|t| {
             let envelope = if (t / 97) % 3 == 0 {
                 0.0

@@ -33,6 +33,9 @@ pub use rank::{
     ARD_MARGIN, ARD_RULE, KRange, MAX_RANK, RULE, RankMethod, RankParams, RankReport, RankRow,
     rank_memory_estimate, select_rank,
 };
+/// The unit tests' random data elsewhere in the crate.
+#[cfg(test)]
+pub(crate) use rng::Rng;
 pub(crate) use sums::ActivationSums;
 
 /// For the floor bench (`benches/nmf.rs`) only, behind the `bench-internals` feature: the four products of an

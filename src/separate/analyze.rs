@@ -52,9 +52,9 @@ impl Separator {
         let frames = stft.n_frames(input.len());
         let mut rank = None;
         let (nmf, data_sum, sums, spill) = if frames <= params.max_frames {
-            let spectrogram = self
-                .blocks()
-                .spectrogram(input, stft, frames, [0..frames])?;
+            let spectrogram =
+                self.blocks()
+                    .spectrogram(input, stft, frames, std::iter::once(0..frames))?;
             let sum = spectrogram.iter().map(|&a| f64::from(a)).sum();
             let nmf_params = self.with_rank(spectrogram.view(), &mut rank)?;
             let nmf = nmf::fit_transposed(spectrogram, &nmf_params, progress)?;
