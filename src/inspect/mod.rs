@@ -226,9 +226,9 @@ fn sorted_notes(transcription: Vec<(usize, NoteEvent)>) -> Vec<NoteEvent> {
 /// the templates fixed, as `demix separate` does.
 ///
 /// # Errors
-/// [`Error::Param`](crate::Error::Param) for invalid parameters or notes above the audio's
-/// Nyquist frequency, [`Error::NonFinite`](crate::Error::NonFinite) for NaN or infinite
-/// samples, [`Error::TooShort`](crate::Error::TooShort) for audio shorter than one frame.
+/// [`Error::Param`] for invalid parameters or notes above the audio's
+/// Nyquist frequency, [`Error::NonFinite`] for NaN or infinite
+/// samples, [`Error::TooShort`] for audio shorter than one frame.
 ///
 /// ```
 /// use demix::audio::Audio;
