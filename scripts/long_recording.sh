@@ -14,8 +14,8 @@
 #              stems of 10 hours would fill the disk; memory is the fit's), for inspect
 #              "-k 4;--notes A1-C7" (the default free components, then a piano roll of 75 note
 #              templates)
-# OUT_FORMAT   separate's output option (default --flac; a 10-hour stem is past the 4 GiB of a
-#              WAV file)
+# OUT_FORMAT   separate's output option (default --flac, since a 10-hour stem is past the 4 GiB
+#              of a WAV file; empty for 16-bit WAV)
 # WORK         folder for the inputs and outputs (default: a temporary folder, removed at exit)
 #
 # Needs python3 with numpy and soundfile (scripts/make_long_input.py encodes the FLAC inputs).
@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 demix=${DEMIX:-./target/release/demix}
 command=${COMMAND:-separate}
 case "$command" in
-  separate) default_args="-k 32 --sources 2"; extra=${OUT_FORMAT:---flac} ;;
+  separate) default_args="-k 32 --sources 2"; extra=${OUT_FORMAT---flac} ;;
   inspect) default_args="-k 4;--notes A1-C7"; extra="" ;;
   *) echo "COMMAND is separate or inspect, not $command" >&2; exit 2 ;;
 esac
