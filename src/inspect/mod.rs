@@ -7,6 +7,12 @@
 //! the activations read as a piano roll, and [`Inspection::notes`] turns them into note
 //! events for a MIDI file. [`inspect_file`] writes all of it into a folder: CSV, `.npy`,
 //! JSON, PNG charts, and optionally one WAV per component and a MIDI file.
+//!
+//! Long recordings are inspected in bounded memory, as they are separated: beyond
+//! [`InspectParams::max_frames`] frames the templates are fitted on a sample of that many
+//! frames and the activations solved block by block; [`inspect_file`] reads the file in
+//! passes, keeps the activations in a file, writes the tables and arrays as it reads them
+//! back, and draws the charts from their pixel columns ([`Overview`]).
 
 mod activity;
 mod charts;
