@@ -600,6 +600,14 @@ fn out_of_range_threshold_is_rejected() {
 }
 
 #[test]
+fn max_frames_below_256_are_rejected_naming_the_flag() {
+    assert_rejected(
+        &["-o", "out", "--max-frames", "100"],
+        &["--max-frames", "256", "100"],
+    );
+}
+
+#[test]
 fn existing_output_folder_is_kept_without_force() {
     let dir = tempfile::tempdir().unwrap();
     short_input(dir.path());

@@ -10,6 +10,7 @@ use demix::formats::npy::load_npy;
 use demix::inspect::{InspectParams, OUTPUT_NAMES, inspect};
 use ndarray::{Array2, ArrayD, Ix2};
 
+use crate::alloc::largest_allocation;
 use crate::common::{TestRng, assert_ok, demix, gated_harmonic, max_abs_diff};
 use crate::inspect::{RATE, SEQUENCE, onset_f_measure, sequence_audio};
 
@@ -242,4 +243,43 @@ fn per_component_audio_of_a_recording_in_blocks_adds_up_to_it() {
         }
     }
     assert!(max_abs_diff(&sum, &audio.channels[0]) < 1e-4);
+}
+
+#[test]
+fn a_long_recording_is_inspected_without_an_allocation_the_size_of_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four minutes at 8 kHz: 7.3 MiB of samples decoded, 30 001 frames of 129 bins (14.8 MiB
+    // of spectrogram) in blocks of 1024 frames (0.5 MiB). The largest allocation that does
+    // not depend on the length is a chart's pixels (2.4 MiB).
+    let rate = 8000;
+    let mut rng = TestRng::new(11);
+    let x: Vec<f32> = (0..240 * rate)
+        .map(|i| {
+            let t = f64::from(i) / f64::from(rate);
+            let gate = if (t / 0.9).fract() < 0.5 { 0.3 } else { 0.02 };
+            (gate * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as f32 + 0.01 * rng.signed()
+        })
+        .collect();
+    let input = dir.path().join("long.wav");
+    let audio = Audio::new(rate as u32, vec![x]).unwrap();
+    write_wav(&input, &audio, OutputFormat::Int16).unwrap();
+    let params = InspectParams {
+        stft: demix::spectral::StftParams::new(256).with_hop(64),
+        nmf: demix::NmfParams::new(2).with_max_iter(30),
+        max_frames: 1024,
+        ..InspectParams::default()
+    };
+    let out = dir.path().join("out");
+    let options = demix::inspect::InspectOutput::default();
+    let (report, largest) = largest_allocation(|| {
+        demix::inspect::inspect_file(&input, &out, &params, &options, &mut |_| {}).unwrap()
+    });
+    assert_eq!(report.components, 2);
+    let h = matrix(load_npy(&out.join("H.npy")).unwrap().to_f32().unwrap());
+    assert_eq!(h.dim(), (2, 30_001));
+    let samples = audio.len() * 4;
+    assert!(
+        largest < samples / 2,
+        "an allocation of {largest} bytes; the decoded recording is {samples}"
+    );
 }
