@@ -4,37 +4,15 @@
 
 use std::path::PathBuf;
 
-use ndarray::{Array2, ArrayView2, s};
+use ndarray::{Array2, ArrayView2};
 
 use super::notes::harmonic_templates;
 use super::overview::ColumnMax;
 use super::{InspectParams, NoteTemplates, charts};
 use crate::error::Result;
 use crate::nmf::{self, ActivationSums, CostPoint, Nmf, Progress};
-use crate::separate::{Activations, BlockSink, Blocks, Input, Spill, SpillWriter};
+use crate::separate::{BlockSink, Blocks, Gathering, Input, Stored};
 use crate::spectral::{Stft, StftParams};
-
-/// Where the activations of an inspection are: in memory (K × frames), or in a file.
-#[derive(Debug)]
-pub(crate) enum Store {
-    /// All of H, K × frames.
-    Memory(Array2<f32>),
-    /// Written frame by frame to a file.
-    Spilled(Spill),
-}
-
-impl Store {
-    /// A reader of the activations from the first frame.
-    ///
-    /// # Errors
-    /// A spill file that cannot be opened.
-    pub(crate) fn reader(&self) -> Result<Activations<'_>> {
-        Ok(match self {
-            Store::Memory(h) => Activations::Memory(h.view()),
-            Store::Spilled(spill) => Activations::Spilled(spill.reader()?),
-        })
-    }
-}
 
 /// The factorisation of one recording, components in the order of the fit.
 #[derive(Debug)]
@@ -42,7 +20,7 @@ pub(crate) struct Fitted {
     /// Templates, bins × K.
     pub(crate) w: Array2<f32>,
     /// Activations, K × frames.
-    pub(crate) h: Store,
+    pub(crate) h: Stored,
     /// Sums and peaks of every row of H.
     pub(crate) sums: ActivationSums,
     /// Frames of the recording.
@@ -111,7 +89,7 @@ pub(crate) fn fit(
         return Ok(Fitted {
             sums: ActivationSums::of(nmf.h.view()),
             w: nmf.w,
-            h: Store::Memory(nmf.h),
+            h: Stored::Memory(nmf.h),
             frames,
             template_notes,
             spectrum,
@@ -140,21 +118,12 @@ pub(crate) fn fit(
     };
     let k = w.ncols();
     let mut sink = Gather {
-        h: match spill {
-            Some(path) => Held::Spilled(Spill::create(path, k)?),
-            None => Held::Memory(Array2::zeros((k, frames))),
-        },
+        h: Gathering::new(k, frames, spill)?,
         sums: ActivationSums::new(k),
         spectrum,
     };
     let cost = blocks.solve(input, stft, &params.nmf, &w, &mut sink)?;
-    let h = match sink.h {
-        Held::Memory(h) => Store::Memory(h),
-        Held::Spilled((spill, writer)) => {
-            writer.finish()?;
-            Store::Spilled(spill)
-        }
-    };
+    let h = sink.h.finish()?;
     Ok(Fitted {
         w,
         h,
@@ -171,15 +140,9 @@ pub(crate) fn fit(
     })
 }
 
-/// Activations being gathered block by block.
-enum Held {
-    Memory(Array2<f32>),
-    Spilled((Spill, SpillWriter)),
-}
-
 /// What [`fit`] keeps of the blocks of a long recording.
 struct Gather {
-    h: Held,
+    h: Gathering,
     sums: ActivationSums,
     spectrum: ColumnMax,
 }
@@ -192,11 +155,7 @@ impl BlockSink for Gather {
 
     fn activations(&mut self, start: usize, h: ArrayView2<'_, f32>) -> Result<()> {
         self.sums.add(h);
-        match &mut self.h {
-            Held::Memory(all) => all.slice_mut(s![.., start..start + h.ncols()]).assign(&h),
-            Held::Spilled((spill, writer)) => writer.append(spill, h)?,
-        }
-        Ok(())
+        self.h.add(start, h)
     }
 }
 

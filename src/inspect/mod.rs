@@ -43,10 +43,10 @@ use crate::audio::Audio;
 use crate::error::{Error, Result};
 use crate::formats::midi::NoteEvent;
 use crate::nmf::{Nmf, Progress};
-use crate::separate::{Input, Separation};
+use crate::separate::{Input, Separation, Stored};
 use crate::sources::{Source, sources_loudest_first};
 use crate::spectral::{Stft, channel_summed_magnitude};
-use fit::{Fitted, Store};
+use fit::Fitted;
 
 /// Lowest fundamental searched for in a template, in Hz (just below A0).
 pub const MIN_PITCH_HZ: f64 = 25.0;
@@ -274,7 +274,7 @@ impl Inspector {
         let spectrogram = channel_summed_magnitude(&analysis.stft, audio);
         let w = analysis.templates();
         let Fitted {
-            h: Store::Memory(h),
+            h: Stored::Memory(h),
             cost_history,
             iterations,
             converged,

@@ -7,7 +7,6 @@ use std::fs;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::fit::Store;
 use super::notes::note_name;
 use super::overview::{ColumnMax, reorder};
 use super::{Analysis, InspectOutput, Overview, charts};
@@ -304,10 +303,7 @@ fn separation(analysis: Analysis) -> Separation {
         .collect();
     let fitted = analysis.fitted;
     let k = fitted.w.ncols();
-    let (h, spill) = match fitted.h {
-        Store::Memory(h) => (h, None),
-        Store::Spilled(spill) => (ndarray::Array2::zeros((k, 0)), Some(spill)),
-    };
+    let (h, spill) = fitted.h.split(k);
     let nmf = Nmf {
         w: fitted.w,
         h,

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use ndarray::{Array2, Array3, ArrayView2, s};
+use ndarray::{Array3, ArrayView2};
 use realfft::num_complex::Complex32;
 
 use super::blocks::{BlockSink, Blocks};
 use super::render::{Separation, Spatial};
-use super::stream::{Input, Spill, SpillWriter};
+use super::stream::{Gathering, Input, Spill};
 use super::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, Separator};
 use crate::audio::Audio;
 use crate::error::{Error, Result};
@@ -192,27 +192,17 @@ impl Separator {
         };
         let k = w.ncols();
         let mut sink = Gathered {
-            spill: spill.map(|path| Spill::create(path, k)).transpose()?,
-            h: None,
+            h: Gathering::new(k, frames, spill)?,
             sums: ActivationSums::new(k),
             data_sum: 0.0,
         };
-        if sink.spill.is_none() {
-            sink.h = Some(Array2::zeros((k, frames)));
-        }
         let cost = self
             .blocks()
             .solve(input, stft, &nmf_params, &w, &mut sink)?;
-        let spill = match sink.spill {
-            Some((spill, writer)) => {
-                writer.finish()?;
-                Some(spill)
-            }
-            None => None,
-        };
+        let (h, spill) = sink.h.finish()?.split(k);
         let nmf = Nmf {
             w,
-            h: sink.h.unwrap_or_else(|| Array2::zeros((k, 0))),
+            h,
             cost_history: vec![nmf::CostPoint {
                 iteration: template_iterations,
                 cost,
@@ -224,11 +214,10 @@ impl Separator {
     }
 }
 
-/// What [`Separator::fit_long`] keeps of the blocks: the activations (in memory or spilled),
-/// their sums, and the sum of the spectrogram.
+/// What [`Separator::fit_long`] keeps of the blocks: the activations, their sums, and the
+/// sum of the spectrogram.
 struct Gathered {
-    spill: Option<(Spill, SpillWriter)>,
-    h: Option<Array2<f32>>,
+    h: Gathering,
     sums: ActivationSums,
     data_sum: f64,
 }
@@ -241,11 +230,6 @@ impl BlockSink for Gathered {
 
     fn activations(&mut self, start: usize, h: ArrayView2<'_, f32>) -> Result<()> {
         self.sums.add(h);
-        match (&mut self.spill, &mut self.h) {
-            (Some((spill, writer)), _) => writer.append(spill, h)?,
-            (None, Some(all)) => all.slice_mut(s![.., start..start + h.ncols()]).assign(&h),
-            (None, None) => {}
-        }
-        Ok(())
+        self.h.add(start, h)
     }
 }

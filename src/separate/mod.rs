@@ -23,7 +23,7 @@ pub(crate) use blocks::{BlockSink, Blocks};
 pub(crate) use output::write_stems;
 pub use output::{OutputOptions, StemReport, TrackReport, separate_file};
 pub use render::{Separation, StemSink};
-pub(crate) use stream::{Activations, Input, Scan, Spill, SpillWriter};
+pub(crate) use stream::{Activations, Gathering, Input, Scan, Stored};
 
 /// Settings of a separation: STFT, NMF and mask.
 #[derive(Debug, Clone, PartialEq)]
