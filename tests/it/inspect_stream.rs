@@ -7,7 +7,11 @@ use std::path::Path;
 
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 use demix::formats::npy::load_npy;
-use demix::inspect::{InspectParams, OUTPUT_NAMES, inspect};
+use demix::formats::plot::{Image, encode_png};
+use demix::inspect::{
+    InspectParams, OUTPUT_NAMES, Overview, activations_chart, inspect, spectrogram_chart,
+    templates_chart,
+};
 use ndarray::{Array2, ArrayD, Ix2};
 
 use crate::alloc::largest_allocation;
@@ -158,6 +162,22 @@ fn a_recording_inspected_in_blocks_gives_what_the_library_gives_in_memory() {
             .map(|n| (n.onset_s, n.pitch))
             .collect();
         assert_eq!(streamed.notes, notes, "{args:?}: notes");
+        // The charts, drawn from pixel columns gathered block by block, are those of the
+        // whole arrays.
+        let overview = expected.overview();
+        for (name, chart) in [
+            (
+                "spectrogram.png",
+                spectrogram_chart as fn(&Overview, &str) -> Image,
+            ),
+            ("templates.png", templates_chart),
+            ("activations.png", activations_chart),
+        ] {
+            let mut png = Vec::new();
+            encode_png(&mut png, &chart(&overview, "long.wav")).unwrap();
+            let written = fs::read(dir.path().join("out/long").join(name)).unwrap();
+            assert!(png == written, "{args:?}: {name}");
+        }
         let one_thread = inspected(dir.path(), &[&["--threads", "1"], &args[..]].concat());
         assert_eq!(
             (one_thread.h, one_thread.notes),
