@@ -80,13 +80,13 @@ def quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def python_supervised(song_dir, sources, k, iterations):
+def python_supervised(song_dir, sources, k, iterations, loss="itakura-saito"):
     """Supervised NMF separation with librosa and scikit-learn. Returns mono estimates."""
     templates = []
     for source in sources:
         y, _ = mono(song_dir / "train" / f"{source}.flac")
         _, v = magnitude(y)
-        model = NMF(n_components=k, beta_loss="itakura-saito", solver="mu",
+        model = NMF(n_components=k, beta_loss=loss, solver="mu",
                     max_iter=iterations, init="nndsvda", random_state=0)
         quiet(model.fit, v.T)  # rows are frames: components_ are spectral templates
         templates.append(model.components_)
@@ -94,7 +94,7 @@ def python_supervised(song_dir, sources, k, iterations):
     y, _ = mono(song_dir / "mix.flac")
     x, v = magnitude(y)
     h, _, _ = quiet(non_negative_factorization, v.T, H=w, n_components=w.shape[0], init="custom",
-                    update_H=False, solver="mu", beta_loss="itakura-saito", max_iter=iterations)
+                    update_H=False, solver="mu", beta_loss=loss, max_iter=iterations)
     models = [(h[:, i * k:(i + 1) * k] @ w[i * k:(i + 1) * k]).T for i in range(len(sources))]
     return masked(x, models, len(y))
 
@@ -160,16 +160,17 @@ def score(song_dir, sources, estimates, permute):
                  estimate=int(perm[i])) for i in range(len(sources))]
 
 
-def peer(song_dir, meta, mode, k, iterations, cache):
+def peer(song_dir, meta, mode, k, iterations, cache, loss="itakura-saito"):
     """The Python pipeline's estimates and time, from the cache when it has them."""
     sources = meta["sources"]
-    cached = cache / f"{song_dir.name}-{mode}-k{k}-i{iterations}.npz" if cache else None
+    tag = "" if loss == "itakura-saito" or mode != "supervised" else f"-{loss}"
+    cached = cache / f"{song_dir.name}-{mode}-k{k}-i{iterations}{tag}.npz" if cache else None
     if cached and cached.exists():
         data = np.load(cached)
         return list(data["estimates"]), float(data["seconds"])
     t = time.perf_counter()
     if mode == "supervised":
-        est = python_supervised(song_dir, sources, k, iterations)
+        est = python_supervised(song_dir, sources, k, iterations, loss)
     else:
         est = python_blind(song_dir, len(sources), k, iterations, meta["sr"])
     seconds = time.perf_counter() - t
@@ -250,6 +251,10 @@ def main():
     ap.add_argument("--json", type=Path, help="also write every row as JSON")
     ap.add_argument("--no-cache", action="store_true", help="recompute the peer's estimates")
     ap.add_argument("--skip-peer", action="store_true", help="demix only (faster tuning)")
+    ap.add_argument("--peer-loss", choices=["itakura-saito", "kullback-leibler"],
+                    default="itakura-saito",
+                    help="the supervised pipeline's loss (default: Itakura-Saito, the issue's "
+                         "pipeline; kullback-leibler gives a stronger peer)")
     ap.add_argument("--template-cache", type=Path,
                     help="keep demix's learned templates here and reuse them when the learn "
                          "command and the binary are the same (faster sweeps of separate's "
@@ -277,7 +282,8 @@ def main():
             k = 16 if args.mode == "supervised" else 4 * len(sources)
         estimates = {}
         if "python" in pipelines:
-            estimates["python"], seconds = peer(song_dir, meta, args.mode, k, args.iter, cache)
+            estimates["python"], seconds = peer(
+                song_dir, meta, args.mode, k, args.iter, cache, args.peer_loss)
             times["python"] += seconds
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()

@@ -97,6 +97,10 @@ pub struct InspectArgs {
     pub min_duration: f64,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Most spectrogram frames fitted at once; longer recordings fit templates on a sample of
+    /// this many frames and solve activations block by block, in bounded memory.
+    #[arg(long = "max-frames", default_value_t = InspectParams::default().max_frames, value_name = "N")]
+    pub max_frames: usize,
     /// Exponent p of the soft masks S^p / sum(S^p) of --audio.
     #[arg(long = "mask-power", default_value_t = demix::separate::DEFAULT_MASK_POWER, value_name = "P")]
     pub mask_power: f32,
@@ -168,6 +172,7 @@ impl InspectArgs {
                 .with_min_duration(self.min_duration),
             templates,
             scale_frames,
+            max_frames: self.max_frames,
             rank: self
                 .rank
                 .selection(self.components == Some(ComponentsArg::Auto))?,
@@ -401,6 +406,7 @@ fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputF
         "n_fft": params.stft.n_fft(),
         "hop": params.stft.hop(),
         "frames_follow_rate": params.scale_frames,
+        "max_frames": params.max_frames,
         "onset_threshold": shortest(args.onset),
         "min_level": shortest(params.transcribe.min_level()),
         "note_confidence": params.notes.as_ref().map(|_| shortest(params.transcribe.confidence())),

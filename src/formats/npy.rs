@@ -116,6 +116,51 @@ pub fn write_npy(w: &mut impl Write, array: &NpyArray) -> Result<(), NpyError> {
         NpyArray::I64(a) => ("<i8".into(), a.shape().to_vec()),
         NpyArray::Str(s) => (format!("<U{}", s.chars().count().max(1)), Vec::new()),
     };
+    write_npy_header(w, &descr, &shape)?;
+    let mut data = Vec::new();
+    match array {
+        NpyArray::F32(a) => a
+            .iter()
+            .for_each(|v| data.extend_from_slice(&v.to_le_bytes())),
+        NpyArray::F64(a) => a
+            .iter()
+            .for_each(|v| data.extend_from_slice(&v.to_le_bytes())),
+        NpyArray::I64(a) => a
+            .iter()
+            .for_each(|v| data.extend_from_slice(&v.to_le_bytes())),
+        NpyArray::Str(s) => {
+            s.chars()
+                .for_each(|c| data.extend_from_slice(&(c as u32).to_le_bytes()));
+            if s.is_empty() {
+                data.extend_from_slice(&[0; 4]);
+            }
+        }
+    }
+    w.write_all(&data)?;
+    Ok(())
+}
+
+/// Writes the header of a `.npy` file (version 1.0) of an array of type `descr` (such as
+/// `<f4`) and shape `shape`, in C order (the last index fastest), for its values to follow
+/// as they are computed, little-endian.
+///
+/// # Errors
+/// Those of `w`.
+///
+/// ```
+/// use demix::formats::npy::{read_npy, write_npy_header};
+/// let mut file = Vec::new();
+/// write_npy_header(&mut file, "<f4", &[2, 3])?;
+/// assert_eq!(file.len() % 64, 0);
+/// for v in [1f32, 2.0, 3.0, 4.0, 5.0, 6.0] {
+///     file.extend_from_slice(&v.to_le_bytes());
+/// }
+/// let array = read_npy(&mut file.as_slice())?.to_f32().unwrap();
+/// assert_eq!(array.shape(), &[2, 3]);
+/// assert_eq!(array[[1, 0]], 4.0);
+/// # Ok::<(), demix::formats::npy::NpyError>(())
+/// ```
+pub fn write_npy_header(w: &mut impl Write, descr: &str, shape: &[usize]) -> Result<(), NpyError> {
     let shape = match shape.len() {
         0 => "()".to_string(),
         1 => format!("({},)", shape[0]),
@@ -137,26 +182,6 @@ pub fn write_npy(w: &mut impl Write, array: &NpyArray) -> Result<(), NpyError> {
     w.write_all(b"\x93NUMPY\x01\x00")?;
     w.write_all(&(header.len() as u16).to_le_bytes())?;
     w.write_all(header.as_bytes())?;
-    let mut data = Vec::new();
-    match array {
-        NpyArray::F32(a) => a
-            .iter()
-            .for_each(|v| data.extend_from_slice(&v.to_le_bytes())),
-        NpyArray::F64(a) => a
-            .iter()
-            .for_each(|v| data.extend_from_slice(&v.to_le_bytes())),
-        NpyArray::I64(a) => a
-            .iter()
-            .for_each(|v| data.extend_from_slice(&v.to_le_bytes())),
-        NpyArray::Str(s) => {
-            s.chars()
-                .for_each(|c| data.extend_from_slice(&(c as u32).to_le_bytes()));
-            if s.is_empty() {
-                data.extend_from_slice(&[0; 4]);
-            }
-        }
-    }
-    w.write_all(&data)?;
     Ok(())
 }
 

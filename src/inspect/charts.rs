@@ -7,10 +7,8 @@
 //! The activations chart outlines every transcribed note (those of `notes.csv` and the MIDI
 //! file) on its component's row, from its onset to its offset.
 
-use ndarray::ArrayView2;
-
-use super::Inspection;
 use super::notes::{midi_to_hz, note_name};
+use super::{Component, Overview};
 use crate::formats::plot::{Axis, Heatmap, Image, PlotArea, Rank, Rgb, fit_title};
 
 /// Width in pixels of every chart.
@@ -34,12 +32,10 @@ fn db(v: f32, reference: f32, floor: f32) -> f32 {
 }
 
 /// The frequency axis: from the lowest drawn frequency to the Nyquist frequency, log scale.
-fn freq_range(inspection: &Inspection) -> (f64, f64) {
-    let nyquist = f64::from(inspection.sample_rate) / 2.0;
-    (
-        MIN_FREQ_HZ.max(inspection.bin_hz()).min(nyquist / 2.0),
-        nyquist,
-    )
+fn freq_range(sample_rate: u32, n_fft: usize) -> (f64, f64) {
+    let nyquist = f64::from(sample_rate) / 2.0;
+    let bin_hz = f64::from(sample_rate) / n_fft as f64;
+    (MIN_FREQ_HZ.max(bin_hz).min(nyquist / 2.0), nyquist)
 }
 
 /// Every C strictly between `low` and `high` Hz as (position on a log axis from `low` to
@@ -85,39 +81,22 @@ fn sample_bins(column: &[f32], (centre, first, last): (f64, usize, usize)) -> f3
     }
 }
 
-/// For each of `cols` pixel columns, the frames `a..b` it covers (at least one).
-fn column_frames(cols: usize, frames: usize) -> Vec<(usize, usize)> {
-    (0..cols)
-        .map(|c| {
-            let a = c * frames / cols;
-            let b = ((c + 1) * frames / cols).max(a + 1).min(frames);
-            (a.min(frames - 1), b)
-        })
-        .collect()
-}
-
 /// The time axis of `frames` frames: each frame's column from its start time on, so the
 /// axis ends where the last frame's column does.
-fn time_axis(inspection: &Inspection, frames: usize) -> Axis {
+fn time_axis(overview: &Overview) -> Axis {
     Axis::Linear {
         min: 0.0,
-        max: frames as f64 * inspection.frame_s(),
+        max: overview.frames as f64 * overview.frame_s(),
     }
 }
 
-/// The spectrogram in dB relative to its loudest bin, time across, log frequency up; `name`
-/// (the file's) heads the title.
-pub fn spectrogram_chart(inspection: &Inspection, name: &str) -> Image {
-    let spec = inspection.spectrogram.view(); // (frames, bins)
-    let (frames, _) = spec.dim();
-    let (low, high) = freq_range(inspection);
-    let chart = Heatmap {
-        title: fit_title(
-            name,
-            ": spectrogram (magnitude, all channels summed)",
-            CHART_WIDTH,
-        ),
-        x: time_axis(inspection, frames),
+/// The spectrogram chart's heat map, without its title (which takes no room from the plot),
+/// over a time axis `x`.
+fn spectrogram_heatmap(sample_rate: u32, n_fft: usize, title: String, x: Axis) -> Heatmap {
+    let (low, high) = freq_range(sample_rate, n_fft);
+    Heatmap {
+        title,
+        x,
         x_label: "time (s)".into(),
         y: Axis::Log {
             min: low,
@@ -129,42 +108,61 @@ pub fn spectrogram_chart(inspection: &Inspection, name: &str) -> Image {
         colour_label: "level (dB re. max)".into(),
         x_grid: Vec::new(),
         y_grid: octave_lines(low, high),
-    };
-    let area = chart.plot_area(CHART_WIDTH, CHART_HEIGHT);
-    let peak = spec.iter().copied().fold(0.0, f32::max);
-    let rows = row_bins(area.height, low, high, inspection.bin_hz());
-    // Each pixel column holds the largest magnitude of its frames, bin by bin.
-    let columns: Vec<Vec<f32>> = column_frames(area.width, frames)
-        .into_iter()
-        .map(|(a, b)| max_over_frames(spec, a, b))
-        .collect();
-    chart.render(CHART_WIDTH, CHART_HEIGHT, &mut |c, r| {
-        db(sample_bins(&columns[c], rows[r]), peak, -80.0)
-    })
+    }
 }
 
-fn max_over_frames(spec: ArrayView2<f32>, a: usize, b: usize) -> Vec<f32> {
-    let mut out = spec.row(a).to_vec();
-    for t in a + 1..b {
-        for (o, &v) in out.iter_mut().zip(spec.row(t)) {
-            *o = o.max(v);
-        }
-    }
-    out
+/// The pixel columns of the spectrogram chart of a recording at `sample_rate` analysed with
+/// `n_fft`-point frames.
+pub(crate) fn spectrogram_columns(sample_rate: u32, n_fft: usize) -> usize {
+    let x = Axis::Linear { min: 0.0, max: 1.0 };
+    spectrogram_heatmap(sample_rate, n_fft, String::new(), x)
+        .plot_area(CHART_WIDTH, CHART_HEIGHT)
+        .width
+}
+
+/// The spectrogram in dB relative to its loudest bin, time across, log frequency up; `name`
+/// (the file's) heads the title.
+pub fn spectrogram_chart(overview: &Overview, name: &str) -> Image {
+    let title = fit_title(
+        name,
+        ": spectrogram (magnitude, all channels summed)",
+        CHART_WIDTH,
+    );
+    let chart = spectrogram_heatmap(
+        overview.sample_rate,
+        overview.n_fft,
+        title,
+        time_axis(overview),
+    );
+    let (low, high) = freq_range(overview.sample_rate, overview.n_fft);
+    let area = chart.plot_area(CHART_WIDTH, CHART_HEIGHT);
+    // Each pixel column holds the largest magnitude of its frames, bin by bin.
+    let columns = &overview.spectrum;
+    assert_eq!(columns.nrows(), area.width, "one row per pixel column");
+    let peak = columns.iter().copied().fold(0.0, f32::max);
+    let rows = row_bins(area.height, low, high, overview.bin_hz());
+    chart.render(CHART_WIDTH, CHART_HEIGHT, &mut |c, r| {
+        let column = columns.row(c);
+        db(
+            sample_bins(column.as_slice().expect("standard layout"), rows[r]),
+            peak,
+            -80.0,
+        )
+    })
 }
 
 /// Components ordered from the lowest pitch up: note templates in note order, free
 /// components by estimated pitch, unpitched ones last.
-fn pitch_order(inspection: &Inspection) -> Vec<usize> {
+fn pitch_order(components: &[Component]) -> Vec<usize> {
     let key = |i: usize| {
-        let c = &inspection.components[i];
+        let c = &components[i];
         match (c.note, c.pitch) {
             (Some(m), _) => (0, midi_to_hz(f64::from(m))),
             (None, Some(p)) => (1, p.f0_hz),
             (None, None) => (2, i as f64),
         }
     };
-    let mut order: Vec<usize> = (0..inspection.components.len()).collect();
+    let mut order: Vec<usize> = (0..components.len()).collect();
     order.sort_by(|&a, &b| {
         let (ka, kb) = (key(a), key(b));
         ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
@@ -173,8 +171,7 @@ fn pitch_order(inspection: &Inspection) -> Vec<usize> {
 }
 
 /// A component's label: the note of a note template, else its id and estimated pitch.
-fn label(inspection: &Inspection, i: usize) -> String {
-    let c = &inspection.components[i];
+fn label(c: &Component) -> String {
     if c.note.is_some() {
         c.id.clone()
     } else {
@@ -184,8 +181,7 @@ fn label(inspection: &Inspection, i: usize) -> String {
 
 /// How much a label is worth on a crowded axis: every C first, then the notes that sound and
 /// every free component.
-fn rank(inspection: &Inspection, i: usize) -> Rank {
-    let c = &inspection.components[i];
+fn rank(c: &Component) -> Rank {
     match c.note {
         Some(m) if m % 12 == 0 => Rank::First,
         Some(_) if c.active.is_empty() => Rank::Minor,
@@ -194,44 +190,50 @@ fn rank(inspection: &Inspection, i: usize) -> Rank {
 }
 
 /// One category per component, in `order`, labelled with its note or pitch.
-fn component_axis(inspection: &Inspection, order: &[usize]) -> Axis {
+fn component_axis(components: &[Component], order: &[usize]) -> Axis {
     Axis::Categories(
         order
             .iter()
-            .map(|&i| (label(inspection, i), rank(inspection, i)))
+            .map(|&i| (label(&components[i]), rank(&components[i])))
             .collect(),
     )
 }
 
 /// The positions on a component axis in `order` where a C template's cell starts: its
 /// octave lines.
-fn note_octave_positions(inspection: &Inspection, order: &[usize]) -> Vec<f64> {
+fn note_octave_positions(components: &[Component], order: &[usize]) -> Vec<f64> {
     let k = order.len() as f64;
     order
         .iter()
         .enumerate()
-        .filter(|&(_, &i)| inspection.components[i].note.is_some_and(|m| m % 12 == 0))
+        .filter(|&(_, &i)| components[i].note.is_some_and(|m| m % 12 == 0))
         .map(|(j, _)| j as f64 / k)
         .collect()
 }
 
+/// The label of a component axis: notes, or components with their pitch.
+fn components_label(notes_mode: bool, notes: &str) -> String {
+    if notes_mode {
+        notes.into()
+    } else {
+        "component (estimated pitch)".into()
+    }
+}
+
 /// Every template in dB relative to its own peak, one column per component from the lowest
 /// pitch to the highest, log frequency up; `name` (the file's) heads the title.
-pub fn templates_chart(inspection: &Inspection, name: &str) -> Image {
-    let order = pitch_order(inspection);
-    let (low, high) = freq_range(inspection);
+pub fn templates_chart(overview: &Overview, name: &str) -> Image {
+    let components = &overview.components;
+    let order = pitch_order(components);
+    let (low, high) = freq_range(overview.sample_rate, overview.n_fft);
     let chart = Heatmap {
         title: fit_title(
             name,
             ": templates (spectrum of each component)",
             CHART_WIDTH,
         ),
-        x: component_axis(inspection, &order),
-        x_label: if inspection.has_note_templates() {
-            "note template".into()
-        } else {
-            "component (estimated pitch)".into()
-        },
+        x: component_axis(components, &order),
+        x_label: components_label(overview.notes_mode, "note template"),
         y: Axis::Log {
             min: low,
             max: high,
@@ -240,15 +242,15 @@ pub fn templates_chart(inspection: &Inspection, name: &str) -> Image {
         colour_min: -60.0,
         colour_max: 0.0,
         colour_label: "level (dB re. template peak)".into(),
-        x_grid: note_octave_positions(inspection, &order),
+        x_grid: note_octave_positions(components, &order),
         y_grid: octave_lines(low, high),
     };
     let area = chart.plot_area(CHART_WIDTH, CHART_HEIGHT);
-    let rows = row_bins(area.height, low, high, inspection.bin_hz());
+    let rows = row_bins(area.height, low, high, overview.bin_hz());
     let columns: Vec<(Vec<f32>, f32)> = order
         .iter()
         .map(|&i| {
-            let col = inspection.nmf.w.column(i).to_vec();
+            let col = overview.w.column(i).to_vec();
             let peak = col.iter().copied().fold(0.0, f32::max);
             (col, peak)
         })
@@ -260,67 +262,74 @@ pub fn templates_chart(inspection: &Inspection, name: &str) -> Image {
     })
 }
 
-/// The piano roll: the activations in dB relative to the loudest, time across, one row per
-/// component from the lowest pitch at the bottom, every transcribed note outlined in
-/// [`NOTE_BOX`]; `name` (the file's) heads the title.
-pub fn activations_chart(inspection: &Inspection, name: &str) -> Image {
-    let order = pitch_order(inspection);
-    let h = inspection.nmf.h.view();
-    let frames = h.ncols();
-    let chart = Heatmap {
-        title: fit_title(
-            name,
-            ": activations (piano roll), red boxes: detected notes",
-            CHART_WIDTH,
-        ),
-        x: time_axis(inspection, frames),
+/// The activations chart's heat map of `components` over the time axis `x`.
+fn activations_heatmap(
+    components: &[Component],
+    order: &[usize],
+    notes_mode: bool,
+    title: String,
+    x: Axis,
+) -> Heatmap {
+    Heatmap {
+        title,
+        x,
         x_label: "time (s)".into(),
-        y: component_axis(inspection, &order),
-        y_label: if inspection.has_note_templates() {
-            "note".into()
-        } else {
-            "component (estimated pitch)".into()
-        },
+        y: component_axis(components, order),
+        y_label: components_label(notes_mode, "note"),
         colour_min: -40.0,
         colour_max: 0.0,
         colour_label: "activation (dB re. max)".into(),
         x_grid: Vec::new(),
-        y_grid: note_octave_positions(inspection, &order)
+        y_grid: note_octave_positions(components, order)
             .into_iter()
             .map(|p| (p, String::new()))
             .collect(),
-    };
+    }
+}
+
+/// The pixel columns of the activations chart of `components`.
+pub(crate) fn activation_columns(components: &[Component], notes_mode: bool) -> usize {
+    let order = pitch_order(components);
+    let x = Axis::Linear { min: 0.0, max: 1.0 };
+    activations_heatmap(components, &order, notes_mode, String::new(), x)
+        .plot_area(CHART_WIDTH, CHART_HEIGHT)
+        .width
+}
+
+/// The piano roll: the activations in dB relative to the loudest, time across, one row per
+/// component from the lowest pitch at the bottom, every transcribed note outlined in
+/// [`NOTE_BOX`]; `name` (the file's) heads the title.
+pub fn activations_chart(overview: &Overview, name: &str) -> Image {
+    let components = &overview.components;
+    let order = pitch_order(components);
+    let title = fit_title(
+        name,
+        ": activations (piano roll), red boxes: detected notes",
+        CHART_WIDTH,
+    );
+    let chart = activations_heatmap(
+        components,
+        &order,
+        overview.notes_mode,
+        title,
+        time_axis(overview),
+    );
     let area = chart.plot_area(CHART_WIDTH, CHART_HEIGHT);
-    let peak = h.iter().copied().fold(0.0, f32::max);
-    let spans = column_frames(area.width, frames);
-    // Each component's loudest activation in each pixel column, found once (a component has
-    // many pixel rows).
-    let column_peaks: Vec<Vec<f32>> = h
-        .rows()
-        .into_iter()
-        .map(|row| {
-            spans
-                .iter()
-                .map(|&(a, b)| {
-                    row.slice(ndarray::s![a..b])
-                        .iter()
-                        .copied()
-                        .fold(0.0, f32::max)
-                })
-                .collect()
-        })
-        .collect();
+    // Each component's loudest activation in each pixel column, columns × K.
+    let column_peaks = &overview.activations;
+    assert_eq!(column_peaks.nrows(), area.width, "one row per pixel column");
+    let peak = column_peaks.iter().copied().fold(0.0, f32::max);
     let k = order.len();
     let mut image = chart.render(CHART_WIDTH, CHART_HEIGHT, &mut |c, r| {
         // Rows counted from the bottom, the lowest pitch's first.
         let from_bottom = area.height - 1 - r;
         let component = order[(from_bottom * k / area.height).min(k - 1)];
-        db(column_peaks[component][c], peak, -40.0)
+        db(column_peaks[[c, component]], peak, -40.0)
     });
-    let duration = frames as f64 * inspection.frame_s();
+    let duration = overview.frames as f64 * overview.frame_s();
     // Two pixels thick, the inner one on the edge of the note's cells, so that the box
     // stands out at a glance and hides none of the note.
-    for (x, y, w, h) in note_boxes(inspection, &order, area, duration) {
+    for (x, y, w, h) in note_boxes(overview, &order, area, duration) {
         let (x, y) = (x as isize, y as isize);
         image.outline_rect(x, y, w, h, NOTE_BOX);
         image.outline_rect(x - 1, y - 1, w + 2, h + 2, NOTE_BOX);
@@ -332,7 +341,7 @@ pub fn activations_chart(inspection: &Inspection, name: &str) -> Image {
 /// height) in pixels: from the column of its onset to that of its offset, over the rows of
 /// its component, `order` giving the components from the bottom row up.
 fn note_boxes(
-    inspection: &Inspection,
+    overview: &Overview,
     order: &[usize],
     area: PlotArea,
     duration: f64,
@@ -342,11 +351,11 @@ fn note_boxes(
     for (j, &i) in order.iter().enumerate() {
         place[i] = j;
     }
-    inspection
-        .transcription()
-        .into_iter()
+    overview
+        .transcription
+        .iter()
         .map(|(i, note)| {
-            let j = place[i];
+            let j = place[*i];
             let bottom = area.row_at(j as f64 / k as f64);
             let top = if j + 1 == k {
                 area.y

@@ -1,24 +1,19 @@
 //! Writing an inspection into a folder: CSV, `.npy`, JSON, PNG, and optionally WAV and MIDI.
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use ndarray::{ArrayD, IxDyn};
-
-use super::notes::note_name;
-use super::{InspectParams, Inspection, Inspector, charts};
+use super::tables::write_all;
+use super::{InspectParams, Inspector};
 use crate::atomic;
 use crate::atomic::{check_destination, move_into_place};
-use crate::audio::{self, Audio, ClipReport, OutputFormat};
+use crate::audio::{ClipReport, OutputFormat};
 use crate::error::{Error, Param, ParamError, Result};
 use crate::formats::midi::{self, NoteEvent};
-use crate::formats::npy::{NpyArray, write_npy};
-use crate::formats::plot::encode_png;
 use crate::nmf::Progress;
-use crate::separate::{Input, write_stems};
+use crate::separate::{Input, Scan};
 
 /// The names [`inspect_file`] writes into its output folder (`audio` is a folder, written only
 /// with [`InspectOutput::audio`]). A MIDI file inside the output folder may not take one.
@@ -92,8 +87,12 @@ pub struct InspectReport {
 /// leaves nothing behind. An existing `out_dir` (or MIDI file) is replaced only with
 /// `output.force`.
 ///
+/// The recording is read in passes, never held: a file of any length is inspected in memory
+/// bounded by [`InspectParams::max_frames`], its activations kept in a file in the output
+/// folder until written out.
+///
 /// # Errors
-/// Any error of [`audio::read_audio`] or [`inspect`](fn@super::inspect); [`Error::OutputExists`],
+/// Any error of [`read_audio`](crate::audio::read_audio) or [`inspect`](fn@super::inspect); [`Error::OutputExists`],
 /// [`Error::OutputIsInput`] and [`Error::Write`] for the output.
 ///
 /// ```
@@ -141,7 +140,9 @@ impl Inspector {
             .map(|m| plan_midi(input, out_dir, m, output.force))
             .transpose()?;
 
-        let audio = audio::read_audio(input)?;
+        // A first pass decodes the whole file, checking every sample, without keeping it.
+        let scan = Scan::of(input, &|_, _, _| Ok(()))?;
+        let recording = Input::File(input, scan);
 
         let parent = match out_dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -151,12 +152,24 @@ impl Inspector {
         // (temporary or already in place).
         let mut staging = atomic::Staging::new(&parent, &name)?;
         let tmp_dir = staging.tmp_dir.clone();
-        let inspection = self.inspect(&audio, progress)?;
-        let notes = inspection.notes();
+        // The activations of a long recording wait in the folder, removed once written out.
+        let spill = tmp_dir.join(".activations.f32");
+        let analysis = self.analyze(recording, progress, Some(spill))?;
+        let notes = analysis.notes();
+        let (components, iterations, final_cost, converged) = (
+            analysis.components.len(),
+            analysis.fitted.iterations,
+            analysis
+                .fitted
+                .cost_history
+                .last()
+                .map_or(f64::NAN, |c| c.cost),
+            analysis.fitted.converged,
+        );
         let input_name = input
             .file_name()
             .map_or_else(|| input.to_string_lossy(), |n| n.to_string_lossy());
-        let mut written = write_all(&inspection, &notes, &audio, &input_name, &tmp_dir, output)?;
+        let mut written = write_all(analysis, &notes, recording, &input_name, &tmp_dir, output)?;
         let mut midi_tmp = None;
         if let Some(plan) = &midi_plan {
             midi_tmp = write_midi_file(plan, &tmp_dir, &notes)?;
@@ -180,17 +193,17 @@ impl Inspector {
         Ok(InspectReport {
             out_dir: out_dir.to_path_buf(),
             files: written.files.into_iter().map(relocate).collect(),
-            components: inspection.components.len(),
+            components,
             notes: notes.len(),
             clipped: written
                 .clipped
                 .into_iter()
                 .map(|(p, c)| (relocate(p), c))
                 .collect(),
-            iterations: inspection.nmf.iterations,
-            final_cost: inspection.nmf.final_cost(),
-            converged: inspection.nmf.converged,
-            duration_secs: audio.duration_secs(),
+            iterations,
+            final_cost,
+            converged,
+            duration_secs: scan.len as f64 / f64::from(scan.sample_rate),
         })
     }
 }
@@ -302,203 +315,4 @@ fn write_midi_file(
             Err(Error::write(&plan.target, e))
         }
     }
-}
-
-/// Files written and clipping reports.
-struct Written {
-    files: Vec<PathBuf>,
-    clipped: Vec<(PathBuf, ClipReport)>,
-}
-
-/// Creates `path` (inside the temporary folder, so no rename is needed) with buffered
-/// writes, naming `path` in any error.
-fn write_file(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
-    let result = (|| {
-        let mut file = io::BufWriter::new(fs::File::create(path)?);
-        write(&mut file)?;
-        file.flush()
-    })();
-    result.map_err(|e| Error::write(path, e))
-}
-
-fn write_all(
-    inspection: &Inspection,
-    notes: &[NoteEvent],
-    audio: &Audio,
-    input_name: &str,
-    dir: &Path,
-    output: &InspectOutput,
-) -> Result<Written> {
-    let mut files = Vec::new();
-    let mut add = |name: &str, write: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>| {
-        let path = dir.join(name);
-        write_file(&path, |w| write(w))?;
-        files.push(path);
-        Ok::<(), Error>(())
-    };
-    let ids: Vec<&str> = inspection
-        .components
-        .iter()
-        .map(|c| c.id.as_str())
-        .collect();
-    let (w, h) = (&inspection.nmf.w, &inspection.nmf.h);
-    let (times, freqs) = (inspection.time_s(), inspection.freq_hz());
-
-    add("activations.csv", &mut |f| {
-        write_csv(f, "time_s", &ids, &times, |t, c| h[[c, t]])
-    })?;
-    add("templates.csv", &mut |f| {
-        write_csv(f, "freq_hz", &ids, &freqs, |k, c| w[[k, c]])
-    })?;
-    let npy = |a: NpyArray| move |f: &mut dyn Write| write_npy_io(f, &a);
-    add("W.npy", &mut npy(NpyArray::F32(w.clone().into_dyn())))?;
-    add("H.npy", &mut npy(NpyArray::F32(h.clone().into_dyn())))?;
-    add(
-        "freq_hz.npy",
-        &mut npy(NpyArray::F64(
-            ArrayD::from_shape_vec(IxDyn(&[freqs.len()]), freqs.clone()).expect("1-d"),
-        )),
-    )?;
-    add(
-        "time_s.npy",
-        &mut npy(NpyArray::F64(
-            ArrayD::from_shape_vec(IxDyn(&[times.len()]), times.clone()).expect("1-d"),
-        )),
-    )?;
-    add("components.json", &mut |f| {
-        f.write_all(components_json(inspection).as_bytes())
-    })?;
-    add("notes.csv", &mut |f| write_notes_csv(f, notes))?;
-    for (name, chart) in [
-        (
-            "spectrogram.png",
-            charts::spectrogram_chart as fn(&Inspection, &str) -> _,
-        ),
-        ("templates.png", charts::templates_chart),
-        ("activations.png", charts::activations_chart),
-    ] {
-        let image = chart(inspection, input_name);
-        add(name, &mut |mut f| encode_png(&mut f, &image))?;
-    }
-
-    let mut clipped = Vec::new();
-    if let Some(format) = output.audio {
-        let audio_dir = dir.join("audio");
-        fs::create_dir(&audio_dir).map_err(|e| Error::write(&audio_dir, e))?;
-        let separation = inspection.separation();
-        let output = crate::separate::OutputOptions {
-            format,
-            ..Default::default()
-        };
-        let clips = write_stems(&separation, Input::Memory(audio), &audio_dir, &output)?;
-        for (source, clip) in separation.sources.iter().zip(clips) {
-            let path = audio_dir.join(format!("{}.wav", source.name));
-            if clip.clipped > 0 {
-                clipped.push((path.clone(), clip));
-            }
-            files.push(path);
-        }
-    }
-    Ok(Written { files, clipped })
-}
-
-fn write_npy_io(f: &mut dyn Write, a: &NpyArray) -> io::Result<()> {
-    let mut f = f;
-    write_npy(&mut f, a).map_err(io::Error::from)
-}
-
-/// A CSV table: a header `first,<ids>`, then one row per axis value. Numbers are written
-/// in their shortest form that reads back to the same value.
-fn write_csv(
-    f: &mut dyn Write,
-    first: &str,
-    ids: &[&str],
-    axis: &[f64],
-    value: impl Fn(usize, usize) -> f32,
-) -> io::Result<()> {
-    let mut line = String::from(first);
-    for id in ids {
-        line.push(',');
-        line.push_str(id);
-    }
-    line.push('\n');
-    f.write_all(line.as_bytes())?;
-    for (i, x) in axis.iter().enumerate() {
-        line.clear();
-        write!(line, "{x}").expect("writing to a String");
-        for c in 0..ids.len() {
-            write!(line, ",{}", value(i, c)).expect("writing to a String");
-        }
-        line.push('\n');
-        f.write_all(line.as_bytes())?;
-    }
-    Ok(())
-}
-
-fn write_notes_csv(f: &mut dyn Write, notes: &[NoteEvent]) -> io::Result<()> {
-    writeln!(f, "onset_s,offset_s,pitch,note,velocity")?;
-    for n in notes {
-        writeln!(
-            f,
-            "{},{},{},{},{}",
-            n.onset_s,
-            n.offset_s,
-            n.pitch,
-            note_name(n.pitch.into()),
-            n.velocity
-        )?;
-    }
-    Ok(())
-}
-
-/// `components.json`: the analysis settings and one object per component.
-fn components_json(inspection: &Inspection) -> String {
-    let mut s = String::new();
-    let stft = inspection.stft();
-    let _ = write!(
-        s,
-        "{{\n  \"sample_rate\": {},\n  \"n_fft\": {},\n  \"hop\": {},\n  \"frames\": {},\n  \
-         \"note_templates\": {},\n  \"components\": [",
-        inspection.sample_rate,
-        stft.n_fft(),
-        stft.hop(),
-        inspection.nmf.h.ncols(),
-        inspection.has_note_templates()
-    );
-    for (i, c) in inspection.components.iter().enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        let template_note = c
-            .note
-            .map_or_else(|| "null".to_string(), |m| json_string(&note_name(m.into())));
-        let (f0, midi, cents) = match c.pitch {
-            Some(p) => {
-                let (m, cents) = super::notes::nearest_note(p.f0_hz);
-                (format!("{:.3}", p.f0_hz), m.to_string(), cents.to_string())
-            }
-            None => ("null".into(), "null".into(), "null".into()),
-        };
-        let active: Vec<String> = c
-            .active
-            .iter()
-            .map(|a| format!("[{:.4}, {:.4}]", a.start_s, a.end_s))
-            .collect();
-        let _ = write!(
-            s,
-            "{sep}\n    {{\"index\": {i}, \"id\": {}, \"template_note\": {template_note}, \
-             \"f0_hz\": {f0}, \"pitch\": {midi}, \"note\": {}, \"cents\": {cents}, \
-             \"harmonic_fraction\": {}, \"energy_share\": {:.6}, \"active_s\": [{}]}}",
-            json_string(&c.id),
-            json_string(&c.pitch_label()),
-            c.pitch
-                .map_or_else(|| "null".into(), |p| format!("{:.3}", p.harmonic_fraction)),
-            c.energy_share,
-            active.join(", ")
-        );
-    }
-    s.push_str("\n  ]\n}\n");
-    s
-}
-
-fn json_string(text: &str) -> String {
-    serde_json::Value::from(text).to_string()
 }

@@ -7,33 +7,46 @@
 //! the activations read as a piano roll, and [`Inspection::notes`] turns them into note
 //! events for a MIDI file. [`inspect_file`] writes all of it into a folder: CSV, `.npy`,
 //! JSON, PNG charts, and optionally one WAV per component and a MIDI file.
+//!
+//! Long recordings are inspected in bounded memory, as they are separated: beyond
+//! [`InspectParams::max_frames`] frames the templates are fitted on a sample of that many
+//! frames and the activations solved block by block; [`inspect_file`] reads the file in
+//! passes, keeps the activations in a file, writes the tables and arrays as it reads them
+//! back, and draws the charts from their pixel columns ([`Overview`]).
 
+mod activity;
 mod charts;
 mod export;
+mod fit;
 mod note_model;
 pub mod notes;
+mod overview;
 mod params;
 mod pitch;
+mod tables;
 mod transcribe;
 
 pub use charts::{
     CHART_HEIGHT, CHART_WIDTH, NOTE_BOX, activations_chart, spectrogram_chart, templates_chart,
 };
 pub use export::{InspectOutput, InspectReport, OUTPUT_NAMES, inspect_file, midi_apart};
+pub use overview::Overview;
 pub use params::{InspectParams, Inspector, NOTES_N_FFT, NoteTemplates, notes_stft, scaled_stft};
 pub use pitch::{MIN_EXCESS_FRACTION, MIN_HARMONIC_FRACTION, PitchEstimate, estimate_pitch};
 pub use transcribe::{DEFAULT_CONFIDENCE, NOTES_MIN_LEVEL, TranscribeParams};
 
+use std::path::PathBuf;
+
 use ndarray::{Array2, Axis};
 
 use crate::audio::Audio;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::formats::midi::NoteEvent;
-use crate::nmf::{self, CostPoint, Nmf, Progress, RankReport};
-use crate::separate::Separation;
+use crate::nmf::{Nmf, Progress, RankReport};
+use crate::separate::{Input, Separation, Stored};
 use crate::sources::{Source, sources_loudest_first};
-use crate::spectral::{Stft, channel_summed_magnitude, check_usable};
-use notes::harmonic_templates;
+use crate::spectral::{Stft, channel_summed_magnitude};
+use fit::Fitted;
 
 /// Lowest fundamental searched for in a template, in Hz (just below A0).
 pub const MIN_PITCH_HZ: f64 = 25.0;
@@ -104,6 +117,8 @@ pub struct Inspection {
     stft: Stft,
     mask_power: f32,
     notes_mode: bool,
+    /// The loudest activation of the components that can be transcribed.
+    global: f32,
 }
 
 impl Inspection {
@@ -127,7 +142,7 @@ impl Inspection {
     /// The time of every frame's centre in seconds.
     pub fn time_s(&self) -> Vec<f64> {
         (0..self.nmf.h.ncols())
-            .map(|t| (t * self.stft.hop()) as f64 / f64::from(self.sample_rate))
+            .map(|t| frame_time(&self.stft, self.sample_rate, t))
             .collect()
     }
 
@@ -144,36 +159,13 @@ impl Inspection {
     /// The note events of the activity of every pitched component (with note templates,
     /// only the notes), sorted by onset, velocity from the activation level.
     pub fn notes(&self) -> Vec<NoteEvent> {
-        let mut notes: Vec<NoteEvent> = self.transcription().into_iter().map(|(_, n)| n).collect();
-        notes.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s).then(a.pitch.cmp(&b.pitch)));
-        notes
+        sorted_notes(self.transcription())
     }
 
     /// The events of [`Self::notes`], each with the component it comes from, in component
     /// order.
     pub(crate) fn transcription(&self) -> Vec<(usize, NoteEvent)> {
-        let global = self.global_peak();
-        self.components
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| Some((i, c, c.midi_note(self.notes_mode)?)))
-            .flat_map(|(i, c, pitch)| {
-                c.active.iter().map(move |a| {
-                    let note = NoteEvent {
-                        onset_s: a.start_s,
-                        offset_s: a.end_s,
-                        pitch,
-                        velocity: transcribe::velocity(a.peak, global),
-                    };
-                    (i, note)
-                })
-            })
-            .collect()
-    }
-
-    /// The loudest activation of the components that can be transcribed.
-    fn global_peak(&self) -> f32 {
-        global_peak(&self.nmf.h, &self.components, self.notes_mode)
+        transcription(&self.components, self.notes_mode, self.global)
     }
 
     /// A separation with one source per component, named by its id, to render each
@@ -197,20 +189,54 @@ impl Inspection {
     }
 }
 
-fn global_peak(h: &Array2<f32>, components: &[Component], notes_mode: bool) -> f32 {
-    h.outer_iter()
-        .zip(components)
-        .filter(|(_, c)| !notes_mode || c.note.is_some())
-        .flat_map(|(row, _)| row.into_iter().copied())
-        .fold(0.0, f32::max)
+/// The time of the centre of frame `t` in seconds.
+fn frame_time(stft: &Stft, sample_rate: u32, t: usize) -> f64 {
+    (t * stft.hop()) as f64 / f64::from(sample_rate)
+}
+
+/// The note events of the activity of every component of `components` that has a note (with
+/// note templates, only the notes), each with its component's index, in component order;
+/// velocities relative to the loudest activation `global`.
+fn transcription(
+    components: &[Component],
+    notes_mode: bool,
+    global: f32,
+) -> Vec<(usize, NoteEvent)> {
+    components
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((i, c, c.midi_note(notes_mode)?)))
+        .flat_map(|(i, c, pitch)| {
+            c.active.iter().map(move |a| {
+                let note = NoteEvent {
+                    onset_s: a.start_s,
+                    offset_s: a.end_s,
+                    pitch,
+                    velocity: transcribe::velocity(a.peak, global),
+                };
+                (i, note)
+            })
+        })
+        .collect()
+}
+
+/// The events of a transcription sorted by onset, then pitch.
+fn sorted_notes(transcription: Vec<(usize, NoteEvent)>) -> Vec<NoteEvent> {
+    let mut notes: Vec<NoteEvent> = transcription.into_iter().map(|(_, n)| n).collect();
+    notes.sort_by(|a, b| a.onset_s.total_cmp(&b.onset_s).then(a.pitch.cmp(&b.pitch)));
+    notes
 }
 
 /// Factorises `audio` and describes every component; see the [module](self) documentation.
 ///
+/// A recording longer than [`InspectParams::max_frames`] frames has its templates fitted on
+/// an evenly spaced sample of that many frames and its activations solved block by block with
+/// the templates fixed, as `demix separate` does.
+///
 /// # Errors
-/// [`Error::Param`](crate::Error::Param) for invalid parameters or notes above the audio's
-/// Nyquist frequency, [`Error::NonFinite`](crate::Error::NonFinite) for NaN or infinite
-/// samples, [`Error::TooShort`](crate::Error::TooShort) for audio shorter than one frame.
+/// [`Error::Param`] for invalid parameters or notes above the audio's
+/// Nyquist frequency, [`Error::NonFinite`] for NaN or infinite
+/// samples, [`Error::TooShort`] for audio shorter than one frame.
 ///
 /// ```
 /// use demix::audio::Audio;
@@ -245,82 +271,170 @@ impl Inspector {
     /// # Errors
     /// As [`inspect`], except for parameter errors.
     pub fn inspect(&self, audio: &Audio, progress: &mut dyn FnMut(Progress)) -> Result<Inspection> {
-        inspect_checked(audio, &self.params, progress)
+        audio.check_finite()?;
+        let analysis = self.analyze(Input::Memory(audio), progress, None)?;
+        let spectrogram = channel_summed_magnitude(&analysis.stft, audio);
+        let w = analysis.templates();
+        let Fitted {
+            h: Stored::Memory(h),
+            cost_history,
+            iterations,
+            converged,
+            rank,
+            ..
+        } = analysis.fitted
+        else {
+            unreachable!("activations are spilled only to a file given");
+        };
+        Ok(Inspection {
+            nmf: Nmf {
+                w,
+                h: h.select(Axis(0), &analysis.order),
+                cost_history,
+                iterations,
+                converged,
+            },
+            components: analysis.components,
+            spectrogram,
+            sample_rate: audio.sample_rate,
+            rank,
+            stft: analysis.stft,
+            mask_power: self.params.mask_power,
+            notes_mode: analysis.notes_mode,
+            global: analysis.global,
+        })
+    }
+
+    /// Factorises `input` (its samples checked) and describes every component; the
+    /// activations of a recording of more than `max_frames` frames go to the file `spill` if
+    /// given.
+    pub(crate) fn analyze(
+        &self,
+        input: Input<'_>,
+        progress: &mut dyn FnMut(Progress),
+        spill: Option<PathBuf>,
+    ) -> Result<Analysis> {
+        let params = &self.params;
+        let rate = input.sample_rate();
+        let stft_params = if params.scale_frames {
+            scaled_stft(&params.stft, rate)
+        } else {
+            params.stft
+        };
+        let stft = Stft::new(&stft_params)?;
+        if input.len() < stft.n_fft() {
+            return Err(Error::TooShort {
+                frames: input.len(),
+                n_fft: stft.n_fft(),
+            });
+        }
+        let fitted = fit::fit(input, params, (&stft_params, &stft), progress, spill)?;
+        let bin_hz = f64::from(rate) / stft.n_fft() as f64;
+        let (order, mut components) = describe(&fitted, params, bin_hz);
+        let notes_mode = params.notes.is_some();
+        let frame_s = stft.hop() as f64 / f64::from(rate);
+        let transcribable: Vec<bool> = fitted
+            .template_notes
+            .iter()
+            .map(|n| !notes_mode || n.is_some())
+            .collect();
+        // The note rows come first, one per semitone.
+        let judged = params
+            .notes
+            .as_ref()
+            .filter(|_| params.transcribe.confidence() > 0.0)
+            .map(|t| t.range.len());
+        let (segments, global) =
+            activity::activity(&fitted, &transcribable, judged, frame_s, &params.transcribe)?;
+        for (component, &c) in components.iter_mut().zip(&order) {
+            component.active = segments[c]
+                .iter()
+                .map(|s| Activity {
+                    start_s: s.start as f64 * frame_s,
+                    end_s: s.end as f64 * frame_s,
+                    peak: s.peak,
+                })
+                .collect();
+        }
+        Ok(Analysis {
+            fitted,
+            order,
+            components,
+            global,
+            stft,
+            sample_rate: rate,
+            notes_mode,
+            mask_power: params.mask_power,
+        })
     }
 }
 
-/// [`inspect`] with parameters already checked.
-fn inspect_checked(
-    audio: &Audio,
-    params: &InspectParams,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Inspection> {
-    let stft_params = if params.scale_frames {
-        scaled_stft(&params.stft, audio.sample_rate)
-    } else {
-        params.stft
-    };
-    let stft = Stft::new(&stft_params)?;
-    check_usable(audio, stft.n_fft())?;
-    let spectrogram = channel_summed_magnitude(&stft, audio);
-    let v = spectrogram.t();
-    let mut rank = None;
-    let (mut nmf, template_notes) = match &params.notes {
-        None => {
-            for t in &params.templates {
-                t.check_compatible(&stft_params, audio.sample_rate)?;
-            }
-            let mut fit = params.nmf_params();
-            if let Some(selection) = &params.rank {
-                let report = nmf::select_rank(v, &params.nmf, selection)?;
-                fit = report.fit_params(&fit);
-                rank = Some(report);
-            }
-            let nmf = nmf::fit_with_progress(v, &fit, progress)?;
-            let k = nmf.w.ncols();
-            (nmf, vec![None; k])
-        }
-        Some(templates) => {
-            let w0 = harmonic_templates(
-                templates.range,
-                audio.sample_rate,
-                &stft_params,
-                &templates.shape,
-            )?;
-            let mut names: Vec<Option<u8>> = templates.range.iter().map(Some).collect();
-            names.extend(std::iter::repeat_n(None, params.nmf.components()));
-            (
-                fit_note_templates(v, params, templates, w0, progress)?,
-                names,
-            )
-        }
-    };
+/// An inspection whose activations may be in a file: what [`inspect_file`] writes out.
+#[derive(Debug)]
+pub(crate) struct Analysis {
+    /// The factorisation, components in the order of the fit.
+    pub(crate) fitted: Fitted,
+    /// The fit's index of each component of `components`.
+    pub(crate) order: Vec<usize>,
+    /// Every component, as listed.
+    pub(crate) components: Vec<Component>,
+    /// The loudest activation of the components that can be transcribed.
+    pub(crate) global: f32,
+    pub(crate) stft: Stft,
+    pub(crate) sample_rate: u32,
+    pub(crate) notes_mode: bool,
+    pub(crate) mask_power: f32,
+}
 
-    let bin_hz = f64::from(audio.sample_rate) / stft.n_fft() as f64;
-    let k = nmf.w.ncols();
+impl Analysis {
+    /// The templates, bins × K, in the order of the components.
+    pub(crate) fn templates(&self) -> Array2<f32> {
+        self.fitted.w.select(Axis(1), &self.order)
+    }
+
+    /// The note events, each with the index of its component.
+    pub(crate) fn transcription(&self) -> Vec<(usize, NoteEvent)> {
+        transcription(&self.components, self.notes_mode, self.global)
+    }
+
+    /// The note events sorted by onset, as [`Inspection::notes`].
+    pub(crate) fn notes(&self) -> Vec<NoteEvent> {
+        sorted_notes(self.transcription())
+    }
+
+    /// The time of the centre of frame `t` in seconds.
+    pub(crate) fn time_of(&self, t: usize) -> f64 {
+        frame_time(&self.stft, self.sample_rate, t)
+    }
+
+    /// The frequency of bin `k` in Hz.
+    pub(crate) fn freq_of(&self, k: usize) -> f64 {
+        k as f64 * (f64::from(self.sample_rate) / self.stft.n_fft() as f64)
+    }
+}
+
+/// The order in which the components of `fitted` are listed (the fit's index of each) and a
+/// description of each, in that order, without its activity: free components by pitch,
+/// unpitched ones after them, loudest first.
+fn describe(fitted: &Fitted, params: &InspectParams, bin_hz: f64) -> (Vec<usize>, Vec<Component>) {
+    let w = &fitted.w;
+    let k = w.ncols();
     let pitches: Vec<Option<PitchEstimate>> = (0..k)
         .map(|c| {
-            let column = nmf.w.column(c).to_vec();
+            let column = w.column(c).to_vec();
             estimate_pitch(&column, bin_hz, MIN_PITCH_HZ, MAX_PITCH_HZ)
         })
         .collect();
-    let energies = nmf.component_energies();
-
-    // Free components are listed by pitch, unpitched ones after them, loudest first.
-    let order: Vec<usize> = if params.notes.is_some() {
-        (0..k).collect()
-    } else {
-        let mut order: Vec<usize> = (0..k).collect();
+    let energies = fitted.sums.energies(w.view());
+    let mut order: Vec<usize> = (0..k).collect();
+    if params.notes.is_none() {
         order.sort_by(|&a, &b| match (pitches[a], pitches[b]) {
             (Some(pa), Some(pb)) => pa.f0_hz.total_cmp(&pb.f0_hz),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => energies[b].total_cmp(&energies[a]),
         });
-        nmf.w = nmf.w.select(Axis(1), &order);
-        nmf.h = nmf.h.select(Axis(0), &order);
-        order
-    };
+    }
     let total_energy: f64 = energies.iter().sum();
     // Free components take the names `demix separate` gives the same components: source1 for
     // the loudest, and so on.
@@ -334,10 +448,10 @@ fn inspect_checked(
         }
     }
     let mut free_count = 0;
-    let mut components: Vec<Component> = order
+    let components = order
         .iter()
         .map(|&c| {
-            let note = template_notes[c];
+            let note = fitted.template_notes[c];
             let id = match note {
                 Some(m) => notes::note_name(m.into()),
                 None if c < learned.len() => learned[c].clone(),
@@ -360,46 +474,7 @@ fn inspect_checked(
             }
         })
         .collect();
-
-    let notes_mode = params.notes.is_some();
-    let frame_s = stft.hop() as f64 / f64::from(audio.sample_rate);
-    let global = global_peak(&nmf.h, &components, notes_mode);
-    let mut segments: Vec<Vec<transcribe::Segment>> = (0..k)
-        .map(|c| transcribe::segments(nmf.h.row(c), global, frame_s, &params.transcribe))
-        .collect();
-    let least = params.transcribe.confidence();
-    if let Some(templates) = &params.notes
-        && least > 0.0
-    {
-        // The note rows come first, one per semitone.
-        let n = templates.range.len();
-        let notes = nmf.h.slice(ndarray::s![..n, ..]);
-        let confidences = note_model::confidences(notes, &segments[..n], frame_s);
-        for (row, confidence) in segments.iter_mut().zip(confidences) {
-            let mut confidence = confidence.into_iter();
-            row.retain(|_| confidence.next().is_some_and(|c| c >= least));
-        }
-    }
-    for (component, segments) in components.iter_mut().zip(segments) {
-        component.active = segments
-            .into_iter()
-            .map(|s| Activity {
-                start_s: s.start as f64 * frame_s,
-                end_s: s.end as f64 * frame_s,
-                peak: s.peak,
-            })
-            .collect();
-    }
-    Ok(Inspection {
-        nmf,
-        components,
-        spectrogram,
-        sample_rate: audio.sample_rate,
-        rank,
-        stft,
-        mask_power: params.mask_power,
-        notes_mode,
-    })
+    (order, components)
 }
 
 /// The ids of the components of learned templates: the source's name and the template's
@@ -412,60 +487,4 @@ fn learned_names(templates: &[crate::sources::Templates]) -> Vec<String> {
             (1..=t.len()).map(move |i| format!("{}{i:0width$}", t.name))
         })
         .collect()
-}
-
-/// Fits activations to fixed note templates `w0` (plus any free components), then, unless
-/// the templates are fixed, adapts templates and activations together.
-fn fit_note_templates(
-    v: ndarray::ArrayView2<f32>,
-    params: &InspectParams,
-    templates: &NoteTemplates,
-    w0: Array2<f32>,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Nmf> {
-    let adapt = if templates.fixed {
-        0
-    } else {
-        templates.adapt_iter
-    };
-    // With restarts, the first fit reports restarts × its iterations.
-    let max_iter = params.nmf.restarts() * params.nmf.max_iter() + adapt;
-    let mut fixed = params.nmf.clone();
-    fixed.initial = None;
-    let fixed = fixed.with_fixed_templates(w0);
-    let mut reached = 0;
-    let first = nmf::fit_with_progress(v, &fixed, &mut |p| {
-        reached = p.iteration;
-        progress(Progress { max_iter, ..p });
-    })?;
-    if adapt == 0 {
-        return Ok(first);
-    }
-    let done = first.iterations;
-    let mut adapted = params.nmf.clone();
-    adapted.components = first.w.ncols();
-    adapted.fixed_w = None;
-    // It starts from the best first fit (so it is fitted once, whatever `restarts`).
-    let adapted = adapted
-        .with_initial(first.w.clone(), first.h.clone())
-        .with_max_iter(adapt);
-    let second = nmf::fit_with_progress(v, &adapted, &mut |p| {
-        progress(Progress {
-            iteration: reached + p.iteration,
-            max_iter: reached + adapt,
-            cost: p.cost,
-        });
-    })?;
-    let mut history = first.cost_history;
-    history.extend(second.cost_history.iter().skip(1).map(|c| CostPoint {
-        iteration: done + c.iteration,
-        cost: c.cost,
-    }));
-    Ok(Nmf {
-        w: second.w,
-        h: second.h,
-        cost_history: history,
-        iterations: done + second.iterations,
-        converged: first.converged,
-    })
 }

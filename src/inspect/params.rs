@@ -100,9 +100,16 @@ pub struct InspectParams {
     /// powers of two (default false; true for note templates, whose frames then last about
     /// 93 ms at any rate).
     pub scale_frames: bool,
+    /// Most spectrogram frames fitted at once (default 32768: 6.3 min at 44.1 kHz with hop
+    /// 512, 12.7 min with the note templates' hop of 1024). Longer recordings fit their
+    /// templates on an evenly spaced sample of this many frames and solve the activations
+    /// block by block with the templates fixed, so that memory does not grow with their
+    /// length; [`inspect_file`](super::inspect_file) then keeps the activations in a file.
+    pub max_frames: usize,
     /// Choose the number of free components per recording with this rank selection, then
     /// fit that many (`-k auto`; default none: `nmf`'s number). Not with note templates or
-    /// learned templates.
+    /// learned templates. For a recording longer than `max_frames` frames, K is chosen on
+    /// the sample of frames its templates are fitted on.
     pub rank: Option<RankParams>,
 }
 
@@ -116,6 +123,7 @@ impl Default for InspectParams {
             transcribe: TranscribeParams::default(),
             templates: Vec::new(),
             scale_frames: false,
+            max_frames: 32_768,
             rank: None,
         }
     }
@@ -222,6 +230,13 @@ impl InspectParams {
             }
         }
         self.transcribe.check()?;
+        if self.max_frames < 256 {
+            return Err(ParamError::OutOfRange {
+                param: Param::MaxFrames,
+                expected: "at least 256",
+                got: self.max_frames as f64,
+            });
+        }
         if !(self.mask_power.is_finite() && self.mask_power > 0.0) {
             return Err(ParamError::OutOfRange {
                 param: Param::MaskPower,

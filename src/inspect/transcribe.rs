@@ -2,7 +2,7 @@
 //! note, hysteresis, re-onsets for repeated notes, a minimum duration, and velocity from the
 //! activation level.
 
-use ndarray::ArrayView1;
+use std::collections::VecDeque;
 
 use crate::error::{Param, ParamError};
 
@@ -193,80 +193,159 @@ const RISE_FRAMES: usize = 2;
 /// 0.865, 0 gave 0.863 and 0.05 gave 0.688).
 const FOOT_S: f64 = 0.025;
 
-/// The segments where activation `h` sounds, for a recording whose loudest activation (over
-/// all components) is `global_peak`, with frames `frame_s` seconds apart.
-pub(crate) fn segments(
-    h: ArrayView1<f32>,
-    global_peak: f32,
-    frame_s: f64,
-    params: &TranscribeParams,
-) -> Vec<Segment> {
-    let peak = h.iter().copied().fold(0.0, f32::max);
-    let on_level = (params.onset * peak).max(params.min_level * global_peak);
-    if peak.is_nan() || peak <= 0.0 || peak < on_level {
-        return Vec::new();
-    }
-    let off_level = params.offset * on_level;
-    let min_frames = (params.min_duration_s / frame_s).ceil() as usize;
-    let foot = (FOOT_S / frame_s + 0.5).floor() as usize;
-    let mut out = Vec::new();
-    let mut push = |start: usize, end: usize| {
-        if end - start >= min_frames.max(1) {
-            let peak = h
-                .slice(ndarray::s![start..end])
-                .iter()
-                .copied()
-                .fold(0.0, f32::max);
-            out.push(Segment { start, end, peak });
+/// The segments where one activation sounds, found as its frames are fed in order, a block at
+/// a time: the same segments whatever the blocks, holding a few frames, not the activation.
+#[derive(Debug, Clone)]
+pub(crate) struct Segmenter {
+    on_level: f32,
+    off_level: f32,
+    min_frames: usize,
+    foot: usize,
+    reonset: f32,
+    /// Whether the activation can sound at all.
+    live: bool,
+    /// Frames fed so far.
+    next: usize,
+    /// The last `keep` frames' activations, the last fed last.
+    recent: VecDeque<f32>,
+    keep: usize,
+    /// The first frame of the segment under way.
+    start: Option<usize>,
+    last_end: usize,
+    /// Whether the activation has fallen since the note began: a re-onset comes after the
+    /// peak of the note it repeats, never within one attack spread over several frames.
+    peaked: bool,
+    /// The largest activation of the segment under way among the frames no longer `recent`.
+    earlier_peak: f32,
+    out: Vec<Segment>,
+}
+
+impl Segmenter {
+    /// The segments of an activation whose largest value is `peak`, in a recording whose
+    /// loudest activation (over all components) is `global_peak`, with frames `frame_s`
+    /// seconds apart.
+    pub(crate) fn new(
+        peak: f32,
+        global_peak: f32,
+        frame_s: f64,
+        params: &TranscribeParams,
+    ) -> Segmenter {
+        let on_level = (params.onset * peak).max(params.min_level * global_peak);
+        let foot = (FOOT_S / frame_s + 0.5).floor() as usize;
+        // An onset looks back `foot` frames, a re-onset RISE_FRAMES; one more for the frame
+        // before each.
+        let keep = foot.max(RISE_FRAMES) + 2;
+        Segmenter {
+            on_level,
+            off_level: params.offset * on_level,
+            min_frames: (params.min_duration_s / frame_s).ceil() as usize,
+            foot,
+            reonset: params.reonset,
+            live: !(peak.is_nan() || peak <= 0.0 || peak < on_level),
+            next: 0,
+            recent: VecDeque::with_capacity(keep),
+            keep,
+            start: None,
+            last_end: 0,
+            peaked: false,
+            earlier_peak: 0.0,
+            out: Vec::new(),
         }
-    };
-    let mut start: Option<usize> = None;
-    let mut last_end = 0;
-    // Whether the activation has fallen since the note began: a re-onset comes after the
-    // peak of the note it repeats, never within one attack spread over several frames.
-    let mut peaked = false;
-    for (t, &v) in h.iter().enumerate() {
-        match start {
-            None if v >= on_level => {
+    }
+
+    /// The activation at frame `t`, one of the `recent` frames.
+    fn at(&self, t: usize) -> f32 {
+        self.recent[t + self.recent.len() - self.next]
+    }
+
+    /// Takes the activations of the next frames.
+    pub(crate) fn feed(&mut self, values: impl IntoIterator<Item = f32>) {
+        if !self.live {
+            self.next += values.into_iter().count();
+            return;
+        }
+        for v in values {
+            let t = self.next;
+            if self.recent.len() == self.keep
+                && let Some(gone) = self.recent.pop_front()
+                && self.start.is_some_and(|s| t - self.keep >= s)
+            {
+                self.earlier_peak = self.earlier_peak.max(gone);
+            }
+            self.recent.push_back(v);
+            self.next = t + 1;
+            self.step(t, v);
+        }
+    }
+
+    /// The segments found, once every frame is fed.
+    pub(crate) fn finish(mut self) -> Vec<Segment> {
+        if let Some(s) = self.start {
+            self.push(s, self.next);
+        }
+        self.out
+    }
+
+    fn step(&mut self, t: usize, v: f32) {
+        match self.start {
+            None if v >= self.on_level => {
                 // The threshold is crossed part way up the attack: the note began where the
                 // rise began, at most FOOT_S earlier.
                 let mut s = t;
-                while s > last_end && t - s < foot && h[s - 1] < h[s] {
+                while s > self.last_end && t - s < self.foot && self.at(s - 1) < self.at(s) {
                     s -= 1;
                 }
-                start = Some(s);
-                peaked = false;
+                self.begin(s);
             }
-            Some(s) if v < off_level => {
-                push(s, t);
-                last_end = t;
-                start = None;
+            Some(s) if v < self.off_level => {
+                self.push(s, t);
+                self.last_end = t;
+                self.start = None;
             }
             Some(s)
-                if params.reonset > 0.0
-                    && peaked
+                if self.reonset > 0.0
+                    && self.peaked
                     && t >= s + 2 * RISE_FRAMES
-                    && v > params.reonset * h[t - RISE_FRAMES] =>
+                    && v > self.reonset * self.at(t - RISE_FRAMES) =>
             {
                 // The rise began at the last lowest point of the last few frames.
                 let begin = (t - RISE_FRAMES..=t)
-                    .min_by(|&a, &b| h[a].total_cmp(&h[b]).then(b.cmp(&a)))
+                    .min_by(|&a, &b| self.at(a).total_cmp(&self.at(b)).then(b.cmp(&a)))
                     .unwrap_or(t);
                 if begin > s {
-                    push(s, begin);
-                    last_end = begin;
-                    start = Some(begin);
-                    peaked = false;
+                    self.push(s, begin);
+                    self.last_end = begin;
+                    self.begin(begin);
                 }
             }
-            Some(_) if v < h[t - 1] => peaked = true,
+            Some(_) if v < self.at(t - 1) => self.peaked = true,
             _ => {}
         }
     }
-    if let Some(s) = start {
-        push(s, h.len());
+
+    /// A segment starts at frame `s`, one of the recent frames.
+    fn begin(&mut self, s: usize) {
+        self.start = Some(s);
+        self.peaked = false;
+        self.earlier_peak = 0.0;
     }
-    out
+
+    /// Keeps the segment `start..end` (`start` that of the segment under way, `end` at most
+    /// the next frame) if it is long enough.
+    fn push(&mut self, start: usize, end: usize) {
+        if end - start >= self.min_frames.max(1) {
+            let first = self.next - self.recent.len();
+            let mut peak = if start < first {
+                self.earlier_peak
+            } else {
+                0.0
+            };
+            for t in start.max(first)..end {
+                peak = peak.max(self.at(t));
+            }
+            self.out.push(Segment { start, end, peak });
+        }
+    }
 }
 
 /// MIDI velocity for a note whose activation peaks at `peak` when the loudest reaches
@@ -284,7 +363,20 @@ pub(crate) fn velocity(peak: f32, global_peak: f32) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array1;
+    use ndarray::{Array1, ArrayView1};
+
+    /// The segments of all of `h`, fed at once.
+    fn segments(
+        h: ArrayView1<f32>,
+        global_peak: f32,
+        frame_s: f64,
+        params: &TranscribeParams,
+    ) -> Vec<Segment> {
+        let peak = h.iter().copied().fold(0.0, f32::max);
+        let mut segmenter = Segmenter::new(peak, global_peak, frame_s, params);
+        segmenter.feed(h.iter().copied());
+        segmenter.finish()
+    }
 
     #[test]
     fn a_gated_activation_gives_one_segment_from_the_foot_of_its_rise() {
@@ -320,6 +412,115 @@ mod tests {
         assert!(segments(quiet.view(), 1.0, 0.01, &TranscribeParams::default()).is_empty());
         let blip = Array1::from_iter((0..50).map(|t| if t == 25 { 1.0 } else { 0.0 }));
         assert!(segments(blip.view(), 1.0, 0.01, &TranscribeParams::default()).is_empty());
+    }
+
+    /// The segments as found before they were found block by block: the whole activation at
+    /// hand, looked back into freely.
+    fn reference(
+        h: ArrayView1<f32>,
+        global_peak: f32,
+        frame_s: f64,
+        params: &TranscribeParams,
+    ) -> Vec<Segment> {
+        let peak = h.iter().copied().fold(0.0, f32::max);
+        let on_level = (params.onset * peak).max(params.min_level * global_peak);
+        if peak.is_nan() || peak <= 0.0 || peak < on_level {
+            return Vec::new();
+        }
+        let off_level = params.offset * on_level;
+        let min_frames = (params.min_duration_s / frame_s).ceil() as usize;
+        let foot = (FOOT_S / frame_s + 0.5).floor() as usize;
+        let mut out = Vec::new();
+        let mut push = |start: usize, end: usize| {
+            if end - start >= min_frames.max(1) {
+                let peak = h
+                    .slice(ndarray::s![start..end])
+                    .iter()
+                    .copied()
+                    .fold(0.0, f32::max);
+                out.push(Segment { start, end, peak });
+            }
+        };
+        let mut start: Option<usize> = None;
+        let mut last_end = 0;
+        // Whether the activation has fallen since the note began: a re-onset comes after the
+        // peak of the note it repeats, never within one attack spread over several frames.
+        let mut peaked = false;
+        for (t, &v) in h.iter().enumerate() {
+            match start {
+                None if v >= on_level => {
+                    // The threshold is crossed part way up the attack: the note began where the
+                    // rise began, at most FOOT_S earlier.
+                    let mut s = t;
+                    while s > last_end && t - s < foot && h[s - 1] < h[s] {
+                        s -= 1;
+                    }
+                    start = Some(s);
+                    peaked = false;
+                }
+                Some(s) if v < off_level => {
+                    push(s, t);
+                    last_end = t;
+                    start = None;
+                }
+                Some(s)
+                    if params.reonset > 0.0
+                        && peaked
+                        && t >= s + 2 * RISE_FRAMES
+                        && v > params.reonset * h[t - RISE_FRAMES] =>
+                {
+                    // The rise began at the last lowest point of the last few frames.
+                    let begin = (t - RISE_FRAMES..=t)
+                        .min_by(|&a, &b| h[a].total_cmp(&h[b]).then(b.cmp(&a)))
+                        .unwrap_or(t);
+                    if begin > s {
+                        push(s, begin);
+                        last_end = begin;
+                        start = Some(begin);
+                        peaked = false;
+                    }
+                }
+                Some(_) if v < h[t - 1] => peaked = true,
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            push(s, h.len());
+        }
+        out
+    }
+
+    #[test]
+    fn segments_fed_in_blocks_are_those_of_the_whole_activation() {
+        // Notes of many lengths, repeated keys and noise, the foot of an onset up to 4 frames.
+        let mut rng = crate::nmf::Rng::new(12_345);
+        let mut uniform = move || rng.uniform() as f32;
+        let h = Array1::from_iter((0..3000).map(|t| {
+            let envelope = if (t / 97) % 3 == 0 {
+                0.0
+            } else {
+                0.97f32.powi(t % 97)
+            };
+            envelope + 0.05 * uniform()
+        }));
+        let peak = h.iter().copied().fold(0.0, f32::max);
+        for frame_s in [0.023, 0.006] {
+            let params = TranscribeParams::default().with_min_level(0.05);
+            let whole = reference(h.view(), 1.0, frame_s, &params);
+            assert!(whole.len() >= 15, "{}", whole.len());
+            // Some notes end where the next, a repeated key, begins.
+            assert!(
+                whole.windows(2).any(|w| w[0].end == w[1].start),
+                "re-onsets"
+            );
+            for block in [1, 2, 5, 64, 999] {
+                let mut segmenter = Segmenter::new(peak, 1.0, frame_s, &params);
+                for chunk in h.as_slice().unwrap().chunks(block) {
+                    segmenter.feed(chunk.iter().copied());
+                }
+                assert_eq!(segmenter.finish(), whole, "blocks of {block}, {frame_s} s");
+            }
+        }
     }
 
     #[test]

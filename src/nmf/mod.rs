@@ -23,6 +23,7 @@ mod rank;
 mod rank_params;
 mod rng;
 mod stability;
+mod sums;
 mod tiled;
 mod update;
 
@@ -32,6 +33,10 @@ pub use rank::{
     ARD_MARGIN, ARD_RULE, KRange, MAX_RANK, RULE, RankMethod, RankParams, RankReport, RankRow,
     rank_memory_estimate, select_rank,
 };
+/// The unit tests' random data elsewhere in the crate.
+#[cfg(test)]
+pub(crate) use rng::Rng;
+pub(crate) use sums::ActivationSums;
 
 /// For the floor bench (`benches/nmf.rs`) only, behind the `bench-internals` feature: the four products of an
 /// Itakura–Saito iteration with K columns on one side (`termsᵀ G` twice and `terms W` twice,

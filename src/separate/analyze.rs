@@ -1,23 +1,20 @@
 //! Analysis: the factorisation of a recording's spectrogram and the naming of its sources.
 
-use std::ops::Range;
 use std::path::PathBuf;
 
-use ndarray::{Array2, Array3, ArrayView2, s};
+use ndarray::{Array3, ArrayView2};
 use realfft::num_complex::Complex32;
 
+use super::blocks::{BlockSink, Blocks};
 use super::render::{Separation, Spatial};
-use super::stream::{Input, Spill};
+use super::stream::{Gathering, Input, Spill};
 use super::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, Separator};
 use crate::audio::Audio;
 use crate::error::{Error, Result};
-use crate::nmf::{self, KRange, Nmf, NmfParams, Progress, RankReport};
+use crate::nmf::{self, ActivationSums, KRange, Nmf, NmfParams, Progress, RankReport};
 use crate::sources::{Source, group_components, named_sources, one_source_per_component, stack};
+use crate::spectral::check_usable;
 use crate::spectral::spatial::CovarianceSum;
-use crate::spectral::{add_channel_summed_magnitude, check_usable};
-
-/// Frames of spectrogram computed from one excerpt of a streamed recording.
-const CHUNK_FRAMES: usize = 2048;
 
 impl Separator {
     /// Fits the factorisation of `audio` and names its sources, ready to render.
@@ -55,7 +52,9 @@ impl Separator {
         let frames = stft.n_frames(input.len());
         let mut rank = None;
         let (nmf, data_sum, sums, spill) = if frames <= params.max_frames {
-            let spectrogram = self.spectrogram(input, 0..frames, std::iter::once(0..frames))?;
+            let spectrogram =
+                self.blocks()
+                    .spectrogram(input, stft, frames, std::iter::once(0..frames))?;
             let sum = spectrogram.iter().map(|&a| f64::from(a)).sum();
             let nmf_params = self.with_rank(spectrogram.view(), &mut rank)?;
             let nmf = nmf::fit_transposed(spectrogram, &nmf_params, progress)?;
@@ -126,94 +125,11 @@ impl Separator {
         Ok(fitted)
     }
 
-    /// Frames of spectrogram computed from one excerpt of a streamed recording: fewer than
-    /// an activation block has (tests reach several excerpts per block with small blocks).
-    fn chunk_frames(&self) -> usize {
-        CHUNK_FRAMES.min(self.params.max_frames / 4)
-    }
-
-    /// The channel-summed magnitude spectrogram of each range of `ranges` (increasing), one
-    /// after the other, rows `0..` of a `rows` × bins array, from one pass over `input`.
-    fn spectrogram(
-        &self,
-        input: Input<'_>,
-        rows: Range<usize>,
-        ranges: impl IntoIterator<Item = Range<usize>>,
-    ) -> Result<Array2<f32>> {
-        let stft = &self.stft;
-        let mut v = Array2::<f32>::zeros((rows.len(), stft.n_bins()));
-        crate::hugepages::advise(v.as_slice_mut().expect("fresh arrays are contiguous"));
-        let mut pass = input.pass()?;
-        let mut row = 0;
-        let step = self.chunk_frames();
-        for range in ranges {
-            for start in range.clone().step_by(step) {
-                let chunk = start..(start + step).min(range.end);
-                let n = chunk.len();
-                let excerpt = pass.excerpt(stft, chunk.clone(), start)?;
-                add_channel_summed_magnitude(
-                    stft,
-                    excerpt,
-                    chunk,
-                    v.slice_mut(s![row..row + n, ..]),
-                );
-                row += n;
-            }
+    /// How long recordings are cut into blocks.
+    fn blocks(&self) -> Blocks {
+        Blocks {
+            max_frames: self.params.max_frames,
         }
-        assert_eq!(row, rows.len(), "the ranges fill the rows");
-        Ok(v)
-    }
-}
-
-/// Per component, the sums of its activations and of their squares, in frame order: what
-/// [`Nmf::model_sum`] and [`Nmf::component_energies`] compute from H, gathered block by block
-/// when H is not kept.
-struct ActivationSums {
-    l1: Vec<f64>,
-    squares: Vec<f64>,
-}
-
-impl ActivationSums {
-    fn new(k: usize) -> ActivationSums {
-        ActivationSums {
-            l1: vec![0.0; k],
-            squares: vec![0.0; k],
-        }
-    }
-
-    fn of(h: ArrayView2<f32>) -> ActivationSums {
-        let mut sums = ActivationSums::new(h.nrows());
-        sums.add(h);
-        sums
-    }
-
-    /// Adds the activations of the next frames, K × frames.
-    fn add(&mut self, h: ArrayView2<f32>) {
-        for (c, row) in h.rows().into_iter().enumerate() {
-            for &a in row {
-                self.l1[c] += f64::from(a);
-                self.squares[c] += f64::from(a).powi(2);
-            }
-        }
-    }
-
-    /// [`Nmf::model_sum`].
-    fn model_sum(&self, w: ArrayView2<f32>) -> f64 {
-        let l1 = |c: usize| w.column(c).iter().map(|&a| f64::from(a)).sum::<f64>();
-        (0..w.ncols()).map(|c| l1(c) * self.l1[c]).sum()
-    }
-
-    /// [`Nmf::component_energies`].
-    fn energies(&self, w: ArrayView2<f32>) -> Vec<f64> {
-        let squares = |c: usize| {
-            w.column(c)
-                .iter()
-                .map(|&a| f64::from(a).powi(2))
-                .sum::<f64>()
-        };
-        (0..w.ncols())
-            .map(|c| squares(c) * self.squares[c])
-            .collect()
     }
 }
 
@@ -262,79 +178,27 @@ impl Separator {
         progress: &mut dyn FnMut(Progress),
         spill: Option<PathBuf>,
     ) -> Result<(Nmf, f64, ActivationSums, Option<Spill>)> {
-        const STRETCHES: usize = 32;
         let (stft, params) = (&self.stft, &self.params);
         let mut nmf_params = self.nmf.clone();
         let frames = stft.n_frames(input.len());
-        let max_frames = params.max_frames;
         let (w, template_iterations, converged) = if nmf_params.components() > 0 {
-            let stretch = max_frames / STRETCHES;
-            let starts = (0..STRETCHES).map(|i| (frames - stretch) * i / (STRETCHES - 1));
-            let sample = self.spectrogram(
-                input,
-                0..STRETCHES * stretch,
-                starts.map(|start| start..start + stretch),
-            )?;
+            let sample = self.blocks().sample(input, stft, frames)?;
             nmf_params = self.with_rank(sample.view(), rank)?;
             let model = nmf::fit_transposed(sample, &nmf_params, progress)?;
             (model.w, model.iterations, model.converged)
         } else {
             (stack(&params.templates), 0, true)
         };
-        let block_params = NmfParams::new(0)
-            .with_loss(nmf_params.loss())
-            .with_max_iter(nmf_params.max_iter())
-            .with_tol(nmf_params.tol())
-            .with_sparsity(nmf_params.sparsity())
-            .with_smoothness(nmf_params.smoothness())
-            .with_floor(nmf_params.floor())
-            .with_max_memory(nmf_params.max_memory())
-            .with_fixed_templates(w.clone());
-        // With the smoothness penalty, each block sees this many neighbouring frames on each side.
-        let margin = if nmf_params.smoothness() > 0.0 {
-            64.min(max_frames / 4)
-        } else {
-            0
-        };
         let k = w.ncols();
-        let mut spill = spill.map(|path| Spill::create(path, k)).transpose()?;
-        let mut h = Array2::<f32>::zeros((k, if spill.is_some() { 0 } else { frames }));
-        let mut sums = ActivationSums::new(k);
-        let (mut cost, mut data_sum) = (0.0, 0.0);
-        // One pass: the blocks' ranges, margins included, start in increasing order.
-        let mut pass = input.pass()?;
-        for start in (0..frames).step_by(max_frames) {
-            let end = (start + max_frames).min(frames);
-            let (lo, hi) = (start.saturating_sub(margin), (end + margin).min(frames));
-            let mut v = Array2::<f32>::zeros((hi - lo, stft.n_bins()));
-            crate::hugepages::advise(v.as_slice_mut().expect("fresh arrays are contiguous"));
-            let step = self.chunk_frames();
-            for chunk in (lo..hi).step_by(step) {
-                let chunk = chunk..(chunk + step).min(hi);
-                let rows = chunk.start - lo..chunk.end - lo;
-                // The next block starts `margin` frames before this one ends.
-                let keep = end.saturating_sub(margin);
-                let excerpt = pass.excerpt(stft, chunk.clone(), keep)?;
-                add_channel_summed_magnitude(stft, excerpt, chunk, v.slice_mut(s![rows, ..]));
-            }
-            let own = v.slice(s![start - lo..end - lo, ..]);
-            data_sum += own.iter().map(|&a| f64::from(a)).sum::<f64>();
-            let block = nmf::fit_transposed(v, &block_params, &mut |_| {})?;
-            let block_h = block.h.slice(s![.., start - lo..end - lo]);
-            sums.add(block_h);
-            match &mut spill {
-                Some((spill, writer)) => writer.append(spill, block_h)?,
-                None => h.slice_mut(s![.., start..end]).assign(&block_h),
-            }
-            cost += block.final_cost();
-        }
-        let spill = match spill {
-            Some((spill, writer)) => {
-                writer.finish()?;
-                Some(spill)
-            }
-            None => None,
+        let mut sink = Gathered {
+            h: Gathering::new(k, frames, spill)?,
+            sums: ActivationSums::new(k),
+            data_sum: 0.0,
         };
+        let cost = self
+            .blocks()
+            .solve(input, stft, &nmf_params, &w, &mut sink)?;
+        let (h, spill) = sink.h.finish()?.split(k);
         let nmf = Nmf {
             w,
             h,
@@ -345,6 +209,26 @@ impl Separator {
             iterations: template_iterations,
             converged,
         };
-        Ok((nmf, data_sum, sums, spill))
+        Ok((nmf, sink.data_sum, sink.sums, spill))
+    }
+}
+
+/// What [`Separator::fit_long`] keeps of the blocks: the activations, their sums, and the
+/// sum of the spectrogram.
+struct Gathered {
+    h: Gathering,
+    sums: ActivationSums,
+    data_sum: f64,
+}
+
+impl BlockSink for Gathered {
+    fn data(&mut self, _start: usize, v: ArrayView2<'_, f32>) -> Result<()> {
+        self.data_sum += v.iter().map(|&a| f64::from(a)).sum::<f64>();
+        Ok(())
+    }
+
+    fn activations(&mut self, start: usize, h: ArrayView2<'_, f32>) -> Result<()> {
+        self.sums.add(h);
+        self.h.add(start, h)
     }
 }

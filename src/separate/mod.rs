@@ -14,14 +14,16 @@ use crate::sources::{OTHER, Templates, check_source_name, stack};
 use crate::spectral::{Stft, StftParams};
 
 mod analyze;
+mod blocks;
 mod output;
 mod render;
 mod stream;
 
+pub(crate) use blocks::{BlockSink, Blocks};
 pub(crate) use output::write_stems;
 pub use output::{OutputOptions, StemReport, TrackReport, separate_file};
 pub use render::{Separation, StemSink};
-pub(crate) use stream::Input;
+pub(crate) use stream::{Activations, Gathering, Input, Scan, Stored};
 
 /// Settings of a separation: STFT, NMF and mask.
 #[derive(Debug, Clone, PartialEq)]

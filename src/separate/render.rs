@@ -288,6 +288,13 @@ impl Separation {
         }
     }
 
+    /// This separation with its activations read from `spill` as it renders (its `nmf.h`
+    /// then empty).
+    pub(crate) fn with_spill(mut self, spill: Spill) -> Separation {
+        self.spill = Some(spill);
+        self
+    }
+
     /// Whether the sources are rendered by the multichannel Wiener filter (learned spatial
     /// covariances) rather than by soft masks.
     pub fn is_spatial(&self) -> bool {

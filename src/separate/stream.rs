@@ -324,6 +324,87 @@ impl SpillReader {
     }
 }
 
+/// Activations kept whole: in memory, K × frames, or in a spill file.
+#[derive(Debug)]
+pub(crate) enum Stored {
+    /// All of H, K × frames.
+    Memory(Array2<f32>),
+    /// Written frame by frame to a file.
+    Spilled(Spill),
+}
+
+impl Stored {
+    /// A reader of the activations from the first frame.
+    ///
+    /// # Errors
+    /// A spill file that cannot be opened.
+    pub(crate) fn reader(&self) -> Result<Activations<'_>> {
+        Ok(match self {
+            Stored::Memory(h) => Activations::Memory(h.view()),
+            Stored::Spilled(spill) => Activations::Spilled(spill.reader()?),
+        })
+    }
+
+    /// The activations in memory (K × 0 when spilled) and the spill.
+    pub(crate) fn split(self, k: usize) -> (Array2<f32>, Option<Spill>) {
+        match self {
+            Stored::Memory(h) => (h, None),
+            Stored::Spilled(spill) => (Array2::zeros((k, 0)), Some(spill)),
+        }
+    }
+}
+
+/// Activations gathered block by block, in frame order, into a [`Stored`].
+pub(crate) enum Gathering {
+    /// Into K × frames in memory.
+    Memory(Array2<f32>),
+    /// Appended to a spill file.
+    Spilled(Spill, SpillWriter),
+}
+
+impl Gathering {
+    /// Room for `frames` frames of `k` components: in memory, or in a new file at `spill`.
+    ///
+    /// # Errors
+    /// A spill file that cannot be created.
+    pub(crate) fn new(k: usize, frames: usize, spill: Option<PathBuf>) -> Result<Gathering> {
+        Ok(match spill {
+            Some(path) => {
+                let (spill, writer) = Spill::create(path, k)?;
+                Gathering::Spilled(spill, writer)
+            }
+            None => Gathering::Memory(Array2::zeros((k, frames))),
+        })
+    }
+
+    /// The activations of frames `start..` (K × frames), the frames after those of the last
+    /// call.
+    ///
+    /// # Errors
+    /// A spill file that cannot be written.
+    pub(crate) fn add(&mut self, start: usize, h: ArrayView2<'_, f32>) -> Result<()> {
+        match self {
+            Gathering::Memory(all) => all.slice_mut(s![.., start..start + h.ncols()]).assign(&h),
+            Gathering::Spilled(spill, writer) => writer.append(spill, h)?,
+        }
+        Ok(())
+    }
+
+    /// Everything gathered.
+    ///
+    /// # Errors
+    /// A spill file that cannot be flushed.
+    pub(crate) fn finish(self) -> Result<Stored> {
+        Ok(match self {
+            Gathering::Memory(h) => Stored::Memory(h),
+            Gathering::Spilled(spill, writer) => {
+                writer.finish()?;
+                Stored::Spilled(spill)
+            }
+        })
+    }
+}
+
 /// Where a render pass takes the activations from.
 pub(crate) enum Activations<'a> {
     /// All of H, K × frames.

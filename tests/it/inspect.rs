@@ -94,7 +94,7 @@ fn white_noise_is_unpitched() {
 }
 
 /// (onset s, duration s, MIDI note, gain): several pitches, chords, overlaps and a repeat.
-const SEQUENCE: [(f64, f64, u8, f64); 14] = [
+pub(crate) const SEQUENCE: [(f64, f64, u8, f64); 14] = [
     (0.20, 0.50, 60, 1.0),
     (0.20, 0.50, 64, 0.8),
     (0.70, 0.45, 67, 0.9),
@@ -596,6 +596,14 @@ fn out_of_range_threshold_is_rejected() {
     assert_rejected(
         &["-o", "out", "--onset-threshold", "1.5"],
         &["--onset-threshold", "1.5"],
+    );
+}
+
+#[test]
+fn max_frames_below_256_are_rejected_naming_the_flag() {
+    assert_rejected(
+        &["-o", "out", "--max-frames", "100"],
+        &["--max-frames", "256", "100"],
     );
 }
 

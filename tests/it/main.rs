@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod hostile;
 mod inspect;
 mod inspect_sources;
+mod inspect_stream;
 mod nmf;
 mod rank;
 mod separate;

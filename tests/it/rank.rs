@@ -130,10 +130,10 @@ fn rank_results_do_not_depend_on_the_number_of_threads() {
     assert_eq!(run("1", "one"), run("2", "two"));
 }
 
-/// `demix COMMAND INPUT -k auto --k-range RANGE --n-fft 1024 -o OUT` in `dir`, which must
-/// succeed; its standard output.
-fn auto(dir: &Path, command: &str, input: &str, range: &str, out: &str) -> String {
-    let args = [
+/// `demix COMMAND INPUT -k auto --k-range RANGE --n-fft 1024 -o OUT EXTRA...` in `dir`, which
+/// must succeed; its standard output.
+fn auto(dir: &Path, [command, input, range, out]: [&str; 4], extra: &[&str]) -> String {
+    let mut args = vec![
         command,
         input,
         "-k",
@@ -145,6 +145,7 @@ fn auto(dir: &Path, command: &str, input: &str, range: &str, out: &str) -> Strin
         "-o",
         out,
     ];
+    args.extend_from_slice(extra);
     let output = demix(dir, &args);
     assert_ok(&output);
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -154,7 +155,7 @@ fn auto(dir: &Path, command: &str, input: &str, range: &str, out: &str) -> Strin
 fn separate_with_k_auto_writes_one_stem_per_note() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "three.wav", 3);
-    let stdout = auto(dir.path(), "separate", "three.wav", "2-6", "out");
+    let stdout = auto(dir.path(), ["separate", "three.wav", "2-6", "out"], &[]);
     assert!(
         stdout.contains("3 sources") && stdout.contains("K = 3 chosen"),
         "{stdout}"
@@ -187,7 +188,7 @@ fn separate_with_k_auto_writes_one_stem_per_note() {
 fn inspect_with_k_auto_finds_one_component_per_note() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "three.wav", 3);
-    let stdout = auto(dir.path(), "inspect", "three.wav", "2-6", "out");
+    let stdout = auto(dir.path(), ["inspect", "three.wav", "2-6", "out"], &[]);
     assert!(
         stdout.contains("3 components") && stdout.contains("K = 3 chosen"),
         "{stdout}"
@@ -201,12 +202,35 @@ fn inspect_with_k_auto_finds_one_component_per_note() {
 }
 
 #[test]
+fn inspect_with_k_auto_chooses_on_the_sample_of_a_recording_longer_than_max_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    write_mixture(dir.path(), "three.wav", 3);
+    // 8 s at 16 kHz, hop 256: 501 frames, two blocks of at most 256.
+    let stdout = auto(
+        dir.path(),
+        ["inspect", "three.wav", "2-6", "out"],
+        &["--max-frames", "256"],
+    );
+    assert!(
+        stdout.contains("3 components") && stdout.contains("K = 3 chosen"),
+        "{stdout}"
+    );
+    let activations =
+        std::fs::read_to_string(dir.path().join("out/three/activations.csv")).unwrap();
+    assert_eq!(activations.lines().count(), 1 + 501);
+    assert_eq!(
+        activations.lines().next().unwrap().split(',').count(),
+        1 + 3
+    );
+}
+
+#[test]
 fn inspect_with_k_auto_records_each_files_k_in_the_report() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("in")).unwrap();
     write_mixture(&dir.path().join("in"), "three.wav", 3);
     write_mixture(&dir.path().join("in"), "five.wav", 5);
-    let stdout = auto(dir.path(), "inspect", "in", "2-8", "out");
+    let stdout = auto(dir.path(), ["inspect", "in", "2-8", "out"], &[]);
     assert!(stdout.contains("K = 3 chosen"), "{stdout}");
     assert!(stdout.contains("K = 5 chosen"), "{stdout}");
     let report = read_json(&dir.path().join("out/demix-report.json"));
@@ -231,7 +255,7 @@ fn inspect_with_k_auto_records_each_files_k_in_the_report() {
 fn learn_with_k_auto_learns_one_template_per_note() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "five.wav", 5);
-    let stdout = auto(dir.path(), "learn", "five.wav", "2-8", "five.npz");
+    let stdout = auto(dir.path(), ["learn", "five.wav", "2-8", "five.npz"], &[]);
     assert!(
         stdout.contains("5 templates") && stdout.contains("K = 5 chosen"),
         "{stdout}"
