@@ -349,9 +349,6 @@ impl Separation {
             }
             None => None,
         };
-        let mut pass = input.pass()?;
-        let mut activations = self.activations()?;
-
         let mut states: Vec<SourceRender> = (0..n_sources)
             .map(|_| SourceRender {
                 ola: (0..channels).map(|_| stft.overlap_add(len)).collect(),
@@ -360,20 +357,11 @@ impl Separation {
                 frame: vec![0.0; stft.n_fft()],
             })
             .collect();
-        for start in (0..frames).step_by(FRAMES_PER_TASK) {
-            let block = FRAMES_PER_TASK.min(frames - start);
-            let excerpt = pass.excerpt(stft, start..start + block, start)?;
-            blocks.fill(
-                self,
-                excerpt,
-                activations.block(start, block)?,
-                start,
-                block,
-            );
+        self.for_each_block(&mut blocks, input, |blocks, block| {
             if let (Some(sp), Some(refined)) = (&self.spatial, &refined) {
                 blocks.wiener(block, &sp.covariances, Some(refined));
             }
-            let blocks = &blocks;
+            let blocks = &*blocks;
             states
                 .par_iter_mut()
                 .zip(sinks.par_iter_mut())
@@ -395,9 +383,8 @@ impl Separation {
                     } else {
                         sink.write_block(&planes)
                     }
-                })?;
-        }
-        Ok(())
+                })
+        })
     }
 
     /// One expectation-maximisation step of the spatial model over the whole recording: the
@@ -408,10 +395,33 @@ impl Separation {
         input: Input<'_>,
         covariances: &[Array3<Complex32>],
     ) -> Result<Vec<Array3<Complex32>>> {
-        let (frames, bins, channels) = (self.frames(), self.stft.n_bins(), input.num_channels());
+        let (bins, channels) = (self.stft.n_bins(), input.num_channels());
         let mut sums: Vec<CovarianceSum> = (0..self.sources.len())
             .map(|_| CovarianceSum::new(bins, channels))
             .collect();
+        self.for_each_block(blocks, input, |blocks, block| {
+            blocks.wiener(block, covariances, None);
+            // In frame order, whatever the threads did.
+            for t in 0..block {
+                for (s, sum) in sums.iter_mut().enumerate() {
+                    sum.add(blocks.images.slice(ndarray::s![t, s, .., ..]));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(sums.iter().map(CovarianceSum::covariance).collect())
+    }
+
+    /// One pass over the recording: fills `blocks` with each block of frames (the mixture's
+    /// spectra and the sources' models from the activations) and hands it to `f` with its
+    /// length.
+    fn for_each_block(
+        &self,
+        blocks: &mut BlockBuffers,
+        input: Input<'_>,
+        mut f: impl FnMut(&mut BlockBuffers, usize) -> Result<()>,
+    ) -> Result<()> {
+        let frames = self.frames();
         let mut pass = input.pass()?;
         let mut activations = self.activations()?;
         for start in (0..frames).step_by(FRAMES_PER_TASK) {
@@ -424,15 +434,9 @@ impl Separation {
                 start,
                 block,
             );
-            blocks.wiener(block, covariances, None);
-            // In frame order, whatever the threads did.
-            for t in 0..block {
-                for (s, sum) in sums.iter_mut().enumerate() {
-                    sum.add(blocks.images.slice(ndarray::s![t, s, .., ..]));
-                }
-            }
+            f(blocks, block)?;
         }
-        Ok(sums.iter().map(CovarianceSum::covariance).collect())
+        Ok(())
     }
 
     /// Frames of the recording analysed.
