@@ -31,8 +31,6 @@ fn main() {
         for seed in 0..seeds {
             let (mix, parts) = notes::note_mixture(n, seconds, rate, seed);
             if std::env::var_os("ORACLE").is_some() {
-                let mean = 1.0;
-                let _ = mean;
                 let mut sum = None::<ndarray::Array2<f32>>;
                 for p in &parts {
                     let a = Audio::new(rate, vec![p.clone()]).expect("audio");

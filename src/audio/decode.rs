@@ -74,7 +74,10 @@ fn open_file(path: &Path) -> Result<fs::File> {
 pub fn decode(source: Box<dyn MediaSource>, extension: Option<&str>) -> Result<Audio> {
     let mut reader = AudioReader::from_source(source, extension)?;
     let reserve = reader.reserve;
-    let mut channels = vec![Vec::with_capacity(reserve); reader.num_channels()];
+    // One reservation per channel (`vec![v; n]` clones, and a clone keeps no capacity).
+    let mut channels: Vec<Vec<f32>> = (0..reader.num_channels())
+        .map(|_| Vec::with_capacity(reserve))
+        .collect();
     while reader.read(&mut channels, usize::MAX)? > 0 {}
     Audio::new(reader.sample_rate(), channels)
 }

@@ -56,10 +56,14 @@ impl FlacStreamWriter {
     ) -> Result<FlacStreamWriter> {
         let path = path.as_ref().to_path_buf();
         check_flac(channels, sample_rate, format)?;
-        let (bits, scale) = match format {
-            OutputFormat::Int24 => (24, 8_388_608.0),
-            _ => (16, 32768.0),
+        let bits = if format == OutputFormat::Int24 {
+            24
+        } else {
+            16
         };
+        let scale = format
+            .full_scale()
+            .expect("check_flac refuses float samples");
         let unsupported =
             |e: flacenc::error::VerifyError| Error::OutputFormat(format!("FLAC: {e}"));
         let config = encoder_config()

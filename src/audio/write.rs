@@ -21,7 +21,7 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     /// Largest integer sample value, or `None` for float output.
-    fn full_scale(self) -> Option<f32> {
+    pub(super) fn full_scale(self) -> Option<f32> {
         match self {
             OutputFormat::Int16 => Some(32768.0),
             OutputFormat::Int24 => Some(8_388_608.0),

@@ -44,7 +44,7 @@ use crate::error::{Error, Result};
 use crate::formats::midi::NoteEvent;
 use crate::nmf::{Nmf, Progress, RankReport};
 use crate::separate::{Input, Separation, Stored};
-use crate::sources::{Source, sources_loudest_first};
+use crate::sources::{Source, one_source_per_component};
 use crate::spectral::{Stft, channel_summed_magnitude};
 use fit::Fitted;
 
@@ -442,8 +442,7 @@ fn describe(fitted: &Fitted, params: &InspectParams, bin_hz: f64) -> (Vec<usize>
     let learned = learned_names(&params.templates);
     let added_free = params.notes.is_some() || !learned.is_empty();
     if !added_free {
-        let singles = (0..k).map(|c| vec![c]).collect();
-        for source in sources_loudest_first(singles, &energies) {
+        for source in one_source_per_component(&energies) {
             separate_names[source.components[0]] = source.name;
         }
     }

@@ -224,9 +224,6 @@ impl Default for HarmonicShape {
     }
 }
 
-/// Harmonic templates, one column per note of `range`, shape `(n_fft / 2 + 1, notes)`, for
-/// magnitude spectrograms made with `stft` at `sample_rate`.
-///
 impl HarmonicShape {
     /// Checks the decay: finite and at least 0.
     ///
@@ -245,6 +242,9 @@ impl HarmonicShape {
     }
 }
 
+/// Harmonic templates, one column per note of `range`, shape `(n_fft / 2 + 1, notes)`, for
+/// magnitude spectrograms made with `stft` at `sample_rate`.
+///
 /// Partial `n` of a note of frequency `f0` sits at `n f0` with amplitude `n^-decay`, and is
 /// drawn as the magnitude of the STFT window's transform around that frequency, over its main
 /// lobe only: every other bin is exactly zero. NMF's multiplicative updates keep zeros at

@@ -112,6 +112,10 @@ pub(crate) struct Masked<'a> {
     b: Array2<f32>,
     /// The flat indices (frame × bins + bin) of the held-out entries.
     held: Vec<u32>,
+    /// The numerator and denominator of W's update (bins × K), then of G's (frames × K):
+    /// reallocated only when K changes.
+    w_terms: [Array2<f32>; 2],
+    g_terms: [Array2<f32>; 2],
 }
 
 impl<'a> Masked<'a> {
@@ -141,6 +145,8 @@ impl<'a> Masked<'a> {
             } else {
                 Array2::zeros((0, 0))
             },
+            w_terms: Default::default(),
+            g_terms: Default::default(),
         }
     }
 
@@ -244,19 +250,23 @@ impl<'a> Masked<'a> {
         let k = w.ncols();
         // W ← W ⊙ ((Aᵀ G) / (Bᵀ G + φ/λ))^γ.
         let costs = self.terms(w, g, want_cost);
-        let mut num = Array2::<f32>::zeros((w.nrows(), k));
+        let [mut num, mut den] =
+            std::mem::take(&mut self.w_terms).map(|b| sized(b, (w.nrows(), k)));
         gemm(1.0, &self.a.t(), &g.view(), 0.0, &mut num.view_mut());
-        let den = self.products_t(g);
+        self.products_t(g, &mut den);
         let penalty = ard
             .as_deref()
             .map(|a| a.relevance.mapv(|l| (1.0 / l) as f32));
         apply(w, &num, &den, penalty.as_ref(), self.gamma);
+        self.w_terms = [num, den];
         // G ← G ⊙ ((A W) / (B W + φ/λ))^γ.
         self.terms(w, g, false);
-        let mut num = Array2::<f32>::zeros((g.nrows(), k));
+        let [mut num, mut den] =
+            std::mem::take(&mut self.g_terms).map(|b| sized(b, (g.nrows(), k)));
         gemm(1.0, &self.a.view(), &w.view(), 0.0, &mut num.view_mut());
-        let den = self.products(w);
+        self.products(w, &mut den);
         apply(g, &num, &den, penalty.as_ref(), self.gamma);
+        self.g_terms = [num, den];
         match ard {
             Some(ard) => ard.update(w, g),
             None => normalize(w, g),
@@ -264,14 +274,13 @@ impl<'a> Masked<'a> {
         costs
     }
 
-    /// `Bᵀ G` (bins × K). For Kullback–Leibler, whose terms are the weights: the column sums
-    /// of G less the rows of G at each bin's held-out entries (few), not a product.
-    fn products_t(&self, g: &Array2<f32>) -> Array2<f32> {
+    /// `Bᵀ G` (bins × K) into `den`. For Kullback–Leibler, whose terms are the weights: the
+    /// column sums of G less the rows of G at each bin's held-out entries (few), not a product.
+    fn products_t(&self, g: &Array2<f32>, den: &mut Array2<f32>) {
         let bins = self.x.ncols();
-        let mut den = Array2::<f32>::zeros((bins, g.ncols()));
         if self.div != Divergence::KullbackLeibler {
             gemm(1.0, &self.b.t(), &g.view(), 0.0, &mut den.view_mut());
-            return den;
+            return;
         }
         let sums = g.sum_axis(ndarray::Axis(0));
         den.rows_mut().into_iter().for_each(|mut r| r.assign(&sums));
@@ -279,16 +288,14 @@ impl<'a> Masked<'a> {
             let (t, f) = (i as usize / bins, i as usize % bins);
             den.row_mut(f).zip_mut_with(&g.row(t), |d, &v| *d -= v);
         }
-        den
     }
 
-    /// `B W` (frames × K), for Kullback–Leibler as [`Self::products_t`] does.
-    fn products(&self, w: &Array2<f32>) -> Array2<f32> {
+    /// `B W` (frames × K) into `den`, for Kullback–Leibler as [`Self::products_t`] does.
+    fn products(&self, w: &Array2<f32>, den: &mut Array2<f32>) {
         let bins = self.x.ncols();
-        let mut den = Array2::<f32>::zeros((self.x.nrows(), w.ncols()));
         if self.div != Divergence::KullbackLeibler {
             gemm(1.0, &self.b.view(), &w.view(), 0.0, &mut den.view_mut());
-            return den;
+            return;
         }
         let sums = w.sum_axis(ndarray::Axis(0));
         den.rows_mut().into_iter().for_each(|mut r| r.assign(&sums));
@@ -296,7 +303,6 @@ impl<'a> Masked<'a> {
             let (t, f) = (i as usize / bins, i as usize % bins);
             den.row_mut(t).zip_mut_with(&w.row(f), |d, &v| *d -= v);
         }
-        den
     }
 
     /// The objective: the weighted divergence plus the ARD prior's terms.
@@ -321,6 +327,15 @@ fn apply(
             let d = d + penalty.map_or(0.0, |p| p[k]);
             *f *= step(f64::from(n), f64::from(d), gamma);
         });
+}
+
+/// `buffer` if it has this shape, else a new one (every caller overwrites all of it).
+fn sized(buffer: Array2<f32>, shape: (usize, usize)) -> Array2<f32> {
+    if buffer.dim() == shape {
+        buffer
+    } else {
+        Array2::zeros(shape)
+    }
 }
 
 /// Scales each column of `w` to sum 1 and the same column of `g` by the inverse.

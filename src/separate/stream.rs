@@ -45,7 +45,9 @@ impl Scan {
         {
             check(frames, reader.num_channels(), reader.sample_rate())?;
         }
-        let mut block = vec![Vec::with_capacity(SCAN_BLOCK); reader.num_channels()];
+        let mut block: Vec<Vec<f32>> = (0..reader.num_channels())
+            .map(|_| Vec::with_capacity(SCAN_BLOCK))
+            .collect();
         let mut len = 0usize;
         loop {
             block.iter_mut().for_each(Vec::clear);
@@ -320,7 +322,7 @@ impl SpillReader {
         for (a, b) in self.block.iter_mut().zip(self.bytes.chunks_exact(4)) {
             *a = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
         }
-        Ok(self.block.slice(s![.., ..]).reversed_axes())
+        Ok(self.block.t())
     }
 }
 
