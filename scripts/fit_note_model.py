@@ -118,7 +118,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--corpus", default=os.path.join(here, "..", "corpus"))
-    ap.add_argument("--split", default="tuning", choices=["tuning", "validation"])
+    ap.add_argument("--split", default="tuning", choices=["tuning"],
+                    help="the tuning split only: the validation split is for reporting")
     ap.add_argument("--binary", default=ct.DEMIX)
     ap.add_argument("--demix-args", default="", help="extra options for demix inspect")
     ap.add_argument("--cache", default=None, help="activation cache (default CORPUS/.note-cache)")
