@@ -45,8 +45,9 @@ fn the_sweep_chooses_the_number_of_notes() {
 }
 
 /// ARD prunes the 3 + 3 extra components of the range: to the number of notes for 3, and
-/// keeping at most two duplicates for 5 and 8 (measured: 6 of 8 and 10 of 11 components), the
-/// overestimate the README reports.
+/// keeping at most two duplicates for 5 and 8 (`cargo run --release --example rank_synthetic 1
+/// 8 16000 1024`, these mixtures: 6 of 8 and 9 of 11 components), the overestimate the README
+/// reports.
 #[test]
 fn ard_prunes_to_about_the_number_of_notes() {
     assert_eq!(chosen(3, RankMethod::Ard), 3, "3 notes");
