@@ -40,12 +40,14 @@ use std::path::PathBuf;
 use ndarray::{Array2, Axis};
 
 use crate::audio::Audio;
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
 use crate::formats::midi::NoteEvent;
 use crate::nmf::{Nmf, Progress, RankReport};
 use crate::separate::{Input, Separation, Stored};
 use crate::sources::{Source, one_source_per_component};
-use crate::spectral::{Stft, channel_summed_magnitude};
+use crate::spectral::{Stft, channel_summed_magnitude, check_length};
 use fit::Fitted;
 
 /// Lowest fundamental searched for in a template, in Hz (just below A0).
@@ -322,12 +324,7 @@ impl Inspector {
             params.stft
         };
         let stft = Stft::new(&stft_params)?;
-        if input.len() < stft.n_fft() {
-            return Err(Error::TooShort {
-                frames: input.len(),
-                n_fft: stft.n_fft(),
-            });
-        }
+        check_length(input.len(), stft.n_fft())?;
         let fitted = fit::fit(input, params, (&stft_params, &stft), progress, spill)?;
         let bin_hz = f64::from(rate) / stft.n_fft() as f64;
         let (order, mut components) = describe(&fitted, params, bin_hz);

@@ -13,7 +13,7 @@ use crate::audio::Audio;
 use crate::error::{Error, Result};
 use crate::nmf::{self, ActivationSums, KRange, Nmf, NmfParams, Progress, RankReport};
 use crate::sources::{Source, group_components, named_sources, one_source_per_component, stack};
-use crate::spectral::check_usable;
+use crate::spectral::check_length;
 use crate::spectral::spatial::CovarianceSum;
 
 impl Separator {
@@ -26,7 +26,7 @@ impl Separator {
     /// another sample rate, [`Error::Degenerate`] when every
     /// activation of the fit vanished.
     pub fn analyze(&self, audio: &Audio, progress: &mut dyn FnMut(Progress)) -> Result<Separation> {
-        check_usable(audio, self.stft.n_fft())?;
+        audio.check_finite()?; // analyze_input checks the length, for every input
         self.analyze_input(Input::Memory(audio), progress, None)
     }
 
@@ -40,12 +40,7 @@ impl Separator {
         spill: Option<PathBuf>,
     ) -> Result<Separation> {
         let (params, stft) = (&self.params, &self.stft);
-        if input.len() < stft.n_fft() {
-            return Err(Error::TooShort {
-                frames: input.len(),
-                n_fft: stft.n_fft(),
-            });
-        }
+        check_length(input.len(), stft.n_fft())?;
         for t in &params.templates {
             t.check_compatible(&params.stft, input.sample_rate())?;
         }

@@ -26,11 +26,16 @@ pub use stft::{OverlapAdd, Stft, StftParams, StftScratch, Window};
 /// [`Error::NonFinite`], [`Error::TooShort`].
 pub(crate) fn check_usable(audio: &Audio, n_fft: usize) -> Result<()> {
     audio.check_finite()?;
-    if audio.len() < n_fft {
-        return Err(Error::TooShort {
-            frames: audio.len(),
-            n_fft,
-        });
+    check_length(audio.len(), n_fft)
+}
+
+/// Refuses a recording of `len` samples per channel, fewer than one frame of `n_fft`.
+///
+/// # Errors
+/// [`Error::TooShort`].
+pub(crate) fn check_length(len: usize, n_fft: usize) -> Result<()> {
+    if len < n_fft {
+        return Err(Error::TooShort { frames: len, n_fft });
     }
     Ok(())
 }
