@@ -13,6 +13,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::{Map, Value};
 
 use super::lock::ReportLock;
+use super::record::{RunInfo, peak_memory};
 use super::report::timestamp;
 use super::resume::{incomplete, input_identity};
 use super::{BatchError, FileEntry, Item, OutputFile, Plan, Report, ReportPath, Shard, Status};
@@ -212,7 +213,8 @@ impl RunSummary {
 /// a job fails that file only. The report is rewritten atomically after every file. Once
 /// `options.cancel` is raised, no further job starts; running jobs finish or stop at their
 /// next [`JobContext::stop_if_cancelled`]. Folders created for files that then failed are
-/// removed again if they are empty.
+/// removed again if they are empty. The last save adds the run's time, jobs, threads and peak
+/// memory ([`RunInfo`]), before the report's lock is released.
 ///
 /// A file is complete, and skipped unless `options.force` is set, when its report entry is
 /// `ok`, has the same parameters, the input has the size and modification time it had, and
@@ -449,13 +451,23 @@ where
     for dir in &state.created {
         let _ = fs::remove_dir(dir);
     }
-    // Every outcome was saved as it came; after a failed save, try once more.
-    if let (Some(path), Some(_)) = (&options.report, &state.summary.report_error)
-        && state.report.save(path).is_ok()
-    {
-        state.summary.report_error = None;
-    }
+    // Every outcome was saved as it came; the last save, still under the lock, adds what the
+    // run took (and retries after a failed save).
     state.summary.seconds = started.elapsed().as_secs_f64();
+    state.report.run = Some(RunInfo {
+        seconds: state.summary.seconds,
+        jobs: state.summary.jobs.0,
+        threads: state.summary.jobs.1,
+        peak_memory_bytes: peak_memory(),
+    });
+    if let Some(path) = &options.report {
+        match state.report.save(path) {
+            Ok(()) => state.summary.report_error = None,
+            Err(e) => {
+                state.summary.report_error.get_or_insert(e.to_string());
+            }
+        }
+    }
     Ok(state.summary)
 }
 

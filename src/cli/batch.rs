@@ -229,9 +229,9 @@ pub(super) fn check_json_path(
     Ok(())
 }
 
-/// Records what the run took in its report: in a batch's own report, and for a single file
-/// that succeeded in OUT/demix-report.json (a failed file leaves nothing in OUT); with
-/// `--json`, writes the report to that file too.
+/// Records what the run took for a single file that succeeded, in OUT/demix-report.json (a
+/// failed file leaves nothing in OUT; a batch's report has it from `batch::run`, which saves
+/// it last under its lock); with `--json`, writes the report to that file too.
 fn record_run(
     spec: &RunSpec<'_>,
     summary: &batch::RunSummary,
@@ -247,8 +247,8 @@ fn record_run(
     };
     let all_ok = !entries.is_empty() && entries.iter().all(|e| e.status == Status::Ok);
     let mut written = if is_batch {
-        // The entries are in it already.
-        Some(batch::record(report, spec.command, &[], run).map_err(|e| e.to_string())?)
+        // batch::run saved the entries and the run's figures before it let the report go.
+        Some(batch::Report::load(report).map_err(|e| e.to_string())?)
     } else if all_ok {
         Some(batch::record(report, spec.command, entries, run).map_err(|e| e.to_string())?)
     } else {

@@ -168,6 +168,17 @@ fn a_folder_is_separated_into_a_mirrored_tree_with_a_report() {
     assert_eq!(report["command"], "separate");
     assert_eq!(report["summary"]["total"], 5);
     assert_eq!(report["summary"]["ok"], 5);
+    // What the run took, saved by the batch itself: no slower than its slowest file.
+    let run = &report["run"];
+    let slowest = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["seconds"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(run["seconds"].as_f64().unwrap() >= slowest, "{run}");
+    assert!(run["jobs"].as_u64().unwrap() >= 1, "{run}");
+    assert!(run["threads"].as_u64().unwrap() >= 1, "{run}");
     let e = entry(&report, "a/b/three song");
     assert_eq!(e["input"], "music/a/b/three song.wav");
     assert_eq!(e["status"], "ok");
