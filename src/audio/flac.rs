@@ -11,7 +11,7 @@ use flacenc::config;
 use flacenc::error::{Verified, Verify};
 use flacenc::source::{Context, Fill, FrameBuf};
 
-use super::write::quantize;
+use super::write::quantize_block;
 use super::{ClipReport, OutputFormat};
 use crate::error::{Error, Result};
 
@@ -105,13 +105,7 @@ impl FlacStreamWriter {
     pub fn write(&mut self, block: &[&[f32]]) -> Result<()> {
         assert_eq!(block.len(), self.channels, "channel count of the block");
         let frames = block.first().map_or(0, |c| c.len());
-        self.quantized.resize(self.channels, Vec::new());
-        for (q, channel) in self.quantized.iter_mut().zip(block) {
-            q.resize(frames, 0);
-            let (p, clipped) = quantize(channel, self.scale, q);
-            self.report.peak = self.report.peak.max(p);
-            self.report.clipped += clipped;
-        }
+        quantize_block(block, self.scale, &mut self.quantized, &mut self.report);
         let block_len = self.config.block_size * self.channels;
         for i in 0..frames {
             for q in &self.quantized {

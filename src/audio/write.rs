@@ -211,13 +211,7 @@ impl WavStreamWriter {
                 }
             }
             Some(scale) => {
-                self.quantized.resize(block.len(), Vec::new());
-                for (q, channel) in self.quantized.iter_mut().zip(block) {
-                    q.resize(frames, 0);
-                    let (p, clipped) = quantize(channel, scale, q);
-                    self.report.peak = self.report.peak.max(p);
-                    self.report.clipped += clipped;
-                }
+                quantize_block(block, scale, &mut self.quantized, &mut self.report);
                 let quantized = &self.quantized;
                 if self.format == OutputFormat::Int16 {
                     let mut w = self.writer.get_i16_writer((frames * block.len()) as u32);
@@ -313,9 +307,27 @@ fn peak(x: &[f32]) -> f32 {
         })
 }
 
+/// Quantises every channel of `block` into `quantized` (one buffer per channel, resized to
+/// the block), adding the peak and the clipped samples to `report`.
+pub(super) fn quantize_block(
+    block: &[&[f32]],
+    scale: f32,
+    quantized: &mut Vec<Vec<i32>>,
+    report: &mut ClipReport,
+) {
+    let frames = block.first().map_or(0, |c| c.len());
+    quantized.resize(block.len(), Vec::new());
+    for (q, channel) in quantized.iter_mut().zip(block) {
+        q.resize(frames, 0);
+        let (p, clipped) = quantize(channel, scale, q);
+        report.peak = report.peak.max(p);
+        report.clipped += clipped;
+    }
+}
+
 /// `x` scaled by `scale` (full scale) and rounded into `out`, limited to `-scale..scale - 1`;
 /// returns the largest absolute value of `x` and how many samples were limited.
-pub(super) fn quantize(x: &[f32], scale: f32, out: &mut [i32]) -> (f32, u64) {
+fn quantize(x: &[f32], scale: f32, out: &mut [i32]) -> (f32, u64) {
     // Per-lane counts are 32-bit, so they are summed every so many samples.
     const PART: usize = 1 << 24;
     x.chunks(PART)
