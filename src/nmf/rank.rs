@@ -213,7 +213,7 @@ pub fn select_rank(
 /// The sweep's rule: the largest K at which the held-out divergence falls to at most
 /// 1 / [`RULE_DROP`] of its value at K − 1 (the last component that still explained most of
 /// what the model could not predict); if no step falls that far, the K of the largest fall
-/// (the elbow).
+/// (the elbow); if it never falls, the smallest K.
 pub(crate) fn choose(rows: &[RankRow]) -> usize {
     let drop = |p: &[RankRow]| p[0].held_out / p[1].held_out.max(f64::MIN_POSITIVE);
     let last_big = rows
@@ -223,7 +223,7 @@ pub(crate) fn choose(rows: &[RankRow]) -> usize {
         .next_back();
     let largest = rows
         .windows(2)
-        .filter(|p| drop(p).is_finite())
+        .filter(|p| drop(p).is_finite() && drop(p) > 1.0)
         .max_by(|a, b| drop(a).total_cmp(&drop(b)))
         .map(|p| p[1].k);
     last_big
@@ -506,7 +506,9 @@ mod tests {
             row(6, 0.1),
         ];
         assert_eq!(choose(&rows), 4);
-        assert_eq!(choose(&[row(2, 1.0), row(3, 2.0)]), 3);
+        // A held-out cost that only rises: nothing was worth adding.
+        assert_eq!(choose(&[row(2, 1.0), row(3, 2.0)]), 2);
+        assert_eq!(choose(&[row(2, 1.0), row(3, 2.0), row(4, 3.0)]), 2);
         assert_eq!(choose(&[row(2, 8.0), row(3, 2.0), row(4, 1.0)]), 3);
         assert_eq!(choose(&[row(2, 1.0), row(3, 0.1), row(4, 0.05)]), 3);
     }
