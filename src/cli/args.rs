@@ -318,9 +318,10 @@ impl RankArgs {
     /// The library's rank parameters when K is chosen (`auto`), else `None`.
     ///
     /// # Errors
-    /// As [`Self::params`].
+    /// As [`Self::params`], with or without `auto`: a bad `--k-range` is never passed over.
     pub fn selection(&self, auto: bool) -> Result<Option<RankParams>, ParamError> {
-        auto.then(|| self.params()).transpose()
+        let params = self.params()?;
+        Ok(auto.then_some(params))
     }
 
     /// The library's rank parameters over `range`.

@@ -292,6 +292,26 @@ fn backwards_and_zero_ranges_are_refused() {
 }
 
 #[test]
+fn a_bad_range_is_refused_without_k_auto_too() {
+    let dir = tempfile::tempdir().unwrap();
+    write_mixture(dir.path(), "three.wav", 3);
+    for (command, out) in [("separate", "s"), ("inspect", "i"), ("learn", "l.npz")] {
+        let args = [
+            command,
+            "three.wav",
+            "-k",
+            "3",
+            "--k-range",
+            "5-2",
+            "-o",
+            out,
+        ];
+        assert_usage_error(&demix(dir.path(), &args), &["5-2", "LOW-HIGH"]);
+        assert!(!dir.path().join(out).exists(), "{out}");
+    }
+}
+
+#[test]
 fn k_auto_with_note_templates_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     write_mixture(dir.path(), "three.wav", 3);
