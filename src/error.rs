@@ -83,6 +83,8 @@ pub enum Param {
     HeldOut,
     /// The hop of framewise evaluation, in seconds.
     EvalHop,
+    /// The length in frames of convolutive templates.
+    TemplateFrames,
 }
 
 impl Param {
@@ -122,6 +124,7 @@ impl Param {
             Param::KRange => "range of components",
             Param::RankStarts => "starts",
             Param::HeldOut => "held-out fraction",
+            Param::TemplateFrames => "template frames",
         }
     }
 }

@@ -57,7 +57,12 @@ pub(crate) fn check_memory(
     let Some(limit) = params.max_memory.or_else(available_memory) else {
         return Ok(());
     };
-    let needs = memory_estimate(bins, frames, components, params.components);
+    let mut needs = memory_estimate(bins, frames, components, params.free_columns());
+    if !params.shift_groups().is_empty() {
+        // The H update's terms of every frame, for convolutive templates.
+        let terms = 8 * (frames as u64).saturating_mul(components as u64);
+        needs = needs.saturating_add(terms);
+    }
     if needs > limit {
         return Err(ParamError::MemoryLimit {
             needs,

@@ -10,6 +10,7 @@
 
 mod avx512;
 mod blocks;
+mod convolutive;
 mod divergence;
 mod init;
 mod kernels;
@@ -28,7 +29,7 @@ mod tiled;
 mod update;
 
 pub use memory::{available_memory, memory_estimate};
-pub use params::{Init, Loss, NmfParams};
+pub use params::{Init, Loss, MAX_TEMPLATE_FRAMES, NmfParams};
 pub use rank::{
     ARD_MARGIN, ARD_RULE, KRange, MAX_RANK, RULE, RankMethod, RankParams, RankReport, RankRow,
     rank_memory_estimate, select_rank,
@@ -228,8 +229,7 @@ fn check_data(v: ArrayView2<f32>, params: &NmfParams) -> Result<(f64, f32), Para
         });
     }
     params.check_for(bins, frames)?;
-    let components = params.components + params.fixed_w.as_ref().map_or(0, |w| w.ncols());
-    memory::check_memory(bins, frames, components, params)?;
+    memory::check_memory(bins, frames, params.total_components(), params)?;
     check_non_negative("V", v)?;
     let total: f64 = v.iter().map(|&a| f64::from(a)).sum();
     let scale = match total / (bins * frames) as f64 {
@@ -322,11 +322,16 @@ impl Factorization {
         // The engine reads rows of both as contiguous slices.
         let mut w = w.as_standard_layout().into_owned();
         let mut g = g.as_standard_layout().into_owned();
-        let fixed = w.ncols() - params.components;
+        let fixed = w.ncols() - params.free_columns();
+        let groups = params.shift_groups();
+        // A convolutive template's delayed activations are copies of its first.
+        convolutive::spread(&mut g, &groups);
         if params.normalize {
-            update::normalize_columns(&mut w, &mut g, fixed, &mut Default::default());
+            let scales = &mut Default::default();
+            update::normalize_columns(&mut w, &mut g, (fixed, &groups), scales);
         }
-        let engine = Engine::new(x, checked.divergence, (w.ncols(), fixed), checked.penalties);
+        let (k, div) = (w.ncols(), checked.divergence);
+        let engine = Engine::new(x, div, (k, fixed), checked.penalties, groups);
         Ok(Factorization {
             engine,
             w,
@@ -448,7 +453,7 @@ fn initial_factors(
         let inv = (1.0 / scale) as f32;
         return (w.clone(), h.t().mapv(|a| a * inv));
     }
-    let k_free = params.components;
+    let k_free = params.free_columns();
     let (w_free, g_free) = match (k_free, params.init) {
         (0, _) => (Array2::zeros((bins, 0)), Array2::zeros((frames, 0))),
         (k, Init::Random) => init::random(x, k, params.seed),

@@ -1,6 +1,7 @@
 //! NMF parameters: what to fit and how, checked once before fitting.
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use ndarray::{Array2, ArrayView2};
@@ -113,6 +114,9 @@ pub enum Init {
     Random,
 }
 
+/// The longest convolutive template, in frames ([`NmfParams::with_frames`]).
+pub const MAX_TEMPLATE_FRAMES: usize = 64;
+
 /// Everything [`fit`](super::fit) needs besides the data. Build with [`NmfParams::new`] and the
 /// `with_*` setters; every setter states its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +130,8 @@ pub struct NmfParams {
     pub(crate) normalize: bool,
     pub(crate) cost_every: usize,
     pub(crate) fixed_w: Option<Array2<f32>>,
+    pub(crate) frames: usize,
+    pub(crate) fixed_frames: Option<Vec<usize>>,
     pub(crate) initial: Option<(Array2<f32>, Array2<f32>)>,
     pub(crate) sparsity: f32,
     pub(crate) smoothness: f32,
@@ -155,6 +161,8 @@ impl NmfParams {
             normalize: true,
             cost_every: 10,
             fixed_w: None,
+            frames: 1,
+            fixed_frames: None,
             initial: None,
             sparsity: 0.0,
             smoothness: 0.0,
@@ -236,6 +244,25 @@ impl NmfParams {
         self
     }
 
+    /// Make each free component a convolutive template of this many frames (NMFD, Smaragdis
+    /// 2004; default 1, at most [`MAX_TEMPLATE_FRAMES`]): a sound whose spectrum changes over
+    /// its first frames, as a drum hit's does, is then one template with one activation
+    /// instead of several that must be activated in turn. Such a template takes `frames`
+    /// consecutive columns of W (its frames in order) and H holds a row for each, the
+    /// template's activation delayed by 0, 1, … frames: `W H` is the model as usual.
+    pub fn with_frames(mut self, frames: usize) -> Self {
+        self.frames = frames;
+        self
+    }
+
+    /// The length in frames of each fixed template, in order (see [`Self::with_frames`]);
+    /// they add up to the columns of the fixed W (default: every column a template of one
+    /// frame).
+    pub fn with_fixed_frames(mut self, frames: Vec<usize>) -> Self {
+        self.fixed_frames = Some(frames);
+        self
+    }
+
     /// Start from these factors, W `(F, K)` and H `(K, T)` with K all components, instead of
     /// the initialisation (default none).
     pub fn with_initial(mut self, w: Array2<f32>, h: Array2<f32>) -> Self {
@@ -270,9 +297,36 @@ impl NmfParams {
         self.components
     }
 
-    /// Number of components in all: fixed templates and free ones.
+    /// The length in frames of each free component.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Number of columns of W in all: those of the fixed templates and of the free
+    /// components (a component of several frames takes one column per frame).
     pub fn total_components(&self) -> usize {
-        self.components + self.fixed_w.as_ref().map_or(0, |w| w.ncols())
+        self.free_columns() + self.fixed_w.as_ref().map_or(0, |w| w.ncols())
+    }
+
+    /// Columns of W of the free components.
+    pub(crate) fn free_columns(&self) -> usize {
+        self.components.saturating_mul(self.frames)
+    }
+
+    /// The columns of W that make one convolutive template each (of two frames or more).
+    pub(crate) fn shift_groups(&self) -> Vec<Range<usize>> {
+        let fixed = self.fixed_w.as_ref().map_or(0, |w| w.ncols());
+        let fixed_lengths = self.fixed_frames.clone().unwrap_or_else(|| vec![1; fixed]);
+        let free_lengths = std::iter::repeat_n(self.frames, self.components);
+        let mut start = 0;
+        let mut groups = Vec::new();
+        for len in fixed_lengths.into_iter().chain(free_lengths) {
+            if len >= 2 {
+                groups.push(start..start + len);
+            }
+            start += len;
+        }
+        groups
     }
 
     /// The loss.
@@ -382,11 +436,45 @@ impl NmfParams {
         if let Some(w) = &self.fixed_w {
             check_non_negative("fixed templates", w.view())?;
         }
+        self.check_frames()?;
         if let Some((w, h)) = &self.initial {
             check_non_negative("initial W", w.view())?;
             check_non_negative("initial H", h.view())?;
         }
         Ok(divergence)
+    }
+
+    /// Checks the templates' lengths in frames: each within bounds, the fixed ones adding up
+    /// to the fixed columns, and none longer than a frame with the penalties (whose steps
+    /// are those of independent activations).
+    fn check_frames(&self) -> Result<(), ParamError> {
+        let fixed = self.fixed_w.as_ref().map_or(0, |w| w.ncols());
+        let lengths = self.fixed_frames.iter().flatten().chain([&self.frames]);
+        for &len in lengths {
+            if !(1..=MAX_TEMPLATE_FRAMES).contains(&len) {
+                return Err(ParamError::OutOfRange {
+                    param: Param::TemplateFrames,
+                    expected: "between 1 and 64",
+                    got: len as f64,
+                });
+            }
+        }
+        if let Some(lengths) = &self.fixed_frames
+            && lengths.iter().sum::<usize>() != fixed
+        {
+            return Err(ParamError::Conflict {
+                param: Param::TemplateFrames,
+                message: "the fixed templates' lengths in frames do not add up to their columns",
+            });
+        }
+        let penalised = self.sparsity > 0.0 || self.smoothness > 0.0;
+        if penalised && !self.shift_groups().is_empty() {
+            return Err(ParamError::Conflict {
+                param: Param::TemplateFrames,
+                message: "templates of several frames cannot be fitted with sparsity or smoothness",
+            });
+        }
+        Ok(())
     }
 
     /// Checks the parameters against data of `bins` rows and `frames` columns.

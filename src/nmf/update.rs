@@ -16,8 +16,11 @@
 
 use ndarray::{Array1, Array2, Zip, s};
 
+use std::ops::Range;
+
 use super::avx512;
 use super::blocks::{self, Slot, WTerms, add_into, block_slice, for_each_block, padded};
+use super::convolutive;
 use super::divergence::{Divergence, flushed, step, step32};
 use super::linalg::gemm;
 use super::penalty::Penalties;
@@ -50,6 +53,11 @@ pub(crate) struct Engine {
     tiled_products: bool,
     /// W transposed for those kernels (components × `ldw` bins, zero-padded).
     wt: Vec<f32>,
+    /// The columns that make one convolutive template each ([`super::convolutive`]), and
+    /// the H update's numerators and denominators of every frame (frames × components),
+    /// which their update sums over delays (empty without such templates).
+    groups: Vec<Range<usize>>,
+    h_terms: (Array2<f32>, Array2<f32>),
     /// Whether `sums` holds the W update's terms for the current factors: left by
     /// [`Self::w_pass`], or by [`Self::h_pass`] when it also made them (then the next `w_pass`
     /// has nothing to do but the cost).
@@ -58,12 +66,13 @@ pub(crate) struct Engine {
 
 impl Engine {
     /// `x` is frames × bins (standard layout); `fixed` leading components of W are never
-    /// updated.
+    /// updated; `groups` are the columns of convolutive templates.
     pub(crate) fn new(
         x: Array2<f32>,
         div: Divergence,
         (k, fixed): (usize, usize),
         penalties: Penalties,
+        groups: Vec<Range<usize>>,
     ) -> Engine {
         assert!(x.is_standard_layout());
         let (x_frames, bins) = x.dim();
@@ -89,6 +98,12 @@ impl Engine {
             tiled_products: false,
             wt: vec![0.0; k * padded(bins)],
             w_ready: false,
+            h_terms: if groups.is_empty() {
+                (Array2::zeros((0, 0)), Array2::zeros((0, 0)))
+            } else {
+                (Array2::zeros((x_frames, k)), Array2::zeros((x_frames, k)))
+            },
+            groups,
         }
         .with_tiled_kernels(std::env::var_os("DEMIX_PORTABLE").is_none())
     }
@@ -243,7 +258,7 @@ impl Engine {
                 .for_each(|w, &n, &d| *w = flushed(*w * step(n, d, gamma)));
         }
         if normalize {
-            normalize_columns(w, g, fixed, &mut self.column_scales);
+            normalize_columns(w, g, (fixed, &self.groups), &mut self.column_scales);
         }
     }
 
@@ -260,7 +275,8 @@ impl Engine {
         for (sum, col) in self.w_sums.iter_mut().zip(w.columns()) {
             *sum = col.iter().map(|&a| f64::from(a)).sum::<f64>() as f32;
         }
-        if then_w && self.tiled && !self.penalties.any() && self.fixed < w.ncols() {
+        let tied = !self.groups.is_empty();
+        if then_w && self.tiled && !self.penalties.any() && self.fixed < w.ncols() && !tied {
             self.sums.clear();
             let tiled = Tiled::new(self.div, self.fixed, w, &self.wt);
             let w_sums = self.w_sums.as_slice().expect("contiguous");
@@ -279,11 +295,14 @@ impl Engine {
             self.g_prev.assign(g);
         }
         let (w_sums, w_gram, g_prev) = (&self.w_sums, &self.w_gram, &self.g_prev);
+        // Convolutive templates need every frame's terms before any activation moves.
+        let mut state = (g, tied.then_some(&mut self.h_terms));
         for_each_block(
             &mut self.slots,
             x.nrows(),
-            g,
-            |slot, g: &Array2<f32>, r| {
+            &mut state,
+            |slot, (g, _), r| {
+                let g: &Array2<f32> = g;
                 let tb = r.len();
                 match tiled {
                     Some(tiled) => {
@@ -310,9 +329,14 @@ impl Engine {
                     penalties.h_steps(div, current, r.start, w_sums, (&mut num, &den));
                 }
             },
-            |g, slot, r| {
-                let mut gb = g.slice_mut(s![r.clone(), ..]);
+            |(g, store), slot, r| {
                 let (num, den) = slot.h_terms(div, r.len());
+                if let Some((all_num, all_den)) = store {
+                    all_num.slice_mut(s![r.clone(), ..]).assign(&num);
+                    all_den.slice_mut(s![r, ..]).assign(&den);
+                    return;
+                }
+                let mut gb = g.slice_mut(s![r.clone(), ..]);
                 if penalties.any() {
                     Zip::from(&mut gb)
                         .and(&num)
@@ -325,6 +349,9 @@ impl Engine {
                 }
             },
         );
+        if let (g, Some((num, den))) = state {
+            convolutive::apply_h(g, (num.view(), den.view()), &self.groups, gamma);
+        }
     }
 }
 
@@ -348,11 +375,11 @@ impl ColumnScales {
 }
 
 /// Scales each column of `w` from `fixed` on to sum 1, moving the scale into `g`, so that
-/// `g wᵀ` is unchanged.
+/// `g wᵀ` is unchanged; the columns of each of `groups` (a convolutive template) together.
 pub(crate) fn normalize_columns(
     w: &mut Array2<f32>,
     g: &mut Array2<f32>,
-    fixed: usize,
+    (fixed, groups): (usize, &[Range<usize>]),
     scales: &mut ColumnScales,
 ) {
     let k = w.ncols();
@@ -364,6 +391,7 @@ pub(crate) fn normalize_columns(
             *s += f64::from(a);
         }
     }
+    convolutive::pool_sums(sums, groups);
     // Columns that are all zero (or fixed) keep their scale.
     let scaled = |j: usize| j >= fixed && sums[j] > 0.0;
     factor.clear();
@@ -425,7 +453,7 @@ mod tests {
             for beta in [0.0, 1.0, 2.0] {
                 let engine = |tiled| {
                     let div = Divergence::new(beta);
-                    Engine::new(x.clone(), div, (k, fixed), Penalties::default())
+                    Engine::new(x.clone(), div, (k, fixed), Penalties::default(), vec![])
                         .with_tiled_kernels(tiled)
                 };
                 let (mut tiled, mut portable) = (engine(true), engine(false));
