@@ -122,7 +122,8 @@ def demix_run(binary, song_dir, sources, mode, k, iterations, args, workdir):
         specs = []
         for source in sources:
             learn = [binary, "-q", "learn", str(song_dir / "train" / f"{source}.flac"),
-                     "-k", str(k), *common, *args.learn_args.split()]
+                     "-k", str(k), *common, *args.learn_args.split(),
+                     *args.learn_args_for.get(source, "").split()]
             npz = learned(learn, workdir / f"{source}.npz", args.template_cache)
             specs += ["--source", f"{source}={npz}"]
         names = sources
@@ -244,6 +245,9 @@ def main():
     ap.add_argument("--demix-args", default="", help="extra options for demix learn and separate")
     ap.add_argument("--separate-args", default="", help="extra options for demix separate only")
     ap.add_argument("--learn-args", default="", help="extra options for demix learn only")
+    ap.add_argument("--learn-args-for", action="append", default=[], metavar="SOURCE=ARGS",
+                    help="extra options for demix learn of the sources named SOURCE only "
+                         "(e.g. --learn-args-for='drums=--frames 6'); repeatable")
     ap.add_argument("--songs", help="only songs whose names contain one of these (comma-separated)")
     ap.add_argument("--limit", type=int, help="only the first N songs")
     ap.add_argument("--rows", action="store_true", help="also print every source's row")
@@ -260,6 +264,9 @@ def main():
                          "command and the binary are the same (faster sweeps of separate's "
                          "options; demix's time then leaves learning out)")
     args = ap.parse_args()
+    if any("=" not in a for a in args.learn_args_for):
+        ap.error("--learn-args-for takes SOURCE=ARGS")
+    args.learn_args_for = dict(a.split("=", 1) for a in args.learn_args_for)
     if not (args.corpus / args.split / "index.json").exists():
         sys.exit(f"{args.corpus / args.split}: no corpus here (python3 scripts/make_corpus.py "
                  f"-o {args.corpus})")

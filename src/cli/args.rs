@@ -246,6 +246,10 @@ pub struct LearnArgs {
     pub components: Option<ComponentsArg>,
     #[command(flatten)]
     pub rank: RankArgs,
+    /// Frames of each template: 1 for spectra, more for convolutive templates (NMFD) that
+    /// follow how a sound changes after its onset, as drums do (at most 64).
+    #[arg(long, value_name = "T", default_value_t = 1)]
+    pub frames: usize,
     /// The source's name [default: the output file's stem].
     #[arg(long)]
     pub name: Option<String>,

@@ -111,6 +111,7 @@ pub(super) fn flag(param: Param) -> &'static str {
         Param::KRange => "-k/--k-range",
         Param::RankStarts => "--starts",
         Param::HeldOut => "--held-out",
+        Param::TemplateFrames => "--frames",
         // Set by no flag: the library's own checks.
         _ => "invalid parameter",
     }

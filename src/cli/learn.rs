@@ -16,7 +16,10 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     });
     let stft = args.model.stft(None);
     let k = ComponentsArg::or(args.components, demix::sources::DEFAULT_TEMPLATES);
-    let nmf = args.model.nmf(demix::sources::learn_params(k));
+    let nmf = args
+        .model
+        .nmf(demix::sources::learn_params(k))
+        .with_frames(args.frames);
     let rank = args
         .rank
         .selection(args.components == Some(ComponentsArg::Auto))?;
@@ -83,9 +86,14 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
                 None => String::new(),
             };
             out.info(&format!(
-                "{target}: {} templates of '{}' from {} file(s), {seconds:.1} s of audio \
+                "{target}: {}{} templates of '{}' from {} file(s), {seconds:.1} s of audio \
                  ({chosen}{:.1} s)",
-                t.len(),
+                t.templates(),
+                if t.frames > 1 {
+                    format!(" {}-frame", t.frames)
+                } else {
+                    String::new()
+                },
                 t.name,
                 examples.len(),
                 started.elapsed().as_secs_f64()

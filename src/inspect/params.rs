@@ -198,6 +198,13 @@ impl InspectParams {
                     message: "learned templates keep the frames they were learned with",
                 });
             }
+            if self.templates.iter().any(|t| t.frames > 1) {
+                return Err(ParamError::Conflict {
+                    param: Param::Templates,
+                    message: "inspect takes templates of one frame; templates learned with \
+                              --frames above 1 are for separate",
+                });
+            }
             let mut names = Vec::new();
             for t in &self.templates {
                 t.check_stft(&self.stft)?;

@@ -128,7 +128,13 @@ mod tests {
     #[test]
     fn known_templates_find_where_each_was_struck() {
         let templates = two_templates(32);
-        let onsets = [(0, 3, 2.0), (1, 10, 1.0), (0, 20, 1.0), (1, 21, 3.0), (0, 34, 1.5)];
+        let onsets = [
+            (0, 3, 2.0),
+            (1, 10, 1.0),
+            (0, 20, 1.0),
+            (1, 21, 3.0),
+            (0, 34, 1.5),
+        ];
         let v = convolved(&templates, &onsets, 40, 1e-3);
         let params = NmfParams::new(0)
             .with_loss(Loss::KullbackLeibler)
@@ -142,7 +148,10 @@ mod tests {
         for (k, row) in [(0, 0), (1, 4)] {
             let h = model.h.row(row);
             for &(_, t0, level) in onsets.iter().filter(|o| o.0 == k) {
-                assert!((h[t0] - level).abs() < 0.1 * level, "template {k} at {t0}: {h}");
+                assert!(
+                    (h[t0] - level).abs() < 0.1 * level,
+                    "template {k} at {t0}: {h}"
+                );
             }
             let struck: f32 = onsets.iter().filter(|o| o.0 == k).map(|o| o.2).sum();
             let total: f32 = h.sum();
@@ -213,7 +222,9 @@ mod tests {
     #[test]
     fn learning_convolutive_templates_never_raises_the_cost() {
         let templates = two_templates(24);
-        let onsets: Vec<_> = (0..12).map(|i| (i % 2, 5 * i + 1, 1.0 + i as f32 * 0.1)).collect();
+        let onsets: Vec<_> = (0..12)
+            .map(|i| (i % 2, 5 * i + 1, 1.0 + i as f32 * 0.1))
+            .collect();
         let v = convolved(&templates, &onsets, 64, 1e-2);
         for loss in [Loss::ItakuraSaito, Loss::KullbackLeibler, Loss::Beta(0.5)] {
             let params = NmfParams::new(2)
@@ -228,13 +239,19 @@ mod tests {
             // Each template's frames sum to 1 together.
             for k in 0..2 {
                 let sum: f32 = model.w.slice(s![.., 4 * k..4 * k + 4]).sum();
-                assert!((sum - 1.0).abs() < 1e-4, "{loss:?}: template {k} sums to {sum}");
+                assert!(
+                    (sum - 1.0).abs() < 1e-4,
+                    "{loss:?}: template {k} sums to {sum}"
+                );
             }
             let costs: Vec<f64> = model.cost_history.iter().map(|c| c.cost).collect();
             for pair in costs.windows(2) {
                 assert!(pair[1] <= pair[0] * (1.0 + 1e-5), "{loss:?}: {pair:?}");
             }
-            assert!(costs[costs.len() - 1] < 0.5 * costs[0], "{loss:?}: {costs:?}");
+            assert!(
+                costs[costs.len() - 1] < 0.5 * costs[0],
+                "{loss:?}: {costs:?}"
+            );
         }
     }
 

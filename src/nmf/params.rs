@@ -313,14 +313,20 @@ impl NmfParams {
         self.components.saturating_mul(self.frames)
     }
 
+    /// The length in frames of every template, fixed ones first (their columns add up to
+    /// [`Self::total_components`]).
+    pub(crate) fn template_lengths(&self) -> Vec<usize> {
+        let fixed = self.fixed_w.as_ref().map_or(0, |w| w.ncols());
+        let mut lengths = self.fixed_frames.clone().unwrap_or_else(|| vec![1; fixed]);
+        lengths.extend(std::iter::repeat_n(self.frames, self.components));
+        lengths
+    }
+
     /// The columns of W that make one convolutive template each (of two frames or more).
     pub(crate) fn shift_groups(&self) -> Vec<Range<usize>> {
-        let fixed = self.fixed_w.as_ref().map_or(0, |w| w.ncols());
-        let fixed_lengths = self.fixed_frames.clone().unwrap_or_else(|| vec![1; fixed]);
-        let free_lengths = std::iter::repeat_n(self.frames, self.components);
         let mut start = 0;
         let mut groups = Vec::new();
-        for len in fixed_lengths.into_iter().chain(free_lengths) {
+        for len in self.template_lengths() {
             if len >= 2 {
                 groups.push(start..start + len);
             }
@@ -389,6 +395,7 @@ impl NmfParams {
 
     /// [`Self::check`], returning the divergence of the loss.
     pub(crate) fn divergence(&self) -> Result<Divergence, ParamError> {
+        self.check_frames()?;
         if self.total_components() == 0 {
             return Err(ParamError::NoComponents(0));
         }
@@ -436,7 +443,6 @@ impl NmfParams {
         if let Some(w) = &self.fixed_w {
             check_non_negative("fixed templates", w.view())?;
         }
-        self.check_frames()?;
         if let Some((w, h)) = &self.initial {
             check_non_negative("initial W", w.view())?;
             check_non_negative("initial H", h.view())?;
@@ -467,10 +473,16 @@ impl NmfParams {
                 message: "the fixed templates' lengths in frames do not add up to their columns",
             });
         }
-        let penalised = self.sparsity > 0.0 || self.smoothness > 0.0;
-        if penalised && !self.shift_groups().is_empty() {
+        let penalty = if self.sparsity > 0.0 {
+            Some(Param::Sparsity)
+        } else {
+            (self.smoothness > 0.0).then_some(Param::Smoothness)
+        };
+        if let Some(param) = penalty
+            && !self.shift_groups().is_empty()
+        {
             return Err(ParamError::Conflict {
-                param: Param::TemplateFrames,
+                param,
                 message: "templates of several frames cannot be fitted with sparsity or smoothness",
             });
         }

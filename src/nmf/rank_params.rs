@@ -261,6 +261,12 @@ impl RankParams {
     /// The first [`ParamError`] found.
     pub fn check_with(&self, nmf: &NmfParams) -> Result<(), ParamError> {
         self.check()?;
+        if nmf.frames > 1 {
+            return Err(ParamError::Conflict {
+                param: Param::Components,
+                message: "the number of components cannot be chosen for templates of several frames",
+            });
+        }
         let mut one = nmf.clone();
         one.components = 1;
         one.check()

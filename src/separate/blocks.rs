@@ -113,13 +113,18 @@ impl Blocks {
             .with_smoothness(params.smoothness())
             .with_floor(params.floor())
             .with_max_memory(params.max_memory())
-            .with_fixed_templates(w.clone());
-        // With the smoothness penalty, each block sees this many neighbouring frames on each side.
-        let margin = if params.smoothness() > 0.0 {
+            .with_fixed_templates(w.clone())
+            .with_fixed_frames(params.template_lengths());
+        // With the smoothness penalty, each block sees this many neighbouring frames on each
+        // side; with convolutive templates, at least the frames a template spans, so that
+        // the sounds struck before a block and heard in it are modelled.
+        let smooth = if params.smoothness() > 0.0 {
             64.min(max_frames / 4)
         } else {
             0
         };
+        let longest = params.template_lengths().into_iter().max().unwrap_or(1);
+        let margin = smooth.max(longest - 1);
         let frames = stft.n_frames(input.len());
         let mut cost = 0.0;
         // One pass: the blocks' ranges, margins included, start in increasing order.

@@ -10,7 +10,7 @@
 use crate::audio::Audio;
 use crate::error::{Param, ParamError, Result};
 use crate::nmf::{NmfParams, Progress, RankParams};
-use crate::sources::{OTHER, Templates, check_source_name, stack};
+use crate::sources::{OTHER, Templates, check_source_name, with_stacked};
 use crate::spectral::{Stft, StftParams};
 
 mod analyze;
@@ -176,9 +176,7 @@ impl SeparateParams {
         if self.templates.is_empty() {
             self.nmf.clone()
         } else {
-            self.nmf
-                .clone()
-                .with_fixed_templates(stack(&self.templates))
+            with_stacked(self.nmf.clone(), &self.templates)
         }
     }
 }

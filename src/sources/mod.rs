@@ -9,8 +9,8 @@ mod group;
 mod templates;
 
 pub(crate) use group::group_components;
-pub(crate) use templates::stack;
 pub use templates::{DEFAULT_TEMPLATES, Templates, learn, learn_params, learn_with_rank};
+pub(crate) use templates::{stack, with_stacked};
 
 /// Name of the source made of the free components next to learned templates.
 pub const OTHER: &str = "other";

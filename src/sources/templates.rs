@@ -7,14 +7,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::{Array2, Array3, ArrayView2, Axis, Ix2, Ix3, concatenate};
+use ndarray::{Array2, Array3, ArrayView2, Axis, Ix3, concatenate};
 use realfft::num_complex::Complex32;
 
 use crate::audio::Audio;
 use crate::error::{Error, Param, ParamError, Result};
 use crate::formats::excerpt;
 use crate::formats::npy::{self, NpyArray};
-use crate::nmf::{self, Init, Loss, NmfParams, Progress, RankParams, RankReport};
+use crate::nmf::{
+    self, Init, Loss, MAX_TEMPLATE_FRAMES, NmfParams, Progress, RankParams, RankReport,
+};
 use crate::spectral::{Stft, StftParams, Window, channel_summed_magnitude, check_usable, spatial};
 
 /// The value of the `format` entry that marks a demix template file.
@@ -27,8 +29,12 @@ const VERSION: i64 = 1;
 pub struct Templates {
     /// The source's name, used for its output file (`<name>.wav`).
     pub name: String,
-    /// Templates as columns, shape `(n_fft / 2 + 1, K)`, each summing to 1.
+    /// Templates as columns, shape `(n_fft / 2 + 1, K × frames)`: each template's frames side
+    /// by side, in order, together summing to 1.
     pub w: Array2<f32>,
+    /// The length of each template in frames: 1, or more for convolutive templates (NMFD,
+    /// `demix learn --frames`), which model how a sound's spectrum moves after its onset.
+    pub frames: usize,
     /// FFT frame length they were learned with.
     pub n_fft: usize,
     /// Hop they were learned with.
@@ -46,9 +52,14 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// Number of templates.
+    /// Number of columns of [`Self::w`]: templates times their frames.
     pub fn len(&self) -> usize {
         self.w.ncols()
+    }
+
+    /// Number of templates.
+    pub fn templates(&self) -> usize {
+        self.w.ncols() / self.frames.max(1)
     }
 
     /// Whether there are no templates.
@@ -73,7 +84,7 @@ impl Templates {
             .map(|i| i as f64 * f64::from(self.sample_rate) / self.n_fft as f64)
             .collect::<Vec<_>>();
         let entries: Vec<(&str, NpyArray)> = vec![
-            ("W", NpyArray::F32(self.w.clone().into_dyn())),
+            ("W", NpyArray::F32(self.w_array())),
             (
                 "freq_hz",
                 NpyArray::F64(ndarray::Array1::from(freqs).into_dyn()),
@@ -99,7 +110,19 @@ impl Templates {
         npy::save_npz(path, entries.iter().map(|(n, a)| (*n, a)))
     }
 
-    /// Loads templates saved by [`Self::save`], or any `.npz` with at least `W` (bins × K),
+    /// W as saved: bins × K, or bins × K × frames for convolutive templates.
+    fn w_array(&self) -> ndarray::ArrayD<f32> {
+        let w = self.w.as_standard_layout().into_owned().into_dyn();
+        if self.frames <= 1 {
+            return w;
+        }
+        let shape = [self.w.nrows(), self.templates(), self.frames];
+        w.into_shape_with_order(shape.as_slice())
+            .expect("columns are templates × frames")
+    }
+
+    /// Loads templates saved by [`Self::save`], or any `.npz` with at least `W` (bins × K, or
+    /// bins × K × frames for convolutive templates),
     /// `n_fft`, `hop` and `sample_rate`; the name defaults to the file stem, the window to Hann
     /// and the loss to KL.
     ///
@@ -133,9 +156,23 @@ impl Templates {
         };
         let w = get("W")?
             .to_f32()
-            .ok_or_else(|| bad("'W' is not numeric".into()))?
-            .into_dimensionality::<Ix2>()
-            .map_err(|_| bad("'W' is not a matrix (bins × templates)".into()))?;
+            .ok_or_else(|| bad("'W' is not numeric".into()))?;
+        let (w, frames) = match *w.shape() {
+            [bins, k] => (w.into_shape_with_order((bins, k)), 1),
+            [bins, k, frames] if (1..=MAX_TEMPLATE_FRAMES).contains(&frames) => (
+                w.as_standard_layout()
+                    .into_owned()
+                    .into_shape_with_order((bins, k * frames)),
+                frames,
+            ),
+            [_, _, frames] => {
+                return Err(bad(format!(
+                    "'W' has templates of {frames} frames, expected 1 to {MAX_TEMPLATE_FRAMES}"
+                )));
+            }
+            _ => return Err(bad("'W' is not bins × templates (or × frames)".into())),
+        };
+        let w = w.map_err(|_| bad("'W' cannot be read as a matrix".into()))?;
         let n_fft = integer("n_fft")?;
         let hop = integer("hop")?;
         let sample_rate = integer("sample_rate")? as u32;
@@ -199,6 +236,7 @@ impl Templates {
         Ok(Templates {
             name,
             w,
+            frames,
             n_fft,
             hop,
             window,
@@ -383,11 +421,14 @@ fn fit_templates(
 ) -> Result<Templates> {
     let model = nmf::fit_with_progress(pooled.t(), nmf, progress)?;
     let mut w = model.w;
-    // Free templates come out summing to 1 unless normalisation was turned off.
-    for mut col in w.columns_mut() {
-        let sum: f32 = col.sum();
+    // Free templates come out summing to 1 unless normalisation was turned off; the frames
+    // of a convolutive template sum to 1 together.
+    let frames = nmf.frames();
+    for k in 0..w.ncols() / frames {
+        let mut template = w.slice_mut(ndarray::s![.., k * frames..(k + 1) * frames]);
+        let sum: f32 = template.sum();
         if sum > 0.0 {
-            col.mapv_inplace(|a| a / sum);
+            template.mapv_inplace(|a| a / sum);
         }
     }
     // The spatial covariance, when every example has the same number of channels (2 or more).
@@ -398,6 +439,7 @@ fn fit_templates(
     Ok(Templates {
         name: name.to_string(),
         w,
+        frames,
         n_fft: plan.n_fft(),
         hop: plan.hop(),
         window: stft.window(),
@@ -413,6 +455,17 @@ pub(crate) fn stack(templates: &[Templates]) -> Array2<f32> {
     concatenate(Axis(1), &views).expect("templates of equal numbers of bins")
 }
 
+/// The fit's parameters `nmf` with the templates of several sources held fixed: [`stack`]
+/// with each template's length in frames.
+pub(crate) fn with_stacked(nmf: NmfParams, templates: &[Templates]) -> NmfParams {
+    let frames = templates
+        .iter()
+        .flat_map(|t| std::iter::repeat_n(t.frames.max(1), t.templates()))
+        .collect();
+    nmf.with_fixed_templates(stack(templates))
+        .with_fixed_frames(frames)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +474,7 @@ mod tests {
         Templates {
             name: "piano".into(),
             w: Array2::from_shape_fn((5, 2), |(i, j)| (i + 2 * j) as f32 / 10.0),
+            frames: 1,
             n_fft: 8,
             hop: 2,
             window: Window::Hann,
@@ -439,6 +493,28 @@ mod tests {
         let t = example();
         t.save(&path).unwrap();
         assert_eq!(Templates::load(&path).unwrap(), t);
+    }
+
+    #[test]
+    fn convolutive_templates_are_saved_as_bins_by_templates_by_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drums.npz");
+        // Two templates of three frames: columns 0..3 are the first's frames.
+        let w = Array2::from_shape_fn((5, 6), |(f, c)| (10 * f + c) as f32);
+        let t = Templates {
+            w,
+            frames: 3,
+            ..example()
+        };
+        t.save(&path).unwrap();
+        let arrays = npy::load_npz(&path).unwrap();
+        let saved = arrays["W"].to_f32().unwrap();
+        assert_eq!(saved.shape(), [5, 2, 3]);
+        // Bin 1, template 1, frame 2 is column 1 * 3 + 2 of bin 1.
+        assert_eq!(saved[[1, 1, 2]], 15.0);
+        let loaded = Templates::load(&path).unwrap();
+        assert_eq!((loaded.templates(), loaded.frames), (2, 3));
+        assert_eq!(loaded, t);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod charts;
 mod cli;
 mod common;
 mod decode;
+mod drums;
 mod eval;
 mod flac;
 mod fuzz_checks;
