@@ -12,7 +12,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Zip};
 
-use super::divergence::{Divergence, MODEL_FLOOR, step};
+use super::divergence::{Divergence, MODEL_FLOOR, flushed, step};
 use super::kernels::ln;
 use super::linalg::gemm;
 
@@ -325,7 +325,7 @@ fn apply(
         .and(den)
         .for_each(|(_, k), f, &n, &d| {
             let d = d + penalty.map_or(0.0, |p| p[k]);
-            *f *= step(f64::from(n), f64::from(d), gamma);
+            *f = flushed(*f * step(f64::from(n), f64::from(d), gamma));
         });
 }
 

@@ -105,7 +105,9 @@ impl Blocks {
         sink: &mut dyn BlockSink,
     ) -> Result<f64> {
         let max_frames = self.max_frames;
-        let block_params = NmfParams::new(0)
+        // Convolutive templates (only ever learned ones: their lengths match `w`).
+        let lengths = params.template_lengths();
+        let mut block_params = NmfParams::new(0)
             .with_loss(params.loss())
             .with_max_iter(params.max_iter())
             .with_tol(params.tol())
@@ -113,8 +115,10 @@ impl Blocks {
             .with_smoothness(params.smoothness())
             .with_floor(params.floor())
             .with_max_memory(params.max_memory())
-            .with_fixed_templates(w.clone())
-            .with_fixed_frames(params.template_lengths());
+            .with_fixed_templates(w.clone());
+        if lengths.iter().any(|&len| len > 1) {
+            block_params = block_params.with_fixed_frames(lengths.clone());
+        }
         // With the smoothness penalty, each block sees this many neighbouring frames on each
         // side; with convolutive templates, at least the frames a template spans, so that
         // the sounds struck before a block and heard in it are modelled.
@@ -123,7 +127,7 @@ impl Blocks {
         } else {
             0
         };
-        let longest = params.template_lengths().into_iter().max().unwrap_or(1);
+        let longest = lengths.into_iter().max().unwrap_or(1);
         let margin = smooth.max(longest - 1);
         let frames = stft.n_frames(input.len());
         let mut cost = 0.0;
