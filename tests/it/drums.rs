@@ -150,7 +150,7 @@ fn learn_frames_writes_convolutive_templates_that_separate_uses() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
     let write = |name: &str, x: &[f32]| {
-        demix::audio::write_wav(&path(name), &mono(x), demix::audio::OutputFormat::Float32).unwrap()
+        demix::audio::write_wav(path(name), &mono(x), demix::audio::OutputFormat::Float32).unwrap()
     };
     write("hits.wav", &drums(11, 4.0));
     write("keys.wav", &tonal(12, &[60, 64, 67], 4.0));
@@ -196,7 +196,7 @@ fn learn_frames_writes_convolutive_templates_that_separate_uses() {
     );
     assert_ok(&out);
     let stem =
-        |name: &str| demix::audio::read_audio(&path(&format!("out/mix/{name}.wav"))).unwrap();
+        |name: &str| demix::audio::read_audio(path(&format!("out/mix/{name}.wav"))).unwrap();
     assert!(sdr(&d, &stem("drums").channels[0]) > 8.0);
     assert!(sdr(&k, &stem("keys").channels[0]) > 8.0);
 }
