@@ -247,9 +247,11 @@ pub struct LearnArgs {
     #[command(flatten)]
     pub rank: RankArgs,
     /// Frames of each template: 1 for spectra, more for convolutive templates (NMFD) that
-    /// follow how a sound changes after its onset, as drums do (at most 64).
-    #[arg(long, value_name = "T", default_value_t = 1)]
-    pub frames: usize,
+    /// follow how a sound changes after its onset, as drums do (at most 64), or `auto`: 6 for
+    /// percussive recordings (learned with KL), else 1 (learned with IS, and with KL beside)
+    /// [default: auto].
+    #[arg(long, value_name = "T", value_parser = parse_frames)]
+    pub frames: Option<FramesArg>,
     /// The source's name [default: the output file's stem].
     #[arg(long)]
     pub name: Option<String>,
@@ -279,6 +281,26 @@ impl ComponentsArg {
             None => default,
         }
     }
+}
+
+/// The length of learned templates in frames (`--frames`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramesArg {
+    /// This many.
+    Fixed(usize),
+    /// Chosen by how percussive the recordings are.
+    Auto,
+}
+
+/// `auto` or a number of frames.
+fn parse_frames(s: &str) -> Result<FramesArg, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(FramesArg::Auto);
+    }
+    s.trim()
+        .parse()
+        .map(FramesArg::Fixed)
+        .map_err(|_| format!("'{s}' is not a number of frames or 'auto'"))
 }
 
 /// `auto` or a number.
@@ -403,9 +425,18 @@ impl SeparateArgs {
             (true, _) if auto => 1,
             (true, k) => ComponentsArg::or(k, NmfParams::default().components()),
         };
-        // With learned templates, the loss they were fitted with.
-        let base = match templates.first() {
-            Some(t) => NmfParams::new(components).with_loss(t.loss),
+        // With learned templates, the loss of the mix (KL with a percussive source, else the
+        // loss they were fitted with), and each source's templates of that loss.
+        let loss = self
+            .model
+            .loss
+            .or_else(|| demix::sources::mix_loss(&templates));
+        let templates: Vec<_> = match loss {
+            Some(loss) => templates.into_iter().map(|t| t.for_loss(loss)).collect(),
+            None => templates,
+        };
+        let base = match loss {
+            Some(loss) => NmfParams::new(components).with_loss(loss),
             None => NmfParams::new(components),
         };
         Ok(SeparateParams {

@@ -3,10 +3,17 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::args::{ComponentsArg, LearnArgs};
+use super::args::{ComponentsArg, FramesArg, LearnArgs};
 use super::failure::{Failure, describe_param_error};
 use super::{Output, same_file};
 use demix::ParamError;
+use demix::audio::Audio;
+use demix::nmf::{Loss, NmfParams, RankParams, RankReport};
+use demix::sources::{
+    FLATNESS_BOUND, PERCUSSIVE_FRAMES, PERCUSSIVE_SHARE_BOUND, Templates, learn, learn_with_rank,
+    percussion,
+};
+use demix::spectral::StftParams;
 
 pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     let name = args.name.clone().unwrap_or_else(|| {
@@ -16,10 +23,7 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     });
     let stft = args.model.stft(None);
     let k = ComponentsArg::or(args.components, demix::sources::DEFAULT_TEMPLATES);
-    let nmf = args
-        .model
-        .nmf(demix::sources::learn_params(k))
-        .with_frames(args.frames);
+    let nmf = args.model.nmf(demix::sources::learn_params(k));
     let rank = args
         .rank
         .selection(args.components == Some(ComponentsArg::Auto))?;
@@ -67,15 +71,28 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
             });
         }
     };
-    let learned = match &rank {
-        Some(rank) => {
-            demix::sources::learn_with_rank(&name, &examples, &stft, &nmf, rank, &mut progress)
-                .map(|(t, report)| (t, Some(report)))
-        }
-        None => {
-            demix::sources::learn(&name, &examples, &stft, &nmf, &mut progress).map(|t| (t, None))
-        }
+    let frames = match args.frames {
+        Some(FramesArg::Fixed(frames)) => Ok(frames),
+        None | Some(FramesArg::Auto) => percussion(&examples, &stft).map(|p| {
+            out.detail(&format!(
+                "median spectral flatness {:.3} (percussive from {FLATNESS_BOUND}), percussive \
+                 share {:.3} (from {PERCUSSIVE_SHARE_BOUND})",
+                p.flatness, p.percussive_share
+            ));
+            if p.is_percussive() {
+                PERCUSSIVE_FRAMES
+            } else {
+                1
+            }
+        }),
     };
+    let source = Source {
+        name: &name,
+        examples: &examples,
+        stft: &stft,
+        loss: args.model.loss,
+    };
+    let learned = frames.and_then(|frames| source.learn(nmf, frames, rank.as_ref(), &mut progress));
     bar.finish_and_clear();
     let result = learned.and_then(|(t, report)| t.save(&args.out).map(|()| (t, report)));
     match result {
@@ -90,9 +107,9 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
                  ({chosen}{:.1} s)",
                 t.templates(),
                 if t.frames > 1 {
-                    format!(" {}-frame", t.frames)
+                    format!(" {}-frame {}", t.frames, t.loss)
                 } else {
-                    String::new()
+                    format!(" {}", t.loss)
                 },
                 t.name,
                 examples.len(),
@@ -116,5 +133,45 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
             };
             Err(Failure::failed(format!("{}: {message}", inputs.join(", "))))
         }
+    }
+}
+
+/// What `demix learn` learns from: the source's name and recordings, the STFT, and the loss
+/// asked for.
+struct Source<'a> {
+    name: &'a str,
+    examples: &'a [Audio],
+    stft: &'a StftParams,
+    loss: Option<Loss>,
+}
+
+impl Source<'_> {
+    /// The templates of `frames` frames (with `-k auto`, their number chosen first by
+    /// `rank`) and the rank report. Convolutive templates (a percussive source's) are learned
+    /// with KL unless another loss is asked for; templates of one frame with `nmf`'s loss, and
+    /// KL ones beside them (for mixes with a percussive source, see `sources::mix_loss`).
+    fn learn(
+        &self,
+        nmf: NmfParams,
+        frames: usize,
+        rank: Option<&RankParams>,
+        progress: &mut dyn FnMut(demix::nmf::Progress),
+    ) -> demix::Result<(Templates, Option<RankReport>)> {
+        let (name, examples, stft) = (self.name, self.examples, self.stft);
+        let mut nmf = nmf.with_frames(frames);
+        if frames > 1 && self.loss.is_none() {
+            nmf = nmf.with_loss(Loss::KullbackLeibler);
+        }
+        let (mut templates, report) = match rank {
+            Some(rank) => learn_with_rank(name, examples, stft, &nmf, rank, progress)
+                .map(|(t, report)| (t, Some(report)))?,
+            None => (learn(name, examples, stft, &nmf, progress)?, None),
+        };
+        if frames == 1 && nmf.loss() != Loss::KullbackLeibler {
+            let kl = NmfParams::clone(&nmf).with_loss(Loss::KullbackLeibler);
+            let kl = kl.with_components(templates.templates());
+            templates.w_kl = Some(learn(name, examples, stft, &kl, progress)?.w);
+        }
+        Ok((templates, report))
     }
 }

@@ -244,6 +244,12 @@ impl NmfParams {
         self
     }
 
+    /// The number of free components (set by [`Self::new`]).
+    pub fn with_components(mut self, components: usize) -> Self {
+        self.components = components;
+        self
+    }
+
     /// Make each free component a convolutive template of this many frames (NMFD, Smaragdis
     /// 2004; default 1, at most [`MAX_TEMPLATE_FRAMES`]): a sound whose spectrum changes over
     /// its first frames, as a drum hit's does, is then one template with one activation

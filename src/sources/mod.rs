@@ -6,10 +6,14 @@ use crate::error::ParamError;
 use crate::nmf::Nmf;
 
 mod group;
+mod percussion;
 mod templates;
 
 pub(crate) use group::group_components;
-pub use templates::{DEFAULT_TEMPLATES, Templates, learn, learn_params, learn_with_rank};
+pub use percussion::{FLATNESS_BOUND, PERCUSSIVE_FRAMES, PERCUSSIVE_SHARE_BOUND, Percussion};
+pub use templates::{
+    DEFAULT_TEMPLATES, Templates, learn, learn_params, learn_with_rank, mix_loss, percussion,
+};
 pub(crate) use templates::{stack, with_stacked};
 
 /// Name of the source made of the free components next to learned templates.

@@ -8,7 +8,7 @@ use std::f64::consts::PI;
 use demix::audio::Audio;
 use demix::nmf::{Init, Loss, NmfParams};
 use demix::separate::{SeparateParams, separate};
-use demix::sources::{Templates, learn};
+use demix::sources::{Templates, learn, mix_loss, percussion};
 use demix::spectral::StftParams;
 
 use crate::common::{TestRng, assert_ok, assert_usage_error, demix, sdr};
@@ -174,7 +174,7 @@ fn learn_frames_writes_convolutive_templates_that_separate_uses() {
     );
     assert_ok(&out);
     let line = String::from_utf8_lossy(&out.stdout);
-    assert!(line.contains("3 5-frame templates of 'drums'"), "{line}");
+    assert!(line.contains("3 5-frame kl templates of 'drums'"), "{line}");
     let loaded = Templates::load(&path("drums.npz")).unwrap();
     assert_eq!((loaded.templates(), loaded.frames), (3, 5));
     assert_ok(&demix(
@@ -195,8 +195,7 @@ fn learn_frames_writes_convolutive_templates_that_separate_uses() {
         ],
     );
     assert_ok(&out);
-    let stem =
-        |name: &str| demix::audio::read_audio(path(&format!("out/mix/{name}.wav"))).unwrap();
+    let stem = |name: &str| demix::audio::read_audio(path(&format!("out/mix/{name}.wav"))).unwrap();
     assert!(sdr(&d, &stem("drums").channels[0]) > 8.0);
     assert!(sdr(&k, &stem("keys").channels[0]) > 8.0);
 }
@@ -251,4 +250,68 @@ fn template_lengths_are_bounded_and_refused_where_they_cannot_be_used() {
         ],
     );
     assert_usage_error(&out, &["--sparsity", "sparsity or smoothness"]);
+}
+
+#[test]
+fn drums_are_percussive_and_held_notes_are_not() {
+    let stft = StftParams::default();
+    let hits = percussion(&[mono(&drums(11, 4.0))], &stft).unwrap();
+    let notes = percussion(&[mono(&tonal(12, &[60, 64, 67], 4.0))], &stft).unwrap();
+    assert!(hits.is_percussive(), "{hits:?}");
+    assert!(!notes.is_percussive(), "{notes:?}");
+}
+
+#[test]
+fn learn_gives_drums_convolutive_kl_templates_and_others_kl_ones_beside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let write = |name: &str, x: &[f32]| {
+        demix::audio::write_wav(path(name), &mono(x), demix::audio::OutputFormat::Float32).unwrap()
+    };
+    write("hits.wav", &drums(11, 4.0));
+    write("keys.wav", &tonal(12, &[60, 64, 67], 4.0));
+    let out = demix(
+        dir.path(),
+        &["learn", "hits.wav", "-k", "3", "-o", "drums.npz"],
+    );
+    assert_ok(&out);
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains("3 6-frame kl templates of 'drums'"), "{line}");
+    let out = demix(
+        dir.path(),
+        &["learn", "keys.wav", "-k", "4", "-o", "keys.npz"],
+    );
+    assert_ok(&out);
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains("4 is templates of 'keys'"), "{line}");
+    let (drum, keys) = (
+        Templates::load(&path("drums.npz")).unwrap(),
+        Templates::load(&path("keys.npz")).unwrap(),
+    );
+    assert_eq!(
+        (drum.frames, drum.loss, drum.w_kl.is_some()),
+        (6, Loss::KullbackLeibler, false)
+    );
+    let keys_kl = keys.w_kl.clone().expect("KL templates beside the IS ones");
+    assert_eq!(
+        (keys.frames, keys.loss, keys_kl.dim()),
+        (1, Loss::ItakuraSaito, keys.w.dim())
+    );
+    // A mix with the drums is separated with KL, and the keys' KL templates are the ones used.
+    let both = [drum.clone(), keys.clone()];
+    assert_eq!(mix_loss(&both), Some(Loss::KullbackLeibler));
+    assert_eq!(mix_loss(&both[1..]), Some(Loss::ItakuraSaito));
+    let used = keys.clone().for_loss(Loss::KullbackLeibler);
+    assert_eq!((used.w, used.loss), (keys_kl, Loss::KullbackLeibler));
+    assert_eq!(keys.clone().for_loss(Loss::ItakuraSaito), keys);
+    // Told the length and the loss, learn does as told.
+    let out = demix(
+        dir.path(),
+        &[
+            "learn", "hits.wav", "-k", "2", "--frames", "1", "--loss", "is", "-o", "d1.npz",
+        ],
+    );
+    assert_ok(&out);
+    let d1 = Templates::load(&path("d1.npz")).unwrap();
+    assert_eq!((d1.frames, d1.loss), (1, Loss::ItakuraSaito));
 }

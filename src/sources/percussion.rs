@@ -1,0 +1,114 @@
+//! Whether a source is percussive, from its training recordings: what `demix learn` decides
+//! its model by (convolutive Kullback–Leibler templates for drums, single-frame
+//! Itakura–Saito ones for the rest).
+//!
+//! Two measures of the magnitude spectrogram (frames × bins), both needed: its spectral
+//! flatness (the geometric over the arithmetic mean of a frame, median over the frames that
+//! sound), high for noise-like sounds, and the share of its energy that a median-filter
+//! harmonic/percussive split (Fitzgerald 2010) gives to the percussive part, high for short
+//! broadband hits. On the quality corpus's tuning split every drum track was above both
+//! bounds and no other source was above both (voices reach the flatness bound, basses and
+//! plucked strings the percussive one).
+
+use ndarray::{Array2, ArrayView2, Axis, s};
+
+/// Least median spectral flatness of a percussive source.
+pub const FLATNESS_BOUND: f64 = 0.1;
+/// Least share of energy in the percussive part of a percussive source.
+pub const PERCUSSIVE_SHARE_BOUND: f64 = 0.12;
+/// Frames of the convolutive templates `demix learn` gives a percussive source by default:
+/// 6 hops, about 70 ms at 44.1 kHz with the default hop.
+pub const PERCUSSIVE_FRAMES: usize = 6;
+
+/// Frames (and bins) of the median filters of the harmonic/percussive split.
+const MEDIAN_WIDTH: usize = 17;
+
+/// The two measures of a spectrogram.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percussion {
+    /// Median spectral flatness of the frames within 40 dB of the loudest.
+    pub flatness: f64,
+    /// Share of the energy in the percussive part of the split.
+    pub percussive_share: f64,
+}
+
+impl Percussion {
+    /// Measures a magnitude spectrogram, frames × bins.
+    pub fn of(spectrogram: ArrayView2<f32>) -> Percussion {
+        Percussion {
+            flatness: median_flatness(spectrogram),
+            percussive_share: percussive_share(spectrogram),
+        }
+    }
+
+    /// Whether both measures reach their bounds.
+    pub fn is_percussive(&self) -> bool {
+        self.flatness >= FLATNESS_BOUND && self.percussive_share >= PERCUSSIVE_SHARE_BOUND
+    }
+}
+
+/// The median flatness of the frames within 40 dB of the loudest frame (0 without any).
+fn median_flatness(s: ArrayView2<f32>) -> f64 {
+    let energy: Vec<f64> = s
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().map(|&a| f64::from(a).powi(2)).sum())
+        .collect();
+    let loudest = energy.iter().copied().fold(0.0, f64::max);
+    let mut flatness: Vec<f64> = s
+        .rows()
+        .into_iter()
+        .zip(&energy)
+        .filter(|&(_, &e)| e > 1e-4 * loudest && e > 0.0)
+        .map(|(row, _)| {
+            let n = row.len() as f64;
+            let tiny = 1e-12;
+            let log_mean = row.iter().map(|&a| (f64::from(a) + tiny).ln()).sum::<f64>() / n;
+            let mean = row.iter().map(|&a| f64::from(a) + tiny).sum::<f64>() / n;
+            log_mean.exp() / mean
+        })
+        .collect();
+    median(&mut flatness).unwrap_or(0.0)
+}
+
+/// The energy share of the percussive part: power P (median across bins) against H (median
+/// across frames), the soft mask `P / (H + P)`.
+fn percussive_share(s: ArrayView2<f32>) -> f64 {
+    let power = s.mapv(|a| f64::from(a).powi(2));
+    let harmonic = median_filtered(&power, Axis(0));
+    let percussive = median_filtered(&power, Axis(1));
+    let (mut share, mut total) = (0.0, 0.0);
+    for ((&p, &h), &x) in percussive.iter().zip(&harmonic).zip(&power) {
+        total += x;
+        if h + p > 0.0 {
+            share += p / (h + p) * x;
+        }
+    }
+    if total > 0.0 { share / total } else { 0.0 }
+}
+
+/// `x` median-filtered along `axis` over [`MEDIAN_WIDTH`] elements (fewer at the edges).
+fn median_filtered(x: &Array2<f64>, axis: Axis) -> Array2<f64> {
+    let half = MEDIAN_WIDTH / 2;
+    let mut out = Array2::zeros(x.dim());
+    let mut window = Vec::with_capacity(MEDIAN_WIDTH);
+    for (lane, mut filtered) in x.lanes(axis).into_iter().zip(out.lanes_mut(axis)) {
+        let len = lane.len();
+        for (i, y) in filtered.iter_mut().enumerate() {
+            window.clear();
+            window.extend(lane.slice(s![i.saturating_sub(half)..(i + half + 1).min(len)]));
+            *y = median(&mut window).unwrap_or(0.0);
+        }
+    }
+    out
+}
+
+/// The median (the upper one of an even count), reordering `v`; `None` when empty.
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    Some(*m)
+}
