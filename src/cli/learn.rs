@@ -91,6 +91,7 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
         examples: &examples,
         stft: &stft,
         loss: args.model.loss,
+        announce: &|line| out.detail(line),
     };
     let learned = frames.and_then(|frames| source.learn(nmf, frames, rank.as_ref(), &mut progress));
     bar.finish_and_clear();
@@ -143,6 +144,8 @@ struct Source<'a> {
     examples: &'a [Audio],
     stft: &'a StftParams,
     loss: Option<Loss>,
+    /// Prints a line with `-v`.
+    announce: &'a dyn Fn(&str),
 }
 
 impl Source<'_> {
@@ -170,6 +173,7 @@ impl Source<'_> {
         if frames == 1 && nmf.loss() != Loss::KullbackLeibler {
             let kl = NmfParams::clone(&nmf).with_loss(Loss::KullbackLeibler);
             let kl = kl.with_components(templates.templates());
+            (self.announce)("KL templates beside them:");
             templates.w_kl = Some(learn(name, examples, stft, &kl, progress)?.w);
         }
         Ok((templates, report))

@@ -574,6 +574,7 @@ mod tests {
         let t = Templates {
             w,
             frames: 3,
+            w_kl: None,
             ..example()
         };
         t.save(&path).unwrap();

@@ -258,7 +258,7 @@ fn learn_with_k_auto_learns_one_template_per_note() {
     write_mixture(dir.path(), "five.wav", 5);
     let stdout = auto(dir.path(), ["learn", "five.wav", "2-8", "five.npz"], &[]);
     assert!(
-        stdout.contains("5 templates") && stdout.contains("K = 5 chosen"),
+        stdout.contains("5 is templates") && stdout.contains("K = 5 chosen"),
         "{stdout}"
     );
     let templates = Templates::load(&dir.path().join("five.npz")).unwrap();
