@@ -327,9 +327,11 @@ impl Templates {
 /// Templates learned per source when not told otherwise (`demix learn -k`).
 pub const DEFAULT_TEMPLATES: usize = 16;
 
-/// The NMF parameters [`learn`] is meant to be used with for `components` templates:
-/// Itakura-Saito, the best of four random starts. On the quality corpus's tuning split these
-/// templates separated better than Kullback-Leibler ones (median SDR 6.27 against 5.97 dB).
+/// The NMF parameters [`learn`] is meant to be used with for `components` templates of a
+/// source that is not percussive: Itakura-Saito, the best of four random starts. On the
+/// quality corpus's tuning split these templates separated better than Kullback-Leibler ones
+/// (median SDR 6.27 against 5.97 dB) except in songs with drums (see [`mix_loss`]); `demix
+/// learn` fits a percussive source (see [`percussion`]) with KL and convolutive templates.
 pub fn learn_params(components: usize) -> NmfParams {
     NmfParams::new(components)
         .with_loss(Loss::ItakuraSaito)

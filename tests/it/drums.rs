@@ -4,6 +4,7 @@
 //! 90 ms, over a 190 Hz tone); the instrument holds notes of odd harmonics.
 
 use std::f64::consts::PI;
+use std::path::Path;
 
 use demix::audio::Audio;
 use demix::nmf::{Init, Loss, NmfParams};
@@ -145,18 +146,24 @@ fn convolutive_drum_templates_separate_drums_better_than_single_frames() {
     );
 }
 
+fn write_wav(path: &Path, x: &[f32]) {
+    demix::audio::write_wav(path, &mono(x), demix::audio::OutputFormat::Float32).unwrap();
+}
+
+/// Writes the training clips `hits.wav` (drums) and `keys.wav` (held notes) into `dir`.
+fn write_training_clips(dir: &Path) {
+    write_wav(&dir.join("hits.wav"), &drums(11, 4.0));
+    write_wav(&dir.join("keys.wav"), &tonal(12, &[60, 64, 67], 4.0));
+}
+
 #[test]
 fn learn_frames_writes_convolutive_templates_that_separate_uses() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
-    let write = |name: &str, x: &[f32]| {
-        demix::audio::write_wav(path(name), &mono(x), demix::audio::OutputFormat::Float32).unwrap()
-    };
-    write("hits.wav", &drums(11, 4.0));
-    write("keys.wav", &tonal(12, &[60, 64, 67], 4.0));
+    write_training_clips(dir.path());
     let (d, k) = (drums(1, 3.0), tonal(2, &[60, 67], 3.0));
-    write(
-        "mix.wav",
+    write_wav(
+        &path("mix.wav"),
         &d.iter().zip(&k).map(|(a, b)| a + b).collect::<Vec<_>>(),
     );
     let out = demix(
@@ -203,13 +210,7 @@ fn learn_frames_writes_convolutive_templates_that_separate_uses() {
 #[test]
 fn template_lengths_are_bounded_and_refused_where_they_cannot_be_used() {
     let dir = tempfile::tempdir().unwrap();
-    let hits = dir.path().join("hits.wav");
-    demix::audio::write_wav(
-        &hits,
-        &mono(&drums(11, 2.0)),
-        demix::audio::OutputFormat::Float32,
-    )
-    .unwrap();
+    write_wav(&dir.path().join("hits.wav"), &drums(11, 2.0));
     for bad in ["0", "65"] {
         let out = demix(
             dir.path(),
@@ -265,11 +266,7 @@ fn drums_are_percussive_and_held_notes_are_not() {
 fn learn_gives_drums_convolutive_kl_templates_and_others_kl_ones_beside() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
-    let write = |name: &str, x: &[f32]| {
-        demix::audio::write_wav(path(name), &mono(x), demix::audio::OutputFormat::Float32).unwrap()
-    };
-    write("hits.wav", &drums(11, 4.0));
-    write("keys.wav", &tonal(12, &[60, 64, 67], 4.0));
+    write_training_clips(dir.path());
     let out = demix(
         dir.path(),
         &["learn", "hits.wav", "-k", "3", "-o", "drums.npz"],
