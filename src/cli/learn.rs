@@ -91,6 +91,7 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
         examples: &examples,
         stft: &stft,
         loss: args.model.loss,
+        restarts: args.model.restarts,
         announce: &|line| out.detail(line),
     };
     let learned = frames.and_then(|frames| source.learn(nmf, frames, rank.as_ref(), &mut progress));
@@ -144,6 +145,7 @@ struct Source<'a> {
     examples: &'a [Audio],
     stft: &'a StftParams,
     loss: Option<Loss>,
+    restarts: Option<usize>,
     /// Prints a line with `-v`.
     announce: &'a dyn Fn(&str),
 }
@@ -151,8 +153,10 @@ struct Source<'a> {
 impl Source<'_> {
     /// The templates of `frames` frames (with `-k auto`, their number chosen first by
     /// `rank`) and the rank report. Convolutive templates (a percussive source's) are learned
-    /// with KL unless another loss is asked for; templates of one frame with `nmf`'s loss, and
-    /// KL ones beside them (for mixes with a percussive source, see `sources::mix_loss`).
+    /// with KL from one start unless another loss or number of starts is asked for; templates
+    /// of one frame with `nmf`'s loss, and KL ones beside them from one start (for mixes with
+    /// a percussive source, see `sources::mix_loss`). One start instead of four changed the
+    /// median SDR of the tuning split's songs with drums by 0.01 dB (5.37 against 5.38).
     fn learn(
         &self,
         nmf: NmfParams,
@@ -165,13 +169,18 @@ impl Source<'_> {
         if frames > 1 && self.loss.is_none() {
             nmf = nmf.with_loss(Loss::KullbackLeibler);
         }
+        if frames > 1 && self.restarts.is_none() {
+            nmf = nmf.with_restarts(1);
+        }
         let (mut templates, report) = match rank {
             Some(rank) => learn_with_rank(name, examples, stft, &nmf, rank, progress)
                 .map(|(t, report)| (t, Some(report)))?,
             None => (learn(name, examples, stft, &nmf, progress)?, None),
         };
         if frames == 1 && nmf.loss() != Loss::KullbackLeibler {
-            let kl = NmfParams::clone(&nmf).with_loss(Loss::KullbackLeibler);
+            let kl = NmfParams::clone(&nmf)
+                .with_loss(Loss::KullbackLeibler)
+                .with_restarts(1);
             let kl = kl.with_components(templates.templates());
             (self.announce)("KL templates beside them:");
             templates.w_kl = Some(learn(name, examples, stft, &kl, progress)?.w);
