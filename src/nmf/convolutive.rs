@@ -255,6 +255,24 @@ mod tests {
     }
 
     #[test]
+    fn templates_longer_than_the_data_fit_without_harm() {
+        // Two frames of data, templates of four: the delays past the end hold nothing.
+        let templates = two_templates(16);
+        let v = convolved(&templates, &[(0, 0, 1.0), (1, 1, 2.0)], 2, 1e-3);
+        let params = NmfParams::new(0)
+            .with_fixed_templates(stacked(&templates))
+            .with_fixed_frames(vec![4, 4]);
+        let model = fit(v.view(), &params).unwrap();
+        assert!(model.h.iter().all(|a| a.is_finite()) && model.final_cost().is_finite());
+        assert_eq!(model.h.dim(), (8, 2));
+        assert_eq!(
+            model.h[[2, 0]],
+            0.0,
+            "delay 2 of frame 0 is before the data"
+        );
+    }
+
+    #[test]
     fn lengths_are_checked_once() {
         for frames in [0, 65] {
             assert!(NmfParams::new(2).with_frames(frames).check().is_err());

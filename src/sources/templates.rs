@@ -568,6 +568,28 @@ mod tests {
     }
 
     #[test]
+    fn template_lengths_and_kl_templates_are_checked_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.npz");
+        let t = example();
+        let with = |key: &str, array: NpyArray| {
+            t.save(&path).unwrap();
+            let mut arrays = npy::load_npz(&path).unwrap();
+            arrays.insert(key.into(), array);
+            npy::save_npz(&path, arrays.iter().map(|(k, a)| (k.as_str(), a))).unwrap();
+            Templates::load(&path).map(|_| ()).unwrap_err().to_string()
+        };
+        let w3 = |frames: usize| NpyArray::F32(ndarray::ArrayD::zeros(vec![5, 1, frames]));
+        assert!(with("W", w3(65)).contains("65 frames"));
+        let w4 = NpyArray::F32(ndarray::ArrayD::zeros(vec![5, 1, 2, 2]));
+        assert!(with("W", w4).contains("not bins × templates"));
+        let kl = NpyArray::F32(Array2::from_elem((5, 3), 0.1f32).into_dyn());
+        assert!(with("W_kl", kl).contains("'W_kl'"));
+        let negative = NpyArray::F32(Array2::from_elem((5, 2), -1.0f32).into_dyn());
+        assert!(with("W_kl", negative).contains("'W_kl'"));
+    }
+
+    #[test]
     fn convolutive_templates_are_saved_as_bins_by_templates_by_frames() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("drums.npz");
