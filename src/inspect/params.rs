@@ -185,6 +185,12 @@ impl InspectParams {
     /// The first [`ParamError`] found.
     pub fn check(&self) -> Result<Inspector, ParamError> {
         self.stft.check()?;
+        if self.nmf.frames() > 1 {
+            return Err(ParamError::Conflict {
+                param: Param::TemplateFrames,
+                message: "inspect fits components of one frame",
+            });
+        }
         if !self.templates.is_empty() {
             if self.notes.is_some() {
                 return Err(ParamError::Conflict {
@@ -201,8 +207,9 @@ impl InspectParams {
             if self.templates.iter().any(|t| t.frames > 1) {
                 return Err(ParamError::Conflict {
                     param: Param::Templates,
-                    message: "inspect takes templates of one frame; templates learned with \
-                              --frames above 1 are for separate",
+                    message: "inspect takes templates of one frame; these are convolutive \
+                              (learned from a percussive recording, or with --frames above 1), \
+                              which only separate uses",
                 });
             }
             let mut names = Vec::new();

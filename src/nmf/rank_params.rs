@@ -255,18 +255,13 @@ impl RankParams {
     }
 
     /// Checks these parameters and `nmf` for a selection followed by a fit (`-k auto`):
-    /// `nmf`'s number of components, chosen later, is taken as one.
+    /// `nmf`'s number of components, chosen later, is taken as one. The selection fits
+    /// components of one frame whatever `nmf`'s length in frames; the fit that follows has it.
     ///
     /// # Errors
     /// The first [`ParamError`] found.
     pub fn check_with(&self, nmf: &NmfParams) -> Result<(), ParamError> {
         self.check()?;
-        if nmf.frames > 1 {
-            return Err(ParamError::Conflict {
-                param: Param::Components,
-                message: "the number of components cannot be chosen for templates of several frames",
-            });
-        }
         let mut one = nmf.clone();
         one.components = 1;
         one.check()

@@ -90,7 +90,8 @@ impl Blocks {
 
     /// Solves the activations of every frame of `input`, block by block of `max_frames`, with
     /// the templates `w` fixed and the rest of the fit as `params`, in one pass. Each block's
-    /// spectrogram (its own frames, without the margins the smoothness penalty adds) goes to
+    /// spectrogram (its own frames, without the margins that the smoothness penalty and
+    /// convolutive templates add) goes to
     /// `sink.data` before its fit, its activations (K × frames) to `sink.activations` after.
     /// Returns the summed final cost of the blocks.
     ///
@@ -120,15 +121,16 @@ impl Blocks {
             block_params = block_params.with_fixed_frames(lengths.clone());
         }
         // With the smoothness penalty, each block sees this many neighbouring frames on each
-        // side; with convolutive templates, at least the frames a template spans, so that
-        // the sounds struck before a block and heard in it are modelled.
+        // side; with convolutive templates of L frames, at least 2 (L − 1): the sounds struck
+        // before a block and heard in it are modelled, and the first frames of the margin,
+        // which must also explain the tails of earlier hits, reach no frame of the block.
         let smooth = if params.smoothness() > 0.0 {
             64.min(max_frames / 4)
         } else {
             0
         };
         let longest = lengths.into_iter().max().unwrap_or(1);
-        let margin = smooth.max(longest - 1);
+        let margin = smooth.max(2 * (longest - 1));
         let frames = stft.n_frames(input.len());
         let mut cost = 0.0;
         // One pass: the blocks' ranges, margins included, start in increasing order.

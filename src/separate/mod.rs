@@ -108,6 +108,13 @@ impl SeparateParams {
         } else {
             nmf.check()?;
         }
+        if self.nmf.frames() > 1 {
+            return Err(ParamError::Conflict {
+                param: Param::TemplateFrames,
+                message: "free components of several frames cannot be rendered as sources; \
+                          learn convolutive templates instead",
+            });
+        }
         if self.max_frames < 256 {
             return Err(ParamError::OutOfRange {
                 param: Param::MaxFrames,

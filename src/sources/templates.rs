@@ -89,7 +89,7 @@ impl Templates {
             .map(|i| i as f64 * f64::from(self.sample_rate) / self.n_fft as f64)
             .collect::<Vec<_>>();
         let entries: Vec<(&str, NpyArray)> = vec![
-            ("W", NpyArray::F32(self.w_array())),
+            ("W", NpyArray::F32(self.w_array()?)),
             (
                 "freq_hz",
                 NpyArray::F64(ndarray::Array1::from(freqs).into_dyn()),
@@ -119,14 +119,20 @@ impl Templates {
     }
 
     /// W as saved: bins × K, or bins × K × frames for convolutive templates.
-    fn w_array(&self) -> ndarray::ArrayD<f32> {
+    fn w_array(&self) -> Result<ndarray::ArrayD<f32>> {
         let w = self.w.as_standard_layout().into_owned().into_dyn();
         if self.frames <= 1 {
-            return w;
+            return Ok(w);
         }
         let shape = [self.w.nrows(), self.templates(), self.frames];
-        w.into_shape_with_order(shape.as_slice())
-            .expect("columns are templates × frames")
+        w.into_shape_with_order(shape.as_slice()).map_err(|_| {
+            Error::Templates(format!(
+                "'{}': {} columns are not templates of {} frames",
+                self.name,
+                self.w.ncols(),
+                self.frames
+            ))
+        })
     }
 
     /// Loads templates saved by [`Self::save`], or any `.npz` with at least `W` (bins × K, or
@@ -166,7 +172,12 @@ impl Templates {
             .to_f32()
             .ok_or_else(|| bad("'W' is not numeric".into()))?;
         let (w, frames) = match *w.shape() {
-            [bins, k] => (w.into_shape_with_order((bins, k)), 1),
+            [bins, k] => (
+                w.as_standard_layout()
+                    .into_owned()
+                    .into_shape_with_order((bins, k)),
+                1,
+            ),
             [bins, k, frames] if (1..=MAX_TEMPLATE_FRAMES).contains(&frames) => (
                 w.as_standard_layout()
                     .into_owned()

@@ -106,9 +106,10 @@ fn templates(frames: usize) -> (Templates, Templates) {
     (drum, keys)
 }
 
-/// SDR of (drums, keys) separated from their mix with drum templates of `frames` frames.
-fn separated(frames: usize, max_frames: usize) -> (f64, f64) {
-    let (d, k) = (drums(1, 6.0), tonal(2, &[60, 64, 67, 72], 6.0));
+/// SDR of (drums, keys) separated from their mix, `seconds` long, with drum templates of
+/// `frames` frames.
+fn separated(frames: usize, max_frames: usize, seconds: f64) -> (f64, f64) {
+    let (d, k) = (drums(1, seconds), tonal(2, &[60, 64, 67, 72], seconds));
     let mix: Vec<f32> = d.iter().zip(&k).map(|(a, b)| a + b).collect();
     let (td, tk) = templates(frames);
     assert_eq!(
@@ -130,16 +131,18 @@ fn separated(frames: usize, max_frames: usize) -> (f64, f64) {
 
 #[test]
 fn convolutive_drum_templates_separate_drums_better_than_single_frames() {
-    let (plain_drums, plain_keys) = separated(1, 32_768);
-    let (drums, keys) = separated(6, 32_768);
+    let (plain_drums, plain_keys) = separated(1, 32_768, 6.0);
+    let (drums, keys) = separated(6, 32_768, 6.0);
     // Measured: 19.5 / 18.3 dB with one frame, 23.1 / 21.9 with six.
     assert!(
         drums >= plain_drums + 2.0 && keys >= plain_keys && drums >= 18.0,
         "drums, keys: 1 frame {plain_drums:.2}, {plain_keys:.2} dB; 6 frames {drums:.2}, {keys:.2}"
     );
-    // Cut into blocks (of 256 frames here), each sees the frames its templates reach before
-    // it: the result stays within a fraction of a dB of the whole fit.
-    let (block_drums, block_keys) = separated(6, 256);
+    // 12 s (517 frames) cut into blocks of 256 frames: each block sees the frames its
+    // templates reach before and after it, and the result stays within a fraction of a dB of
+    // the whole fit.
+    let (drums, keys) = separated(6, 32_768, 12.0);
+    let (block_drums, block_keys) = separated(6, 256, 12.0);
     assert!(
         (block_drums - drums).abs() < 0.5 && (block_keys - keys).abs() < 0.5,
         "blocks {block_drums:.2}, {block_keys:.2}; whole {drums:.2}, {keys:.2}"
@@ -219,13 +222,26 @@ fn template_lengths_are_bounded_and_refused_where_they_cannot_be_used() {
         assert_usage_error(&out, &["--frames: template frames", "between 1 and 64"]);
         assert!(!dir.path().join("d.npz").exists());
     }
-    let out = demix(
+    // -k auto chooses K as for templates of one frame, then fits templates of the length
+    // asked for (here, a percussive recording's).
+    assert_ok(&demix(
         dir.path(),
         &[
-            "learn", "hits.wav", "-k", "auto", "--frames", "4", "-o", "d.npz",
+            "learn",
+            "hits.wav",
+            "-k",
+            "auto",
+            "--k-range",
+            "2-4",
+            "-o",
+            "da.npz",
         ],
+    ));
+    let auto = Templates::load(&dir.path().join("da.npz")).unwrap();
+    assert!(
+        auto.frames == 6 && (2..=4).contains(&auto.templates()),
+        "{auto:?}"
     );
-    assert_usage_error(&out, &["-k/--components", "templates of several frames"]);
     assert_ok(&demix(
         dir.path(),
         &[
@@ -236,7 +252,10 @@ fn template_lengths_are_bounded_and_refused_where_they_cannot_be_used() {
         dir.path(),
         &["inspect", "hits.wav", "--source", "d.npz", "-o", "o"],
     );
-    assert_usage_error(&out, &["--source", "--frames above 1"]);
+    assert_usage_error(
+        &out,
+        &["--source", "templates of one frame; these are convolutive"],
+    );
     let out = demix(
         dir.path(),
         &[
@@ -311,4 +330,20 @@ fn learn_gives_drums_convolutive_kl_templates_and_others_kl_ones_beside() {
     assert_ok(&out);
     let d1 = Templates::load(&path("d1.npz")).unwrap();
     assert_eq!((d1.frames, d1.loss), (1, Loss::ItakuraSaito));
+}
+
+#[test]
+fn free_components_of_several_frames_are_refused_by_separate_and_inspect() {
+    let separate = SeparateParams {
+        nmf: NmfParams::new(2).with_frames(3),
+        ..Default::default()
+    };
+    let e = separate.check().unwrap_err().to_string();
+    assert!(e.contains("several frames"), "{e}");
+    let inspect = demix::inspect::InspectParams {
+        nmf: NmfParams::new(2).with_frames(3),
+        ..Default::default()
+    };
+    let e = inspect.check().unwrap_err().to_string();
+    assert!(e.contains("one frame"), "{e}");
 }
