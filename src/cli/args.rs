@@ -294,24 +294,23 @@ pub enum FramesArg {
 
 /// `auto` or a number of frames.
 fn parse_frames(s: &str) -> Result<FramesArg, String> {
-    if s.trim().eq_ignore_ascii_case("auto") {
-        return Ok(FramesArg::Auto);
-    }
-    s.trim()
-        .parse()
-        .map(FramesArg::Fixed)
-        .map_err(|_| format!("'{s}' is not a number of frames or 'auto'"))
+    Ok(auto_or_number(s, "frames")?.map_or(FramesArg::Auto, FramesArg::Fixed))
 }
 
 /// `auto` or a number.
 pub fn parse_components(s: &str) -> Result<ComponentsArg, String> {
+    Ok(auto_or_number(s, "components")?.map_or(ComponentsArg::Auto, ComponentsArg::Fixed))
+}
+
+/// `None` for `auto`, else the number, or a message naming `what` it should be a number of.
+fn auto_or_number(s: &str, what: &str) -> Result<Option<usize>, String> {
     if s.trim().eq_ignore_ascii_case("auto") {
-        return Ok(ComponentsArg::Auto);
+        return Ok(None);
     }
     s.trim()
         .parse()
-        .map(ComponentsArg::Fixed)
-        .map_err(|_| format!("'{s}' is not a number of components or 'auto'"))
+        .map(Some)
+        .map_err(|_| format!("'{s}' is not a number of {what} or 'auto'"))
 }
 
 /// How `-k auto` chooses the number of components.

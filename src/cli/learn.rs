@@ -7,13 +7,9 @@ use super::args::{ComponentsArg, FramesArg, LearnArgs};
 use super::failure::{Failure, describe_param_error};
 use super::{Output, same_file};
 use demix::ParamError;
-use demix::audio::Audio;
-use demix::nmf::{Loss, NmfParams, RankParams, RankReport};
 use demix::sources::{
-    FLATNESS_BOUND, PERCUSSIVE_FRAMES, PERCUSSIVE_SHARE_BOUND, Templates, learn, learn_with_rank,
-    percussion,
+    FLATNESS_BOUND, LearnEvent, ModelChoice, PERCUSSIVE_SHARE_BOUND, learn_source,
 };
-use demix::spectral::StftParams;
 
 pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     let name = args.name.clone().unwrap_or_else(|| {
@@ -71,30 +67,33 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
             });
         }
     };
-    let frames = match args.frames {
-        Some(FramesArg::Fixed(frames)) => Ok(frames),
-        None | Some(FramesArg::Auto) => percussion(&examples, &stft).map(|p| {
-            out.detail(&format!(
-                "median spectral flatness {:.3} (percussive from {FLATNESS_BOUND}), percussive \
-                 share {:.3} (from {PERCUSSIVE_SHARE_BOUND})",
-                p.flatness, p.percussive_share
-            ));
-            if p.is_percussive() {
-                PERCUSSIVE_FRAMES
-            } else {
-                1
-            }
-        }),
-    };
-    let source = Source {
-        name: &name,
-        examples: &examples,
-        stft: &stft,
+    let choice = ModelChoice {
+        frames: match args.frames {
+            Some(FramesArg::Fixed(frames)) => Some(frames),
+            None | Some(FramesArg::Auto) => None,
+        },
         loss: args.model.loss,
         restarts: args.model.restarts,
-        announce: &|line| out.detail(line),
     };
-    let learned = frames.and_then(|frames| source.learn(nmf, frames, rank.as_ref(), &mut progress));
+    let mut events = |event| match event {
+        LearnEvent::Measured(p) => out.detail(&format!(
+            "median spectral flatness {:.3} (percussive from {FLATNESS_BOUND}), percussive \
+             share {:.3} (from {PERCUSSIVE_SHARE_BOUND})",
+            p.flatness, p.percussive_share
+        )),
+        LearnEvent::Fit(p) | LearnEvent::KlProgress(p) => progress(p),
+        LearnEvent::KlFit => out.detail("KL templates beside them:"),
+    };
+    let learned = learn_source(
+        &name,
+        &examples,
+        &stft,
+        &nmf,
+        choice,
+        rank.as_ref(),
+        &mut events,
+    )
+    .map(|l| (l.templates, l.rank));
     bar.finish_and_clear();
     let result = learned.and_then(|(t, report)| t.save(&args.out).map(|()| (t, report)));
     match result {
@@ -135,56 +134,5 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
             };
             Err(Failure::failed(format!("{}: {message}", inputs.join(", "))))
         }
-    }
-}
-
-/// What `demix learn` learns from: the source's name and recordings, the STFT, and the loss
-/// asked for.
-struct Source<'a> {
-    name: &'a str,
-    examples: &'a [Audio],
-    stft: &'a StftParams,
-    loss: Option<Loss>,
-    restarts: Option<usize>,
-    /// Prints a line with `-v`.
-    announce: &'a dyn Fn(&str),
-}
-
-impl Source<'_> {
-    /// The templates of `frames` frames (with `-k auto`, their number chosen first by
-    /// `rank`) and the rank report. Convolutive templates (a percussive source's) are learned
-    /// with KL from one start unless another loss or number of starts is asked for; templates
-    /// of one frame with `nmf`'s loss, and KL ones beside them from one start (for mixes with
-    /// a percussive source, see `sources::mix_loss`). One start instead of four changed the
-    /// median SDR of the tuning split's songs with drums by 0.01 dB (5.37 against 5.38).
-    fn learn(
-        &self,
-        nmf: NmfParams,
-        frames: usize,
-        rank: Option<&RankParams>,
-        progress: &mut dyn FnMut(demix::nmf::Progress),
-    ) -> demix::Result<(Templates, Option<RankReport>)> {
-        let (name, examples, stft) = (self.name, self.examples, self.stft);
-        let mut nmf = nmf.with_frames(frames);
-        if frames > 1 && self.loss.is_none() {
-            nmf = nmf.with_loss(Loss::KullbackLeibler);
-        }
-        if frames > 1 && self.restarts.is_none() {
-            nmf = nmf.with_restarts(1);
-        }
-        let (mut templates, report) = match rank {
-            Some(rank) => learn_with_rank(name, examples, stft, &nmf, rank, progress)
-                .map(|(t, report)| (t, Some(report)))?,
-            None => (learn(name, examples, stft, &nmf, progress)?, None),
-        };
-        if frames == 1 && nmf.loss() != Loss::KullbackLeibler {
-            let kl = NmfParams::clone(&nmf)
-                .with_loss(Loss::KullbackLeibler)
-                .with_restarts(1);
-            let kl = kl.with_components(templates.templates());
-            (self.announce)("KL templates beside them:");
-            templates.w_kl = Some(learn(name, examples, stft, &kl, progress)?.w);
-        }
-        Ok((templates, report))
     }
 }

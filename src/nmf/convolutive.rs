@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use ndarray::{Array2, ArrayView2, s};
 
-use super::divergence::{flushed, step, step32};
+use super::divergence::{flushed, scale_by_step, step};
 
 /// Fills each group's delayed columns of `g` (frames × components) from its first:
 /// `g[t, c + τ] = g[t − τ, c]`, and 0 for `t < τ`.
@@ -31,7 +31,8 @@ pub(crate) fn spread(g: &mut Array2<f32>, groups: &[Range<usize>]) {
 
 /// The H update of every column of `g` from the update terms `num` and `den` (frames ×
 /// components): independent columns by their own ratio, each group's first column by the
-/// ratio of its sums over the delays; then the delayed columns are filled again.
+/// ratio of its sums over the delays; then the delayed columns are filled again. `groups` are
+/// in column order and do not overlap (as [`super::NmfParams`] makes them).
 pub(crate) fn apply_h(
     g: &mut Array2<f32>,
     (num, den): (ArrayView2<f32>, ArrayView2<f32>),
@@ -39,34 +40,29 @@ pub(crate) fn apply_h(
     gamma: f32,
 ) {
     let (frames, k) = g.dim();
-    let mut group_of = vec![None; k];
+    let independent = |g: &mut Array2<f32>, columns: Range<usize>| {
+        let columns = s![.., columns];
+        scale_by_step(
+            g.slice_mut(columns),
+            (num.slice(columns), den.slice(columns)),
+            gamma,
+        );
+    };
+    let mut next = 0;
     for group in groups {
-        for c in group.clone() {
-            group_of[c] = Some(group.clone());
-        }
-    }
-    for (c, group) in group_of.iter().enumerate() {
-        match group {
-            None => {
-                for t in 0..frames {
-                    let x = &mut g[[t, c]];
-                    *x = flushed(*x * step32(num[[t, c]], den[[t, c]], gamma));
-                }
+        independent(g, next..group.start);
+        for t in 0..frames {
+            let (mut n, mut d) = (0.0f64, 0.0f64);
+            for (tau, col) in group.clone().enumerate().take(frames - t) {
+                n += f64::from(num[[t + tau, col]]);
+                d += f64::from(den[[t + tau, col]]);
             }
-            Some(group) if group.start == c => {
-                for t in 0..frames {
-                    let (mut n, mut d) = (0.0f64, 0.0f64);
-                    for (tau, col) in group.clone().enumerate().take(frames - t) {
-                        n += f64::from(num[[t + tau, col]]);
-                        d += f64::from(den[[t + tau, col]]);
-                    }
-                    let x = &mut g[[t, c]];
-                    *x = flushed(*x * step(n, d, gamma));
-                }
-            }
-            Some(_) => {}
+            let x = &mut g[[t, group.start]];
+            *x = flushed(*x * step(n, d, gamma));
         }
+        next = group.end;
     }
+    independent(g, next..k);
     spread(g, groups);
 }
 
@@ -252,6 +248,24 @@ mod tests {
                 "{loss:?}: {costs:?}"
             );
         }
+    }
+
+    #[test]
+    fn columns_around_a_group_keep_their_own_step() {
+        // Columns 0 and 3 are independent, 1..3 one template of two frames.
+        let mut g = Array2::from_elem((3, 4), 1.0f32);
+        g[[0, 2]] = 0.0;
+        let num = Array2::from_shape_fn((3, 4), |(t, c)| (1 + t + 3 * c) as f32);
+        let den = Array2::from_elem((3, 4), 2.0f32);
+        let group = [Range { start: 1, end: 3 }];
+        apply_h(&mut g, (num.view(), den.view()), &group, 1.0);
+        for t in 0..3 {
+            assert_eq!(g[[t, 0]], (1 + t) as f32 / 2.0);
+            assert_eq!(g[[t, 3]], (10 + t) as f32 / 2.0);
+        }
+        // h_0 · (num[0,1] + num[1,2]) / (2 + 2) = (4 + 8) / 4; the last frame reaches one.
+        assert_eq!(g.column(1).to_vec(), [3.0, (5.0 + 9.0) / 4.0, 6.0 / 2.0]);
+        assert_eq!(g.column(2).to_vec(), [0.0, 3.0, 3.5]);
     }
 
     #[test]

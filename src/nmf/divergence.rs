@@ -4,6 +4,8 @@
 //! A leaf of the NMF module: it imports nothing from it, so that the parameters, the kernels,
 //! the penalties and the update passes can all use it without import circles.
 
+use ndarray::{ArrayView2, ArrayViewMut2, Zip};
+
 /// The model `W·H` is floored here (in units of the mean of V) before negative powers.
 pub(crate) const MODEL_FLOOR: f32 = 1e-12;
 
@@ -92,4 +94,16 @@ pub(crate) fn step32(num: f32, den: f32, gamma: f32) -> f32 {
     } else {
         r.powf(gamma)
     }
+}
+
+/// The multiplicative H step `g ← g (num / den)^γ` of every element, flushed.
+pub(crate) fn scale_by_step(
+    g: ArrayViewMut2<f32>,
+    (num, den): (ArrayView2<f32>, ArrayView2<f32>),
+    gamma: f32,
+) {
+    Zip::from(g)
+        .and(num)
+        .and(den)
+        .for_each(|g, &n, &d| *g = flushed(*g * step32(n, d, gamma)));
 }

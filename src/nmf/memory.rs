@@ -58,9 +58,11 @@ pub(crate) fn check_memory(
         return Ok(());
     };
     let mut needs = memory_estimate(bins, frames, components, params.free_columns());
-    if !params.shift_groups().is_empty() {
+    if params.has_convolutive() {
         // The H update's terms of every frame, for convolutive templates.
-        let terms = 8 * (frames as u64).saturating_mul(components as u64);
+        let terms = (frames as u64)
+            .saturating_mul(components as u64)
+            .saturating_mul(8);
         needs = needs.saturating_add(terms);
     }
     if needs > limit {

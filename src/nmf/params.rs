@@ -311,7 +311,14 @@ impl NmfParams {
     /// Number of columns of W in all: those of the fixed templates and of the free
     /// components (a component of several frames takes one column per frame).
     pub fn total_components(&self) -> usize {
-        self.free_columns() + self.fixed_w.as_ref().map_or(0, |w| w.ncols())
+        self.free_columns()
+            .saturating_add(self.fixed_w.as_ref().map_or(0, |w| w.ncols()))
+    }
+
+    /// Whether any template is convolutive ([`Self::shift_groups`] is not empty).
+    pub(crate) fn has_convolutive(&self) -> bool {
+        (self.frames > 1 && self.components > 0)
+            || self.fixed_frames.iter().flatten().any(|&len| len > 1)
     }
 
     /// Columns of W of the free components.
@@ -485,7 +492,7 @@ impl NmfParams {
             (self.smoothness > 0.0).then_some(Param::Smoothness)
         };
         if let Some(param) = penalty
-            && !self.shift_groups().is_empty()
+            && self.has_convolutive()
         {
             return Err(ParamError::Conflict {
                 param,

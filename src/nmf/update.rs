@@ -21,7 +21,7 @@ use std::ops::Range;
 use super::avx512;
 use super::blocks::{self, Slot, WTerms, add_into, block_slice, for_each_block, padded};
 use super::convolutive;
-use super::divergence::{Divergence, flushed, step, step32};
+use super::divergence::{Divergence, flushed, scale_by_step, step};
 use super::linalg::gemm;
 use super::penalty::Penalties;
 use super::portable::Portable;
@@ -342,10 +342,7 @@ impl Engine {
                         .and(&num)
                         .for_each(|g, &step| *g = flushed(*g * step));
                 } else {
-                    Zip::from(&mut gb)
-                        .and(&num)
-                        .and(&den)
-                        .for_each(|g, &n, &d| *g = flushed(*g * step32(n, d, gamma)));
+                    scale_by_step(gb, (num, den), gamma);
                 }
             },
         );

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::{Array2, Array3, ArrayView2, Axis, Ix3, concatenate};
+use ndarray::{Array, Array2, Array3, ArrayView2, Axis, Dimension, Ix2, Ix3, concatenate};
 use realfft::num_complex::Complex32;
 
 use super::percussion::Percussion;
@@ -172,16 +172,10 @@ impl Templates {
             .to_f32()
             .ok_or_else(|| bad("'W' is not numeric".into()))?;
         let (w, frames) = match *w.shape() {
-            [bins, k] => (
-                w.as_standard_layout()
-                    .into_owned()
-                    .into_shape_with_order((bins, k)),
-                1,
-            ),
+            // Any memory order (a Fortran-order W too); copied only to make it standard.
+            [_, _] => (w.into_dimensionality::<Ix2>().map(standard), 1),
             [bins, k, frames] if (1..=MAX_TEMPLATE_FRAMES).contains(&frames) => (
-                w.as_standard_layout()
-                    .into_owned()
-                    .into_shape_with_order((bins, k * frames)),
+                standard(w).into_shape_with_order((bins, k * frames)),
                 frames,
             ),
             [_, _, frames] => {
@@ -419,15 +413,36 @@ pub fn learn_with_rank(
 ) -> Result<(Templates, RankReport)> {
     rank.check_with(nmf)?;
     let (plan, pooled) = pooled_spectrogram(name, examples, stft)?;
+    fit_with_rank(
+        name,
+        examples,
+        (stft, &plan),
+        pooled.view(),
+        nmf,
+        rank,
+        progress,
+    )
+}
+
+/// [`fit_templates`] with the number of templates chosen first by `rank` on `pooled`.
+pub(super) fn fit_with_rank(
+    name: &str,
+    examples: &[Audio],
+    stft: (&StftParams, &Stft),
+    pooled: ArrayView2<f32>,
+    nmf: &NmfParams,
+    rank: &RankParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Templates, RankReport)> {
     let report = nmf::select_rank(pooled.t(), nmf, rank)?;
     let fit = report.fit_params(nmf);
-    let templates = fit_templates(name, examples, (stft, &plan), pooled.view(), &fit, progress)?;
+    let templates = fit_templates(name, examples, stft, pooled, &fit, progress)?;
     Ok((templates, report))
 }
 
 /// The planned STFT and the examples' channel-summed magnitude spectrograms joined in time,
 /// `(frames, bins)`, after checking the name and the examples.
-fn pooled_spectrogram(
+pub(super) fn pooled_spectrogram(
     name: &str,
     examples: &[Audio],
     stft: &StftParams,
@@ -461,7 +476,7 @@ fn pooled(examples: &[Audio], stft: &StftParams) -> Result<(Stft, Array2<f32>)> 
 /// The templates of `name` fitted with `nmf` to the pooled spectrogram of `examples`
 /// (checked by [`pooled_spectrogram`], with the STFT settings and their plan), each summing
 /// to 1, with the examples' spatial covariance when they share two or more channels.
-fn fit_templates(
+pub(super) fn fit_templates(
     name: &str,
     examples: &[Audio],
     (stft, plan): (&StftParams, &Stft),
@@ -469,18 +484,8 @@ fn fit_templates(
     nmf: &NmfParams,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Templates> {
-    let model = nmf::fit_with_progress(pooled.t(), nmf, progress)?;
-    let mut w = model.w;
-    // Free templates come out summing to 1 unless normalisation was turned off; the frames
-    // of a convolutive template sum to 1 together.
+    let w = fitted_w(pooled, nmf, progress)?;
     let frames = nmf.frames();
-    for k in 0..w.ncols() / frames {
-        let mut template = w.slice_mut(ndarray::s![.., k * frames..(k + 1) * frames]);
-        let sum: f32 = template.sum();
-        if sum > 0.0 {
-            template.mapv_inplace(|a| a / sum);
-        }
-    }
     // The spatial covariance, when every example has the same number of channels (2 or more).
     let first = &examples[0];
     let channels = first.num_channels();
@@ -498,6 +503,35 @@ fn fit_templates(
         w_kl: None,
         spatial,
     })
+}
+
+/// The templates W fitted with `nmf` to `pooled` (frames × bins), each summing to 1 (free
+/// templates come out so unless normalisation was turned off; the frames of a convolutive
+/// template sum to 1 together).
+pub(super) fn fitted_w(
+    pooled: ArrayView2<f32>,
+    nmf: &NmfParams,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Array2<f32>> {
+    let mut w = nmf::fit_with_progress(pooled.t(), nmf, progress)?.w;
+    let frames = nmf.frames();
+    for k in 0..w.ncols() / frames {
+        let mut template = w.slice_mut(ndarray::s![.., k * frames..(k + 1) * frames]);
+        let sum: f32 = template.sum();
+        if sum > 0.0 {
+            template.mapv_inplace(|a| a / sum);
+        }
+    }
+    Ok(w)
+}
+
+/// `a` in standard (row-major) layout, copied only when it is not.
+fn standard<D: Dimension>(a: Array<f32, D>) -> Array<f32, D> {
+    if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    }
 }
 
 /// How percussive the recordings `examples` are (pooled, with the STFT settings `stft`).

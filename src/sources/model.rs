@@ -1,0 +1,122 @@
+//! The model `demix learn` gives a source: convolutive Kullback–Leibler templates for a
+//! percussive one, single-frame templates with KL ones beside them for the rest (see
+//! [`learn_source`]).
+
+use super::percussion::{PERCUSSIVE_FRAMES, Percussion};
+use super::templates::{Templates, fit_templates, fit_with_rank, fitted_w, pooled_spectrogram};
+use crate::audio::Audio;
+use crate::error::Result;
+use crate::nmf::{Loss, NmfParams, Progress, RankParams, RankReport};
+use crate::spectral::StftParams;
+
+/// What [`learn_source`] decides itself when these are `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ModelChoice {
+    /// Frames of each template (`None`: [`PERCUSSIVE_FRAMES`] for percussive recordings,
+    /// else 1).
+    pub frames: Option<usize>,
+    /// The loss of templates of several frames (`None`: KL); templates of one frame use the
+    /// loss of the parameters given.
+    pub loss: Option<Loss>,
+    /// Starts of templates of several frames (`None`: one); templates of one frame use the
+    /// restarts of the parameters given.
+    pub restarts: Option<usize>,
+}
+
+/// Where [`learn_source`] is, for its callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LearnEvent {
+    /// The recordings were measured (when the length was left to the measure).
+    Measured(Percussion),
+    /// The fit of the templates went on.
+    Fit(Progress),
+    /// The fit of the KL templates beside them starts.
+    KlFit,
+    /// That fit went on.
+    KlProgress(Progress),
+}
+
+/// What [`learn_source`] learned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learned {
+    /// The templates.
+    pub templates: Templates,
+    /// The rank selection's report, with one.
+    pub rank: Option<RankReport>,
+}
+
+/// Learns the templates of one source as `demix learn` does, from one spectrogram of the
+/// pooled `examples`: the length of its templates from how percussive they are (unless
+/// `choice.frames` says), convolutive templates with KL from one start (unless `choice` says
+/// otherwise), templates of one frame with `nmf` and then KL templates beside them from one
+/// start (when `nmf`'s loss is not KL), which a mix with a percussive source is separated
+/// with (see [`super::mix_loss`]). With `rank`, the number of templates is chosen first (as
+/// for templates of one frame). On the quality corpus's tuning split one start instead of
+/// four changed the median SDR of the songs with drums by 0.01 dB (5.37 against 5.38).
+///
+/// # Errors
+/// As [`super::learn`] and [`super::learn_with_rank`].
+///
+/// ```
+/// use demix::audio::Audio;
+/// use demix::sources::{ModelChoice, learn_params, learn_source};
+/// use demix::spectral::StftParams;
+/// let tone: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.1).sin()).collect();
+/// let example = Audio::new(16_000, vec![tone])?;
+/// let stft = StftParams::new(1024);
+/// let nmf = learn_params(2).with_restarts(1);
+/// let learned = learn_source("flute", &[example], &stft, &nmf, ModelChoice::default(), None, &mut |_| {})?;
+/// let t = learned.templates;
+/// assert_eq!((t.frames, t.len()), (1, 2));
+/// assert_eq!(t.w_kl.map(|w| w.dim()), Some((513, 2)));
+/// # Ok::<(), demix::Error>(())
+/// ```
+pub fn learn_source(
+    name: &str,
+    examples: &[Audio],
+    stft: &StftParams,
+    nmf: &NmfParams,
+    choice: ModelChoice,
+    rank: Option<&RankParams>,
+    events: &mut dyn FnMut(LearnEvent),
+) -> Result<Learned> {
+    let frames = choice.frames.unwrap_or(1);
+    let mut nmf = nmf.clone().with_frames(frames);
+    match rank {
+        Some(rank) => rank.check_with(&nmf)?,
+        None => nmf.check()?,
+    }
+    let (plan, pooled) = pooled_spectrogram(name, examples, stft)?;
+    if choice.frames.is_none() {
+        let measured = Percussion::of(pooled.view());
+        events(LearnEvent::Measured(measured));
+        if measured.is_percussive() {
+            nmf = nmf.with_frames(PERCUSSIVE_FRAMES);
+        }
+    }
+    if nmf.frames() > 1 {
+        nmf = nmf
+            .with_loss(choice.loss.unwrap_or(Loss::KullbackLeibler))
+            .with_restarts(choice.restarts.unwrap_or(1));
+    }
+    let stft = (stft, &plan);
+    let progress = &mut |p| events(LearnEvent::Fit(p));
+    let (mut templates, rank) = match rank {
+        Some(rank) => fit_with_rank(name, examples, stft, pooled.view(), &nmf, rank, progress)
+            .map(|(t, report)| (t, Some(report)))?,
+        None => (
+            fit_templates(name, examples, stft, pooled.view(), &nmf, progress)?,
+            None,
+        ),
+    };
+    if nmf.frames() == 1 && nmf.loss() != Loss::KullbackLeibler {
+        let kl = nmf
+            .with_loss(Loss::KullbackLeibler)
+            .with_restarts(1)
+            .with_components(templates.templates());
+        events(LearnEvent::KlFit);
+        let progress = &mut |p| events(LearnEvent::KlProgress(p));
+        templates.w_kl = Some(fitted_w(pooled.view(), &kl, progress)?);
+    }
+    Ok(Learned { templates, rank })
+}
