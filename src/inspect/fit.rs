@@ -226,14 +226,18 @@ fn fit_note_templates(
     if adapt == 0 {
         return Ok(first);
     }
-    let done = first.iterations;
+    let Nmf {
+        w,
+        h,
+        cost_history: mut history,
+        iterations: done,
+        converged,
+    } = first;
     let mut adapted = params.nmf.clone();
-    adapted.components = first.w.ncols();
+    adapted.components = w.ncols();
     adapted.fixed_w = None;
     // It starts from the best first fit (so it is fitted once, whatever `restarts`).
-    let adapted = adapted
-        .with_initial(first.w.clone(), first.h.clone())
-        .with_max_iter(adapt);
+    let adapted = adapted.with_initial(w, h).with_max_iter(adapt);
     let second = nmf::fit_transposed(again()?, &adapted, &mut |p| {
         progress(Progress {
             iteration: reached + p.iteration,
@@ -241,7 +245,6 @@ fn fit_note_templates(
             cost: p.cost,
         });
     })?;
-    let mut history = first.cost_history;
     history.extend(second.cost_history.iter().skip(1).map(|c| CostPoint {
         iteration: done + c.iteration,
         cost: c.cost,
@@ -251,6 +254,6 @@ fn fit_note_templates(
         h: second.h,
         cost_history: history,
         iterations: done + second.iterations,
-        converged: first.converged,
+        converged,
     })
 }

@@ -52,7 +52,7 @@ pub fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>) -> bool {
     }
 }
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Zip, s};
+use ndarray::{Array2, ArrayView2, Zip, s};
 
 use crate::error::ParamError;
 use params::check_non_negative;
@@ -106,18 +106,12 @@ impl Nmf {
     /// the data, how much of it the model explains (0 when penalties silenced every
     /// activation; NaN if a factor is not finite).
     pub fn model_sum(&self) -> f64 {
-        let l1 = |x: ArrayView1<f32>| x.iter().map(|&a| f64::from(a)).sum::<f64>();
-        (0..self.w.ncols())
-            .map(|c| l1(self.w.column(c)) * l1(self.h.row(c)))
-            .sum()
+        ActivationSums::of(self.h.view()).model_sum(self.w.view())
     }
 
     /// The energy of each component's model `W_k H_k`: `|W_k|² |H_k|²`.
     pub fn component_energies(&self) -> Vec<f64> {
-        let squares = |x: ArrayView1<f32>| x.iter().map(|&a| f64::from(a).powi(2)).sum::<f64>();
-        (0..self.w.ncols())
-            .map(|c| squares(self.w.column(c)) * squares(self.h.row(c)))
-            .collect()
+        ActivationSums::of(self.h.view()).energies(self.w.view())
     }
 }
 
