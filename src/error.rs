@@ -85,6 +85,8 @@ pub enum Param {
     EvalHop,
     /// The length in frames of convolutive templates.
     TemplateFrames,
+    /// The semitones learned templates are shifted by each way.
+    PitchShifts,
 }
 
 impl Param {
@@ -125,6 +127,7 @@ impl Param {
             Param::RankStarts => "starts",
             Param::HeldOut => "held-out fraction",
             Param::TemplateFrames => "template frames",
+            Param::PitchShifts => "pitch shifts",
         }
     }
 }

@@ -195,6 +195,11 @@ pub struct SeparateArgs {
     /// the mixture.
     #[arg(long = "spatial-iterations", default_value_t = SeparateParams::default().spatial_iterations, value_name = "N")]
     pub spatial_iterations: usize,
+    /// With --source: copies of every single-frame template shifted by 1 to N semitones up and
+    /// down, so that notes the training recordings did not play are explained by their own
+    /// source (0: the templates as learned; at most 12).
+    #[arg(long = "pitch-shifts", default_value_t = SeparateParams::default().pitch_shifts, value_name = "N")]
+    pub pitch_shifts: u32,
     /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample
     /// of this many frames and solve activations block by block, in bounded memory.
     #[arg(long = "max-frames", default_value_t = SeparateParams::default().max_frames, value_name = "N")]
@@ -443,6 +448,7 @@ impl SeparateArgs {
             nmf: self.model.nmf(base),
             mask_power: self.mask_power,
             templates,
+            pitch_shifts: self.pitch_shifts,
             groups: self.groups,
             spatial: !self.no_spatial,
             spatial_iterations: self.spatial_iterations,

@@ -92,6 +92,7 @@ pub(super) fn flag(param: Param) -> &'static str {
         Param::Restarts => "--restarts",
         Param::MaskPower => "--mask-power",
         Param::SpatialIterations => "--spatial-iterations",
+        Param::PitchShifts => "--pitch-shifts",
         Param::MaxFrames => "--max-frames",
         Param::Sources => "--sources",
         Param::Templates => "--source",

@@ -10,7 +10,9 @@
 use crate::audio::Audio;
 use crate::error::{Param, ParamError, Result};
 use crate::nmf::{NmfParams, Progress, RankParams};
-use crate::sources::{OTHER, Templates, check_source_name, with_stacked};
+use crate::sources::{
+    DEFAULT_PITCH_SHIFTS, MAX_PITCH_SHIFTS, OTHER, Templates, check_source_name, with_stacked,
+};
 use crate::spectral::{Stft, StftParams};
 
 mod analyze;
@@ -39,6 +41,11 @@ pub struct SeparateParams {
     /// Learned templates of named sources, held fixed (default none). With templates, the
     /// NMF's free components (`nmf.components()`, may be 0) are rendered together as `other`.
     pub templates: Vec<Templates>,
+    /// Beside every single-frame learned template, copies of it shifted by ±1 … ±N semitones,
+    /// so that notes the training recordings did not play are still explained by their own
+    /// source (default [`DEFAULT_PITCH_SHIFTS`]; 0 uses the templates as learned; at most
+    /// [`MAX_PITCH_SHIFTS`]). See [`Templates::with_pitch_shifts`].
+    pub pitch_shifts: u32,
     /// Group the free components into this many sources by what they sound like (default
     /// none: one source per component).
     pub groups: Option<usize>,
@@ -64,6 +71,7 @@ impl Default for SeparateParams {
             nmf: NmfParams::default(),
             mask_power: None,
             templates: Vec::new(),
+            pitch_shifts: DEFAULT_PITCH_SHIFTS,
             groups: None,
             spatial: true,
             spatial_iterations: 1,
@@ -85,8 +93,9 @@ pub const DEFAULT_MASK_POWER: f32 = 2.0;
 pub const SPATIAL_MASK_POWER: f32 = 0.5;
 
 impl SeparateParams {
-    /// Checks every part once and plans the work: the STFT, the stacked templates and the
-    /// NMF parameters that every recording separated with the result shares.
+    /// Checks every part once and plans the work: the STFT, the templates with their
+    /// pitch-shifted copies, stacked, and the NMF parameters that every recording separated
+    /// with the result shares.
     ///
     /// # Errors
     /// The first [`ParamError`] found.
@@ -96,7 +105,18 @@ impl SeparateParams {
         for t in &self.templates {
             t.check_stft(&self.stft)?;
         }
-        let nmf = self.nmf_params();
+        if self.pitch_shifts > MAX_PITCH_SHIFTS {
+            return Err(ParamError::OutOfRange {
+                param: Param::PitchShifts,
+                expected: "at most 12 semitones",
+                got: f64::from(self.pitch_shifts),
+            });
+        }
+        let mut params = self.clone();
+        params.templates = (params.templates.into_iter())
+            .map(|t| t.with_pitch_shifts(self.pitch_shifts))
+            .collect();
+        let nmf = params.nmf_params();
         if let Some(rank) = &self.rank {
             if !self.templates.is_empty() {
                 return Err(ParamError::Conflict {
@@ -171,11 +191,7 @@ impl SeparateParams {
                 });
             }
         }
-        Ok(Separator {
-            params: self.clone(),
-            stft,
-            nmf,
-        })
+        Ok(Separator { params, stft, nmf })
     }
 
     /// The NMF parameters with the learned templates, if any, as fixed templates.
@@ -200,7 +216,8 @@ pub struct Separator {
 }
 
 impl Separator {
-    /// The parameters this separator was checked from.
+    /// The parameters this separator was checked from, its templates with their
+    /// pitch-shifted copies.
     pub fn params(&self) -> &SeparateParams {
         &self.params
     }

@@ -393,6 +393,21 @@ fn too_many_spatial_iterations_are_rejected_naming_the_flag() {
 }
 
 #[test]
+fn pitch_shifts_beyond_an_octave_are_rejected_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = separate(dir.path(), &["x.wav"], &["--pitch-shifts", "13"]);
+    assert_usage_error(&out, &["--pitch-shifts", "at most 12"]);
+    // A negative number is clap's to refuse (with its hint on a second line).
+    let out = separate(dir.path(), &["x.wav"], &["--pitch-shifts=-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid value '-1' for '--pitch-shifts")
+    );
+    assert_nothing_written(dir.path());
+}
+
+#[test]
 fn hop_larger_than_window_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");

@@ -16,6 +16,7 @@ mod inspect;
 mod inspect_sources;
 mod inspect_stream;
 mod nmf;
+mod pitch;
 mod rank;
 mod separate;
 mod sklearn;

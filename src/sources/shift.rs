@@ -1,0 +1,182 @@
+//! Pitch-shifted copies of learned templates, so that a source's templates cover the notes
+//! around those of its training recordings.
+//!
+//! A single-frame template learned from a few notes is the spectrum of those notes: a song in
+//! another key plays pitches it has never seen, and the templates of another source (most of
+//! all a drum kit's broadband ones) then explain those notes instead. Scaling a template's
+//! frequency axis by `2^(s/12)` moves its partials by `s` semitones (and its spectral
+//! envelope with them, which over a few semitones matters less than the partials). `demix
+//! separate` adds copies shifted by ±1 … ±N semitones beside every single-frame template
+//! ([`DEFAULT_PITCH_SHIFTS`], chosen on the quality corpus's tuning split, `docs/quality.md`).
+//! Convolutive templates (drums) are left as they are.
+
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis, concatenate};
+
+use super::Templates;
+
+/// Semitones the templates are shifted by each way in `demix separate` by default.
+pub const DEFAULT_PITCH_SHIFTS: u32 = 2;
+/// Most semitones each way: an octave.
+pub const MAX_PITCH_SHIFTS: u32 = 12;
+
+/// The columns of `w` (bins × K, bin `i` at frequency `i · rate / n_fft`), followed by copies
+/// of them shifted by each of `semitones` in turn: K × (1 + `semitones.len()`) columns. A copy
+/// keeps its column's sum; what would fall above the top bin is dropped.
+pub fn pitch_shifted(w: ArrayView2<f32>, semitones: &[f32]) -> Array2<f32> {
+    let mut blocks = vec![w.to_owned()];
+    for &s in semitones {
+        let ratio = 2f64.powf(f64::from(s) / 12.0);
+        let mut shifted = Array2::zeros(w.raw_dim());
+        for (column, mut out) in w.columns().into_iter().zip(shifted.columns_mut()) {
+            let moved = shift_column(column, ratio);
+            out.assign(&ArrayView1::from(&moved));
+        }
+        blocks.push(shifted);
+    }
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    concatenate(Axis(1), &views).expect("blocks of equal numbers of bins")
+}
+
+/// `column` with its frequency axis scaled by `ratio`: bin `i` takes the value at bin
+/// `i / ratio`, interpolated linearly, then the whole is scaled back to the column's sum.
+fn shift_column(column: ArrayView1<f32>, ratio: f64) -> Vec<f32> {
+    let n = column.len();
+    let mut moved: Vec<f64> = (0..n)
+        .map(|i| {
+            let x = i as f64 / ratio;
+            let below = x.floor() as usize;
+            if below + 1 < n {
+                let t = x - below as f64;
+                f64::from(column[below]) * (1.0 - t) + f64::from(column[below + 1]) * t
+            } else if below + 1 == n && x == below as f64 {
+                f64::from(column[below])
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let before: f64 = column.iter().map(|&v| f64::from(v)).sum();
+    let after: f64 = moved.iter().sum();
+    if after > 0.0 {
+        let scale = before / after;
+        moved.iter_mut().for_each(|v| *v *= scale);
+    }
+    moved.into_iter().map(|v| v as f32).collect()
+}
+
+impl Templates {
+    /// These templates with pitch-shifted copies of every template beside it, shifted by
+    /// ±1 … ±`semitones` (both `w` and `w_kl`); convolutive templates, and `semitones` 0,
+    /// leave them as they are.
+    pub fn with_pitch_shifts(mut self, semitones: u32) -> Templates {
+        if semitones == 0 || self.frames > 1 {
+            return self;
+        }
+        let shifts: Vec<f32> = (1..=semitones as i32)
+            .flat_map(|s| [-s as f32, s as f32])
+            .collect();
+        self.w = pitch_shifted(self.w.view(), &shifts);
+        self.w_kl = self.w_kl.map(|w| pitch_shifted(w.view(), &shifts));
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nmf::Loss;
+    use crate::spectral::Window;
+    use ndarray::Array3;
+
+    /// A column of `n` bins with partials at multiples of bin `f0` (amplitude 1/h).
+    fn harmonic(n: usize, f0: f64) -> Vec<f32> {
+        let mut c = vec![0f32; n];
+        let mut h = 1.0;
+        while f0 * h < (n - 1) as f64 {
+            let x = f0 * h;
+            let below = x.floor() as usize;
+            let t = (x - below as f64) as f32;
+            c[below] += (1.0 - t) / h as f32;
+            c[below + 1] += t / h as f32;
+            h += 1.0;
+        }
+        c
+    }
+
+    fn peak(c: ArrayView1<f32>) -> usize {
+        (0..c.len()).max_by(|&a, &b| c[a].total_cmp(&c[b])).unwrap()
+    }
+
+    #[test]
+    fn an_octave_up_doubles_the_frequency_of_a_peak_and_keeps_the_sum() {
+        let w = Array2::from_shape_fn((400, 1), |(i, _)| if i == 60 { 2.0 } else { 0.0 });
+        let shifted = pitch_shifted(w.view(), &[12.0, -12.0, 7.0]);
+        assert_eq!(shifted.dim(), (400, 4));
+        assert_eq!(shifted.column(0), w.column(0));
+        assert_eq!(peak(shifted.column(1)), 120);
+        assert_eq!(peak(shifted.column(2)), 30);
+        // A fifth up: 60 · 2^(7/12) = 89.9 bins.
+        assert_eq!(peak(shifted.column(3)), 90);
+        for c in shifted.columns() {
+            assert!((c.sum() - 2.0).abs() < 1e-5, "{}", c.sum());
+        }
+    }
+
+    #[test]
+    fn a_shifted_harmonic_spectrum_is_the_spectrum_of_the_shifted_note() {
+        // f0 of 20 bins shifted by 3 semitones against a note at 20 · 2^(3/12) bins.
+        let n = 1025;
+        let w = Array2::from_shape_vec((n, 1), harmonic(n, 20.0)).unwrap();
+        let shifted = pitch_shifted(w.view(), &[3.0]);
+        let target = harmonic(n, 20.0 * 2f64.powf(0.25));
+        let s = shifted.column(1);
+        let (dot, ns, nt) = (0..n).fold((0.0, 0.0, 0.0), |(d, a, b), i| {
+            let (x, y) = (f64::from(s[i]), f64::from(target[i]));
+            (d + x * y, a + x * x, b + y * y)
+        });
+        let cosine = dot / (ns * nt).sqrt();
+        // Against the unshifted note, the same measure is low: the partials do not meet.
+        let (dot0, n0) = (0..n).fold((0.0, 0.0), |(d, a), i| {
+            let x = f64::from(w[[i, 0]]);
+            (d + x * f64::from(target[i]), a + x * x)
+        });
+        let cosine0 = dot0 / (n0 * nt).sqrt();
+        assert!(
+            cosine > 0.95 && cosine0 < 0.5,
+            "{cosine:.3} against {cosine0:.3}"
+        );
+    }
+
+    fn templates(frames: usize) -> Templates {
+        Templates {
+            name: "keys".into(),
+            w: Array2::from_shape_fn((64, 3 * frames), |(i, j)| ((i * 7 + j) % 5) as f32),
+            frames,
+            n_fft: 126,
+            hop: 32,
+            window: Window::Hann,
+            sample_rate: 8000,
+            loss: Loss::ItakuraSaito,
+            w_kl: Some(Array2::from_elem((64, 3 * frames), 0.5)),
+            spatial: Some(Array3::zeros((64, 2, 2))),
+        }
+    }
+
+    #[test]
+    fn every_single_frame_template_gets_its_shifted_copies_in_w_and_w_kl() {
+        let t = templates(1);
+        let shifted = t.clone().with_pitch_shifts(2);
+        // The learned templates first, then -1, +1, -2, +2 semitones.
+        assert_eq!((shifted.templates(), shifted.len()), (15, 15));
+        assert_eq!(shifted.w.slice(ndarray::s![.., ..3]), t.w);
+        assert_eq!(shifted.w_kl.as_ref().unwrap().ncols(), 15);
+        assert_eq!(t.clone().with_pitch_shifts(0), t);
+        assert_eq!((shifted.spatial, shifted.name), (t.spatial, t.name));
+    }
+
+    #[test]
+    fn convolutive_templates_are_left_as_they_are() {
+        let t = templates(4);
+        assert_eq!(t.clone().with_pitch_shifts(3), t);
+    }
+}
