@@ -21,13 +21,24 @@ machine is shared and noisy:
             against the librosa + scikit-learn script `separate_with_python` below (time from
             reading the WAV to the last file written, in its own process, imports excluded).
             Also the peak memory of each (maximum resident set size).
+  supervised  supervised separation end to end at demix's defaults: templates learned from a
+            15 s training clip of each of two instruments (`demix learn -k 16`, with all its
+            defaults: best of four Itakura-Saito starts, KL templates beside), then a 30 s
+            stereo mix of other notes separated with them (`demix separate --source ...`,
+            pitch-shifted copies, multichannel Wiener filter) and a 16-bit WAV per source:
+            the wall time of the three processes, against the supervised pipeline of
+            scripts/compare_separation.py (scikit-learn's IS NMF with K = 16, NNDSVDA, 200
+            iterations per clip; the activations on the mix with the templates fixed; masks
+            of power 2 on each channel's STFT; one 16-bit WAV per source). The clips and the
+            mix are synthesised here (two instruments of different harmonics, seeded).
 
 Prints each round and then a summary of medians and ratios (peer time / demix time: above 1
 means demix is faster). Not run by CI. Needs numpy, scipy, scikit-learn, librosa, soundfile,
 and the release builds:
 
     cargo build --release --bin demix --example workload
-    python3 benches/peers.py [--rounds 5] [--separate-rounds 3] [--only nmf,stft,separate]
+    python3 benches/peers.py [--rounds 5] [--separate-rounds 3]
+                             [--only nmf,stft,separate,supervised]
                              [--losses is,kl,euclidean] [--skip-f64]
 """
 
@@ -86,6 +97,122 @@ def separate_with_python(wav, out_dir, loss, iterations):
         mask = np.outer(w2[:, k], h2[k]) / denominator
         stem = librosa.istft(x * mask, hop_length=HOP, n_fft=N_FFT, length=y.shape[1])
         sf.write(out_dir / f"source{i + 1:0{width}d}.wav", stem.T, sr, subtype="PCM_16")
+
+
+SUPERVISED_K = 16
+SUPERVISED_SOURCES = ("reed", "bell")
+
+
+def instrument(name, notes, seconds, seed):
+    """A stereo instrument at 44.1 kHz playing random `notes` (MIDI), 0.25 to 0.75 s each:
+    odd harmonics for the reed, all of them with a fast decay for the bell; seeded."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    sr = 44100
+    out = np.zeros(int(seconds * sr))
+    start = 0
+    while True:
+        length = int(rng.uniform(0.25, 0.75) * sr)
+        if start + length > len(out):
+            break
+        f0 = 440.0 * 2 ** ((rng.choice(notes) - 69) / 12)
+        t = np.arange(length) / sr
+        if name == "reed":
+            tone = sum(np.sin(2 * np.pi * n * f0 * t) / n ** 2 for n in range(1, 12, 2))
+            envelope = np.minimum(1, t * 40) * np.minimum(1, (length - np.arange(length)) / 400)
+        else:
+            tone = sum(np.sin(2 * np.pi * n * f0 * t) / n for n in range(1, 9))
+            envelope = np.exp(-t * 6) * np.minimum(1, t * 400)
+        out[start:start + length] += 0.2 * tone * envelope
+        start += length
+    pan = 0.3 if name == "reed" else 0.7
+    return np.stack([out * (1 - pan), out * pan], axis=1).astype(np.float32)
+
+
+def make_supervised_data(data):
+    """Training clips (15 s) of the two instruments and a 30 s mix of other notes."""
+    import soundfile as sf
+    if all((data / f"sup_{n}.wav").exists() for n in (*SUPERVISED_SOURCES, "mix")):
+        return
+    notes = {"reed": ([60, 62, 64, 67, 69, 72], [61, 63, 65, 66, 68, 70, 71]),
+             "bell": ([72, 74, 76, 79, 81], [73, 75, 77, 78, 80, 82, 84])}
+    mix = 0
+    for i, name in enumerate(SUPERVISED_SOURCES):
+        train, song = notes[name]
+        sf.write(data / f"sup_{name}.wav", instrument(name, train, 15, 10 + i), 44100,
+                 subtype="PCM_16")
+        mix = mix + instrument(name, song, 30, 20 + i)
+    sf.write(data / "sup_mix.wav", mix, 44100, subtype="PCM_16")
+
+
+def supervised_with_python(data, out_dir):
+    """The supervised pipeline of scripts/compare_separation.py, writing stereo stems."""
+    import librosa
+    import numpy as np
+    import soundfile as sf
+    from sklearn.decomposition import NMF, non_negative_factorization
+
+    def magnitude(y):
+        v = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
+        return np.maximum(v, 1e-6 * v.max())
+
+    templates = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in SUPERVISED_SOURCES:
+            y, _ = sf.read(data / f"sup_{name}.wav", dtype="float32", always_2d=True)
+            model = NMF(n_components=SUPERVISED_K, beta_loss="itakura-saito", solver="mu",
+                        max_iter=200, init="nndsvda", random_state=0)
+            model.fit(magnitude(y.mean(axis=1)).T)
+            templates.append(model.components_)
+        w = np.vstack(templates)
+        y, sr = sf.read(data / "sup_mix.wav", dtype="float32", always_2d=True)
+        y = np.ascontiguousarray(y.T)
+        x = librosa.stft(y, n_fft=N_FFT, hop_length=HOP)
+        h, _, _ = non_negative_factorization(
+            magnitude(y.mean(axis=0)).T, H=w, n_components=w.shape[0], init="custom",
+            update_H=False, solver="mu", beta_loss="itakura-saito", max_iter=200)
+    k = SUPERVISED_K
+    power = [((h[:, i * k:(i + 1) * k] @ w[i * k:(i + 1) * k]).T) ** 2
+             for i in range(len(SUPERVISED_SOURCES))]
+    total = sum(power) + 1e-30
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, p in zip(SUPERVISED_SOURCES, power):
+        stem = librosa.istft(x * (p / total), hop_length=HOP, n_fft=N_FFT, length=y.shape[1])
+        sf.write(out_dir / f"{name}.wav", stem.T, sr, subtype="PCM_16")
+
+
+def bench_supervised(data, rounds):
+    make_supervised_data(data)
+    times = {"demix": [], "python": []}
+    rss = {"demix": [], "python": []}
+    with tempfile.TemporaryDirectory(dir=data) as tmp:
+        tmp = Path(tmp)
+        for r in range(rounds):
+            time.sleep(0.5)
+            wall, peak, specs = 0.0, 0.0, []
+            for name in SUPERVISED_SOURCES:
+                npz = tmp / f"{name}.npz"
+                w, p, _ = timed_child([DEMIX, "learn", data / f"sup_{name}.wav", "-k",
+                                       SUPERVISED_K, "-o", npz, "--force", "-q"])
+                wall, peak = wall + w, max(peak, p)
+                specs += ["--source", npz]
+            w, p, _ = timed_child([DEMIX, "separate", data / "sup_mix.wav", *specs, "-o",
+                                   tmp / "demix", "--force", "-q"])
+            times["demix"].append(wall + w)
+            rss["demix"].append(max(peak, p))
+            assert len(list((tmp / "demix" / "sup_mix").glob("*.wav"))) == 2
+            out = tmp / "python"
+            _, peak, stdout = timed_child([
+                sys.executable, __file__, "--supervised-with-python", data, out])
+            times["python"].append(float(stdout))
+            rss["python"].append(peak)
+            assert len(list(out.glob("*.wav"))) == 2
+            subprocess.run(["rm", "-rf", str(out), str(tmp / "demix")], check=True)
+            print(f"supervised round {r + 1}: demix {times['demix'][-1]:.2f} s "
+                  f"({rss['demix'][-1]:.0f} MiB), python {times['python'][-1]:.2f} s "
+                  f"({rss['python'][-1]:.0f} MiB)", flush=True)
+    return ({k: median(v) for k, v in times.items()}, {k: max(v) for k, v in rss.items()})
 
 
 def run(cmd, **kw):
@@ -209,7 +336,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=5, help="rounds of the nmf and stft pairs")
     p.add_argument("--separate-rounds", type=int, default=3)
-    p.add_argument("--only", default="nmf,stft,separate")
+    p.add_argument("--only", default="nmf,stft,separate,supervised")
     p.add_argument("--losses", default="is,kl,euclidean",
                    help="comma-separated: is, kl, euclidean or a β such as 0.5")
     p.add_argument("--separate-loss", default="kl", choices=["is", "kl", "euclidean"])
@@ -217,7 +344,18 @@ def main():
     p.add_argument("--data", type=Path, default=ROOT / "target" / "peers-data")
     p.add_argument("--separate-with-python", nargs=3, metavar=("WAV", "OUT", "LOSS"),
                    help=argparse.SUPPRESS)
+    p.add_argument("--supervised-with-python", nargs=2, type=Path, metavar=("DATA", "OUT"),
+                   help=argparse.SUPPRESS)
     args = p.parse_args()
+
+    if args.supervised_with_python:
+        import librosa  # noqa: F401
+        import sklearn.decomposition  # noqa: F401
+        import soundfile  # noqa: F401
+        start = time.perf_counter()
+        supervised_with_python(*args.supervised_with_python)
+        print(time.perf_counter() - start)
+        return
 
     if args.separate_with_python:
         wav, out, loss = args.separate_with_python
@@ -263,6 +401,13 @@ def main():
                        f"{t['demix']:.2f} s, librosa + scikit-learn {t['python']:.2f} s "
                        f"({t['python'] / t['demix']:.1f}x)")
         summary.append(f"W180 separate peak memory: demix {rss['demix']:.0f} MiB, "
+                       f"librosa + scikit-learn {rss['python']:.0f} MiB")
+    if "supervised" in only:
+        t, rss = bench_supervised(args.data, args.separate_rounds)
+        summary.append(f"supervised (learn 2 x 15 s, separate 30 s, defaults): demix "
+                       f"{t['demix']:.2f} s, librosa + scikit-learn {t['python']:.2f} s "
+                       f"({t['python'] / t['demix']:.1f}x)")
+        summary.append(f"supervised peak memory: demix {rss['demix']:.0f} MiB, "
                        f"librosa + scikit-learn {rss['python']:.0f} MiB")
     print(f"\nmedians (peer / demix; load average now {os.getloadavg()[0]:.2f}):")
     for line in summary:

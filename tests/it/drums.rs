@@ -76,34 +76,30 @@ pub(crate) fn mono(x: &[f32]) -> Audio {
     Audio::new(RATE, vec![x.to_vec()]).unwrap()
 }
 
+/// The fit that learns the tests' templates: `k` of them with `loss`, two random starts.
+pub(crate) fn training_fit(k: usize, loss: Loss) -> NmfParams {
+    NmfParams::new(k)
+        .with_loss(loss)
+        .with_init(Init::Random)
+        .with_restarts(2)
+}
+
+/// Four drum templates of `frames` frames, learned with `loss` from a training clip that
+/// plays other hits than the mixtures.
+pub(crate) fn drum_templates(frames: usize, loss: Loss) -> Templates {
+    let fit = training_fit(4, loss).with_frames(frames);
+    let clip = [mono(&drums(11, 8.0))];
+    learn("drums", &clip, &StftParams::default(), &fit, &mut |_| {}).unwrap()
+}
+
 /// Drum templates of `frames` frames and tonal ones, learned from training clips that play
 /// other hits and other notes than the mixture.
 fn templates(frames: usize) -> (Templates, Templates) {
-    let stft = StftParams::default();
-    let nmf = |k| {
-        NmfParams::new(k)
-            .with_loss(Loss::ItakuraSaito)
-            .with_init(Init::Random)
-            .with_restarts(2)
-    };
-    let drum = learn(
-        "drums",
-        &[mono(&drums(11, 8.0))],
-        &stft,
-        &nmf(4).with_frames(frames),
-        &mut |_| {},
-    )
-    .unwrap();
     let notes = [60, 62, 64, 65, 67, 69, 71, 72];
-    let keys = learn(
-        "keys",
-        &[mono(&tonal(12, &notes, 8.0))],
-        &stft,
-        &nmf(8),
-        &mut |_| {},
-    )
-    .unwrap();
-    (drum, keys)
+    let clip = [mono(&tonal(12, &notes, 8.0))];
+    let fit = training_fit(8, Loss::ItakuraSaito);
+    let keys = learn("keys", &clip, &StftParams::default(), &fit, &mut |_| {}).unwrap();
+    (drum_templates(frames, Loss::ItakuraSaito), keys)
 }
 
 /// SDR of (drums, keys) separated from their mix, `seconds` long, with drum templates of

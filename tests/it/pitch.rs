@@ -2,40 +2,20 @@
 //! clip played other notes than the mixture, beside a drum kit whose broadband templates
 //! would otherwise explain the notes its own templates have never seen.
 
-use demix::nmf::{Init, Loss, NmfParams};
+use demix::nmf::{Loss, NmfParams};
 use demix::separate::SeparateParams;
 use demix::sources::{Templates, learn};
 use demix::spectral::StftParams;
 
 use crate::common::sdr;
-use crate::drums::{drums, mono, tonal};
+use crate::drums::{drum_templates, drums, mono, tonal, training_fit};
 
-/// Drum templates (6 frames) and tonal ones learned from notes C4, E4 and G4 only.
+/// Drum templates (6 frames) and tonal ones learned from notes C4, E4 and G4 only, with KL.
 fn templates() -> (Templates, Templates) {
-    let stft = StftParams::default();
-    let nmf = |k| {
-        NmfParams::new(k)
-            .with_loss(Loss::KullbackLeibler)
-            .with_init(Init::Random)
-            .with_restarts(2)
-    };
-    let drum = learn(
-        "drums",
-        &[mono(&drums(11, 8.0))],
-        &stft,
-        &nmf(4).with_frames(6),
-        &mut |_| {},
-    )
-    .unwrap();
-    let keys = learn(
-        "keys",
-        &[mono(&tonal(12, &[60, 64, 67], 8.0))],
-        &stft,
-        &nmf(3),
-        &mut |_| {},
-    )
-    .unwrap();
-    (drum, keys)
+    let clip = [mono(&tonal(12, &[60, 64, 67], 8.0))];
+    let fit = training_fit(3, Loss::KullbackLeibler);
+    let keys = learn("keys", &clip, &StftParams::default(), &fit, &mut |_| {}).unwrap();
+    (drum_templates(6, Loss::KullbackLeibler), keys)
 }
 
 #[test]
