@@ -53,9 +53,9 @@ pub struct ModelArgs {
     /// [default: kl].
     #[arg(long, value_parser = parse_loss, value_name = "LOSS")]
     pub loss: Option<Loss>,
-    /// Most NMF iterations.
-    #[arg(long = "iter", default_value_t = NmfParams::default().max_iter(), value_name = "N")]
-    pub max_iter: usize,
+    /// Most NMF iterations [default: 200; 100 in separate with --source].
+    #[arg(long = "iter", value_name = "N")]
+    pub max_iter: Option<usize>,
     /// Stop when the cost falls by less than this fraction over 10 iterations (0: never).
     #[arg(long, default_value_t = NmfParams::default().tol())]
     pub tol: f64,
@@ -120,12 +120,13 @@ impl ModelArgs {
             Some(InitArg::Random) => Init::Random,
             None => base.init(),
         };
-        let (loss, restarts) = (
+        let (loss, restarts, max_iter) = (
             self.loss.unwrap_or(base.loss()),
             self.restarts.unwrap_or(base.restarts()),
+            self.max_iter.unwrap_or(base.max_iter()),
         );
         base.with_loss(loss)
-            .with_max_iter(self.max_iter)
+            .with_max_iter(max_iter)
             .with_tol(self.tol)
             .with_seed(self.seed)
             .with_init(init)
@@ -230,7 +231,7 @@ pub struct SeparateArgs {
     mut_arg("init", |a| a.help("Initialisation of the factors [default: random]")),
     mut_arg("restarts", |a| a.help(
         "Fit this many times (the first from --init, the rest from random starts with the \
-         next seeds) and keep the fit with the lowest cost [default: 4]"
+         next seeds) and keep the fit with the lowest cost [default: 1]"
     )),
 )]
 pub struct LearnArgs {
@@ -439,10 +440,13 @@ impl SeparateArgs {
             Some(loss) => templates.into_iter().map(|t| t.for_loss(loss)).collect(),
             None => templates,
         };
-        let base = match loss {
+        let mut base = match loss {
             Some(loss) => NmfParams::new(components).with_loss(loss),
             None => NmfParams::new(components),
         };
+        if !templates.is_empty() {
+            base = base.with_max_iter(demix::separate::TEMPLATE_ITERATIONS);
+        }
         Ok(SeparateParams {
             stft: self.model.stft(fallback),
             nmf: self.model.nmf(base),

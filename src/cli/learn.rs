@@ -50,7 +50,7 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
         examples.push(audio);
     }
     let started = Instant::now();
-    let bar = out.iteration_bar(&target, args.model.max_iter);
+    let bar = out.iteration_bar(&target, nmf.max_iter());
     // With -v, each newly computed cost is printed with its iteration (every restart's too).
     let mut last_cost = None;
     let mut progress = |p: demix::nmf::Progress| {

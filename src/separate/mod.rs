@@ -81,6 +81,12 @@ impl Default for SeparateParams {
     }
 }
 
+/// The most iterations `demix separate` gives a fit with learned templates held fixed (where
+/// only the activations are updated), when `--iter` does not say: on the quality corpus's
+/// tuning split, 100 separated as well as 200 (median SDR 9.35 against 9.38 dB, median change
+/// per source -0.01 dB) in about half the time. [`NmfParams`]'s own default is 200.
+pub const TEMPLATE_ITERATIONS: usize = 100;
+
 /// Most re-estimations of the spatial covariances (each is one pass over the recording).
 const MAX_SPATIAL_ITERATIONS: usize = 20;
 

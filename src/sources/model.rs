@@ -64,7 +64,7 @@ pub struct Learned {
 /// let tone: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.1).sin()).collect();
 /// let example = Audio::new(16_000, vec![tone])?;
 /// let stft = StftParams::new(1024);
-/// let nmf = learn_params(2).with_restarts(1);
+/// let nmf = learn_params(2);
 /// let learned = learn_source("flute", &[example], &stft, &nmf, ModelChoice::default(), None, &mut |_| {})?;
 /// let t = learned.templates;
 /// assert_eq!((t.frames, t.len()), (1, 2));

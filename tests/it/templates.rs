@@ -369,12 +369,30 @@ fn the_learn_and_separate_commands_name_the_stems_after_the_templates() {
         "--float32",
         "-o",
         &p("out"),
+        "-v",
     ]);
     assert_ok(&out);
     for name in ["bass", "melody", "other"] {
         let stem = read_audio(dir.path().join(format!("out/song/{name}.wav"))).unwrap();
         assert_eq!(stem.len(), bass.len());
     }
+    // With learned templates the fit stops at 100 iterations unless --iter says otherwise.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(" iter=100 "), "{said}");
+    let out = demix(&[
+        "separate",
+        &p("song.wav"),
+        "--source",
+        &p("bass.npz"),
+        "--iter",
+        "150",
+        "-o",
+        &p("out2"),
+        "-v",
+    ]);
+    assert_ok(&out);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(" iter=150 "), "{said}");
 }
 
 #[test]
