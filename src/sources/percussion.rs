@@ -10,7 +10,7 @@
 //! bounds and no other source was above both (voices reach the flatness bound, basses and
 //! plucked strings the percussive one).
 
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{Array2, ArrayView2, Axis, Zip, s};
 
 /// Least median spectral flatness of a percussive source.
 pub const FLATNESS_BOUND: f64 = 0.1;
@@ -87,19 +87,22 @@ fn percussive_share(s: ArrayView2<f32>) -> f64 {
     if total > 0.0 { share / total } else { 0.0 }
 }
 
-/// `x` median-filtered along `axis` over [`MEDIAN_WIDTH`] elements (fewer at the edges).
+/// `x` median-filtered along `axis` over [`MEDIAN_WIDTH`] elements (fewer at the edges), the
+/// lanes in parallel (each lane's result does not depend on the others).
 fn median_filtered(x: &Array2<f64>, axis: Axis) -> Array2<f64> {
     let half = MEDIAN_WIDTH / 2;
     let mut out = Array2::zeros(x.dim());
-    let mut window = Vec::with_capacity(MEDIAN_WIDTH);
-    for (lane, mut filtered) in x.lanes(axis).into_iter().zip(out.lanes_mut(axis)) {
-        let len = lane.len();
-        for (i, y) in filtered.iter_mut().enumerate() {
-            window.clear();
-            window.extend(lane.slice(s![i.saturating_sub(half)..(i + half + 1).min(len)]));
-            *y = median(&mut window).unwrap_or(0.0);
-        }
-    }
+    Zip::from(x.lanes(axis))
+        .and(out.lanes_mut(axis))
+        .par_for_each(|lane, mut filtered| {
+            let len = lane.len();
+            let mut window = Vec::with_capacity(MEDIAN_WIDTH);
+            for (i, y) in filtered.iter_mut().enumerate() {
+                window.clear();
+                window.extend(lane.slice(s![i.saturating_sub(half)..(i + half + 1).min(len)]));
+                *y = median(&mut window).unwrap_or(0.0);
+            }
+        });
     out
 }
 
