@@ -9,7 +9,7 @@
 
 use crate::audio::Audio;
 use crate::error::{Param, ParamError, Result};
-use crate::nmf::{NmfParams, Progress, RankParams};
+use crate::nmf::{NmfParams, Progress, RankParams, available_memory};
 use crate::sources::{
     DEFAULT_PITCH_SHIFTS, MAX_PITCH_SHIFTS, OTHER, Templates, check_source_name, with_stacked,
 };
@@ -118,6 +118,7 @@ impl SeparateParams {
                 got: f64::from(self.pitch_shifts),
             });
         }
+        self.check_copies_fit()?;
         let mut params = self.clone();
         params.templates = (params.templates.into_iter())
             .map(|t| t.with_pitch_shifts(self.pitch_shifts))
@@ -198,6 +199,31 @@ impl SeparateParams {
             }
         }
         Ok(Separator { params, stft, nmf })
+    }
+
+    /// Refuses pitch-shifted copies whose templates (`w`, `w_kl` and their stacked copy)
+    /// would not fit in the memory the fit may use, before they are made.
+    fn check_copies_fit(&self) -> Result<(), ParamError> {
+        if self.pitch_shifts == 0 {
+            return Ok(());
+        }
+        let copies = 2 * u64::from(self.pitch_shifts) + 1;
+        let bytes = (self.templates.iter())
+            .map(|t| {
+                let columns = t.len() as u64 * if t.frames > 1 { 1 } else { copies };
+                (t.w.nrows() as u64)
+                    .saturating_mul(columns)
+                    .saturating_mul(12)
+            })
+            .fold(0u64, u64::saturating_add);
+        match self.nmf.max_memory().or_else(available_memory) {
+            Some(limit) if bytes > limit => Err(ParamError::OutOfRange {
+                param: Param::PitchShifts,
+                expected: "fewer copies: the templates' copies need more than the memory allowed",
+                got: f64::from(self.pitch_shifts),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The NMF parameters with the learned templates, if any, as fixed templates.

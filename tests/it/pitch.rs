@@ -54,3 +54,33 @@ fn shifted_copies_separate_notes_the_training_clip_did_not_play() {
          with shifted copies {drums:.2}, {keys:.2}"
     );
 }
+
+#[test]
+fn copies_beyond_the_memory_allowed_are_refused_before_they_are_made() {
+    use demix::error::{Param, ParamError};
+    // 1000 templates of 1025 bins: 4.1 MB; with ±12 semitones (25 copies, and W_kl's, and the
+    // stacked copy) over 300 MB, against a limit of 64 MiB.
+    let (_, mut keys) = templates();
+    keys.w = ndarray::Array2::from_elem((1025, 1000), 1e-3);
+    keys.w_kl = Some(keys.w.clone());
+    let params = |pitch_shifts| SeparateParams {
+        nmf: NmfParams::new(0)
+            .with_loss(Loss::KullbackLeibler)
+            .with_max_memory(Some(64 << 20)),
+        templates: vec![keys.clone()],
+        pitch_shifts,
+        ..Default::default()
+    };
+    let err = params(12).check().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ParamError::OutOfRange {
+                param: Param::PitchShifts,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(params(1).check().is_ok());
+}
