@@ -56,7 +56,8 @@ N_FFT, HOP, K = 2048, 512, 32
 SKLEARN_LOSS = {"is": "itakura-saito", "kl": "kullback-leibler", "euclidean": "frobenius"}
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMIX = ROOT / "target" / "release" / "demix"
+# PEERS_DEMIX names another demix binary (an older build, to compare defaults).
+DEMIX = Path(os.environ.get("PEERS_DEMIX", ROOT / "target" / "release" / "demix"))
 WORKLOAD = ROOT / "target" / "release" / "examples" / "workload"
 
 
