@@ -144,9 +144,10 @@ fn spatial_model(
         .templates
         .iter()
         .map(|t| {
-            t.spatial
-                .clone()
+            // In standard layout, so that the filter reads each bin's matrices as one slice.
+            (t.spatial.as_ref())
                 .filter(|r| r.dim() == (bins, channels, channels))
+                .map(|r| r.as_standard_layout().into_owned())
         })
         .collect::<Option<_>>()?;
     if sources.len() > covariances.len() {

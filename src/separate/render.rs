@@ -172,8 +172,8 @@ impl BlockBuffers {
                         WienerWork::new(channels),
                         vec![Complex64::default(); channels],
                         vec![0f64; n_sources],
-                        Array2::<Complex64>::zeros((n_sources, channels)),
-                        Array2::<Complex64>::zeros((n_sources, channels)),
+                        vec![Complex64::default(); n_sources * channels],
+                        vec![Complex64::default(); n_sources * channels],
                         // The covariances of one bin, reused from bin to bin.
                         Vec::with_capacity(n_sources),
                     )
@@ -189,23 +189,26 @@ impl BlockBuffers {
                             *vj = f64::from(masks[[t, j, f]]).powi(2) * power;
                         }
                         r.clear();
-                        r.extend(first.iter().map(|r| r.slice(ndarray::s![f, .., ..])));
-                        wiener_bin(x, v, r, work, &mut est.view_mut());
+                        r.extend(first.iter().map(|r| bin_of(r, f)));
+                        wiener_bin(x, v, r, work, est);
                         let result = if let Some(refined) = refined {
                             for (j, vj) in v.iter_mut().enumerate() {
-                                *vj = est.row(j).iter().map(|a| a.norm_sqr()).sum::<f64>()
+                                *vj = est[j * channels..(j + 1) * channels]
+                                    .iter()
+                                    .map(|a| a.norm_sqr())
+                                    .sum::<f64>()
                                     / channels as f64;
                             }
                             r.clear();
-                            r.extend(refined.iter().map(|r| r.slice(ndarray::s![f, .., ..])));
-                            wiener_bin(x, v, r, work, &mut est2.view_mut());
+                            r.extend(refined.iter().map(|r| bin_of(r, f)));
+                            wiener_bin(x, v, r, work, est2);
                             &*est2
                         } else {
                             &*est
                         };
                         for j in 0..n_sources {
                             for c in 0..channels {
-                                let a = result[[j, c]];
+                                let a = result[j * channels + c];
                                 image[[j, c, f]] = Complex32::new(a.re as f32, a.im as f32);
                             }
                         }
@@ -248,6 +251,13 @@ impl BlockBuffers {
     "x86_64+avx2+fma",
     "aarch64+neon"
 ))]
+/// The C×C covariance of bin `f` of `r` (bins × C × C, standard layout), row-major.
+fn bin_of(r: &Array3<Complex32>, f: usize) -> &[Complex32] {
+    let (_, c, _) = r.dim();
+    let all = r.as_slice().expect("covariances in standard layout");
+    &all[f * c * c..(f + 1) * c * c]
+}
+
 fn apply_mask(out: &mut [Complex32], x: &[Complex32], m: &[f32]) {
     let n = out.len();
     for ((y, &x), &m) in out.iter_mut().zip(&x[..n]).zip(&m[..n]) {

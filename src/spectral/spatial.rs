@@ -15,7 +15,7 @@
 //! from the NMF model. The filters of a bin sum to the identity, so the stems still add up to
 //! the mixture.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, Array3, ArrayView2, Axis};
 use realfft::num_complex::{Complex32, Complex64};
 
 use super::Stft;
@@ -108,15 +108,16 @@ pub(crate) fn learn_covariance(stft: &Stft, examples: &[Audio]) -> Array3<Comple
     sum.covariance()
 }
 
-/// The multichannel Wiener filter of one bin: the images `out[j][c]` of every source from the
-/// mixture `x[c]`, source powers `v[j]` and spatial covariances `r[j]` (C×C). The images add up
-/// to the mixture exactly; when every power is zero, the mixture is split equally.
+/// The multichannel Wiener filter of one bin: the images `out[j * C + c]` of every source from
+/// the mixture `x[c]`, source powers `v[j]` and spatial covariances `r[j]` (C×C, row-major).
+/// The images add up to the mixture exactly; when every power is zero, the mixture is split
+/// equally. Plain slices: this runs for every bin of every frame.
 pub(crate) fn wiener_bin(
     x: &[Complex64],
     v: &[f64],
-    r: &[ArrayView2<Complex32>],
+    r: &[&[Complex32]],
     work: &mut WienerWork,
-    out: &mut ArrayViewMut2<Complex64>,
+    out: &mut [Complex64],
 ) {
     let c = x.len();
     let j = v.len();
@@ -125,7 +126,7 @@ pub(crate) fn wiener_bin(
     for (s, rs) in r.iter().enumerate() {
         for a in 0..c {
             for b in 0..c {
-                let rv = rs[[a, b]];
+                let rv = rs[a * c + b];
                 cx[a * c + b] += Complex64::new(f64::from(rv.re), f64::from(rv.im)) * v[s];
             }
         }
@@ -134,7 +135,7 @@ pub(crate) fn wiener_bin(
     if trace.is_nan() || trace <= 0.0 {
         for s in 0..j {
             for a in 0..c {
-                out[[s, a]] = x[a] / j as f64;
+                out[s * c + a] = x[a] / j as f64;
             }
         }
         return;
@@ -149,19 +150,19 @@ pub(crate) fn wiener_bin(
         for a in 0..c {
             let mut acc = Complex64::new(0.0, 0.0);
             for b in 0..c {
-                let rv = rs[[a, b]];
+                let rv = rs[a * c + b];
                 acc += Complex64::new(f64::from(rv.re), f64::from(rv.im)) * work.y[b];
             }
-            out[[s, a]] = acc * v[s];
+            out[s * c + a] = acc * v[s];
         }
     }
     // What the sources' spatial models cannot hold (a direction outside every covariance's
     // range, only kept by the ridge) is shared by power, so the images add up to the mixture.
     let total: f64 = v.iter().sum();
     for a in 0..c {
-        let residual = x[a] - (0..j).map(|s| out[[s, a]]).sum::<Complex64>();
+        let residual = x[a] - (0..j).map(|s| out[s * c + a]).sum::<Complex64>();
         for s in 0..j {
-            out[[s, a]] += residual * (v[s] / total);
+            out[s * c + a] += residual * (v[s] / total);
         }
     }
 }
@@ -255,9 +256,9 @@ mod tests {
         wiener_bin(
             &x,
             &[0.7, 0.4],
-            &[mono.view(), wide.view()],
+            &[mono.as_slice().unwrap(), wide.as_slice().unwrap()],
             &mut work,
-            &mut out.view_mut(),
+            out.as_slice_mut().unwrap(),
         );
         for a in 0..2 {
             let sum = out[[0, a]] + out[[1, a]];
@@ -279,9 +280,9 @@ mod tests {
         wiener_bin(
             &x,
             &[1.0, 1.0],
-            &[mono.view(), wide.view()],
+            &[mono.as_slice().unwrap(), wide.as_slice().unwrap()],
             &mut work,
-            &mut out.view_mut(),
+            out.as_slice_mut().unwrap(),
         );
         assert!(out[[0, 0]].norm() < 1e-6 && out[[0, 1]].norm() < 1e-6);
         assert!((out[[1, 0]] - x[0]).norm() < 1e-6);
