@@ -23,7 +23,7 @@ machine is shared and noisy:
             Also the peak memory of each (maximum resident set size).
   supervised  supervised separation end to end at demix's defaults: templates learned from a
             15 s training clip of each of two instruments (`demix learn -k 16`, with all its
-            defaults: best of four Itakura-Saito starts, KL templates beside), then a 30 s
+            defaults: Itakura-Saito from one start, KL templates beside), then a 30 s
             stereo mix of other notes separated with them (`demix separate --source ...`,
             pitch-shifted copies, multichannel Wiener filter) and a 16-bit WAV per source:
             the wall time of the three processes, against the supervised pipeline of

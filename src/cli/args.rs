@@ -198,7 +198,7 @@ pub struct SeparateArgs {
     pub spatial_iterations: usize,
     /// With --source: copies of every single-frame template shifted by 1 to N semitones up and
     /// down, so that notes the training recordings did not play are explained by their own
-    /// source (0: the templates as learned; at most 12).
+    /// source (0: the templates as learned; at most 6).
     #[arg(long = "pitch-shifts", default_value_t = SeparateParams::default().pitch_shifts, value_name = "N")]
     pub pitch_shifts: u32,
     /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample

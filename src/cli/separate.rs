@@ -186,6 +186,10 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOpti
     for (key, setting) in rank_params_json(rank) {
         value[key] = setting;
     }
+    // Only with templates, which are all it changes (blind runs keep their earlier reports).
+    if !args.source.is_empty() {
+        value["pitch_shifts"] = json!(params.pitch_shifts);
+    }
     // Recorded only for FLAC, so that the reports of WAV runs made before FLAC existed still
     // describe the same parameters.
     if output.container == Container::Flac {

@@ -81,9 +81,9 @@ impl Default for SeparateParams {
     }
 }
 
-/// The most iterations `demix separate` gives a fit with learned templates held fixed (where
-/// only the activations are updated), when `--iter` does not say: on the quality corpus's
-/// tuning split, 100 separated as well as 200 (median SDR 9.35 against 9.38 dB, median change
+/// The most iterations `demix separate` gives a fit with learned templates held fixed, when
+/// `--iter` does not say: on the quality corpus's tuning split (templates only, no free
+/// components), 100 separated as well as 200 (median SDR 9.35 against 9.38 dB, median change
 /// per source -0.01 dB) in about half the time. [`NmfParams`]'s own default is 200.
 pub const TEMPLATE_ITERATIONS: usize = 100;
 
@@ -114,7 +114,7 @@ impl SeparateParams {
         if self.pitch_shifts > MAX_PITCH_SHIFTS {
             return Err(ParamError::OutOfRange {
                 param: Param::PitchShifts,
-                expected: "at most 12 semitones",
+                expected: "at most 6 semitones",
                 got: f64::from(self.pitch_shifts),
             });
         }
@@ -123,6 +123,8 @@ impl SeparateParams {
         params.templates = (params.templates.into_iter())
             .map(|t| t.with_pitch_shifts(self.pitch_shifts))
             .collect();
+        // The copies are made: checking these parameters again must not copy the copies.
+        params.pitch_shifts = 0;
         let nmf = params.nmf_params();
         if let Some(rank) = &self.rank {
             if !self.templates.is_empty() {
@@ -211,9 +213,10 @@ impl SeparateParams {
         let bytes = (self.templates.iter())
             .map(|t| {
                 let columns = t.len() as u64 * if t.frames > 1 { 1 } else { copies };
+                // W and W_kl with their copies, the blocks they are joined from, the stack.
                 (t.w.nrows() as u64)
                     .saturating_mul(columns)
-                    .saturating_mul(12)
+                    .saturating_mul(20)
             })
             .fold(0u64, u64::saturating_add);
         match self.nmf.max_memory().or_else(available_memory) {
@@ -249,7 +252,7 @@ pub struct Separator {
 
 impl Separator {
     /// The parameters this separator was checked from, its templates with their
-    /// pitch-shifted copies.
+    /// pitch-shifted copies already made (and `pitch_shifts` therefore 0).
     pub fn params(&self) -> &SeparateParams {
         &self.params
     }

@@ -245,12 +245,6 @@ impl BlockBuffers {
     }
 }
 
-/// `out = x · m`, bin by bin.
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512dq",
-    "x86_64+avx2+fma",
-    "aarch64+neon"
-))]
 /// The C×C covariance of bin `f` of `r` (bins × C × C, standard layout), row-major.
 fn bin_of(r: &Array3<Complex32>, f: usize) -> &[Complex32] {
     let (_, c, _) = r.dim();
@@ -258,6 +252,12 @@ fn bin_of(r: &Array3<Complex32>, f: usize) -> &[Complex32] {
     &all[f * c * c..(f + 1) * c * c]
 }
 
+/// `out = x · m`, bin by bin.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
 fn apply_mask(out: &mut [Complex32], x: &[Complex32], m: &[f32]) {
     let n = out.len();
     for ((y, &x), &m) in out.iter_mut().zip(&x[..n]).zip(&m[..n]) {

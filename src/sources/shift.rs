@@ -16,8 +16,10 @@ use super::Templates;
 
 /// Semitones the templates are shifted by each way in `demix separate` by default.
 pub const DEFAULT_PITCH_SHIFTS: u32 = 2;
-/// Most semitones each way: an octave.
-pub const MAX_PITCH_SHIFTS: u32 = 12;
+/// Most semitones each way: a tritone, so that every pitch class is in reach. The copies sample
+/// the template at steps of `2^(s/12)` bins; below a step of 2 (an octave down) no peak can fall
+/// between two samples and vanish.
+pub const MAX_PITCH_SHIFTS: u32 = 6;
 
 /// The columns of `w` (bins × K, bin `i` at frequency `i · rate / n_fft`), followed by copies
 /// of them shifted by each of `semitones` in turn: K × (1 + `semitones.len()`) columns. A copy
@@ -119,6 +121,26 @@ mod tests {
         assert_eq!(peak(shifted.column(3)), 90);
         for c in shifted.columns() {
             assert!((c.sum() - 2.0).abs() < 1e-5, "{}", c.sum());
+        }
+    }
+
+    #[test]
+    fn no_peak_is_lost_within_the_largest_shifts_wherever_it_lies() {
+        // A one-bin peak at every bin from 40 to 71, shifted by every allowed amount.
+        let max = MAX_PITCH_SHIFTS as i32;
+        let semitones: Vec<f32> = (-max..=max).map(|s| s as f32).collect();
+        for bin in 40..72 {
+            let w = Array2::from_shape_fn((256, 1), |(i, _)| f32::from(i == bin));
+            let shifted = pitch_shifted(w.view(), &semitones);
+            for (s, column) in semitones.iter().zip(shifted.columns().into_iter().skip(1)) {
+                let target = bin as f64 * 2f64.powf(f64::from(*s) / 12.0);
+                let at = peak(column) as f64;
+                assert!(
+                    (column.sum() - 1.0).abs() < 1e-5 && (at - target).abs() <= 1.0,
+                    "bin {bin}, {s} semitones: sum {}, peak at {at} for {target:.2}",
+                    column.sum()
+                );
+            }
         }
     }
 

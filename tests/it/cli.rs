@@ -393,11 +393,11 @@ fn too_many_spatial_iterations_are_rejected_naming_the_flag() {
 }
 
 #[test]
-fn pitch_shifts_beyond_an_octave_are_rejected_naming_the_flag() {
+fn pitch_shifts_beyond_a_tritone_are_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");
-    let out = separate(dir.path(), &["x.wav"], &["--pitch-shifts", "13"]);
-    assert_usage_error(&out, &["--pitch-shifts", "at most 12"]);
+    let out = separate(dir.path(), &["x.wav"], &["--pitch-shifts", "7"]);
+    assert_usage_error(&out, &["--pitch-shifts", "at most 6"]);
     // A negative number is clap's to refuse (with its hint on a second line).
     let out = separate(dir.path(), &["x.wav"], &["--pitch-shifts=-1"]);
     assert_eq!(out.status.code(), Some(2));

@@ -148,7 +148,7 @@ fn convolutive_drum_templates_separate_drums_better_than_single_frames() {
     );
 }
 
-fn write_wav(path: &Path, x: &[f32]) {
+pub(crate) fn write_wav(path: &Path, x: &[f32]) {
     demix::audio::write_wav(path, &mono(x), demix::audio::OutputFormat::Float32).unwrap();
 }
 

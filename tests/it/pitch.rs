@@ -33,6 +33,9 @@ fn shifted_copies_separate_notes_the_training_clip_did_not_play() {
             ..Default::default()
         };
         let separator = params.check().unwrap();
+        // The checked parameters hold the copies: checking them again makes no more.
+        let again = separator.params().check().unwrap();
+        assert_eq!(again.params().templates, separator.params().templates);
         // 3 tonal templates and their copies at ±1 and ±2 semitones; the drums' 4 as learned.
         let columns: Vec<_> = (separator.params().templates.iter())
             .map(|t| t.len())
@@ -58,8 +61,8 @@ fn shifted_copies_separate_notes_the_training_clip_did_not_play() {
 #[test]
 fn copies_beyond_the_memory_allowed_are_refused_before_they_are_made() {
     use demix::error::{Param, ParamError};
-    // 1000 templates of 1025 bins: 4.1 MB; with ±12 semitones (25 copies, and W_kl's, and the
-    // stacked copy) over 300 MB, against a limit of 64 MiB.
+    // 1000 templates of 1025 bins: 4.1 MB; with ±6 semitones (13 copies, of W and W_kl, the
+    // blocks they are joined from and the stack) over 250 MB, against a limit of 64 MiB.
     let (_, mut keys) = templates();
     keys.w = ndarray::Array2::from_elem((1025, 1000), 1e-3);
     keys.w_kl = Some(keys.w.clone());
@@ -71,7 +74,7 @@ fn copies_beyond_the_memory_allowed_are_refused_before_they_are_made() {
         pitch_shifts,
         ..Default::default()
     };
-    let err = params(12).check().unwrap_err();
+    let err = params(6).check().unwrap_err();
     assert!(
         matches!(
             err,
@@ -83,4 +86,38 @@ fn copies_beyond_the_memory_allowed_are_refused_before_they_are_made() {
         "{err}"
     );
     assert!(params(1).check().is_ok());
+}
+
+#[test]
+fn a_batch_run_with_other_pitch_shifts_does_not_take_the_stems_as_complete() {
+    use crate::common::{assert_ok, demix};
+    use crate::drums::write_wav;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("in")).unwrap();
+    write_wav(&d.join("keys.wav"), &tonal(12, &[60, 64, 67], 3.0));
+    let song: Vec<f32> = (tonal(2, &[62, 65], 3.0).iter().zip(drums(1, 3.0)))
+        .map(|(a, b)| a + b)
+        .collect();
+    write_wav(&d.join("in/song.wav"), &song);
+    assert_ok(&demix(
+        d,
+        &["learn", "keys.wav", "-k", "3", "-o", "keys.npz"],
+    ));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["separate", "in", "--source", "keys.npz", "--free", "2"];
+        args.extend(["-o", "out"]);
+        args.extend(extra);
+        demix(d, &args)
+    };
+    assert_ok(&run(&[]));
+    // The same run again: complete.
+    let out = run(&[]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 already complete"));
+    // Without the copies the stems would differ: not complete, and said so.
+    let out = run(&["--pitch-shifts", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("made with other parameters"), "{said}");
 }
