@@ -213,10 +213,10 @@ impl SeparateParams {
         let bytes = (self.templates.iter())
             .map(|t| {
                 let columns = t.len() as u64 * if t.frames > 1 { 1 } else { copies };
-                // W and W_kl with their copies, the blocks they are joined from, the stack.
+                // W and W_kl with their copies, and the stack of every source's.
                 (t.w.nrows() as u64)
                     .saturating_mul(columns)
-                    .saturating_mul(20)
+                    .saturating_mul(12)
             })
             .fold(0u64, u64::saturating_add);
         match self.nmf.max_memory().or_else(available_memory) {

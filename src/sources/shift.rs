@@ -10,7 +10,7 @@
 //! ([`DEFAULT_PITCH_SHIFTS`], chosen on the quality corpus's tuning split, `docs/quality.md`).
 //! Convolutive templates (drums) are left as they are.
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Axis, concatenate};
+use ndarray::{Array2, ArrayView1, ArrayView2, s};
 
 use super::Templates;
 
@@ -23,20 +23,20 @@ pub const MAX_PITCH_SHIFTS: u32 = 6;
 
 /// The columns of `w` (bins × K, bin `i` at frequency `i · rate / n_fft`), followed by copies
 /// of them shifted by each of `semitones` in turn: K × (1 + `semitones.len()`) columns. A copy
-/// keeps its column's sum; what would fall above the top bin is dropped.
+/// keeps its column's sum (for shifts down by less than an octave, see [`MAX_PITCH_SHIFTS`]);
+/// what would fall above the top bin is dropped.
 pub fn pitch_shifted(w: ArrayView2<f32>, semitones: &[f32]) -> Array2<f32> {
-    let mut blocks = vec![w.to_owned()];
-    for &s in semitones {
-        let ratio = 2f64.powf(f64::from(s) / 12.0);
-        let mut shifted = Array2::zeros(w.raw_dim());
-        for (column, mut out) in w.columns().into_iter().zip(shifted.columns_mut()) {
-            let moved = shift_column(column, ratio);
-            out.assign(&ArrayView1::from(&moved));
+    let k = w.ncols();
+    let mut out = Array2::zeros((w.nrows(), k * (1 + semitones.len())));
+    out.slice_mut(s![.., ..k]).assign(&w);
+    for (n, &semitone) in semitones.iter().enumerate() {
+        let ratio = 2f64.powf(f64::from(semitone) / 12.0);
+        let mut copies = out.slice_mut(s![.., (n + 1) * k..(n + 2) * k]);
+        for (column, mut copy) in w.columns().into_iter().zip(copies.columns_mut()) {
+            copy.assign(&ArrayView1::from(&shift_column(column, ratio)));
         }
-        blocks.push(shifted);
     }
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    concatenate(Axis(1), &views).expect("blocks of equal numbers of bins")
+    out
 }
 
 /// `column` with its frequency axis scaled by `ratio`: bin `i` takes the value at bin

@@ -61,8 +61,8 @@ fn shifted_copies_separate_notes_the_training_clip_did_not_play() {
 #[test]
 fn copies_beyond_the_memory_allowed_are_refused_before_they_are_made() {
     use demix::error::{Param, ParamError};
-    // 1000 templates of 1025 bins: 4.1 MB; with ±6 semitones (13 copies, of W and W_kl, the
-    // blocks they are joined from and the stack) over 250 MB, against a limit of 64 MiB.
+    // 1000 templates of 1025 bins: 4.1 MB; with ±6 semitones (13 copies, of W and W_kl, and
+    // the stack) 160 MB, against a limit of 64 MiB.
     let (_, mut keys) = templates();
     keys.w = ndarray::Array2::from_elem((1025, 1000), 1e-3);
     keys.w_kl = Some(keys.w.clone());
