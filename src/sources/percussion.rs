@@ -115,3 +115,58 @@ fn median(v: &mut [f64]) -> Option<f64> {
     let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
     Some(*m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A spectrogram of `frames` × 257 bins from `value(frame, bin)`.
+    fn spectrogram(frames: usize, value: impl Fn(usize, usize) -> f32) -> Array2<f32> {
+        Array2::from_shape_fn((frames, 257), |(t, f)| value(t, f))
+    }
+
+    /// A deterministic pseudo-random level in [0.5, 1.5) per cell, like a noise's magnitudes.
+    fn jitter(t: usize, f: usize) -> f32 {
+        let x = (t * 7919 + f * 104_729) as u64;
+        let x = x.wrapping_mul(6_364_136_223_846_793_005).rotate_left(17);
+        0.5 + (x % 1000) as f32 / 1000.0
+    }
+
+    #[test]
+    fn a_held_note_is_neither_flat_nor_percussive() {
+        // Partials at every 20th bin, the same in every frame.
+        let note = spectrogram(200, |_, f| if f % 20 == 0 { 1.0 } else { 1e-4 });
+        let p = Percussion::of(note.view());
+        // Measured: flatness 0.003, share 1e-7.
+        assert!(p.flatness < 0.01 && p.percussive_share < 0.01, "{p:?}");
+        assert!(!p.is_percussive());
+    }
+
+    #[test]
+    fn broadband_hits_are_flat_and_percussive() {
+        // A frame of noise across every bin every 10 frames, near silence between.
+        let hits = spectrogram(200, |t, f| if t % 10 == 0 { jitter(t, f) } else { 1e-3 });
+        let p = Percussion::of(hits.view());
+        // Measured: flatness 0.96, share 0.99999.
+        assert!(p.flatness > 0.9 && p.percussive_share > 0.99, "{p:?}");
+        assert!(p.is_percussive());
+    }
+
+    #[test]
+    fn steady_noise_is_flat_but_not_all_percussive() {
+        // Noise is flat, but a steady one is as "harmonic" (constant in time) as percussive.
+        let noise = spectrogram(200, jitter);
+        let p = Percussion::of(noise.view());
+        // Measured: flatness 0.96, share 0.51.
+        assert!(p.flatness > 0.9, "{p:?}");
+        assert!((0.4..0.6).contains(&p.percussive_share), "{p:?}");
+    }
+
+    #[test]
+    fn silence_measures_zero_and_medians_take_the_upper_middle() {
+        let p = Percussion::of(spectrogram(50, |_, _| 0.0).view());
+        assert_eq!((p.flatness, p.percussive_share), (0.0, 0.0));
+        assert_eq!(median(&mut [3.0, 1.0, 2.0, 4.0]), Some(3.0));
+        assert_eq!(median(&mut []), None);
+    }
+}
