@@ -119,6 +119,21 @@ pub(crate) fn wiener_bin(
     work: &mut WienerWork,
     out: &mut [Complex64],
 ) {
+    if x.len() == 2 {
+        wiener_bin_stereo(x, v, r, work, out);
+    } else {
+        wiener_bin_any(x, v, r, work, out);
+    }
+}
+
+/// [`wiener_bin`] of any number of channels.
+fn wiener_bin_any(
+    x: &[Complex64],
+    v: &[f64],
+    r: &[&[Complex32]],
+    work: &mut WienerWork,
+    out: &mut [Complex64],
+) {
     let c = x.len();
     let j = v.len();
     let cx = &mut work.cx;
@@ -145,7 +160,9 @@ pub(crate) fn wiener_bin(
         cx[a * c + a] += ridge;
     }
     // y = Cx⁻¹ x, then ŝ_j = v_j R_j y.
-    solve(cx, c, x, &mut work.y, &mut work.lu);
+    if c != 2 || !solve_2x2(cx, x, &mut work.y) {
+        solve(cx, c, x, &mut work.y, &mut work.lu);
+    }
     for (s, rs) in r.iter().enumerate() {
         for a in 0..c {
             let mut acc = Complex64::new(0.0, 0.0);
@@ -167,6 +184,53 @@ pub(crate) fn wiener_bin(
     }
 }
 
+/// [`wiener_bin`] of two channels, the common case, its matrices held in registers: the same
+/// arithmetic in the same order.
+fn wiener_bin_stereo(
+    x: &[Complex64],
+    v: &[f64],
+    r: &[&[Complex32]],
+    work: &mut WienerWork,
+    out: &mut [Complex64],
+) {
+    let wide = |z: Complex32| Complex64::new(f64::from(z.re), f64::from(z.im));
+    let mut cx = [Complex64::new(0.0, 0.0); 4];
+    for (rs, &vs) in r.iter().zip(v) {
+        for (sum, &rv) in cx.iter_mut().zip(&rs[..4]) {
+            *sum += wide(rv) * vs;
+        }
+    }
+    let j = v.len();
+    let trace = cx[0].re + cx[3].re;
+    if trace.is_nan() || trace <= 0.0 {
+        for (o, &xa) in out.iter_mut().zip(x.iter().cycle()).take(2 * j) {
+            *o = xa / j as f64;
+        }
+        return;
+    }
+    let ridge = RIDGE * trace / 2.0;
+    cx[0] += ridge;
+    cx[3] += ridge;
+    let mut y = [Complex64::new(0.0, 0.0); 2];
+    if !solve_2x2(&cx, x, &mut y) {
+        solve(&cx, 2, x, &mut y, &mut work.lu);
+    }
+    let mut sum = [Complex64::new(0.0, 0.0); 2];
+    for ((rs, &vs), o) in r.iter().zip(v).zip(out.chunks_exact_mut(2)) {
+        o[0] = (wide(rs[0]) * y[0] + wide(rs[1]) * y[1]) * vs;
+        o[1] = (wide(rs[2]) * y[0] + wide(rs[3]) * y[1]) * vs;
+        sum[0] += o[0];
+        sum[1] += o[1];
+    }
+    // As in [`wiener_bin`]: what no covariance holds is shared by power.
+    let total: f64 = v.iter().sum();
+    let residual = [x[0] - sum[0], x[1] - sum[1]];
+    for (o, &vs) in out.chunks_exact_mut(2).zip(v) {
+        o[0] += residual[0] * (vs / total);
+        o[1] += residual[1] * (vs / total);
+    }
+}
+
 /// Scratch space for [`wiener_bin`].
 pub(crate) struct WienerWork {
     cx: Vec<Complex64>,
@@ -182,6 +246,21 @@ impl WienerWork {
             y: vec![Complex64::new(0.0, 0.0); channels],
         }
     }
+}
+
+/// Solves `a y = b` for a 2 × 2 complex matrix (row-major) by its inverse, the stereo case
+/// of every bin of every frame; false (and `y` untouched) when its determinant is not a
+/// usable divisor, for [`solve`] to handle.
+fn solve_2x2(a: &[Complex64], b: &[Complex64], y: &mut [Complex64]) -> bool {
+    let det = a[0] * a[3] - a[1] * a[2];
+    let scale: f64 = a.iter().map(|v| v.norm_sqr()).sum();
+    if !(det.norm_sqr() > 1e-24 * scale * scale && det.norm_sqr().is_finite()) {
+        return false;
+    }
+    let inv = det.inv();
+    y[0] = (a[3] * b[0] - a[1] * b[1]) * inv;
+    y[1] = (a[0] * b[1] - a[2] * b[0]) * inv;
+    true
 }
 
 /// Solves `a y = b` for a small complex matrix (row-major, n × n) by Gaussian elimination with
@@ -286,6 +365,47 @@ mod tests {
         );
         assert!(out[[0, 0]].norm() < 1e-6 && out[[0, 1]].norm() < 1e-6);
         assert!((out[[1, 0]] - x[0]).norm() < 1e-6);
+    }
+
+    #[test]
+    fn the_stereo_filter_agrees_with_the_one_of_any_channel_count() {
+        let x = [c(0.3, -0.2), c(-0.1, 0.5)];
+        let mono = [Complex32::new(1.0, 0.0); 4];
+        let wide = [
+            Complex32::new(1.2, 0.0),
+            Complex32::new(0.1, 0.2),
+            Complex32::new(0.1, -0.2),
+            Complex32::new(0.8, 0.0),
+        ];
+        // Both sources, one silent, and none (the mixture split equally).
+        for v in [[0.7, 0.4], [0.0, 0.4], [0.0, 0.0]] {
+            let (mut stereo, mut any) = ([c(0.0, 0.0); 4], [c(0.0, 0.0); 4]);
+            let mut work = WienerWork::new(2);
+            wiener_bin(&x, &v, &[&mono, &wide], &mut work, &mut stereo);
+            wiener_bin_any(&x, &v, &[&mono, &wide], &mut work, &mut any);
+            for (a, b) in stereo.iter().zip(&any) {
+                assert!((a - b).norm() < 1e-12, "{v:?}: {a} against {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_stereo_inverse_agrees_with_elimination_and_declines_singular_matrices() {
+        let a = [c(2.0, 0.0), c(0.3, 0.4), c(0.3, -0.4), c(1.0, 0.0)];
+        let b = [c(1.0, -1.0), c(0.5, 2.0)];
+        let (mut y, mut y2, mut lu) = (
+            vec![c(0.0, 0.0); 2],
+            vec![c(0.0, 0.0); 2],
+            vec![c(0.0, 0.0); 4],
+        );
+        assert!(solve_2x2(&a, &b, &mut y));
+        solve(&a, 2, &b, &mut y2, &mut lu);
+        for k in 0..2 {
+            assert!((y[k] - y2[k]).norm() < 1e-12);
+        }
+        // A centred mono covariance alone is singular: left to elimination.
+        let ones = [c(1.0, 0.0); 4];
+        assert!(!solve_2x2(&ones, &b, &mut y));
     }
 
     #[test]
