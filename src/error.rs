@@ -87,6 +87,8 @@ pub enum Param {
     TemplateFrames,
     /// The semitones learned templates are shifted by each way.
     PitchShifts,
+    /// Bands per octave of the fit with templates.
+    BandsPerOctave,
 }
 
 impl Param {
@@ -128,6 +130,7 @@ impl Param {
             Param::HeldOut => "held-out fraction",
             Param::TemplateFrames => "template frames",
             Param::PitchShifts => "pitch shifts",
+            Param::BandsPerOctave => "bands per octave",
         }
     }
 }

@@ -201,6 +201,12 @@ pub struct SeparateArgs {
     /// source (0: the templates as learned; at most 6).
     #[arg(long = "pitch-shifts", default_value_t = SeparateParams::default().pitch_shifts, value_name = "N")]
     pub pitch_shifts: u32,
+    /// With --source (and no -k): fit the activations on frequency bands N per octave (a bin
+    /// alone where it is wider) instead of every bin: 48 fits 293 bands of 1025 at 2048-point
+    /// frames, about twice as fast a separation for a median 0.05 dB less on the quality
+    /// corpus, up to 1 dB less for organ, plucked strings and winds (0: every bin; at most 1200).
+    #[arg(long = "bands-per-octave", default_value_t = SeparateParams::default().bands_per_octave, value_name = "N")]
+    pub bands_per_octave: u32,
     /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample
     /// of this many frames and solve activations block by block, in bounded memory.
     #[arg(long = "max-frames", default_value_t = SeparateParams::default().max_frames, value_name = "N")]
@@ -453,6 +459,7 @@ impl SeparateArgs {
             mask_power: self.mask_power,
             templates,
             pitch_shifts: self.pitch_shifts,
+            bands_per_octave: self.bands_per_octave,
             groups: self.groups,
             spatial: !self.no_spatial,
             spatial_iterations: self.spatial_iterations,

@@ -93,6 +93,7 @@ pub(super) fn flag(param: Param) -> &'static str {
         Param::MaskPower => "--mask-power",
         Param::SpatialIterations => "--spatial-iterations",
         Param::PitchShifts => "--pitch-shifts",
+        Param::BandsPerOctave => "--bands-per-octave",
         Param::MaxFrames => "--max-frames",
         Param::Sources => "--sources",
         Param::Templates => "--source",

@@ -190,6 +190,10 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOpti
     if !args.source.is_empty() {
         value["pitch_shifts"] = json!(params.pitch_shifts);
     }
+    // Only when used, so that the reports of runs made before it still match.
+    if params.bands_per_octave > 0 {
+        value["bands_per_octave"] = json!(params.bands_per_octave);
+    }
     // Recorded only for FLAC, so that the reports of WAV runs made before FLAC existed still
     // describe the same parameters.
     if output.container == Container::Flac {

@@ -141,7 +141,7 @@ pub(crate) fn fit(
         sums: ActivationSums::new(k),
         spectrum,
     };
-    let cost = blocks.solve(input, stft, &params.nmf, &w, &mut sink)?;
+    let cost = blocks.solve(input, stft, &params.nmf, &w, None, &mut sink)?;
     let h = sink.h.finish()?;
     Ok(Fitted {
         w,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ndarray::{Array3, ArrayView2};
 use realfft::num_complex::Complex32;
 
-use super::blocks::{BlockSink, Blocks};
+use super::blocks::{BlockSink, Blocks, fit_activations};
 use super::render::{Separation, Spatial};
 use super::stream::{Gathering, Input, Spill};
 use super::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, Separator};
@@ -52,7 +52,7 @@ impl Separator {
                     .spectrogram(input, stft, frames, std::iter::once(0..frames))?;
             let sum = spectrogram.iter().map(|&a| f64::from(a)).sum();
             let nmf_params = self.with_rank(spectrogram.view(), &mut rank)?;
-            let nmf = nmf::fit_transposed(spectrogram, &nmf_params, progress)?;
+            let nmf = fit_activations(spectrogram, &nmf_params, self.bands.as_ref(), progress)?;
             let sums = ActivationSums::of(nmf.h.view());
             (nmf, sum, sums, None)
         } else {
@@ -191,9 +191,9 @@ impl Separator {
             sums: ActivationSums::new(k),
             data_sum: 0.0,
         };
-        let cost = self
-            .blocks()
-            .solve(input, stft, &nmf_params, &w, &mut sink)?;
+        let cost =
+            self.blocks()
+                .solve(input, stft, &nmf_params, &w, self.bands.as_ref(), &mut sink)?;
         let (h, spill) = sink.h.finish()?.split(k);
         let nmf = Nmf {
             w,

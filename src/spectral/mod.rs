@@ -12,10 +12,12 @@ use realfft::num_complex::Complex32;
 use crate::audio::Audio;
 use crate::error::{Error, Result};
 
+mod bands;
 mod mask;
 pub(crate) mod spatial;
 mod stft;
 
+pub use bands::Bands;
 pub use mask::soft_masks_in_place;
 pub use stft::{OverlapAdd, Stft, StftParams, StftScratch, Window};
 

@@ -393,6 +393,15 @@ fn too_many_spatial_iterations_are_rejected_naming_the_flag() {
 }
 
 #[test]
+fn bands_per_octave_beyond_1200_are_rejected_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    let out = separate(dir.path(), &["x.wav"], &["--bands-per-octave", "1201"]);
+    assert_usage_error(&out, &["--bands-per-octave", "at most 1200"]);
+    assert_nothing_written(dir.path());
+}
+
+#[test]
 fn pitch_shifts_beyond_a_tritone_are_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");

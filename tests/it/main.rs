@@ -1,6 +1,7 @@
 //! All integration tests, in one binary (faster to build than one binary per file).
 
 mod alloc;
+mod bands;
 mod batch;
 mod charts;
 mod cli;

@@ -11,7 +11,7 @@ use crate::common::sdr;
 use crate::drums::{drum_templates, drums, mono, tonal, training_fit};
 
 /// Drum templates (6 frames) and tonal ones learned from notes C4, E4 and G4 only, with KL.
-fn templates() -> (Templates, Templates) {
+pub(crate) fn templates() -> (Templates, Templates) {
     let clip = [mono(&tonal(12, &[60, 64, 67], 8.0))];
     let fit = training_fit(3, Loss::KullbackLeibler);
     let keys = learn("keys", &clip, &StftParams::default(), &fit, &mut |_| {}).unwrap();
@@ -89,7 +89,7 @@ fn copies_beyond_the_memory_allowed_are_refused_before_they_are_made() {
 }
 
 #[test]
-fn a_batch_run_with_other_pitch_shifts_does_not_take_the_stems_as_complete() {
+fn a_batch_run_with_other_copies_or_bands_does_not_take_the_stems_as_complete() {
     use crate::common::{assert_ok, demix};
     use crate::drums::write_wav;
     let dir = tempfile::tempdir().unwrap();
@@ -104,20 +104,28 @@ fn a_batch_run_with_other_pitch_shifts_does_not_take_the_stems_as_complete() {
         d,
         &["learn", "keys.wav", "-k", "3", "-o", "keys.npz"],
     ));
-    let run = |extra: &[&str]| {
-        let mut args = vec!["separate", "in", "--source", "keys.npz", "--free", "2"];
-        args.extend(["-o", "out"]);
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = vec!["separate", "in", "--source", "keys.npz"];
+        args.extend(["-o", out]);
         args.extend(extra);
         demix(d, &args)
     };
-    assert_ok(&run(&[]));
-    // The same run again: complete.
-    let out = run(&[]);
-    assert_ok(&out);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 already complete"));
-    // Without the copies the stems would differ: not complete, and said so.
-    let out = run(&["--pitch-shifts", "0"]);
-    assert_eq!(out.status.code(), Some(1));
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("made with other parameters"), "{said}");
+    // Without the copies, or on other bands, the stems would differ: not complete, said so.
+    for (out, other) in [
+        ("a", ["--pitch-shifts", "0"]),
+        ("b", ["--bands-per-octave", "24"]),
+    ] {
+        assert_ok(&run(out, &[]));
+        // The same run again: complete.
+        let again = run(out, &[]);
+        assert_ok(&again);
+        assert!(String::from_utf8_lossy(&again.stdout).contains("1 already complete"));
+        let changed = run(out, &other);
+        assert_eq!(changed.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&changed.stderr);
+        assert!(
+            said.contains("made with other parameters"),
+            "{other:?}: {said}"
+        );
+    }
 }
