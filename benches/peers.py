@@ -183,7 +183,7 @@ def supervised_with_python(data, out_dir):
         sf.write(out_dir / f"{name}.wav", stem.T, sr, subtype="PCM_16")
 
 
-def bench_supervised(data, rounds):
+def bench_supervised(data, rounds, separate_args=()):
     make_supervised_data(data)
     times = {"demix": [], "python": []}
     rss = {"demix": [], "python": []}
@@ -199,7 +199,7 @@ def bench_supervised(data, rounds):
                 wall, peak = wall + w, max(peak, p)
                 specs += ["--source", npz]
             w, p, _ = timed_child([DEMIX, "separate", data / "sup_mix.wav", *specs, "-o",
-                                   tmp / "demix", "--force", "-q"])
+                                   tmp / "demix", "--force", "-q", *separate_args])
             times["demix"].append(wall + w)
             rss["demix"].append(max(peak, p))
             assert len(list((tmp / "demix" / "sup_mix").glob("*.wav"))) == 2
@@ -342,6 +342,9 @@ def main():
                    help="comma-separated: is, kl, euclidean or a β such as 0.5")
     p.add_argument("--separate-loss", default="kl", choices=["is", "kl", "euclidean"])
     p.add_argument("--skip-f64", action="store_true")
+    p.add_argument("--supervised-args", default="",
+                   help="more arguments of demix separate in the supervised workload, "
+                        "space-separated (such as '--bands-per-octave 48')")
     p.add_argument("--data", type=Path, default=ROOT / "target" / "peers-data")
     p.add_argument("--separate-with-python", nargs=3, metavar=("WAV", "OUT", "LOSS"),
                    help=argparse.SUPPRESS)
@@ -404,8 +407,8 @@ def main():
         summary.append(f"W180 separate peak memory: demix {rss['demix']:.0f} MiB, "
                        f"librosa + scikit-learn {rss['python']:.0f} MiB")
     if "supervised" in only:
-        t, rss = bench_supervised(args.data, args.separate_rounds)
-        summary.append(f"supervised (learn 2 x 15 s, separate 30 s, defaults): demix "
+        t, rss = bench_supervised(args.data, args.separate_rounds, args.supervised_args.split())
+        summary.append(f"supervised (learn 2 x 15 s, separate 30 s, defaults {args.supervised_args}): demix "
                        f"{t['demix']:.2f} s, librosa + scikit-learn {t['python']:.2f} s "
                        f"({t['python'] / t['demix']:.1f}x)")
         summary.append(f"supervised peak memory: demix {rss['demix']:.0f} MiB, "

@@ -101,22 +101,54 @@ pub fn learn_source(
     }
     let stft = (stft, &plan);
     let progress = &mut |p| events(LearnEvent::Fit(p));
-    let (mut templates, rank) = match rank {
-        Some(rank) => fit_with_rank(name, examples, stft, pooled.view(), &nmf, rank, progress)
-            .map(|(t, report)| (t, Some(report)))?,
-        None => (
-            fit_templates(name, examples, stft, pooled.view(), &nmf, progress)?,
-            None,
-        ),
-    };
-    if nmf.frames() == 1 && nmf.loss() != Loss::KullbackLeibler {
-        let kl = nmf
+    let needs_kl = nmf.frames() == 1 && nmf.loss() != Loss::KullbackLeibler;
+    let kl = |components| {
+        (nmf.clone())
             .with_loss(Loss::KullbackLeibler)
             .with_restarts(1)
-            .with_components(templates.templates());
+            .with_components(components)
+    };
+    let (mut templates, rank, w_kl) = match rank {
+        Some(rank) => {
+            let (templates, report) =
+                fit_with_rank(name, examples, stft, pooled.view(), &nmf, rank, progress)?;
+            // The KL fit waits for the number of templates the selection chose.
+            let mut kl_progress = Vec::new();
+            let w_kl = (needs_kl)
+                .then(|| {
+                    fitted_w(pooled.view(), &kl(templates.templates()), &mut |p| {
+                        kl_progress.push(p)
+                    })
+                })
+                .transpose()?;
+            (templates, Some(report), w_kl.map(|w| (w, kl_progress)))
+        }
+        None => {
+            // The KL fit runs beside the first on the other threads: the same results, sooner.
+            let (mut w_kl, mut kl_progress) = (None, Vec::new());
+            let kl = needs_kl.then(|| kl(nmf.components()));
+            let templates = rayon::in_place_scope(|scope| {
+                if let Some(kl) = &kl {
+                    let (w_kl, kl_progress, pooled) = (&mut w_kl, &mut kl_progress, pooled.view());
+                    scope.spawn(move |_| {
+                        *w_kl = Some(fitted_w(pooled, kl, &mut |p| kl_progress.push(p)));
+                    });
+                }
+                fit_templates(name, examples, stft, pooled.view(), &nmf, progress)
+            });
+            (
+                templates?,
+                None,
+                w_kl.transpose()?.map(|w| (w, kl_progress)),
+            )
+        }
+    };
+    if let Some((w, kl_progress)) = w_kl {
         events(LearnEvent::KlFit);
-        let progress = &mut |p| events(LearnEvent::KlProgress(p));
-        templates.w_kl = Some(fitted_w(pooled.view(), &kl, progress)?);
+        for p in kl_progress {
+            events(LearnEvent::KlProgress(p));
+        }
+        templates.w_kl = Some(w);
     }
     Ok(Learned { templates, rank })
 }
