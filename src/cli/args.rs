@@ -202,7 +202,7 @@ pub struct SeparateArgs {
     #[arg(long = "pitch-shifts", default_value_t = SeparateParams::default().pitch_shifts, value_name = "N")]
     pub pitch_shifts: u32,
     /// With --source (and no -k): fit the activations on frequency bands N per octave (a bin
-    /// alone where it is wider) instead of every bin: 48 fits 293 bands of 1025 at 2048-point
+    /// alone where it is wider) instead of every bin: 48 fits 294 bands of 1025 at 2048-point
     /// frames, about twice as fast a separation for a median 0.05 dB less on the quality
     /// corpus, up to 1 dB less for organ, plucked strings and winds (0: every bin; at most 1200).
     #[arg(long = "bands-per-octave", default_value_t = SeparateParams::default().bands_per_octave, value_name = "N")]
