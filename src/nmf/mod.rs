@@ -325,7 +325,11 @@ impl Factorization {
             update::normalize_columns(&mut w, &mut g, (fixed, &groups), scales);
         }
         let (k, div) = (w.ncols(), checked.divergence);
-        let engine = Engine::new(x, div, (k, fixed), checked.penalties, groups);
+        let mut engine = Engine::new(x, div, (k, fixed), checked.penalties, groups);
+        if let Some(weights) = &params.row_weights {
+            assert_eq!(fixed, k, "weights only with every template fixed");
+            engine = engine.with_row_weights(weights.clone());
+        }
         Ok(Factorization {
             engine,
             w,

@@ -138,6 +138,8 @@ pub struct NmfParams {
     pub(crate) restarts: usize,
     pub(crate) floor: f32,
     pub(crate) max_memory: Option<u64>,
+    /// A weight per bin of the cost (see [`Self::with_row_weights`]).
+    pub(crate) row_weights: Option<Vec<f32>>,
 }
 
 impl Default for NmfParams {
@@ -169,6 +171,7 @@ impl NmfParams {
             restarts: 1,
             floor: NmfParams::DEFAULT_FLOOR,
             max_memory: None,
+            row_weights: None,
         }
     }
 
@@ -234,6 +237,14 @@ impl NmfParams {
     /// those iterations. The cost of the final factors is always computed.
     pub fn with_cost_every(mut self, every: usize) -> Self {
         self.cost_every = every;
+        self
+    }
+
+    /// Weigh bin `f` of the cost by `weights[f]` (positive, one per bin): the fit of bands
+    /// that stand for `weights[f]` bins each. Only with every template fixed (the W update
+    /// is not weighted).
+    pub(crate) fn with_row_weights(mut self, weights: Vec<f32>) -> Self {
+        self.row_weights = Some(weights);
         self
     }
 

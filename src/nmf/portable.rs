@@ -11,6 +11,7 @@ use super::blocks::Slot;
 use super::divergence::Divergence;
 use super::kernels;
 use super::linalg::gemm;
+use super::masked::entry_divergence;
 
 /// What the portable path needs to know of a pass besides the block.
 #[derive(Debug, Clone, Copy)]
@@ -110,14 +111,36 @@ impl Portable {
         }
     }
 
-    /// The H update's terms of a block into `slot.h_num` and `slot.h_den` (laid out as
-    /// [`Slot::h_terms`] reads them; Kullback–Leibler's denominator is left to the caller);
-    /// data `xb`, activations `gb`, and `w_gram` = `Wᵀ W` (Euclidean).
-    pub(crate) fn h_terms(
+    /// The cost of a block as [`Self::cost`], bin `f` weighed by `weights[f]`.
+    pub(crate) fn weighted_cost(
         self,
         xb: &[f32],
         gb: &ArrayView2<f32>,
         w: &Array2<f32>,
+        weights: &[f32],
+        slot: &mut Slot,
+    ) -> f64 {
+        let bins = w.nrows();
+        let model = model_block(gb, w, &mut slot.model);
+        (xb.chunks_exact(bins).zip(model.chunks_exact(bins)))
+            .map(|(x, m)| {
+                (x.iter().zip(m).zip(weights))
+                    .map(|((&x, &m), &n)| f64::from(n) * entry_divergence(self.div, x, m))
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+
+    /// The H update's terms of a block into `slot.h_num` and `slot.h_den` (laid out as
+    /// [`Slot::h_terms`] reads them; Kullback–Leibler's denominator is left to the caller);
+    /// data `xb`, activations `gb`, the model made with `w` and the products taken with
+    /// `w_products` (W itself, or its rows weighted), and `w_gram` = `w_productsᵀ W`
+    /// (Euclidean).
+    pub(crate) fn h_terms(
+        self,
+        xb: &[f32],
+        gb: &ArrayView2<f32>,
+        (w, w_products): (&Array2<f32>, &Array2<f32>),
         w_gram: &Array2<f32>,
         slot: &mut Slot,
     ) {
@@ -127,7 +150,7 @@ impl Portable {
                 let model = model_block(gb, w, &mut slot.model);
                 kernels::kullback_leibler::<false>(xb, model);
                 let mut num = slot.h_num.slice_mut(s![..tb, ..]);
-                gemm(1.0, &frames(model, tb), &w.view(), 0.0, &mut num);
+                gemm(1.0, &frames(model, tb), &w_products.view(), 0.0, &mut num);
             }
             div @ (Divergence::ItakuraSaito | Divergence::Beta(_)) => {
                 // The rows of numerator and denominator terms in turn (2 frames × bins), in
@@ -135,16 +158,23 @@ impl Portable {
                 let pair = pair_block(gb, w, &mut slot.model);
                 pair_terms::<false>(div, xb, pair, bins);
                 let mut num = slot.h_num.slice_mut(s![..2 * tb, ..]);
-                gemm(1.0, &frames(pair, 2 * tb), &w.view(), 0.0, &mut num);
+                gemm(
+                    1.0,
+                    &frames(pair, 2 * tb),
+                    &w_products.view(),
+                    0.0,
+                    &mut num,
+                );
             }
             Divergence::Euclidean => {
                 if self.tiled_products {
-                    let (w, k) = (w.as_slice().expect("standard layout"), w.ncols());
+                    let w = w_products.as_slice().expect("standard layout");
+                    let k = w_products.ncols();
                     let num = slot.h_num.as_slice_mut().expect("standard layout");
                     avx512::product((xb, bins, 1), (tb, bins), (w, k, k), num, k, false);
                 } else {
                     let mut num = slot.h_num.slice_mut(s![..tb, ..]);
-                    gemm(1.0, &frames(xb, tb), &w.view(), 0.0, &mut num);
+                    gemm(1.0, &frames(xb, tb), &w_products.view(), 0.0, &mut num);
                 }
                 let mut den = slot.h_den.slice_mut(s![..tb, ..]);
                 gemm(1.0, gb, &w_gram.view(), 0.0, &mut den);

@@ -58,6 +58,11 @@ pub(crate) struct Engine {
     /// which their update sums over delays (empty without such templates).
     groups: Vec<Range<usize>>,
     h_terms: (Array2<f32>, Array2<f32>),
+    /// A weight per bin of the cost and the H update's terms (see
+    /// [`super::NmfParams::with_row_weights`]), and W with its rows so weighted, which the
+    /// products take while the model takes W itself (empty without weights).
+    row_weights: Option<Vec<f32>>,
+    weighted_w: Array2<f32>,
     /// Whether `sums` holds the W update's terms for the current factors: left by
     /// [`Self::w_pass`], or by [`Self::h_pass`] when it also made them (then the next `w_pass`
     /// has nothing to do but the cost).
@@ -75,7 +80,8 @@ impl Engine {
         groups: Vec<Range<usize>>,
     ) -> Engine {
         assert!(x.is_standard_layout());
-        let (x_frames, bins) = x.dim();
+        let bins = x.ncols();
+        let x_frames = x.nrows();
         let free = k - fixed;
         Engine {
             x,
@@ -98,6 +104,8 @@ impl Engine {
             tiled_products: false,
             wt: vec![0.0; k * padded(bins)],
             w_ready: false,
+            row_weights: None,
+            weighted_w: Array2::zeros((0, 0)),
             h_terms: if groups.is_empty() {
                 (Array2::zeros((0, 0)), Array2::zeros((0, 0)))
             } else {
@@ -106,6 +114,14 @@ impl Engine {
             groups,
         }
         .with_tiled_kernels(std::env::var_os("DEMIX_PORTABLE").is_none())
+    }
+
+    /// Weighs bin `f` of the cost and of the H update by `weights[f]` (one per bin, positive;
+    /// only for fits whose templates are all fixed: the W update is not weighted).
+    pub(crate) fn with_row_weights(mut self, weights: Vec<f32>) -> Engine {
+        assert_eq!(weights.len(), self.x.ncols(), "a weight per bin");
+        self.row_weights = Some(weights);
+        self
     }
 
     /// Uses the AVX-512 kernels for Itakura–Saito and Kullback–Leibler when `on` (and the CPU
@@ -142,6 +158,7 @@ impl Engine {
     /// The cost `D(X | G Wᵀ)` summed in `f64`.
     pub(crate) fn cost(&mut self, w: &Array2<f32>, g: &Array2<f32>) -> f64 {
         let (x, portable) = (self.x.view(), self.portable());
+        let weights = self.row_weights.as_deref();
         let mut total = 0.0;
         for_each_block(
             &mut self.slots,
@@ -149,7 +166,11 @@ impl Engine {
             &mut total,
             |slot, _, r| {
                 let gb = g.slice(s![r.clone(), ..]);
-                slot.cost = portable.cost(block_slice(&x, &r), &gb, w, slot);
+                let xb = block_slice(&x, &r);
+                slot.cost = match weights {
+                    Some(weights) => portable.weighted_cost(xb, &gb, w, weights, slot),
+                    None => portable.cost(xb, &gb, w, slot),
+                };
             },
             |total, slot, _| *total += slot.cost,
         );
@@ -271,12 +292,28 @@ impl Engine {
         if self.tiled {
             tiled::transpose_w(w, &mut self.wt);
         }
+        // With weights, the products (and their sums) take W with its rows weighted; the
+        // model, made from `wt` or `w`, W itself.
+        if let Some(weights) = &self.row_weights {
+            self.weighted_w = w.clone();
+            for (mut row, &n) in self.weighted_w.rows_mut().into_iter().zip(weights) {
+                row.mapv_inplace(|a| a * n);
+            }
+        }
+        let (w, w_model) = match self.row_weights {
+            Some(_) => (&self.weighted_w, w),
+            None => (w, w),
+        };
         // Denominators that do not depend on the block.
         for (sum, col) in self.w_sums.iter_mut().zip(w.columns()) {
             *sum = col.iter().map(|&a| f64::from(a)).sum::<f64>() as f32;
         }
         let tied = !self.groups.is_empty();
         if then_w && self.tiled && !self.penalties.any() && self.fixed < w.ncols() && !tied {
+            debug_assert!(
+                self.row_weights.is_none(),
+                "weights only with fixed templates"
+            );
             self.sums.clear();
             let tiled = Tiled::new(self.div, self.fixed, w, &self.wt);
             let w_sums = self.w_sums.as_slice().expect("contiguous");
@@ -288,7 +325,13 @@ impl Engine {
         let (x, div, gamma, portable) = (self.x.view(), self.div, self.gamma, self.portable());
         let tiled = self.tiled.then(|| Tiled::new(div, 0, w, &self.wt));
         if div == Divergence::Euclidean {
-            gemm(1.0, &w.t(), &w.view(), 0.0, &mut self.w_gram.view_mut());
+            gemm(
+                1.0,
+                &w.t(),
+                &w_model.view(),
+                0.0,
+                &mut self.w_gram.view_mut(),
+            );
         }
         let penalties = self.penalties;
         if penalties.smoothness > 0.0 {
@@ -310,7 +353,7 @@ impl Engine {
                     }
                     None => {
                         let gb = g.slice(s![r.clone(), ..]);
-                        portable.h_terms(block_slice(&x, &r), &gb, w, w_gram, slot);
+                        portable.h_terms(block_slice(&x, &r), &gb, (w_model, w), w_gram, slot);
                     }
                 }
                 if div == Divergence::KullbackLeibler {
@@ -469,6 +512,64 @@ mod tests {
                 // Something moved: the comparison is not of the initial factors.
                 assert!(gt.iter().zip(&g).any(|(a, b)| (a - b).abs() > 1e-3));
             }
+        }
+    }
+
+    #[test]
+    fn weighted_band_sums_fit_as_every_bin_at_its_band_mean() {
+        let value = |i: usize, seed: usize| {
+            let h = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % 10_007;
+            0.01 + h as f32 / 10_007.0
+        };
+        // Bands of 1, 2, 3 and 4 bins over 10 bins; every template fixed.
+        let edges = [0, 1, 3, 6, 10];
+        let band = |f: usize| {
+            edges
+                .windows(2)
+                .position(|e| (e[0]..e[1]).contains(&f))
+                .unwrap()
+        };
+        let width = |b: usize| (edges[b + 1] - edges[b]) as f32;
+        let (frames, bins, k) = (37, 4, 3);
+        let xb = Array2::from_shape_fn((frames, bins), |(t, b)| width(b) * value(t * bins + b, 1));
+        let wb = Array2::from_shape_fn((bins, k), |(b, c)| width(b) * value(b * k + c, 2));
+        // Each bin at its band's mean.
+        let xs = Array2::from_shape_fn((frames, 10), |(t, f)| xb[[t, band(f)]] / width(band(f)));
+        let ws = Array2::from_shape_fn((10, k), |(f, c)| wb[[band(f), c]] / width(band(f)));
+        let g0 = Array2::from_shape_fn((frames, k), |(t, c)| value(t * k + c, 3));
+        for beta in [0.0, 1.0, 2.0] {
+            let div = Divergence::new(beta);
+            let weights: Vec<f32> = (0..bins).map(|b| width(b).powf(1.0 - beta)).collect();
+            let every_bin = Engine::new(xs.clone(), div, (k, k), Penalties::default(), vec![]);
+            let mut every_bin = every_bin.with_tiled_kernels(false);
+            let expected_cost = every_bin.cost(&ws, &g0);
+            let mut expected = g0.clone();
+            for _ in 0..20 {
+                every_bin.h_pass(&ws, &mut expected, false);
+            }
+            for tiled in [false, true] {
+                let engine = Engine::new(xb.clone(), div, (k, k), Penalties::default(), vec![]);
+                let mut engine = engine
+                    .with_row_weights(weights.clone())
+                    .with_tiled_kernels(tiled);
+                let cost = engine.cost(&wb, &g0);
+                assert!(
+                    (cost - expected_cost).abs() < 1e-6 * expected_cost,
+                    "β {beta}: cost"
+                );
+                let mut g = g0.clone();
+                for _ in 0..20 {
+                    engine.h_pass(&wb, &mut g, false);
+                }
+                for (a, b) in g.iter().zip(&expected) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs(),
+                        "β {beta}, tiled {tiled}: {a} vs {b}"
+                    );
+                }
+            }
+            // Something moved: the comparison is not of the initial activations.
+            assert!(expected.iter().zip(&g0).any(|(a, b)| (a - b).abs() > 1e-3));
         }
     }
 }

@@ -161,8 +161,8 @@ impl Blocks {
 }
 
 /// The fit of `v` (frames × bins) with `params`; with `bands`, the fit of its bands with the
-/// bands of the fixed templates, which `params` must be all of (no free components), and
-/// the whole templates put back in the result.
+/// bands of the fixed templates, which `params` must be all of (no free components), each
+/// band weighed as the bins it stands for, and the whole templates put back in the result.
 ///
 /// # Errors
 /// Those of the fit.
@@ -176,7 +176,15 @@ pub(crate) fn fit_activations(
         return nmf::fit_transposed(v, params, progress);
     };
     debug_assert_eq!(params.components(), 0, "bands hold no free components");
-    let pooled = (params.clone()).with_fixed_templates(bands.pool_rows(w.view()));
+    // Each band counts as the bins it sums: with β-divergences d(a x | a y) = a^β d(x | y),
+    // so the bins' divergences from their band's mean add up to n^(1 - β) times the sum's.
+    let beta = params.loss().beta();
+    let weights = (bands.edges().windows(2))
+        .map(|e| ((e[1] - e[0]) as f32).powf(1.0 - beta))
+        .collect();
+    let pooled = (params.clone())
+        .with_fixed_templates(bands.pool_rows(w.view()))
+        .with_row_weights(weights);
     let mut fit = nmf::fit_transposed(bands.pool_columns(v.view()), &pooled, progress)?;
     fit.w = w.clone();
     Ok(fit)
