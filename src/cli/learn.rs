@@ -7,9 +7,7 @@ use super::args::{ComponentsArg, FramesArg, LearnArgs};
 use super::failure::{Failure, describe_param_error};
 use super::{Output, same_file};
 use demix::ParamError;
-use demix::sources::{
-    FLATNESS_BOUND, LearnEvent, ModelChoice, PERCUSSIVE_SHARE_BOUND, learn_source,
-};
+use demix::sources::{LearnEvent, ModelChoice, PERCUSSIVE_BOUND, learn_source};
 
 pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     let name = args.name.clone().unwrap_or_else(|| {
@@ -77,9 +75,11 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     };
     let mut events = |event| match event {
         LearnEvent::Measured(p) => out.detail(&format!(
-            "median spectral flatness {:.3} (percussive from {FLATNESS_BOUND}), percussive \
-             share {:.3} (from {PERCUSSIVE_SHARE_BOUND})",
-            p.flatness, p.percussive_share
+            "median spectral flatness {:.3} x percussive share {:.3} = {:.4} (percussive from \
+             {PERCUSSIVE_BOUND})",
+            p.flatness,
+            p.percussive_share,
+            p.score()
         )),
         LearnEvent::Fit(p) | LearnEvent::KlProgress(p) => progress(p),
         LearnEvent::KlFit => out.detail("KL templates beside them:"),

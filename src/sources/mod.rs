@@ -13,7 +13,7 @@ mod templates;
 
 pub(crate) use group::group_components;
 pub use model::{LearnEvent, Learned, ModelChoice, learn_source};
-pub use percussion::{FLATNESS_BOUND, PERCUSSIVE_FRAMES, PERCUSSIVE_SHARE_BOUND, Percussion};
+pub use percussion::{PERCUSSIVE_BOUND, PERCUSSIVE_FRAMES, Percussion};
 pub use shift::{DEFAULT_PITCH_SHIFTS, MAX_PITCH_SHIFTS, pitch_shifted};
 pub use templates::{
     DEFAULT_TEMPLATES, Templates, learn, learn_params, learn_with_rank, mix_loss, percussion,
