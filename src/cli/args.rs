@@ -201,7 +201,8 @@ pub struct SeparateArgs {
     /// source (0: the templates as learned; at most 6).
     #[arg(long = "pitch-shifts", default_value_t = SeparateParams::default().pitch_shifts, value_name = "N")]
     pub pitch_shifts: u32,
-    /// With --source (and no -k): fit the activations on frequency bands N per octave (a bin
+    /// With --source (no --free, --sparsity or --smoothness): fit the activations on frequency
+    /// bands N per octave (a bin
     /// alone where it is wider) instead of every bin: 48 fits 294 bands of 1025 at 2048-point
     /// frames, about twice as fast a separation for a median 0.06 dB less on the quality
     /// corpus, about half a dB less for organ, mallets, plucked strings and winds (0: every

@@ -295,7 +295,11 @@ impl Engine {
         // With weights, the products (and their sums) take W with its rows weighted; the
         // model, made from `wt` or `w`, W itself.
         if let Some(weights) = &self.row_weights {
-            self.weighted_w = w.clone();
+            if self.weighted_w.dim() == w.dim() {
+                self.weighted_w.assign(w);
+            } else {
+                self.weighted_w = w.clone();
+            }
             for (mut row, &n) in self.weighted_w.rows_mut().into_iter().zip(weights) {
                 row.mapv_inplace(|a| a * n);
             }

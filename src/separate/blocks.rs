@@ -185,7 +185,9 @@ pub(crate) fn fit_activations(
     let pooled = (params.clone())
         .with_fixed_templates(bands.pool_rows(w.view()))
         .with_row_weights(weights);
-    let mut fit = nmf::fit_transposed(bands.pool_columns(v.view()), &pooled, progress)?;
+    let pooled_v = bands.pool_columns(v.view());
+    drop(v);
+    let mut fit = nmf::fit_transposed(pooled_v, &pooled, progress)?;
     fit.w = w.clone();
     Ok(fit)
 }

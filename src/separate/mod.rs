@@ -46,10 +46,11 @@ pub struct SeparateParams {
     /// source (default [`DEFAULT_PITCH_SHIFTS`]; 0 uses the templates as learned; at most
     /// [`MAX_PITCH_SHIFTS`]). See [`Templates::with_pitch_shifts`].
     pub pitch_shifts: u32,
-    /// With learned templates only (no free components), fit the activations on frequency
-    /// bands this many per octave instead of every bin, faster for a small loss of quality
-    /// (default 0: every bin; at most [`MAX_BANDS_PER_OCTAVE`]): the masks still use the
-    /// whole templates. See [`Bands`] and docs/quality.md for what it costs.
+    /// With learned templates only (no free components, no penalties), fit the activations on
+    /// frequency bands this many per octave instead of every bin, each band weighed as the
+    /// bins it sums, faster for a small loss of quality (default 0: every bin; at most
+    /// [`MAX_BANDS_PER_OCTAVE`]): the masks still use the whole templates, and the fit's
+    /// costs are of the bands. See [`Bands`] and docs/quality.md for what it costs.
     pub bands_per_octave: u32,
     /// Group the free components into this many sources by what they sound like (default
     /// none: one source per component).
@@ -93,8 +94,8 @@ impl Default for SeparateParams {
 /// per source -0.01 dB) in about half the time. [`NmfParams`]'s own default is 200.
 pub const TEMPLATE_ITERATIONS: usize = 100;
 
-/// Most bands per octave: beyond, every band is one bin below 20 kHz at 44.1 kHz with up to
-/// 65 536-point frames.
+/// Most bands per octave: at 1200 (a cent), two bins make a band only from bin 3462 on
+/// (18.6 kHz at 44.1 kHz with 8192-point frames).
 pub const MAX_BANDS_PER_OCTAVE: u32 = 1200;
 
 /// Most re-estimations of the spatial covariances (each is one pass over the recording).
@@ -128,13 +129,7 @@ impl SeparateParams {
                 got: f64::from(self.pitch_shifts),
             });
         }
-        if self.bands_per_octave > MAX_BANDS_PER_OCTAVE {
-            return Err(ParamError::OutOfRange {
-                param: Param::BandsPerOctave,
-                expected: "at most 1200",
-                got: f64::from(self.bands_per_octave),
-            });
-        }
+        self.check_bands()?;
         self.check_copies_fit()?;
         let mut params = self.clone();
         params.templates = (params.templates.into_iter())
@@ -226,6 +221,35 @@ impl SeparateParams {
             nmf,
             bands,
         })
+    }
+
+    /// Refuses more than [`MAX_BANDS_PER_OCTAVE`] bands per octave, and bands where the fit
+    /// is not of learned templates alone or has penalties (whose steps are not weighed by
+    /// band).
+    fn check_bands(&self) -> Result<(), ParamError> {
+        if self.bands_per_octave == 0 {
+            return Ok(());
+        }
+        let conflict = |message| {
+            Err(ParamError::Conflict {
+                param: Param::BandsPerOctave,
+                message,
+            })
+        };
+        if self.bands_per_octave > MAX_BANDS_PER_OCTAVE {
+            return Err(ParamError::OutOfRange {
+                param: Param::BandsPerOctave,
+                expected: "at most 1200",
+                got: f64::from(self.bands_per_octave),
+            });
+        }
+        if self.templates.is_empty() || self.nmf.components() > 0 {
+            return conflict("bands need learned templates and no free components");
+        }
+        if self.nmf.sparsity() > 0.0 || self.nmf.smoothness() > 0.0 {
+            return conflict("bands cannot be combined with --sparsity or --smoothness");
+        }
+        Ok(())
     }
 
     /// Refuses pitch-shifted copies whose templates (`w`, `w_kl` and their stacked copy)

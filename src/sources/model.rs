@@ -6,7 +6,9 @@ use super::percussion::{PERCUSSIVE_FRAMES, Percussion};
 use super::templates::{Templates, fit_templates, fit_with_rank, fitted_w, pooled_spectrogram};
 use crate::audio::Audio;
 use crate::error::Result;
-use crate::nmf::{Loss, NmfParams, Progress, RankParams, RankReport};
+use crate::nmf::{
+    Loss, NmfParams, Progress, RankParams, RankReport, available_memory, memory_estimate,
+};
 use crate::spectral::StftParams;
 
 /// What [`learn_source`] decides itself when these are `None`.
@@ -108,11 +110,39 @@ pub fn learn_source(
             .with_restarts(1)
             .with_components(components)
     };
+    let (frames, bins) = pooled.dim();
+    let k = nmf.components();
+    // Both fits at once only where the memory allowed holds both.
+    let both_fit = (nmf.max_memory().or_else(available_memory))
+        .is_none_or(|limit| memory_estimate(bins, frames, k, k).saturating_mul(2) <= limit);
     let (mut templates, rank, w_kl) = match rank {
-        Some(rank) => {
-            let (templates, report) =
-                fit_with_rank(name, examples, stft, pooled.view(), &nmf, rank, progress)?;
-            // The KL fit waits for the number of templates the selection chose.
+        None if needs_kl && both_fit => {
+            // The KL fit runs beside the first on the other threads: the same results, sooner.
+            let (kl, mut w_kl, mut kl_progress) = (kl(k), None, Vec::new());
+            let templates = rayon::in_place_scope(|scope| {
+                let (w_kl, kl_progress, pooled) = (&mut w_kl, &mut kl_progress, pooled.view());
+                let kl = &kl;
+                scope.spawn(move |_| {
+                    *w_kl = Some(fitted_w(pooled, kl, &mut |p| kl_progress.push(p)));
+                });
+                fit_templates(name, examples, stft, pooled.view(), &nmf, progress)
+            });
+            let templates = templates?;
+            let w_kl = w_kl.expect("the KL fit ran").map(|w| (w, kl_progress))?;
+            (templates, None, Some(w_kl))
+        }
+        rank => {
+            let (templates, report) = match rank {
+                Some(rank) => {
+                    fit_with_rank(name, examples, stft, pooled.view(), &nmf, rank, progress)
+                        .map(|(t, report)| (t, Some(report)))?
+                }
+                None => (
+                    fit_templates(name, examples, stft, pooled.view(), &nmf, progress)?,
+                    None,
+                ),
+            };
+            // After the first fit: with a rank selection, the number of templates it chose.
             let mut kl_progress = Vec::new();
             let w_kl = (needs_kl)
                 .then(|| {
@@ -121,26 +151,7 @@ pub fn learn_source(
                     })
                 })
                 .transpose()?;
-            (templates, Some(report), w_kl.map(|w| (w, kl_progress)))
-        }
-        None => {
-            // The KL fit runs beside the first on the other threads: the same results, sooner.
-            let (mut w_kl, mut kl_progress) = (None, Vec::new());
-            let kl = needs_kl.then(|| kl(nmf.components()));
-            let templates = rayon::in_place_scope(|scope| {
-                if let Some(kl) = &kl {
-                    let (w_kl, kl_progress, pooled) = (&mut w_kl, &mut kl_progress, pooled.view());
-                    scope.spawn(move |_| {
-                        *w_kl = Some(fitted_w(pooled, kl, &mut |p| kl_progress.push(p)));
-                    });
-                }
-                fit_templates(name, examples, stft, pooled.view(), &nmf, progress)
-            });
-            (
-                templates?,
-                None,
-                w_kl.transpose()?.map(|w| (w, kl_progress)),
-            )
+            (templates, report, w_kl.map(|w| (w, kl_progress)))
         }
     };
     if let Some((w, kl_progress)) = w_kl {

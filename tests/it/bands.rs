@@ -1,6 +1,6 @@
-//! The activations fitted on frequency bands (`separate --bands-per-octave`, on by default
-//! with learned templates): the stems must be as good as a fit of every bin, in memory and
-//! block by block.
+//! The activations fitted on frequency bands (`separate --bands-per-octave`, with learned
+//! templates only): the stems must be as good as a fit of every bin, in memory and block by
+//! block.
 
 use demix::nmf::{Loss, NmfParams};
 use demix::separate::SeparateParams;
@@ -46,9 +46,11 @@ fn separates_as_well_on_bands(
     let (every_bin, h_bins) = separated(0, 32_768);
     let (banded, h_bands) = separated(48, 32_768);
     // 516 frames in blocks of 256: the long recordings' path.
-    let (blocks, _) = separated(48, 256);
-    // The fit did run on bands: its activations differ from those of every bin.
+    let (blocks, h_blocks) = separated(48, 256);
+    let (_, h_blocks_bins) = separated(0, 256);
+    // The fits did run on bands: their activations differ from those of every bin.
     assert_ne!(h_bins, h_bands);
+    assert_ne!(h_blocks_bins, h_blocks);
     // Measured, drums and keys: KL 26.99 and 25.82 dB on every bin, 27.00 and 25.83 on bands,
     // in memory and in blocks; Itakura-Saito 26.84 and 25.67, and 26.65 and 25.48.
     for (what, (drums, keys)) in [("bands", banded), ("blocks", blocks)] {
@@ -81,4 +83,42 @@ fn bands_beyond_1200_per_octave_are_refused() {
         "{err}"
     );
     assert!(params(1200).check().is_ok() && params(0).check().is_ok());
+}
+
+#[test]
+fn bands_without_templates_alone_or_with_penalties_are_refused() {
+    use demix::error::{Param, ParamError};
+    let (_, keys) = templates();
+    let refused = |params: SeparateParams| {
+        let err = params.check().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ParamError::Conflict {
+                    param: Param::BandsPerOctave,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    };
+    let with = |nmf: NmfParams, templates: Vec<Templates>| SeparateParams {
+        nmf,
+        templates,
+        bands_per_octave: 48,
+        ..Default::default()
+    };
+    // Free components (their templates must be fitted on every bin), none learned, and
+    // penalties (whose steps are not weighed by band).
+    refused(with(NmfParams::new(2), vec![keys.clone()]));
+    refused(with(NmfParams::new(4), vec![]));
+    refused(with(
+        NmfParams::new(0).with_sparsity(0.1),
+        vec![keys.clone()],
+    ));
+    refused(with(
+        NmfParams::new(0).with_smoothness(0.1),
+        vec![keys.clone()],
+    ));
+    assert!(with(NmfParams::new(0), vec![keys]).check().is_ok());
 }

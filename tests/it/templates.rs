@@ -10,7 +10,7 @@ use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 use demix::nmf::{Init, Loss, NmfParams, fit};
 use demix::separate::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, separate};
 use demix::sources::{Templates, learn};
-use demix::spectral::StftParams;
+use demix::spectral::{Stft, StftParams};
 use ndarray::Array2;
 
 use crate::common::{TestRng, assert_ok, best_permutation_sdr, sdr};
@@ -736,4 +736,27 @@ fn a_template_archive_with_a_bad_checksum_or_a_huge_declared_member_is_refused()
     // The file as written loads.
     std::fs::write(&path, &good).unwrap();
     assert!(Templates::load(&path).is_ok());
+}
+
+#[test]
+fn learning_under_a_memory_limit_for_one_fit_gives_the_same_templates() {
+    use demix::nmf::memory_estimate;
+    use demix::sources::{ModelChoice, learn_params, learn_source};
+    // The Itakura-Saito and KL fits run at once where the memory allowed holds both, one
+    // after the other where it holds one: the same templates either way.
+    let (clip, _) = training_clips();
+    let clip = mono(clip);
+    let stft = StftParams::default();
+    let frames = Stft::new(&stft).unwrap().n_frames(clip.len());
+    let one_fit = memory_estimate(1025, frames, 4, 4);
+    let learned = |limit: Option<u64>| {
+        let nmf = learn_params(4).with_max_memory(limit);
+        let choice = ModelChoice::default();
+        learn_source("a", &[clip.clone()], &stft, &nmf, choice, None, &mut |_| {})
+            .unwrap()
+            .templates
+    };
+    let (free, limited) = (learned(None), learned(Some(one_fit * 3 / 2)));
+    assert!(limited.w_kl.is_some());
+    assert_eq!((free.w, free.w_kl), (limited.w, limited.w_kl));
 }
