@@ -752,9 +752,17 @@ fn learning_under_a_memory_limit_for_one_fit_gives_the_same_templates() {
     let learned = |limit: Option<u64>| {
         let nmf = learn_params(4).with_max_memory(limit);
         let choice = ModelChoice::default();
-        learn_source("a", &[clip.clone()], &stft, &nmf, choice, None, &mut |_| {})
-            .unwrap()
-            .templates
+        learn_source(
+            "a",
+            std::slice::from_ref(&clip),
+            &stft,
+            &nmf,
+            choice,
+            None,
+            &mut |_| {},
+        )
+        .unwrap()
+        .templates
     };
     let (free, limited) = (learned(None), learned(Some(one_fit * 3 / 2)));
     assert!(limited.w_kl.is_some());
