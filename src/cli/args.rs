@@ -202,11 +202,10 @@ pub struct SeparateArgs {
     #[arg(long = "pitch-shifts", default_value_t = SeparateParams::default().pitch_shifts, value_name = "N")]
     pub pitch_shifts: u32,
     /// With --source (no --free, --sparsity or --smoothness): fit the activations on frequency
-    /// bands N per octave (a bin
-    /// alone where it is wider) instead of every bin: 48 fits 294 bands of 1025 at 2048-point
-    /// frames, about twice as fast a separation for a median 0.06 dB less on the quality
-    /// corpus, about half a dB less for organ, mallets, plucked strings and winds (0: every
-    /// bin; at most 1200).
+    /// bands N per octave (a bin alone where it is wider) instead of every bin: 48 fits 294
+    /// bands of 1025 at 2048-point frames, about twice as fast a separation for a median
+    /// 0.06 dB less on the quality corpus, about half a dB less for organ, mallets, plucked
+    /// strings and winds (0: every bin; at most 1200).
     #[arg(long = "bands-per-octave", default_value_t = SeparateParams::default().bands_per_octave, value_name = "N")]
     pub bands_per_octave: u32,
     /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample

@@ -80,8 +80,7 @@ impl Engine {
         groups: Vec<Range<usize>>,
     ) -> Engine {
         assert!(x.is_standard_layout());
-        let bins = x.ncols();
-        let x_frames = x.nrows();
+        let (x_frames, bins) = x.dim();
         let free = k - fixed;
         Engine {
             x,

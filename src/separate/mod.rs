@@ -212,9 +212,9 @@ impl SeparateParams {
                 });
             }
         }
-        let bands =
-            (self.bands_per_octave > 0 && !self.templates.is_empty() && self.nmf.components() == 0)
-                .then(|| Bands::per_octave(stft.n_bins(), self.bands_per_octave));
+        // `check_bands` made sure that bands fit templates alone.
+        let bands = (self.bands_per_octave > 0)
+            .then(|| Bands::per_octave(stft.n_bins(), self.bands_per_octave));
         Ok(Separator {
             params,
             stft,

@@ -52,12 +52,10 @@ impl CovarianceSum {
         {
             let mut total = 0.0;
             for a in 0..channels {
-                let xa = Complex64::new(f64::from(frame[[a, f]].re), f64::from(frame[[a, f]].im));
+                let xa = wide(frame[[a, f]]);
                 total += xa.norm_sqr();
                 for b in 0..channels {
-                    let xb =
-                        Complex64::new(f64::from(frame[[b, f]].re), f64::from(frame[[b, f]].im));
-                    m[[a, b]] += xa * xb.conj();
+                    m[[a, b]] += xa * wide(frame[[b, f]]).conj();
                 }
             }
             *p += total / channels as f64;
@@ -141,8 +139,7 @@ fn wiener_bin_any(
     for (s, rs) in r.iter().enumerate() {
         for a in 0..c {
             for b in 0..c {
-                let rv = rs[a * c + b];
-                cx[a * c + b] += Complex64::new(f64::from(rv.re), f64::from(rv.im)) * v[s];
+                cx[a * c + b] += wide(rs[a * c + b]) * v[s];
             }
         }
     }
@@ -160,15 +157,12 @@ fn wiener_bin_any(
         cx[a * c + a] += ridge;
     }
     // y = Cx⁻¹ x, then ŝ_j = v_j R_j y.
-    if c != 2 || !solve_2x2(cx, x, &mut work.y) {
-        solve(cx, c, x, &mut work.y, &mut work.lu);
-    }
+    solve(cx, c, x, &mut work.y, &mut work.lu);
     for (s, rs) in r.iter().enumerate() {
         for a in 0..c {
             let mut acc = Complex64::new(0.0, 0.0);
             for b in 0..c {
-                let rv = rs[a * c + b];
-                acc += Complex64::new(f64::from(rv.re), f64::from(rv.im)) * work.y[b];
+                acc += wide(rs[a * c + b]) * work.y[b];
             }
             out[s * c + a] = acc * v[s];
         }
@@ -193,7 +187,6 @@ fn wiener_bin_stereo(
     work: &mut WienerWork,
     out: &mut [Complex64],
 ) {
-    let wide = |z: Complex32| Complex64::new(f64::from(z.re), f64::from(z.im));
     let mut cx = [Complex64::new(0.0, 0.0); 4];
     for (rs, &vs) in r.iter().zip(v) {
         for (sum, &rv) in cx.iter_mut().zip(&rs[..4]) {
@@ -229,6 +222,11 @@ fn wiener_bin_stereo(
         o[0] += residual[0] * (vs / total);
         o[1] += residual[1] * (vs / total);
     }
+}
+
+/// `z` in double precision.
+fn wide(z: Complex32) -> Complex64 {
+    Complex64::new(f64::from(z.re), f64::from(z.im))
 }
 
 /// Scratch space for [`wiener_bin`].
