@@ -224,6 +224,13 @@ fn check_data(v: ArrayView2<f32>, params: &NmfParams) -> Result<(f64, f32), Para
     }
     params.check_for(bins, frames)?;
     memory::check_memory(bins, frames, params.total_components(), params)?;
+    // The order of the values does not matter below: read them in memory order (V is often a
+    // transposed view, whose logical order strides through memory).
+    let v = if v.t().is_standard_layout() {
+        v.reversed_axes()
+    } else {
+        v
+    };
     check_non_negative("V", v)?;
     let total: f64 = v.iter().map(|&a| f64::from(a)).sum();
     let scale = match total / (bins * frames) as f64 {
