@@ -1,16 +1,21 @@
 //! What [`Nmf::model_sum`](super::Nmf::model_sum) and
 //! [`Nmf::component_energies`](super::Nmf::component_energies) compute from H, and the largest
-//! activation of each component, gathered block by block when H is not kept.
+//! activation and how struck each component is, gathered block by block when H is not kept.
 
 use ndarray::ArrayView2;
 
-/// Per component, the sums of its activations and of their squares, in frame order, and its
-/// largest activation.
+/// Per component, the sums of its activations, of their squares and of their rises, in frame
+/// order, and its largest activation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ActivationSums {
     l1: Vec<f64>,
     squares: Vec<f64>,
     peaks: Vec<f32>,
+    /// Sums of each component's rises from frame to frame (falls count 0).
+    rises: Vec<f64>,
+    /// The last frame added, where the next block's first rise starts.
+    last: Vec<f32>,
+    frames: usize,
 }
 
 impl ActivationSums {
@@ -20,6 +25,9 @@ impl ActivationSums {
             l1: vec![0.0; k],
             squares: vec![0.0; k],
             peaks: vec![0.0; k],
+            rises: vec![0.0; k],
+            last: Vec::new(),
+            frames: 0,
         }
     }
 
@@ -38,6 +46,21 @@ impl ActivationSums {
                 self.squares[c] += f64::from(a).powi(2);
                 self.peaks[c] = self.peaks[c].max(a);
             }
+            // Each frame after the one before it, the first after the last block's last.
+            let previous = self
+                .last
+                .get(c)
+                .copied()
+                .into_iter()
+                .chain(row.iter().copied());
+            let next = row.iter().skip(usize::from(self.last.is_empty()));
+            self.rises[c] += (previous.zip(next))
+                .map(|(a, &b)| f64::from((b - a).max(0.0)))
+                .sum::<f64>();
+        }
+        if h.ncols() > 0 {
+            self.last = h.column(h.ncols() - 1).to_vec();
+            self.frames += h.ncols();
         }
     }
 
@@ -66,6 +89,16 @@ impl ActivationSums {
     /// over its row.
     pub(crate) fn peaks(&self) -> &[f32] {
         &self.peaks
+    }
+
+    /// How struck each component sounds: the log of its mean rise from one frame to the next
+    /// over its mean level. Struck notes rise at once and fade (high), held ones swell and
+    /// stay (low). Components that never sound get the lowest value, ln 10⁻¹².
+    pub(crate) fn struck(&self) -> Vec<f64> {
+        let (frames, steps) = (self.frames.max(1) as f64, self.frames.max(2) as f64 - 1.0);
+        (self.rises.iter().zip(&self.l1))
+            .map(|(&rise, &l1)| ((rise / steps).max(1e-12) / (l1 / frames).max(1e-12)).ln())
+            .collect()
     }
 }
 
@@ -98,6 +131,20 @@ mod tests {
             .map(|r| r.iter().copied().fold(0.0, f32::max))
             .collect();
         assert_eq!(sums.peaks(), peaks.as_slice());
+        let struck: Vec<f64> = (h.rows().into_iter())
+            .map(|r| {
+                let rise: f64 = r
+                    .windows(2)
+                    .into_iter()
+                    .map(|p| f64::from((p[1] - p[0]).max(0.0)))
+                    .sum();
+                let mean = r.iter().map(|&a| f64::from(a)).sum::<f64>() / 50.0;
+                (rise / 49.0 / mean).ln()
+            })
+            .collect();
+        for (a, b) in sums.struck().iter().zip(&struck) {
+            assert!((a - b).abs() < 1e-12, "{a} against {b}");
+        }
         assert_eq!(ActivationSums::of(h.view()), sums);
     }
 }

@@ -71,6 +71,7 @@ impl Separator {
             group_components(
                 nmf.w.view(),
                 &energies,
+                &sums.struck(),
                 groups,
                 input.sample_rate(),
                 stft.n_fft(),

@@ -12,6 +12,7 @@ mod eval;
 mod flac;
 mod fuzz_checks;
 mod fuzz_regressions;
+mod grouping;
 mod hostile;
 mod inspect;
 mod inspect_sources;
