@@ -35,6 +35,8 @@ pub enum Param {
     Smoothness,
     /// The number of NMF restarts.
     Restarts,
+    /// The exponent of the multiplicative steps.
+    StepExponent,
     /// How often the NMF cost is computed.
     CostEvery,
     /// Given factor matrices (fixed templates, initial W or H, the data).
@@ -105,6 +107,7 @@ impl Param {
             Param::Sparsity => "sparsity",
             Param::Smoothness => "smoothness",
             Param::Restarts => "restarts",
+            Param::StepExponent => "step exponent",
             Param::CostEvery => "cost_every",
             Param::Factors => "factors",
             Param::MaskPower => "mask power",

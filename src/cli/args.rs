@@ -53,7 +53,7 @@ pub struct ModelArgs {
     /// [default: kl].
     #[arg(long, value_parser = parse_loss, value_name = "LOSS")]
     pub loss: Option<Loss>,
-    /// Most NMF iterations [default: 200; 100 in separate with --source].
+    /// Most NMF iterations [default: 200; 100 in separate with --source, 50 with IS ones].
     #[arg(long = "iter", value_name = "N")]
     pub max_iter: Option<usize>,
     /// Stop when the cost falls by less than this fraction over 10 iterations (0: never).
@@ -452,7 +452,7 @@ impl SeparateArgs {
             None => NmfParams::new(components),
         };
         if !templates.is_empty() {
-            base = base.with_max_iter(demix::separate::TEMPLATE_ITERATIONS);
+            base = demix::separate::template_fit(base);
         }
         Ok(SeparateParams {
             stft: self.model.stft(fallback),

@@ -332,7 +332,8 @@ impl Factorization {
             update::normalize_columns(&mut w, &mut g, (fixed, &groups), scales);
         }
         let (k, div) = (w.ncols(), checked.divergence);
-        let mut engine = Engine::new(x, div, (k, fixed), checked.penalties, groups);
+        let mut engine = Engine::new(x, div, (k, fixed), checked.penalties, groups)
+            .with_step_exponent(params.step_exponent());
         if let Some(weights) = &params.row_weights {
             assert_eq!(fixed, k, "weights only with every template fixed");
             engine = engine.with_row_weights(weights.clone());

@@ -140,6 +140,7 @@ pub struct NmfParams {
     pub(crate) max_memory: Option<u64>,
     /// A weight per bin of the cost (see [`Self::with_row_weights`]).
     pub(crate) row_weights: Option<Vec<f32>>,
+    pub(crate) step_exponent: Option<f32>,
 }
 
 impl Default for NmfParams {
@@ -172,6 +173,7 @@ impl NmfParams {
             floor: NmfParams::DEFAULT_FLOOR,
             max_memory: None,
             row_weights: None,
+            step_exponent: None,
         }
     }
 
@@ -245,6 +247,15 @@ impl NmfParams {
     /// is not weighted).
     pub(crate) fn with_row_weights(mut self, weights: Vec<f32>) -> Self {
         self.row_weights = Some(weights);
+        self
+    }
+
+    /// The exponent γ of the steps `(numerator / denominator)^γ`, in (0, 2] (default `None`:
+    /// [`Loss::gamma`], under which the cost never rises; 1/2 for Itakura-Saito, as in
+    /// scikit-learn). `Some(1.0)` for Itakura-Saito, the heuristic step, is not proven to lower
+    /// the cost at every step but reaches a given cost in about half the iterations.
+    pub fn with_step_exponent(mut self, gamma: Option<f32>) -> Self {
+        self.step_exponent = gamma;
         self
     }
 
@@ -399,6 +410,11 @@ impl NmfParams {
         self.floor
     }
 
+    /// The exponent of the multiplicative steps (see [`Self::with_step_exponent`]).
+    pub fn step_exponent(&self) -> f32 {
+        (self.step_exponent).unwrap_or_else(|| self.loss.gamma())
+    }
+
     /// The memory limit of a fit in bytes (`None`: what the system has available).
     pub fn max_memory(&self) -> Option<u64> {
         self.max_memory
@@ -429,6 +445,14 @@ impl NmfParams {
                 param: Param::Tol,
                 expected: "a finite number of at least 0",
                 got: self.tol,
+            });
+        }
+        let gamma = self.step_exponent();
+        if !(gamma > 0.0 && gamma <= 2.0) {
+            return Err(ParamError::OutOfRange {
+                param: Param::StepExponent,
+                expected: "above 0 and at most 2",
+                got: f64::from(gamma),
             });
         }
         if !(self.floor.is_finite() && (0.0..1.0).contains(&self.floor)) {

@@ -115,6 +115,13 @@ impl Engine {
         .with_tiled_kernels(std::env::var_os("DEMIX_PORTABLE").is_none())
     }
 
+    /// Takes multiplicative steps of exponent `gamma` instead of the divergence's own (see
+    /// [`super::NmfParams::with_step_exponent`]).
+    pub(crate) fn with_step_exponent(mut self, gamma: f32) -> Engine {
+        self.gamma = gamma;
+        self
+    }
+
     /// Weighs bin `f` of the cost and of the H update by `weights[f]` (one per bin, positive;
     /// only for fits whose templates are all fixed: the W update is not weighted).
     pub(crate) fn with_row_weights(mut self, weights: Vec<f32>) -> Engine {

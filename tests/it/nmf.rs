@@ -449,3 +449,53 @@ fn a_fit_over_its_memory_limit_is_refused_before_allocating() {
     let roomy = params.with_max_memory(Some(e(64, 100, 3, 3)));
     assert!(fit(v.view(), &roomy).is_ok());
 }
+
+#[test]
+fn itakura_saito_steps_of_exponent_one_reach_in_25_iterations_the_cost_of_50() {
+    // The activations of fixed templates on the shipped sample, as `separate` fits them.
+    let v = audio_spectrogram();
+    let is = NmfParams::new(6).with_loss(Loss::ItakuraSaito);
+    let templates = fit(v.view(), &is.clone().with_max_iter(50)).unwrap().w;
+    let base = NmfParams::new(0)
+        .with_loss(Loss::ItakuraSaito)
+        .with_fixed_templates(templates)
+        .with_tol(0.0);
+    let run = |p: &NmfParams| fit(v.view(), p).unwrap();
+    let cost = |iterations: usize, gamma: Option<f32>| {
+        run(&(base.clone())
+            .with_max_iter(iterations)
+            .with_step_exponent(gamma))
+        .final_cost()
+    };
+    let (heuristic, mm_same, mm_double) = (cost(25, Some(1.0)), cost(25, None), cost(50, None));
+    assert!(
+        heuristic < mm_same && heuristic <= mm_double,
+        "exponent 1 after 25: {heuristic}; exponent 1/2 after 25: {mm_same}, after 50: {mm_double}"
+    );
+    // The default is the majorisation-minimisation exponent, 1/2 for Itakura-Saito.
+    assert_eq!(base.step_exponent(), 0.5);
+    assert_eq!(
+        run(&base.clone().with_step_exponent(Some(0.5))).h,
+        run(&base).h
+    );
+}
+
+#[test]
+fn a_step_exponent_outside_zero_to_two_is_rejected() {
+    for bad in [0.0, -1.0, 2.5, f32::NAN] {
+        let err = fit(
+            random_matrix(4, 4, 1).view(),
+            &NmfParams::new(1).with_step_exponent(Some(bad)),
+        );
+        assert!(
+            matches!(
+                err,
+                Err(ParamError::OutOfRange {
+                    param: demix::error::Param::StepExponent,
+                    ..
+                })
+            ),
+            "{bad}: {err:?}"
+        );
+    }
+}
