@@ -2,7 +2,7 @@
 //! (Févotte & Idier 2011). Works on any non-negative matrix; knows nothing of audio.
 //!
 //! Each iteration updates W, then H, with the majorisation–minimisation exponent γ(β), so the
-//! cost never rises. V is divided by its mean before fitting (β-divergences are
+//! cost never rises (unless another exponent is asked for, [`NmfParams::with_step_exponent`]). V is divided by its mean before fitting (β-divergences are
 //! scale-covariant, so the path is the same) and raised to a floor: a fraction of its largest
 //! value ([`NmfParams::with_floor`]) and at least [`DATA_FLOOR`] of its mean. The model is
 //! floored before negative powers, so zero bins, silent frames and all-zero input never give
@@ -232,7 +232,7 @@ fn check_data(v: ArrayView2<f32>, params: &NmfParams) -> Result<(f64, f32), Para
         v
     };
     check_non_negative("V", v)?;
-    let total: f64 = v.iter().map(|&a| f64::from(a)).sum();
+    let total = total(v);
     let scale = match total / (bins * frames) as f64 {
         m if m > 0.0 && m.is_finite() => m,
         _ => 1.0,
@@ -241,6 +241,24 @@ fn check_data(v: ArrayView2<f32>, params: &NmfParams) -> Result<(f64, f32), Para
     let floor =
         DATA_FLOOR.max((f64::from(largest) * (1.0 / scale) * f64::from(params.floor)) as f32);
     Ok((scale, floor))
+}
+
+/// The sum of `v` (F × T): each bin's values in frame order, then the bins in order, so that V
+/// and Vᵀ transposed back give the same sum, read in memory order either way.
+fn total(v: ArrayView2<f32>) -> f64 {
+    let mut bins = vec![0f64; v.nrows()];
+    if v.t().is_standard_layout() {
+        for frame in v.t().rows() {
+            for (sum, &a) in bins.iter_mut().zip(frame) {
+                *sum += f64::from(a);
+            }
+        }
+    } else {
+        for (sum, row) in bins.iter_mut().zip(v.rows()) {
+            *sum = row.iter().fold(0.0, |s, &a| s + f64::from(a));
+        }
+    }
+    bins.iter().sum()
 }
 
 /// A factorisation in progress, for callers that drive the iterations themselves (and for the

@@ -97,8 +97,12 @@ impl ActivationSums {
     /// stay (low). Components that never sound get the lowest value, ln 10⁻¹².
     pub(crate) fn struck(&self) -> Vec<f64> {
         let (frames, steps) = (self.frames.max(1) as f64, self.frames.max(2) as f64 - 1.0);
+        let lowest = 1e-12f64.ln();
         (self.rises.iter().zip(&self.l1))
-            .map(|(&rise, &l1)| ((rise / steps).max(1e-12) / (l1 / frames).max(1e-12)).ln())
+            .map(|(&rise, &l1)| match l1 > 0.0 {
+                true => ((rise / steps).max(1e-12) / (l1 / frames)).ln().max(lowest),
+                false => lowest,
+            })
             .collect()
     }
 }

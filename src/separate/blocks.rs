@@ -118,6 +118,7 @@ impl Blocks {
             .with_smoothness(params.smoothness())
             .with_floor(params.floor())
             .with_max_memory(params.max_memory())
+            .with_step_exponent(params.step_exponent)
             .with_fixed_templates(w.clone());
         if lengths.iter().any(|&len| len > 1) {
             block_params = block_params.with_fixed_frames(lengths.clone());

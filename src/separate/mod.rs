@@ -104,7 +104,8 @@ pub const TEMPLATE_ITERATIONS_IS: usize = 50;
 /// `nmf` as `demix separate` fits learned templates when not told otherwise: Itakura-Saito
 /// with steps of exponent 1 (see [`NmfParams::with_step_exponent`]) for
 /// [`TEMPLATE_ITERATIONS_IS`], another loss for [`TEMPLATE_ITERATIONS`] (KL, whose exponent is
-/// already 1, lost 0.03 dB per source at 50 on the songs with drums).
+/// already 1, lost 0.03 dB per source at 50 on the songs with drums). With a sparsity or
+/// smoothness penalty the steps are the penalty's own, whatever the exponent.
 ///
 /// ```
 /// use demix::nmf::{Loss, NmfParams};
