@@ -403,8 +403,8 @@ fn the_spatial_filter_streamed_in_blocks_gives_the_stems_held_in_memory() {
         .collect();
     let params = demix::SeparateParams {
         stft,
-        nmf: demix::NmfParams::new(0)
-            .with_loss(templates[0].loss)
+        // As the command line fits learned templates (Itakura-Saito: steps of exponent 1).
+        nmf: demix::separate::template_fit(demix::NmfParams::new(0).with_loss(templates[0].loss))
             .with_max_iter(30),
         templates,
         max_frames: 256,
