@@ -110,19 +110,19 @@ impl Blocks {
         let max_frames = self.max_frames;
         // Convolutive templates (only ever learned ones: their lengths match `w`).
         let lengths = params.template_lengths();
-        let mut block_params = NmfParams::new(0)
-            .with_loss(params.loss())
-            .with_max_iter(params.max_iter())
-            .with_tol(params.tol())
-            .with_sparsity(params.sparsity())
-            .with_smoothness(params.smoothness())
-            .with_floor(params.floor())
-            .with_max_memory(params.max_memory())
-            .with_step_exponent(params.step_exponent)
-            .with_fixed_templates(w.clone());
-        if lengths.iter().any(|&len| len > 1) {
-            block_params = block_params.with_fixed_frames(lengths.clone());
-        }
+        // The fit's own settings (loss, stopping, penalties, floor, memory, step exponent)
+        // carried over whole, so that none is left behind: only what the blocks fit changes,
+        // every column of `w` fixed and one start (with no free component, starts differ in
+        // nothing).
+        let block_params = NmfParams {
+            components: 0,
+            fixed_w: Some(w.clone()),
+            fixed_frames: lengths.iter().any(|&len| len > 1).then(|| lengths.clone()),
+            initial: None,
+            restarts: 1,
+            row_weights: None,
+            ..params.clone()
+        };
         // With the smoothness penalty, each block sees this many neighbouring frames on each
         // side; with convolutive templates of L frames, at least 2 (L − 1): the sounds struck
         // before a block and heard in it are modelled, and the first frames of the margin,
