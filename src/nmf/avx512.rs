@@ -183,17 +183,20 @@ pub(crate) fn product(
                 .expect("overflow")
     );
     assert!(b.len() >= span(r, ldb, n));
-    // Columns of B and C in strips of two vectors; rows of A and C in tiles of 12.
+    // Columns of B and C in strips of two vectors; rows of A and C in tiles of 12, or of 24
+    // when a strip is one vector wide (K ≤ 16: twice the rows keep as many sums in registers).
     let mut j0 = 0;
     while j0 < n {
         let width = (n - j0).min(2 * LANES);
         let mut i0 = 0;
         while i0 < m {
-            let rows = match m - i0 {
-                12.. => 12,
-                8.. => 8,
-                4.. => 4,
-                left => left,
+            let rows = match (m - i0, width <= LANES) {
+                (24.., true) => 24,
+                (16.., true) => 16,
+                (12.., false) => 12,
+                (8.., _) => 8,
+                (4.., _) => 4,
+                (left, _) => left,
             };
             // SAFETY: AVX-512F is present; the tile reads A at rows i0..i0+rows and columns
             // 0..r, B at rows 0..r and the `width` masked-in columns from j0, and C likewise
@@ -211,13 +214,17 @@ pub(crate) fn product(
                     width,
                     accumulate,
                 };
-                match rows {
-                    12 => product_tile::<12>(t),
-                    8 => product_tile::<8>(t),
-                    4 => product_tile::<4>(t),
-                    3 => product_tile::<3>(t),
-                    2 => product_tile::<2>(t),
-                    _ => product_tile::<1>(t),
+                match (rows, width <= LANES) {
+                    (24, _) => product_tile::<24, 1>(t),
+                    (16, _) => product_tile::<16, 1>(t),
+                    (12, _) => product_tile::<12, 2>(t),
+                    (8, true) => product_tile::<8, 1>(t),
+                    (8, false) => product_tile::<8, 2>(t),
+                    (4, true) => product_tile::<4, 1>(t),
+                    (4, false) => product_tile::<4, 2>(t),
+                    (3, _) => product_tile::<3, 2>(t),
+                    (2, _) => product_tile::<2, 2>(t),
+                    _ => product_tile::<1, 2>(t),
                 }
             }
             i0 += rows;
@@ -334,36 +341,39 @@ mod tiles {
         }
     }
 
-    /// `MR` rows × two vectors of C, summed over all of A's columns in registers.
+    /// `MR` rows × `NV` (1 or 2) vectors of C, summed over all of A's columns in registers.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn product_tile<const MR: usize>(t: ProductArgs) {
-        let (m0, m1) = (lanes(t.width), lanes(t.width.saturating_sub(LANES)));
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    pub(super) unsafe fn product_tile<const MR: usize, const NV: usize>(t: ProductArgs) {
+        let masks = [lanes(t.width), lanes(t.width.saturating_sub(LANES))];
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         for j in 0..t.r {
             // SAFETY: see `product`.
             unsafe {
                 let b = t.b.add(j * t.ldb);
-                let b0 = _mm512_maskz_loadu_ps(m0, b);
-                let b1 = _mm512_maskz_loadu_ps(m1, b.wrapping_add(LANES));
+                let mut bv = [_mm512_setzero_ps(); NV];
+                for (v, bv) in bv.iter_mut().enumerate() {
+                    *bv = _mm512_maskz_loadu_ps(masks[v], b.wrapping_add(v * LANES));
+                }
                 let a = t.a.add(j * t.cs);
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let ai = _mm512_set1_ps(*a.add(i * t.rs));
-                    acc[0] = _mm512_fmadd_ps(ai, b0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(ai, b1, acc[1]);
+                    for (acc, &bv) in acc.iter_mut().zip(&bv) {
+                        *acc = _mm512_fmadd_ps(ai, bv, *acc);
+                    }
                 }
             }
         }
         for (i, acc) in acc.iter().enumerate() {
-            // SAFETY: see `product`; only the masked-in columns are touched.
-            unsafe {
-                let c = t.c.add(i * t.ldc);
-                let (mut c0, mut c1) = (acc[0], acc[1]);
-                if t.accumulate {
-                    c0 = _mm512_add_ps(c0, _mm512_maskz_loadu_ps(m0, c));
-                    c1 = _mm512_add_ps(c1, _mm512_maskz_loadu_ps(m1, c.wrapping_add(LANES)));
+            for (v, &sum) in acc.iter().enumerate() {
+                // SAFETY: see `product`; only the masked-in columns are touched.
+                unsafe {
+                    let c = t.c.add(i * t.ldc).wrapping_add(v * LANES);
+                    let mut sum = sum;
+                    if t.accumulate {
+                        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(masks[v], c));
+                    }
+                    _mm512_mask_storeu_ps(c, masks[v], sum);
                 }
-                _mm512_mask_storeu_ps(c, m0, c0);
-                _mm512_mask_storeu_ps(c.wrapping_add(LANES), m1, c1);
             }
         }
     }
@@ -384,7 +394,7 @@ mod tiles {
         unreachable!("AVX-512 kernels without AVX-512")
     }
 
-    pub(super) unsafe fn product_tile<const MR: usize>(_: ProductArgs) {
+    pub(super) unsafe fn product_tile<const MR: usize, const NV: usize>(_: ProductArgs) {
         unreachable!("AVX-512 kernels without AVX-512")
     }
 }
@@ -412,6 +422,8 @@ mod tests {
             (29, 40, 17),
             (7, 3, 33),
             (50, 64, 70),
+            (53, 9, 16),
+            (45, 11, 7),
             (3, 0, 5),
         ] {
             for (rs, cs) in [(r, 1), (1, m)] {
