@@ -28,6 +28,7 @@ mod sums;
 mod tiled;
 mod update;
 
+pub(crate) use linalg::gemm;
 pub use memory::{available_memory, memory_estimate};
 pub use params::{Init, Loss, MAX_TEMPLATE_FRAMES, NmfParams};
 pub use rank::{

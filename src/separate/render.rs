@@ -1,14 +1,14 @@
 //! Rendering: soft masks (or the multichannel Wiener filter) applied to the mixture's STFT
 //! block by block, and the inverse STFT of every source into its sink.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, Array3, ArrayView2, Axis, s};
 use rayon::prelude::*;
 use realfft::num_complex::{Complex32, Complex64};
 
 use super::stream::{Activations, Input, Spill};
 use crate::audio::{Audio, StemWriter, WavStreamWriter};
 use crate::error::Result;
-use crate::nmf::{Nmf, RankReport};
+use crate::nmf::{Nmf, RankReport, gemm};
 use crate::sources::Source;
 use crate::spectral::spatial::{CovarianceSum, WienerWork, wiener_bin};
 use crate::spectral::{
@@ -79,8 +79,8 @@ struct BlockBuffers {
     masks: Array3<f32>,
     /// frames × sources × channels × bins (spatial model only).
     images: ndarray::Array4<Complex32>,
-    /// Templates transposed, K × bins.
-    wt: Array2<f32>,
+    /// Per source, its templates transposed (its components × bins).
+    wt: Vec<Array2<f32>>,
 }
 
 impl BlockBuffers {
@@ -96,7 +96,11 @@ impl BlockBuffers {
             spectra: Array3::zeros((channels, FRAMES_PER_TASK, bins)),
             masks: Array3::zeros((FRAMES_PER_TASK, n_sources, bins)),
             images: ndarray::Array4::zeros(image_shape),
-            wt: separation.nmf.w.t().as_standard_layout().into_owned(),
+            wt: separation
+                .sources
+                .iter()
+                .map(|source| separation.nmf.w.t().select(Axis(0), &source.components))
+                .collect(),
         }
     }
 
@@ -133,14 +137,12 @@ impl BlockBuffers {
                     );
                 },
             );
-        let wt = &self.wt;
+        source_models(&separation.sources, &self.wt, h, &mut self.masks);
         self.masks
             .outer_iter_mut()
             .into_par_iter()
             .take(block)
-            .enumerate()
-            .for_each(|(t, mut m)| {
-                separation.source_models(wt, h, t, &mut m);
+            .for_each(|mut m| {
                 soft_masks_in_place(
                     m.as_slice_mut().expect("contiguous"),
                     n_sources,
@@ -462,24 +464,6 @@ impl Separation {
         })
     }
 
-    /// Model magnitudes of every source at frame `t` of a block into `out` (sources × bins),
-    /// from the block's activations `h` (K × frames).
-    fn source_models(
-        &self,
-        wt: &Array2<f32>,
-        h: ArrayView2<f32>,
-        t: usize,
-        out: &mut ArrayViewMut2<f32>,
-    ) {
-        out.fill(0.0);
-        for (source, mut row) in self.sources.iter().zip(out.rows_mut()) {
-            for &c in &source.components {
-                let a = h[[c, t]];
-                row.scaled_add(a, &wt.row(c));
-            }
-        }
-    }
-
     /// Renders every source into memory.
     ///
     /// # Errors
@@ -493,4 +477,36 @@ impl Separation {
             .map(|channels| Audio::new(audio.sample_rate, channels))
             .collect()
     }
+}
+
+/// Bins per task of [`source_models`].
+const MODEL_BINS: usize = 128;
+
+/// The model magnitudes of every source over a block into `masks` (frames × sources × bins,
+/// the block's frames first): per source, its activations in `h` (K × frames) times its
+/// templates `wt`, one product per source and strip of bins.
+fn source_models(
+    sources: &[Source],
+    wt: &[Array2<f32>],
+    h: ArrayView2<f32>,
+    masks: &mut Array3<f32>,
+) {
+    let frames = h.ncols();
+    let hs: Vec<Array2<f32>> = sources
+        .iter()
+        .map(|source| h.select(Axis(0), &source.components))
+        .collect();
+    masks
+        .slice_mut(s![..frames, .., ..])
+        .axis_chunks_iter_mut(Axis(2), MODEL_BINS)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(strip, mut out)| {
+            let bins = strip * MODEL_BINS..strip * MODEL_BINS + out.dim().2;
+            for (source, (h, wt)) in hs.iter().zip(wt).enumerate() {
+                let wt = wt.slice(s![.., bins.clone()]);
+                let mut out = out.index_axis_mut(Axis(1), source);
+                gemm(1.0, &h.t(), &wt, 0.0, &mut out);
+            }
+        });
 }

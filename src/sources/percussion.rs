@@ -91,19 +91,116 @@ fn percussive_share(s: ArrayView2<f32>) -> f64 {
     if total > 0.0 { share / total } else { 0.0 }
 }
 
-/// `x` median-filtered along `axis` over [`MEDIAN_WIDTH`] elements (fewer at the edges), the
-/// lanes in parallel (each lane's result does not depend on the others).
+/// `x` median-filtered along `axis` over [`MEDIAN_WIDTH`] elements (fewer at the edges): the
+/// full windows by [`median_lanes`], eight at once, the edges by [`sliding_medians`]; rows in
+/// parallel (each result depends on its window only, so the same whatever the threads).
 fn median_filtered(x: &Array2<f64>, axis: Axis) -> Array2<f64> {
+    let (rows, cols) = x.dim();
     let mut out = Array2::zeros(x.dim());
+    let x = x.as_standard_layout();
+    let half = MEDIAN_WIDTH / 2;
+    // The edges (and everything when a lane is too short for a full window) one lane at a time.
     Zip::from(x.lanes(axis))
         .and(out.lanes_mut(axis))
         .par_for_each(|lane, mut filtered| {
-            let lane: Vec<f64> = lane.to_vec();
-            for (y, m) in filtered.iter_mut().zip(sliding_medians(&lane)) {
-                *y = m;
+            let n = lane.len();
+            if n < MEDIAN_WIDTH {
+                filtered.assign(&ndarray::Array1::from(sliding_medians(&lane.to_vec())));
+                return;
+            }
+            let ends: Vec<f64> = lane.iter().take(MEDIAN_WIDTH - 1).copied().collect();
+            let head = sliding_medians(&ends);
+            let tails: Vec<f64> = lane.iter().skip(n - (MEDIAN_WIDTH - 1)).copied().collect();
+            let tail = sliding_medians(&tails);
+            for i in 0..half {
+                filtered[i] = head[i];
+                filtered[n - 1 - i] = tail[tail.len() - 1 - i];
             }
         });
+    let x = x.as_slice().expect("standard layout");
+    if axis == Axis(0) && rows >= MEDIAN_WIDTH {
+        // Across frames: the window of row t + half is rows t ..= t + 2·half.
+        let mut inner = out.slice_mut(ndarray::s![half..rows - half, ..]);
+        Zip::indexed(inner.lanes_mut(Axis(1))).par_for_each(|t, mut row| {
+            let window = std::array::from_fn(|j| &x[(t + j) * cols..(t + j + 1) * cols]);
+            medians_of_rows(row.as_slice_mut().expect("standard layout"), window);
+        });
+    } else if axis == Axis(1) && cols >= MEDIAN_WIDTH {
+        // Across bins: the window of bin f + half is bins f ..= f + 2·half of its frame.
+        Zip::indexed(out.rows_mut()).par_for_each(|t, mut row| {
+            let n = cols - 2 * half;
+            let window = std::array::from_fn(|j| &x[t * cols + j..t * cols + j + n]);
+            let row = row.as_slice_mut().expect("standard layout");
+            medians_of_rows(&mut row[half..half + n], window);
+        });
+    }
     out
+}
+
+/// Values compared at once.
+const LANES: usize = 8;
+
+/// `out[i]` = the median of `window[j][i]` over the [`MEDIAN_WIDTH`] rows `j`: [`LANES`] of
+/// them at a time by [`median_lanes`], the rest one by one; each the value [`median`] gives.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn medians_of_rows(out: &mut [f64], window: [&[f64]; MEDIAN_WIDTH]) {
+    let n = out.len();
+    assert!(window.iter().all(|row| row.len() >= n));
+    let full = n / LANES * LANES;
+    for (c, chunk) in out[..full].chunks_exact_mut(LANES).enumerate() {
+        let lanes = c * LANES..(c + 1) * LANES;
+        let v = window.map(|row| -> [f64; LANES] { row[lanes.clone()].try_into().expect("8") });
+        chunk.copy_from_slice(&median_lanes(v));
+    }
+    for (i, y) in out.iter_mut().enumerate().skip(full) {
+        let mut values = window.map(|row| row[i]);
+        *y = median(&mut values).expect("a full window");
+    }
+}
+
+/// Swaps the lanes of `v[i]` and `v[j]` where `v[j]` is the smaller, for each comparator.
+macro_rules! network {
+    ($v:ident; $(($i:literal, $j:literal)),* $(,)?) => {
+        $(
+            for l in 0..LANES {
+                let (a, b) = ($v[$i][l], $v[$j][l]);
+                $v[$i][l] = if b < a { b } else { a };
+                $v[$j][l] = if b < a { a } else { b };
+            }
+        )*
+    };
+}
+
+/// The medians of [`LANES`] windows of [`MEDIAN_WIDTH`] values at once (`v[j][l]` is value j of
+/// window l): the same values a sort gives, for any numbers but NaN.
+///
+/// The comparators put the median of 17 values in place 8: Batcher's odd–even merge sort of
+/// 32 inputs, without those that touch inputs 17 to 31 (they would hold +∞ and never move) or
+/// that place 8 does not depend on. A test checks them on every input of zeros and ones, which
+/// proves them for all inputs (the zero–one principle).
+#[inline(always)]
+fn median_lanes(mut v: [[f64; LANES]; MEDIAN_WIDTH]) -> [f64; LANES] {
+    network!(v;
+        (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15),
+        (0, 2), (1, 3), (4, 6), (5, 7), (8, 10), (9, 11), (12, 14), (13, 15),
+        (1, 2), (5, 6), (9, 10), (13, 14),
+        (0, 4), (1, 5), (2, 6), (3, 7), (8, 12), (9, 13), (10, 14), (11, 15),
+        (2, 4), (3, 5), (10, 12), (11, 13),
+        (1, 2), (3, 4), (5, 6), (9, 10), (11, 12), (13, 14),
+        (0, 8), (1, 9), (2, 10), (3, 11), (4, 12), (5, 13), (6, 14), (7, 15),
+        (4, 8), (5, 9), (6, 10), (7, 11),
+        (2, 4), (3, 5), (6, 8), (7, 9), (10, 12), (11, 13),
+        (3, 4), (5, 6), (7, 8), (9, 10), (11, 12),
+        (0, 16), (8, 16),
+        (4, 8), (5, 9), (6, 10), (7, 11),
+        (6, 8), (7, 9),
+        (7, 8),
+    );
+    v[MEDIAN_WIDTH / 2]
 }
 
 /// The medians of `lane` over windows of [`MEDIAN_WIDTH`] centred on each element (fewer at
@@ -229,6 +326,49 @@ mod tests {
                     .zip(&sliding)
                     .all(|(a, b)| a.to_bits() == b.to_bits())
             );
+        }
+    }
+
+    #[test]
+    fn the_network_puts_the_median_in_the_middle_for_every_input_of_zeros_and_ones() {
+        for bits in 0u32..1 << MEDIAN_WIDTH {
+            let v = std::array::from_fn(|j| [f64::from((bits >> j) & 1); LANES]);
+            let ones = bits.count_ones() as usize;
+            // Sorted, the middle of 17 is a one when at least 9 of them are.
+            let want = if ones > MEDIAN_WIDTH / 2 { 1.0 } else { 0.0 };
+            assert_eq!(median_lanes(v), [want; LANES], "{bits:#b}");
+        }
+    }
+
+    #[test]
+    fn filtering_along_either_axis_gives_the_median_of_each_window() {
+        for (rows, cols) in [(40, 35), (17, 18), (16, 50), (50, 3), (1, 1), (25, 17)] {
+            // Ties among the values included.
+            let x = Array2::from_shape_fn((rows, cols), |(t, f)| {
+                (f64::from(jitter(t, f)) * 8.0).round()
+            });
+            let half = MEDIAN_WIDTH / 2;
+            for axis in [Axis(0), Axis(1)] {
+                let filtered = median_filtered(&x, axis);
+                for ((t, f), &got) in filtered.indexed_iter() {
+                    let (i, n) = if axis == Axis(0) {
+                        (t, rows)
+                    } else {
+                        (f, cols)
+                    };
+                    let mut window: Vec<f64> = (i.saturating_sub(half)..(i + half + 1).min(n))
+                        .map(|j| {
+                            if axis == Axis(0) {
+                                x[[j, f]]
+                            } else {
+                                x[[t, j]]
+                            }
+                        })
+                        .collect();
+                    let want = median(&mut window).unwrap();
+                    assert_eq!(got, want, "{rows}x{cols} {axis:?} ({t}, {f})");
+                }
+            }
         }
     }
 
