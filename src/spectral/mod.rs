@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 mod bands;
 mod mask;
 pub(crate) mod spatial;
+pub(crate) mod stereo;
 mod stft;
 
 pub use bands::Bands;

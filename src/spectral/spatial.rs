@@ -16,13 +16,14 @@
 //! the mixture.
 
 use ndarray::{Array2, Array3, ArrayView2, Axis};
+use rayon::prelude::*;
 use realfft::num_complex::{Complex32, Complex64};
 
 use super::Stft;
 use crate::audio::Audio;
 
 /// Regularisation of the mixture covariance, relative to its trace.
-const RIDGE: f64 = 1e-9;
+pub(crate) const RIDGE: f64 = 1e-9;
 
 /// Sums of `x xᴴ` and of the mean channel power per frequency bin, over frames.
 #[derive(Debug, Clone)]
@@ -43,23 +44,33 @@ impl CovarianceSum {
 
     /// Adds one frame: `frame[[c, f]]` is channel `c`'s spectrum (channels × bins).
     pub(crate) fn add(&mut self, frame: ArrayView2<Complex32>) {
-        let channels = frame.nrows();
-        for (f, (mut m, p)) in self
-            .outer
+        self.add_frames(&[frame]);
+    }
+
+    /// Adds frames in their order, as [`Self::add`] of each would; bins in parallel.
+    pub(crate) fn add_frames(&mut self, frames: &[ArrayView2<Complex32>]) {
+        let Some(channels) = frames.first().map(|f| f.nrows()) else {
+            return;
+        };
+        self.outer
             .axis_iter_mut(Axis(0))
-            .zip(self.power.iter_mut())
+            .into_par_iter()
+            .zip(self.power.par_iter_mut())
             .enumerate()
-        {
-            let mut total = 0.0;
-            for a in 0..channels {
-                let xa = wide(frame[[a, f]]);
-                total += xa.norm_sqr();
-                for b in 0..channels {
-                    m[[a, b]] += xa * wide(frame[[b, f]]).conj();
+            .with_min_len(64)
+            .for_each(|(f, (mut m, p))| {
+                for frame in frames {
+                    let mut total = 0.0;
+                    for a in 0..channels {
+                        let xa = wide(frame[[a, f]]);
+                        total += xa.norm_sqr();
+                        for b in 0..channels {
+                            m[[a, b]] += xa * wide(frame[[b, f]]).conj();
+                        }
+                    }
+                    *p += total / channels as f64;
                 }
-            }
-            *p += total / channels as f64;
-        }
+            });
     }
 
     /// The normalised covariances, bins × C × C; a bin that never had energy gets the identity
