@@ -20,6 +20,7 @@ mod blocks;
 mod output;
 mod render;
 mod stream;
+mod wiener;
 
 pub(crate) use blocks::{BlockSink, Blocks};
 pub(crate) use output::write_stems;

@@ -84,14 +84,23 @@ impl Lanes {
     }
 }
 
-/// The 2 × 2 covariances `r` (bins × 2 × 2) of bins `0..end` ([`LANES`] at a time) as
-/// [`wiener_lanes`] reads them, one item per [`LANES`] bins.
-pub(crate) fn covariance_lanes(r: &Array3<Complex32>, end: usize) -> Vec<[Lanes; 4]> {
-    assert_eq!(r.dim().1, 2);
-    let r = r.as_slice().expect("covariances in standard layout");
-    r[..end * 4]
-        .chunks_exact(4 * LANES)
-        .map(|chunk| std::array::from_fn(|e| Lanes::from_fn(|l| chunk[4 * l + e])))
+/// The 2 × 2 covariances of every source (each bins × 2 × 2) in bins `0..end` as
+/// [`wiener_lanes`] reads them: per [`LANES`] bins, one item per source.
+pub(crate) fn covariance_lanes(r: &[Array3<Complex32>], end: usize) -> Vec<[Lanes; 4]> {
+    let slices: Vec<&[Complex32]> = r
+        .iter()
+        .map(|r| {
+            assert_eq!(r.dim().1, 2);
+            r.as_slice().expect("covariances in standard layout")
+        })
+        .collect();
+    (0..end / LANES)
+        .flat_map(|chunk| {
+            slices.iter().map(move |r| {
+                let bins = &r[chunk * LANES * 4..(chunk + 1) * LANES * 4];
+                std::array::from_fn(|e| Lanes::from_fn(|l| bins[4 * l + e]))
+            })
+        })
         .collect()
 }
 
