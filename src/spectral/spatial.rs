@@ -15,7 +15,7 @@
 //! from the NMF model. The filters of a bin sum to the identity, so the stems still add up to
 //! the mixture.
 
-use ndarray::{Array2, Array3, ArrayView2, Axis};
+use ndarray::{Array3, ArrayView2, Axis};
 use rayon::prelude::*;
 use realfft::num_complex::{Complex32, Complex64};
 
@@ -42,12 +42,8 @@ impl CovarianceSum {
         }
     }
 
-    /// Adds one frame: `frame[[c, f]]` is channel `c`'s spectrum (channels × bins).
-    pub(crate) fn add(&mut self, frame: ArrayView2<Complex32>) {
-        self.add_frames(&[frame]);
-    }
-
-    /// Adds frames in their order, as [`Self::add`] of each would; bins in parallel.
+    /// Adds frames in their order (`frame[[c, f]]` is channel `c`'s spectrum, channels ×
+    /// bins); bins in parallel, each bin's sums frame by frame.
     pub(crate) fn add_frames(&mut self, frames: &[ArrayView2<Complex32>]) {
         let Some(channels) = frames.first().map(|f| f.nrows()) else {
             return;
@@ -100,18 +96,32 @@ impl CovarianceSum {
 /// The spatial covariance of recordings of one source, bins × C × C, all recordings having the
 /// same channel count.
 pub(crate) fn learn_covariance(stft: &Stft, examples: &[Audio]) -> Array3<Complex32> {
+    /// Frames transformed at once (in parallel) before they are summed.
+    const CHUNK: usize = 64;
     let channels = examples[0].num_channels();
     let bins = stft.n_bins();
     let mut sum = CovarianceSum::new(bins, channels);
-    let mut scratch = stft.scratch();
-    let mut spectra = Array2::<Complex32>::zeros((channels, bins));
+    let mut spectra = Array3::<Complex32>::zeros((CHUNK, channels, bins));
     for audio in examples {
-        for t in 0..stft.n_frames(audio.len()) {
-            for (c, mut spectrum) in spectra.rows_mut().into_iter().enumerate() {
-                let spectrum = spectrum.as_slice_mut().expect("rows are contiguous");
-                stft.frame(&audio.channels[c], t, &mut scratch, spectrum);
-            }
-            sum.add(spectra.view());
+        let frames = stft.n_frames(audio.len());
+        for start in (0..frames).step_by(CHUNK) {
+            let n = CHUNK.min(frames - start);
+            spectra
+                .outer_iter_mut()
+                .into_par_iter()
+                .take(n)
+                .enumerate()
+                .for_each_init(
+                    || stft.scratch(),
+                    |scratch, (i, mut frame)| {
+                        for (c, mut spectrum) in frame.rows_mut().into_iter().enumerate() {
+                            let spectrum = spectrum.as_slice_mut().expect("rows are contiguous");
+                            stft.frame(&audio.channels[c], start + i, scratch, spectrum);
+                        }
+                    },
+                );
+            let frames: Vec<_> = spectra.outer_iter().take(n).collect();
+            sum.add_frames(&frames);
         }
     }
     sum.covariance()
