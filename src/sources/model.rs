@@ -47,6 +47,15 @@ pub struct Learned {
     pub rank: Option<RankReport>,
 }
 
+/// The iterations of the Kullback–Leibler templates fitted beside Itakura–Saito ones, for a
+/// fit of `iterations`: half as many (100 of the default 200). On the quality corpus's tuning
+/// split the 12 songs with drums, which are separated with them, separated as well with 100
+/// as with 200 (median change per source +0.03 dB over two seeds, 23 of 40 sources better),
+/// and `learn` took about 0.1 s less per 15 s clip.
+fn kl_iterations(iterations: usize) -> usize {
+    iterations.div_ceil(2)
+}
+
 /// Learns the templates of one source as `demix learn` does, from one spectrogram of the
 /// pooled `examples`: the length of its templates from how percussive they are (unless
 /// `choice.frames` says), convolutive templates with KL from one start (unless `choice` says
@@ -109,6 +118,7 @@ pub fn learn_source(
             .with_loss(Loss::KullbackLeibler)
             .with_restarts(1)
             .with_components(components)
+            .with_max_iter(kl_iterations(nmf.max_iter()))
     };
     let (frames, bins) = pooled.dim();
     let k = nmf.components();
