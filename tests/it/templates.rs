@@ -637,8 +637,14 @@ fn learn_verbose_prints_its_iterations_and_costs() {
         .split_once("KL templates beside them:")
         .expect("the KL fit announced");
     // The KL fit takes half the iterations of the IS one.
-    assert!(is.contains("iteration 21/30:") && !is.contains("/15:"), "{stderr}");
-    assert!(kl.contains("iteration 11/15:") && !kl.contains("/30:"), "{stderr}");
+    assert!(
+        is.contains("iteration 21/30:") && !is.contains("/15:"),
+        "{stderr}"
+    );
+    assert!(
+        kl.contains("iteration 11/15:") && !kl.contains("/30:"),
+        "{stderr}"
+    );
     for fit in [is, kl] {
         let costs: Vec<f64> = fit
             .lines()
