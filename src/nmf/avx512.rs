@@ -184,7 +184,8 @@ pub(crate) fn product(
     );
     assert!(b.len() >= span(r, ldb, n));
     // Columns of B and C in strips of two vectors; rows of A and C in tiles of 12, or of 24
-    // when a strip is one vector wide (K ≤ 16: twice the rows keep as many sums in registers).
+    // when a strip is one vector wide (all of a C at most 16 wide, as with K ≤ 16, or the last
+    // strip of a wider one: twice the rows keep as many sums in registers).
     let mut j0 = 0;
     while j0 < n {
         let width = (n - j0).min(2 * LANES);

@@ -153,7 +153,7 @@ impl BlockBuffers {
     }
 
     /// The multichannel Wiener filter of the filled block into `images`: see
-    /// [`wiener::filter_block`].
+    /// [`wiener::BlockFilter`].
     fn wiener(
         &mut self,
         block: usize,

@@ -18,7 +18,9 @@ type Real = [f64; LANES];
 /// One complex value per lane, real and imaginary parts apart.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Lanes {
+    /// The real parts.
     pub(crate) re: Real,
+    /// The imaginary parts.
     pub(crate) im: Real,
 }
 
@@ -87,6 +89,10 @@ impl Lanes {
 /// The 2 × 2 covariances of every source (each bins × 2 × 2) in bins `0..end` as
 /// [`wiener_lanes`] reads them: per [`LANES`] bins, one item per source.
 pub(crate) fn covariance_lanes(r: &[Array3<Complex32>], end: usize) -> Vec<[Lanes; 4]> {
+    if end == 0 {
+        // Nothing to lay out (and the covariances of another channel count are never read).
+        return Vec::new();
+    }
     let slices: Vec<&[Complex32]> = r
         .iter()
         .map(|r| {
