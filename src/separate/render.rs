@@ -157,8 +157,8 @@ impl BlockBuffers {
     fn wiener(
         &mut self,
         block: usize,
-        first: &[Array3<Complex32>],
-        refined: Option<&[Array3<Complex32>]>,
+        first: &wiener::Covariances<'_>,
+        refined: Option<&wiener::Covariances<'_>>,
     ) {
         let filter = wiener::BlockFilter::new(&self.spectra, &self.masks, first, refined);
         filter.filter(block, &mut self.images);
@@ -307,9 +307,17 @@ impl Separation {
                 frame: vec![0.0; stft.n_fft()],
             })
             .collect();
+        let bins = stft.n_bins();
+        let wiener = match (&self.spatial, &refined) {
+            (Some(sp), Some(refined)) => Some((
+                wiener::Covariances::new(&sp.covariances, channels, bins),
+                wiener::Covariances::new(refined, channels, bins),
+            )),
+            _ => None,
+        };
         self.for_each_block(&mut blocks, input, |blocks, block| {
-            if let (Some(sp), Some(refined)) = (&self.spatial, &refined) {
-                blocks.wiener(block, &sp.covariances, Some(refined));
+            if let Some((first, refined)) = &wiener {
+                blocks.wiener(block, first, Some(refined));
             }
             let blocks = &*blocks;
             states
@@ -349,8 +357,9 @@ impl Separation {
         let mut sums: Vec<CovarianceSum> = (0..self.sources.len())
             .map(|_| CovarianceSum::new(bins, channels))
             .collect();
+        let first = wiener::Covariances::new(covariances, channels, bins);
         self.for_each_block(blocks, input, |blocks, block| {
-            blocks.wiener(block, covariances, None);
+            blocks.wiener(block, &first, None);
             // In frame order, whatever the threads did.
             for (s, sum) in sums.iter_mut().enumerate() {
                 let frames: Vec<_> = (0..block)

@@ -8,6 +8,33 @@ use realfft::num_complex::{Complex32, Complex64};
 use crate::spectral::spatial::{WienerWork, wiener_bin};
 use crate::spectral::stereo;
 
+/// The spatial covariances of every source (each bins × C × C), and in stereo the same laid
+/// out for [`stereo::wiener_lanes`]: made once for a pass over the recording.
+pub(super) struct Covariances<'a> {
+    per_bin: &'a [Array3<Complex32>],
+    /// [`stereo::covariance_lanes`] of `per_bin` (empty unless in stereo).
+    lanes: Vec<[stereo::Lanes; 4]>,
+}
+
+impl<'a> Covariances<'a> {
+    /// `per_bin` for a recording of `channels` and spectra of `bins`.
+    pub(super) fn new(per_bin: &'a [Array3<Complex32>], channels: usize, bins: usize) -> Self {
+        Covariances {
+            per_bin,
+            lanes: stereo::covariance_lanes(per_bin, lanes_end(channels, bins)),
+        }
+    }
+}
+
+/// The bins filtered [`stereo::LANES`] at a time, `0..lanes_end`: none but in stereo.
+fn lanes_end(channels: usize, bins: usize) -> usize {
+    if channels == 2 {
+        bins / stereo::LANES * stereo::LANES
+    } else {
+        0
+    }
+}
+
 /// The multichannel Wiener filter of a block of frames: source powers from the soft masks and
 /// the mixture's power, covariances `first`; with `refined`, the powers of that first estimate
 /// and the covariances `refined` give the result. Stereo bins go [`stereo::LANES`] at a time
@@ -18,11 +45,8 @@ pub(super) struct BlockFilter<'a> {
     spectra: &'a Array3<Complex32>,
     /// frames × sources × bins.
     masks: &'a Array3<f32>,
-    first: &'a [Array3<Complex32>],
-    refined: Option<&'a [Array3<Complex32>]>,
-    /// In stereo, `first` and `refined` as [`stereo::covariance_lanes`] gives them.
-    first_lanes: Vec<[stereo::Lanes; 4]>,
-    refined_lanes: Option<Vec<[stereo::Lanes; 4]>>,
+    first: &'a Covariances<'a>,
+    refined: Option<&'a Covariances<'a>>,
     /// Bins filtered [`stereo::LANES`] at a time: `0..lanes_end`.
     lanes_end: usize,
 }
@@ -74,23 +98,16 @@ impl<'a> BlockFilter<'a> {
     pub(super) fn new(
         spectra: &'a Array3<Complex32>,
         masks: &'a Array3<f32>,
-        first: &'a [Array3<Complex32>],
-        refined: Option<&'a [Array3<Complex32>]>,
+        first: &'a Covariances<'a>,
+        refined: Option<&'a Covariances<'a>>,
     ) -> BlockFilter<'a> {
         let (channels, _, bins) = spectra.dim();
-        let lanes_end = if channels == 2 {
-            bins / stereo::LANES * stereo::LANES
-        } else {
-            0
-        };
         BlockFilter {
             spectra,
             masks,
             first,
             refined,
-            first_lanes: stereo::covariance_lanes(first, lanes_end),
-            refined_lanes: refined.map(|r| stereo::covariance_lanes(r, lanes_end)),
-            lanes_end,
+            lanes_end: lanes_end(channels, bins),
         }
     }
 
@@ -146,7 +163,7 @@ impl<'a> BlockFilter<'a> {
             *vj = f64::from(self.masks[[t, j, f]]).powi(2) * power;
         }
         r.clear();
-        r.extend(self.first.iter().map(|r| bin_of(r, f)));
+        r.extend(self.first.per_bin.iter().map(|r| bin_of(r, f)));
         wiener_bin(x, v, r, wiener, est);
         let result = if let Some(refined) = self.refined {
             for (j, vj) in v.iter_mut().enumerate() {
@@ -157,7 +174,7 @@ impl<'a> BlockFilter<'a> {
                     / channels as f64;
             }
             r.clear();
-            r.extend(refined.iter().map(|r| bin_of(r, f)));
+            r.extend(refined.per_bin.iter().map(|r| bin_of(r, f)));
             wiener_bin(x, v, r, wiener, est2);
             &*est2
         } else {
@@ -195,14 +212,14 @@ impl<'a> BlockFilter<'a> {
             *v = std::array::from_fn(|l| f64::from(m[l]).powi(2) * power[l]);
         }
         let here = f0 / L * sources..(f0 / L + 1) * sources;
-        let first = &self.first_lanes[here.clone()];
+        let first = &self.first.lanes[here.clone()];
         let mut skipped = stereo::wiener_lanes(&x, &work.v, first, &mut work.est);
-        let result = if let Some(refined) = &self.refined_lanes {
+        let result = if let Some(refined) = self.refined {
             for (v, est) in work.v.iter_mut().zip(&work.est) {
                 let (n0, n1) = (est[0].norm_sqr(), est[1].norm_sqr());
                 *v = std::array::from_fn(|l| (n0[l] + n1[l]) / 2.0);
             }
-            let again = stereo::wiener_lanes(&x, &work.v, &refined[here], &mut work.est2);
+            let again = stereo::wiener_lanes(&x, &work.v, &refined.lanes[here], &mut work.est2);
             skipped = std::array::from_fn(|l| skipped[l] || again[l]);
             &work.est2
         } else {

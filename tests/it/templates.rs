@@ -208,6 +208,29 @@ fn stereo_templates() -> (Templates, Templates) {
     })
 }
 
+/// The stems of `audio` separated with `templates` and their spatial covariances (the
+/// parameters used, and the stems), checked to add up to the mixture channel by channel.
+fn spatial_stems(audio: &Audio, templates: Vec<Templates>) -> (SeparateParams, Vec<Audio>) {
+    let params = SeparateParams {
+        nmf: NmfParams::new(0).with_loss(Loss::ItakuraSaito),
+        templates,
+        ..Default::default()
+    };
+    let separation = demix::separate::analyze(audio, &params, &mut |_| {}).unwrap();
+    assert!(separation.is_spatial());
+    let stems = separation.render_to_memory(audio).unwrap();
+    for c in 0..audio.num_channels() {
+        let sum = mix(&stems[0].channels[c], &stems[1].channels[c]);
+        assert!(
+            sum.iter()
+                .zip(&audio.channels[c])
+                .all(|(a, b)| (a - b).abs() < 1e-4),
+            "channel {c}"
+        );
+    }
+    (params, stems)
+}
+
 #[test]
 fn learned_spatial_covariances_drive_the_multichannel_wiener_filter() {
     let (audio, bass, lead) = stereo_mix();
@@ -215,23 +238,7 @@ fn learned_spatial_covariances_drive_the_multichannel_wiener_filter() {
     let (tb, _) = learn_both(|x| vec![x.to_vec(), x.to_vec()]);
     let (_, tl) = stereo_templates();
     assert_eq!(tb.spatial.as_ref().unwrap().dim().1, 2);
-    let params = SeparateParams {
-        nmf: NmfParams::new(0).with_loss(Loss::ItakuraSaito),
-        templates: vec![tb, tl],
-        ..Default::default()
-    };
-    let separation = demix::separate::analyze(&audio, &params, &mut |_| {}).unwrap();
-    assert!(separation.is_spatial());
-    let stems = separation.render_to_memory(&audio).unwrap();
-    // The stems still add up to the mixture, channel by channel.
-    for c in 0..2 {
-        let sum = mix(&stems[0].channels[c], &stems[1].channels[c]);
-        assert!(
-            sum.iter()
-                .zip(&audio.channels[c])
-                .all(|(a, b)| (a - b).abs() < 1e-4)
-        );
-    }
+    let (params, stems) = spatial_stems(&audio, vec![tb, tl]);
     let down = |a: &Audio| -> Vec<f32> {
         a.channels[0]
             .iter()
@@ -254,31 +261,15 @@ fn learned_spatial_covariances_drive_the_multichannel_wiener_filter() {
 
 #[test]
 fn three_channel_mixes_go_through_the_wiener_filter_of_any_channel_count() {
-    // Templates learned on three-channel clips keep a 3 × 3 covariance per bin; the mix's
-    // stems must still add up to it, channel by channel.
+    // Templates learned on three-channel clips keep a 3 × 3 covariance per bin; the stems
+    // still add up to the mix (checked by `spatial_stems`).
     let (bass, lead) = mixture_sources();
     let (tb, tl) =
         learn_both(|x| vec![x.to_vec(), x.iter().map(|v| 0.5 * v).collect(), x.to_vec()]);
     assert_eq!(tb.spatial.as_ref().unwrap().dim().1, 3);
     let channels = vec![mix(&bass, &lead), mix(&bass, &lead), bass.clone()];
     let audio = Audio::new(RATE, channels).unwrap();
-    let params = SeparateParams {
-        nmf: NmfParams::new(0).with_loss(Loss::ItakuraSaito),
-        templates: vec![tb, tl],
-        ..Default::default()
-    };
-    let separation = demix::separate::analyze(&audio, &params, &mut |_| {}).unwrap();
-    assert!(separation.is_spatial());
-    let stems = separation.render_to_memory(&audio).unwrap();
-    for c in 0..3 {
-        let sum = mix(&stems[0].channels[c], &stems[1].channels[c]);
-        assert!(
-            sum.iter()
-                .zip(&audio.channels[c])
-                .all(|(a, b)| (a - b).abs() < 1e-4),
-            "channel {c}"
-        );
-    }
+    let (_, stems) = spatial_stems(&audio, vec![tb, tl]);
     assert!(sdr(&bass, &stems[0].channels[2]) > 10.0);
 }
 
