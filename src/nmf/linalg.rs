@@ -153,6 +153,17 @@ mod tests {
     use ndarray::array;
 
     #[test]
+    fn a_product_over_no_columns_is_zero_or_leaves_c_alone() {
+        // The models of a source with no components are such a product (separate's render).
+        let (a, b) = (Array2::<f32>::zeros((3, 0)), Array2::<f32>::zeros((0, 4)));
+        let mut c = Array2::from_elem((3, 4), 7.0f32);
+        gemm(1.0, &a.view(), &b.view(), 1.0, &mut c.view_mut());
+        assert!(c.iter().all(|&v| v == 7.0));
+        gemm(1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut());
+        assert!(c.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
     fn jacobi_finds_the_eigenpairs_of_a_known_matrix() {
         // Eigenvalues 6, 3, 1 with known eigenvectors.
         let a = array![[2.0, 1.0, 1.0], [1.0, 3.0, 2.0], [1.0, 2.0, 3.0]];

@@ -2,8 +2,9 @@
 //! (Févotte & Idier 2011). Works on any non-negative matrix; knows nothing of audio.
 //!
 //! Each iteration updates W, then H, with the majorisation–minimisation exponent γ(β), so the
-//! cost never rises (unless another exponent is asked for, [`NmfParams::with_step_exponent`]). V is divided by its mean before fitting (β-divergences are
-//! scale-covariant, so the path is the same) and raised to a floor: a fraction of its largest
+//! cost never rises (unless another exponent is asked for, [`NmfParams::with_step_exponent`]).
+//! V is divided by its mean before fitting (β-divergences are scale-covariant, so the path is
+//! the same) and raised to a floor: a fraction of its largest
 //! value ([`NmfParams::with_floor`]) and at least [`DATA_FLOOR`] of its mean. The model is
 //! floored before negative powers, so zero bins, silent frames and all-zero input never give
 //! NaN or infinity.

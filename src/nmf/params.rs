@@ -140,6 +140,7 @@ pub struct NmfParams {
     pub(crate) max_memory: Option<u64>,
     /// A weight per bin of the cost (see [`Self::with_row_weights`]).
     pub(crate) row_weights: Option<Vec<f32>>,
+    /// The exponent of the multiplicative steps (see [`Self::with_step_exponent`]).
     pub(crate) step_exponent: Option<f32>,
 }
 
@@ -413,7 +414,7 @@ impl NmfParams {
 
     /// The exponent of the multiplicative steps (see [`Self::with_step_exponent`]).
     pub fn step_exponent(&self) -> f32 {
-        (self.step_exponent).unwrap_or_else(|| self.loss.gamma())
+        self.step_exponent.unwrap_or_else(|| self.loss.gamma())
     }
 
     /// The memory limit of a fit in bytes (`None`: what the system has available).
