@@ -370,7 +370,7 @@ impl Stft {
 
     /// Magnitudes of the STFT of `signal`, shape `(frames, bins)`.
     pub fn magnitude(&self, signal: &[f32]) -> Array2<f32> {
-        self.forward(signal).mapv(|c| c.norm())
+        self.forward(signal).mapv(super::magnitude)
     }
 
     /// The windowed time frame of one spectrum, ready for [`OverlapAdd::push`]: the inverse
