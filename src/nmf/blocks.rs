@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::divergence::Divergence;
 
-/// Frames per block.
+/// Most frames per block.
 pub(crate) const BLOCK: usize = 256;
 
 /// Frames per step of the tiled kernels inside a block, so that the block's update terms
@@ -146,7 +146,7 @@ pub(crate) fn for_each_block<S, C, M>(
     C: Fn(&mut Slot, &S, Range<usize>) + Sync,
     M: FnMut(&mut S, &Slot, Range<usize>),
 {
-    let n_blocks = frames.div_ceil(BLOCK);
+    let n_blocks = n_blocks(frames);
     let mut start = 0;
     while start < n_blocks {
         let n = slots.len().min(n_blocks - start);
@@ -162,9 +162,25 @@ pub(crate) fn for_each_block<S, C, M>(
     }
 }
 
+/// Frames per block of `frames`: an even number of blocks of at most [`BLOCK`] frames,
+/// equal but for the last, so that two threads (or four, …) get equal shares; 1292 frames
+/// are 6 blocks of 216 rather than 5 of 256 and one of 12, which kept one thread waiting for
+/// a sixth of each pass. It depends on `frames` only, so the results do not depend on the
+/// number of threads.
+pub(crate) fn block_len(frames: usize) -> usize {
+    let n = frames.div_ceil(BLOCK).next_multiple_of(2);
+    frames.div_ceil(n).max(1)
+}
+
+/// How many blocks `frames` are cut into ([`block_len`]).
+pub(crate) fn n_blocks(frames: usize) -> usize {
+    frames.div_ceil(block_len(frames))
+}
+
 /// The frames of block `i` of `frames`.
 pub(crate) fn block(i: usize, frames: usize) -> Range<usize> {
-    i * BLOCK..((i + 1) * BLOCK).min(frames)
+    let len = block_len(frames);
+    (i * len).min(frames)..((i + 1) * len).min(frames)
 }
 
 /// The sub-blocks of block `r` for the tiled kernels.
@@ -191,5 +207,33 @@ pub(crate) fn add_into(acc: &mut Array2<f64>, part: &[f32]) {
     let acc = acc.as_slice_mut().expect("contiguous");
     for (a, &p) in acc.iter_mut().zip(part) {
         *a += f64::from(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_every_frame_once_in_an_even_number_of_equal_blocks() {
+        for frames in [1, 2, 3, 5, 255, 256, 257, 511, 512, 513, 1292, 2584, 15_504] {
+            let n = n_blocks(frames);
+            let blocks: Vec<_> = (0..n).map(|i| block(i, frames)).collect();
+            assert_eq!(blocks[0].start, 0);
+            assert_eq!(blocks[n - 1].end, frames, "{frames}");
+            assert!(blocks.windows(2).all(|p| p[0].end == p[1].start));
+            assert!(blocks.iter().all(|b| !b.is_empty() && b.len() <= BLOCK));
+            // Equal but the last, which is at most one frame per block shorter.
+            assert!(blocks[..n - 1].iter().all(|b| b.len() == block_len(frames)));
+            assert!(blocks[n - 1].len() + n > block_len(frames), "{frames}");
+            if frames > 1 {
+                assert_eq!(n % 2, 0, "{frames} frames in {n} blocks");
+            }
+        }
+        // The 15 s clip of `learn`: 6 blocks of 216 frames but the last of 212.
+        assert_eq!(
+            (n_blocks(1292), block_len(1292), block(5, 1292).len()),
+            (6, 216, 212)
+        );
     }
 }

@@ -155,6 +155,47 @@ pub(crate) fn kullback_leibler<const COST: bool>(x: &[f32], model: &mut [f32]) -
     acc.iter().sum()
 }
 
+/// The Itakura–Saito cost `Σ r − ln r − 1`, `r = x / Λ`, from the data `x` and the model's
+/// reciprocals `inv` as the tiled kernels leave them (the model is not kept), in `f64`.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn itakura_saito_cost_of_inverse(x: &[f32], inv: &[f32]) -> f64 {
+    sum_of_pairs(x, inv, |x, inv| {
+        // Positive: the data are floored, and so is the model (its reciprocal is finite).
+        let r = (f64::from(x) * f64::from(inv)).max(f64::MIN_POSITIVE);
+        r - ln(r) - 1.0
+    })
+}
+
+/// The Kullback–Leibler cost `Σ x ln r − x + Λ`, `r = x / Λ`, from the data `x` and the
+/// ratios `x / Λ` the tiled kernels leave (the model is not kept), in `f64`.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn kullback_leibler_cost_of_ratio(x: &[f32], ratio: &[f32]) -> f64 {
+    sum_of_pairs(x, ratio, |x, ratio| {
+        // Positive, as above.
+        let (xd, r) = (f64::from(x), f64::from(ratio).max(f64::MIN_POSITIVE));
+        xd * ln(r) - xd + xd / r
+    })
+}
+
+/// `Σ element(x[i], y[i])` over two equally long slices (`y` may be longer), in [`LANES`]
+/// partial sums side by side (the order fixed by the length, so that it vectorises).
+#[inline(always)]
+fn sum_of_pairs(x: &[f32], y: &[f32], element: impl Fn(f32, f32) -> f64) -> f64 {
+    let n = x.len();
+    let mut acc = [0f64; LANES];
+    let (xs, x_tail) = x.as_chunks::<LANES>();
+    let (ys, y_tail) = y[..n].as_chunks::<LANES>();
+    for (xc, yc) in xs.iter().zip(ys) {
+        for j in 0..LANES {
+            acc[j] += element(xc[j], yc[j]);
+        }
+    }
+    for (&x, &y) in x_tail.iter().zip(y_tail) {
+        acc[0] += element(x, y);
+    }
+    acc.iter().sum()
+}
+
 /// Half the squared Euclidean distance between `x` and the floored `model`.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+fma", "aarch64+neon"))]
 pub(crate) fn euclidean_cost(x: &[f32], model: &[f32]) -> f64 {

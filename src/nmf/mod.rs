@@ -58,7 +58,7 @@ use ndarray::{Array2, ArrayView2, Zip, s};
 
 use crate::error::ParamError;
 use params::check_non_negative;
-use update::Engine;
+use update::{Engine, ThenW};
 
 /// Values of V are floored at least at this fraction of its mean before fitting.
 pub const DATA_FLOOR: f32 = 1e-9;
@@ -386,7 +386,8 @@ impl Factorization {
             self.engine
                 .apply_w(&mut self.w, &mut self.g, self.params.normalize);
         }
-        self.engine.h_pass(&self.w, &mut self.g, update_w);
+        let then_w = if update_w { ThenW::Terms } else { ThenW::No };
+        self.engine.h_pass(&self.w, &mut self.g, then_w);
         self.iteration += 1;
     }
 
@@ -437,8 +438,14 @@ impl Factorization {
                 self.engine
                     .apply_w(&mut self.w, &mut self.g, self.params.normalize);
             }
-            // The next iteration's W terms in the same sweep, unless it is the last.
-            let then_w = update_w && it + 1 < max_iter;
+            // The next iteration's W terms in the same sweep, unless it is the last, and its
+            // cost if that iteration records one.
+            let next = it + 1;
+            let then_w = match (update_w && next < max_iter, next.is_multiple_of(every)) {
+                (false, _) => ThenW::No,
+                (true, false) => ThenW::Terms,
+                (true, true) => ThenW::AndCost,
+            };
             self.engine.h_pass(&self.w, &mut self.g, then_w);
             self.iteration += 1;
             progress(Progress {

@@ -16,9 +16,11 @@ use super::avx512::{self, Terms};
 #[cfg(feature = "bench-internals")]
 use super::blocks::SUB_BLOCK;
 use super::blocks::{
-    BLOCK, Slot, WTerms, add_into, block, block_slice, for_each_block, padded, sub_blocks,
+    Slot, WTerms, add_into, block, block_len, block_slice, for_each_block, n_blocks, padded,
+    sub_blocks,
 };
 use super::divergence::{Divergence, flushed, step32};
+use super::kernels;
 
 /// The tiled kernels' view of one pass: the loss's terms, the sizes, W and Wᵀ (see
 /// [`transpose_w`]).
@@ -73,6 +75,25 @@ impl<'a> Tiled<'a> {
     fn model_terms(&self, gs: &[f32], xs: &[f32], out: &mut [f32]) {
         let (k, ldw, bins) = (self.k, self.ldw, self.bins);
         avx512::model_terms(self.terms, (gs, k, k), (self.wt, ldw), (xs, bins), out);
+    }
+
+    /// The cost of the frames whose data are `xs` (frames × bins), from their terms in `out`
+    /// as [`Self::model_terms`] left them: each frame's sum, the frames in order.
+    fn terms_cost(&self, xs: &[f32], out: &[f32]) -> f64 {
+        let (bins, ldw, row) = (self.bins, self.ldw, self.row());
+        (xs.chunks_exact(bins).enumerate())
+            .map(|(t, x)| {
+                let terms = &out[t * row..(t + 1) * row];
+                match self.terms {
+                    Terms::ItakuraSaito => {
+                        kernels::itakura_saito_cost_of_inverse(x, &terms[ldw..ldw + bins])
+                    }
+                    Terms::KullbackLeibler => {
+                        kernels::kullback_leibler_cost_of_ratio(x, &terms[..bins])
+                    }
+                }
+            })
+            .sum()
     }
 
     /// The H update's terms of `frames` frames (terms · W) into `h_terms`, laid out as
@@ -174,7 +195,9 @@ impl<'a> Tiled<'a> {
     /// The H pass and then [`Self::w_pass`] for the updated activations `g`, block by block
     /// and sub-block by sub-block: the same arithmetic as the two passes (so the same results),
     /// one sweep over the data. `w_sums` are the column sums of W; the W terms are summed into
-    /// `sums` (which start at zero).
+    /// `sums` (which start at zero). With `cost`, also returns the cost of the updated
+    /// factors, from the W terms' model (so without a pass of its own).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn h_then_w_pass(
         &self,
         x: ArrayView2<f32>,
@@ -183,20 +206,22 @@ impl<'a> Tiled<'a> {
         g: &mut Array2<f32>,
         slots: &mut [Slot],
         sums: &mut WTerms,
-    ) {
+        cost: bool,
+    ) -> Option<f64> {
         let (frames, k) = g.dim();
-        let n_blocks = frames.div_ceil(BLOCK);
+        let n_blocks = n_blocks(frames);
         let g_all = g.as_slice_mut().expect("standard layout");
-        let mut start = 0;
+        let (mut start, mut total) = (0, 0.0);
         while start < n_blocks {
             let n = slots.len().min(n_blocks - start);
             let rows = block(start, frames).start * k..block(start + n - 1, frames).end * k;
             slots[..n]
                 .par_iter_mut()
-                .zip(g_all[rows.clone()].par_chunks_mut(BLOCK * k))
+                .zip(g_all[rows.clone()].par_chunks_mut(block_len(frames) * k))
                 .enumerate()
                 .for_each(|(i, (slot, gb))| {
                     let r = block(start + i, frames);
+                    slot.cost = 0.0;
                     let out = aligned(&mut slot.model);
                     let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
                     for (j, sub) in sub_blocks(&r).enumerate() {
@@ -206,9 +231,13 @@ impl<'a> Tiled<'a> {
                         self.h_products(out, sub.len(), h_terms);
                         self.apply_h_steps(h_terms, w_sums, gamma, gs);
                         self.model_terms(gs, xs, out);
+                        if cost {
+                            slot.cost += self.terms_cost(xs, out);
+                        }
                         self.w_products(out, gs, &mut slot.w_num, j > 0);
                     }
                 });
+            total += slots[..n].iter().map(|slot| slot.cost).sum::<f64>();
             let (slots, len) = (&slots[..n], sums.num.len());
             add_parts(&mut sums.num, slots, |slot| {
                 &slot.w_num.as_slice().expect("standard layout")[..len]
@@ -222,6 +251,7 @@ impl<'a> Tiled<'a> {
             }
             start += n;
         }
+        cost.then_some(total)
     }
 
     /// Adds a block's W terms (from [`Self::w_products`]) into `sums`; `g_rows` are the
@@ -283,7 +313,7 @@ fn aligned(buf: &mut [f32]) -> &mut [f32] {
 }
 
 /// See [`super::k_wide_products`]: the products of [`Tiled::w_products`] and
-/// [`Tiled::h_products`] alone, in blocks of [`BLOCK`] frames in parallel, each thread's
+/// [`Tiled::h_products`] alone, in the blocks of [`block`] in parallel, each thread's
 /// sub-block of terms (made once, of value `term`) in cache as in an iteration.
 #[cfg(feature = "bench-internals")]
 pub(crate) fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>, term: f32) {
@@ -298,7 +328,7 @@ pub(crate) fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>, term: f32)
         /// nothing.
         static BUFFERS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    (0..frames.div_ceil(BLOCK)).into_par_iter().for_each(|b| {
+    (0..n_blocks(frames)).into_par_iter().for_each(|b| {
         let r = block(b, frames);
         BUFFERS.with_borrow_mut(|buffers| {
             buffers.resize(SUB_BLOCK * row + 2 * bins * k + 2 * SUB_BLOCK * k, term);

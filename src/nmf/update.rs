@@ -67,6 +67,20 @@ pub(crate) struct Engine {
     /// [`Self::w_pass`], or by [`Self::h_pass`] when it also made them (then the next `w_pass`
     /// has nothing to do but the cost).
     w_ready: bool,
+    /// The cost of the current factors, when the H pass that made the W terms also summed it.
+    swept_cost: Option<f64>,
+}
+
+/// What [`Engine::h_pass`] makes besides the activations' update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ThenW {
+    /// Nothing.
+    No,
+    /// The next W update's terms, where the tiled kernels can make them in the same sweep.
+    Terms,
+    /// Those terms and the cost of the updated factors, which the next [`Engine::w_pass`]
+    /// then returns without a pass of its own (where the sweep made them).
+    AndCost,
 }
 
 impl Engine {
@@ -103,6 +117,7 @@ impl Engine {
             tiled_products: false,
             wt: vec![0.0; k * padded(bins)],
             w_ready: false,
+            swept_cost: None,
             row_weights: None,
             weighted_w: Array2::zeros((0, 0)),
             h_terms: if groups.is_empty() {
@@ -192,8 +207,9 @@ impl Engine {
         want_cost: bool,
     ) -> Option<f64> {
         if self.w_ready {
-            // The H pass made the terms already.
-            return want_cost.then(|| self.cost(w, g));
+            // The H pass made the terms already, and the cost if it was asked for.
+            let swept = self.swept_cost.take();
+            return want_cost.then(|| swept.unwrap_or_else(|| self.cost(w, g)));
         }
         if self.tiled {
             // The tiled kernels make the terms whether or not the cost is wanted (so that the
@@ -289,12 +305,14 @@ impl Engine {
         }
     }
 
-    /// Updates every column of `g` (all components' activations) for the current W. With
-    /// `then_w`, and where the tiled kernels run without penalties, it also makes the next W
-    /// update's terms in the same sweep (see the `w_ready` field): each block of data is then
-    /// read from memory once per iteration instead of twice.
-    pub(crate) fn h_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>, then_w: bool) {
+    /// Updates every column of `g` (all components' activations) for the current W. Where
+    /// `then_w` asks for them and the tiled kernels run without penalties, it also makes the
+    /// next W update's terms in the same sweep (see the `w_ready` field), and the cost if
+    /// asked: each block of data is then read from memory once per iteration instead of twice.
+    pub(crate) fn h_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>, then_w: ThenW) {
         self.w_ready = false;
+        self.swept_cost = None;
+        let (then_w, with_cost) = (then_w != ThenW::No, then_w == ThenW::AndCost);
         if self.tiled {
             tiled::transpose_w(w, &mut self.wt);
         }
@@ -328,7 +346,9 @@ impl Engine {
             let tiled = Tiled::new(self.div, self.fixed, w, &self.wt);
             let w_sums = self.w_sums.as_slice().expect("contiguous");
             let (x, gamma) = (self.x.view(), self.gamma);
-            tiled.h_then_w_pass(x, gamma, w_sums, g, &mut self.slots, &mut self.sums);
+            let slots = &mut self.slots;
+            self.swept_cost =
+                tiled.h_then_w_pass(x, gamma, w_sums, g, slots, &mut self.sums, with_cost);
             self.w_ready = true;
             return;
         }
@@ -479,7 +499,8 @@ mod tests {
         for _ in 0..iterations {
             engine.w_pass(&w, &g, false);
             engine.apply_w(&mut w, &mut g, true);
-            engine.h_pass(&w, &mut g, fused);
+            let then_w = if fused { ThenW::Terms } else { ThenW::No };
+            engine.h_pass(&w, &mut g, then_w);
         }
         (w, g)
     }
@@ -526,6 +547,47 @@ mod tests {
     }
 
     #[test]
+    fn the_cost_summed_in_the_sweep_is_the_cost_of_the_updated_factors() {
+        if !avx512::available() {
+            eprintln!("no AVX-512 here: nothing to compare");
+            return;
+        }
+        let value = |i: usize, seed: usize| {
+            let h = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % 10_007;
+            0.01 + h as f32 / 10_007.0
+        };
+        // Frames over several blocks and sub-blocks, bins not whole vectors.
+        let (frames, bins, k) = (700, 37, 6);
+        let x = Array2::from_shape_fn((frames, bins), |(t, f)| value(t * bins + f, 1));
+        for beta in [0.0, 1.0] {
+            let div = Divergence::new(beta);
+            let engine = || {
+                Engine::new(x.clone(), div, (k, 0), Penalties::default(), vec![])
+                    .with_tiled_kernels(true)
+            };
+            let (mut engine, mut reference) = (engine(), engine().with_tiled_kernels(false));
+            let mut w = Array2::from_shape_fn((bins, k), |(f, c)| value(f * k + c, 2));
+            let mut g = Array2::from_shape_fn((frames, k), |(t, c)| value(t * k + c, 3));
+            for then_w in [ThenW::Terms, ThenW::AndCost, ThenW::AndCost, ThenW::Terms] {
+                engine.w_pass(&w, &g, false);
+                engine.apply_w(&mut w, &mut g, true);
+                engine.h_pass(&w, &mut g, then_w);
+                let swept = engine.swept_cost;
+                assert_eq!(swept.is_some(), then_w == ThenW::AndCost, "β {beta}");
+                // What the next W pass returns, from the sweep or from a pass of its own.
+                let cost = engine.w_pass(&w, &g, true).expect("asked for");
+                let expected = reference.cost(&w, &g);
+                assert!(
+                    (cost - expected).abs() <= 1e-6 * expected,
+                    "β {beta}, {then_w:?}: {cost} against {expected}"
+                );
+                engine.apply_w(&mut w, &mut g, true);
+                engine.h_pass(&w, &mut g, ThenW::Terms);
+            }
+        }
+    }
+
+    #[test]
     fn weighted_band_sums_fit_as_every_bin_at_its_band_mean() {
         let value = |i: usize, seed: usize| {
             let h = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % 10_007;
@@ -555,7 +617,7 @@ mod tests {
             let expected_cost = every_bin.cost(&ws, &g0);
             let mut expected = g0.clone();
             for _ in 0..20 {
-                every_bin.h_pass(&ws, &mut expected, false);
+                every_bin.h_pass(&ws, &mut expected, ThenW::No);
             }
             for tiled in [false, true] {
                 let engine = Engine::new(xb.clone(), div, (k, k), Penalties::default(), vec![]);
@@ -569,7 +631,7 @@ mod tests {
                 );
                 let mut g = g0.clone();
                 for _ in 0..20 {
-                    engine.h_pass(&wb, &mut g, false);
+                    engine.h_pass(&wb, &mut g, ThenW::No);
                 }
                 for (a, b) in g.iter().zip(&expected) {
                     assert!(
