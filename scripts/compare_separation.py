@@ -117,7 +117,10 @@ def python_blind(song_dir, n_sources, k, iterations, sr):
 def demix_run(binary, song_dir, sources, mode, k, iterations, args, workdir):
     """The same job with the demix CLI. Returns mono estimates."""
     out = workdir / "out"
-    common = ["--iter", str(iterations), *args.demix_args.split()]
+    # demix's own iteration defaults unless --demix-iter says otherwise (its separate stops
+    # fits of learned templates far sooner than the peer's 200).
+    common = ["--iter", str(args.demix_iter)] if args.demix_iter else []
+    common += args.demix_args.split()
     if mode == "supervised":
         specs = []
         for source in sources:
@@ -241,7 +244,9 @@ def main():
                     help="templates per source (supervised, default 16) or components in all "
                          "(blind, default 4 per source; auto: demix chooses per song with "
                          "-k auto, the peer keeps the default)")
-    ap.add_argument("--iter", type=int, default=200)
+    ap.add_argument("--iter", type=int, default=200, help="the Python pipeline's iterations")
+    ap.add_argument("--demix-iter", type=int, default=None,
+                    help="demix's --iter for learn and separate (default: demix's own defaults)")
     ap.add_argument("--demix-args", default="", help="extra options for demix learn and separate")
     ap.add_argument("--separate-args", default="", help="extra options for demix separate only")
     ap.add_argument("--learn-args", default="", help="extra options for demix learn only")

@@ -58,7 +58,7 @@ use ndarray::{Array2, ArrayView2, Zip, s};
 
 use crate::error::ParamError;
 use params::check_non_negative;
-use update::{Engine, ThenW};
+use update::{Engine, HPass};
 
 /// Values of V are floored at least at this fraction of its mean before fitting.
 pub const DATA_FLOOR: f32 = 1e-9;
@@ -386,7 +386,7 @@ impl Factorization {
             self.engine
                 .apply_w(&mut self.w, &mut self.g, self.params.normalize);
         }
-        let then_w = if update_w { ThenW::Terms } else { ThenW::No };
+        let then_w = if update_w { HPass::ThenW } else { HPass::Alone };
         self.engine.h_pass(&self.w, &mut self.g, then_w);
         self.iteration += 1;
     }
@@ -408,11 +408,21 @@ impl Factorization {
             self.params.tol,
         );
         let update_w = self.fixed < self.w.ncols();
+        // Activations before an H pass that summed the cost of the factors it started from,
+        // kept in case that cost ends the fit (templates all fixed).
+        let mut before: Option<Array2<f32>> = None;
         loop {
             let it = self.iteration;
             let want_cost = it.is_multiple_of(every) || it >= max_iter;
+            let mut updated = false;
             let cost = if update_w && it < max_iter {
                 self.engine.w_pass(&self.w, &self.g, want_cost)
+            } else if want_cost && it < max_iter && self.engine.sweeps_cost_before() {
+                // This iteration's H pass sums the cost of the factors it starts from.
+                let kept = before.get_or_insert_with(|| self.g.clone());
+                kept.assign(&self.g);
+                updated = true;
+                self.engine.h_pass(&self.w, &mut self.g, HPass::CostBefore)
             } else if want_cost {
                 Some(self.engine.cost(&self.w, &self.g))
             } else {
@@ -432,6 +442,10 @@ impl Factorization {
                 });
             }
             if self.converged || it >= max_iter {
+                if let (true, Some(kept)) = (updated, before) {
+                    // The factors whose cost ended the fit, not the update made beside it.
+                    self.g = kept;
+                }
                 break;
             }
             if update_w {
@@ -442,11 +456,13 @@ impl Factorization {
             // cost if that iteration records one.
             let next = it + 1;
             let then_w = match (update_w && next < max_iter, next.is_multiple_of(every)) {
-                (false, _) => ThenW::No,
-                (true, false) => ThenW::Terms,
-                (true, true) => ThenW::AndCost,
+                (false, _) => HPass::Alone,
+                (true, false) => HPass::ThenW,
+                (true, true) => HPass::ThenWAndCost,
             };
-            self.engine.h_pass(&self.w, &mut self.g, then_w);
+            if !updated {
+                self.engine.h_pass(&self.w, &mut self.g, then_w);
+            }
             self.iteration += 1;
             progress(Progress {
                 iteration: self.iteration,

@@ -192,6 +192,52 @@ impl<'a> Tiled<'a> {
         );
     }
 
+    /// The H pass alone (W fixed during it), each block's activations updated in the block's
+    /// task as soon as its terms are made: they depend on its own frames only, so the results
+    /// are those of all the terms first and then all the steps. With `cost`, also returns the
+    /// cost of the factors before the update, from the pass's own model.
+    pub(crate) fn h_pass(
+        &self,
+        x: ArrayView2<f32>,
+        gamma: f32,
+        w_sums: &[f32],
+        g: &mut Array2<f32>,
+        slots: &mut [Slot],
+        cost: bool,
+    ) -> Option<f64> {
+        let (frames, k) = g.dim();
+        let n_blocks = n_blocks(frames);
+        let g_all = g.as_slice_mut().expect("standard layout");
+        let (mut start, mut total) = (0, 0.0);
+        while start < n_blocks {
+            let n = slots.len().min(n_blocks - start);
+            let rows = block(start, frames).start * k..block(start + n - 1, frames).end * k;
+            slots[..n]
+                .par_iter_mut()
+                .zip(g_all[rows].par_chunks_mut(block_len(frames) * k))
+                .enumerate()
+                .for_each(|(i, (slot, gb))| {
+                    let r = block(start + i, frames);
+                    slot.cost = 0.0;
+                    let out = aligned(&mut slot.model);
+                    let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
+                    for sub in sub_blocks(&r) {
+                        let xs = block_slice(&x, &sub);
+                        let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
+                        self.model_terms(gs, xs, out);
+                        if cost {
+                            slot.cost += self.terms_cost(xs, out);
+                        }
+                        self.h_products(out, sub.len(), h_terms);
+                        self.apply_h_steps(h_terms, w_sums, gamma, gs);
+                    }
+                });
+            total += slots[..n].iter().map(|slot| slot.cost).sum::<f64>();
+            start += n;
+        }
+        cost.then_some(total)
+    }
+
     /// The H pass and then [`Self::w_pass`] for the updated activations `g`, block by block
     /// and sub-block by sub-block: the same arithmetic as the two passes (so the same results),
     /// one sweep over the data. `w_sums` are the column sums of W; the W terms are summed into

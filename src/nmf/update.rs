@@ -73,14 +73,17 @@ pub(crate) struct Engine {
 
 /// What [`Engine::h_pass`] makes besides the activations' update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ThenW {
+pub(crate) enum HPass {
     /// Nothing.
-    No,
+    Alone,
     /// The next W update's terms, where the tiled kernels can make them in the same sweep.
-    Terms,
+    ThenW,
     /// Those terms and the cost of the updated factors, which the next [`Engine::w_pass`]
     /// then returns without a pass of its own (where the sweep made them).
-    AndCost,
+    ThenWAndCost,
+    /// The cost of the factors before the update, returned by the pass where the tiled
+    /// kernels sum it in the sweep (no penalties, weights or convolutive templates).
+    CostBefore,
 }
 
 impl Engine {
@@ -155,6 +158,12 @@ impl Engine {
         self.tiled_products = on && avx512::available();
         self.tiled = self.tiled_products && fits;
         self
+    }
+
+    /// Whether [`Self::h_pass`] with [`HPass::CostBefore`] sums the cost in its sweep (the
+    /// tiled kernels, without penalties, weights or convolutive templates).
+    pub(crate) fn sweeps_cost_before(&self) -> bool {
+        self.tiled && !self.penalties.any() && self.groups.is_empty() && self.row_weights.is_none()
     }
 
     /// The divergence minimised.
@@ -309,10 +318,15 @@ impl Engine {
     /// `then_w` asks for them and the tiled kernels run without penalties, it also makes the
     /// next W update's terms in the same sweep (see the `w_ready` field), and the cost if
     /// asked: each block of data is then read from memory once per iteration instead of twice.
-    pub(crate) fn h_pass(&mut self, w: &Array2<f32>, g: &mut Array2<f32>, then_w: ThenW) {
+    pub(crate) fn h_pass(
+        &mut self,
+        w: &Array2<f32>,
+        g: &mut Array2<f32>,
+        what: HPass,
+    ) -> Option<f64> {
         self.w_ready = false;
         self.swept_cost = None;
-        let (then_w, with_cost) = (then_w != ThenW::No, then_w == ThenW::AndCost);
+        let then_w = matches!(what, HPass::ThenW | HPass::ThenWAndCost);
         if self.tiled {
             tiled::transpose_w(w, &mut self.wt);
         }
@@ -347,10 +361,20 @@ impl Engine {
             let w_sums = self.w_sums.as_slice().expect("contiguous");
             let (x, gamma) = (self.x.view(), self.gamma);
             let slots = &mut self.slots;
+            let with_cost = what == HPass::ThenWAndCost;
             self.swept_cost =
                 tiled.h_then_w_pass(x, gamma, w_sums, g, slots, &mut self.sums, with_cost);
             self.w_ready = true;
-            return;
+            return None;
+        }
+        if self.tiled && !self.penalties.any() && !tied {
+            // Each block's activations updated in its own task, as soon as its terms are made.
+            let tiled = Tiled::new(self.div, 0, w, &self.wt);
+            let w_sums = self.w_sums.as_slice().expect("contiguous");
+            let (x, gamma) = (self.x.view(), self.gamma);
+            // The sweep's model is of W itself: with weights, the cost is a pass of its own.
+            let cost = what == HPass::CostBefore && self.row_weights.is_none();
+            return tiled.h_pass(x, gamma, w_sums, g, &mut self.slots, cost);
         }
         let (x, div, gamma, portable) = (self.x.view(), self.div, self.gamma, self.portable());
         let tiled = self.tiled.then(|| Tiled::new(div, 0, w, &self.wt));
@@ -422,6 +446,7 @@ impl Engine {
         if let (g, Some((num, den))) = state {
             convolutive::apply_h(g, (num.view(), den.view()), &self.groups, gamma);
         }
+        None
     }
 }
 
@@ -499,7 +524,7 @@ mod tests {
         for _ in 0..iterations {
             engine.w_pass(&w, &g, false);
             engine.apply_w(&mut w, &mut g, true);
-            let then_w = if fused { ThenW::Terms } else { ThenW::No };
+            let then_w = if fused { HPass::ThenW } else { HPass::Alone };
             engine.h_pass(&w, &mut g, then_w);
         }
         (w, g)
@@ -568,12 +593,12 @@ mod tests {
             let (mut engine, mut reference) = (engine(), engine().with_tiled_kernels(false));
             let mut w = Array2::from_shape_fn((bins, k), |(f, c)| value(f * k + c, 2));
             let mut g = Array2::from_shape_fn((frames, k), |(t, c)| value(t * k + c, 3));
-            for then_w in [ThenW::Terms, ThenW::AndCost, ThenW::AndCost, ThenW::Terms] {
+            for then_w in [HPass::ThenW, HPass::ThenWAndCost, HPass::ThenWAndCost, HPass::ThenW] {
                 engine.w_pass(&w, &g, false);
                 engine.apply_w(&mut w, &mut g, true);
                 engine.h_pass(&w, &mut g, then_w);
                 let swept = engine.swept_cost;
-                assert_eq!(swept.is_some(), then_w == ThenW::AndCost, "β {beta}");
+                assert_eq!(swept.is_some(), then_w == HPass::ThenWAndCost, "β {beta}");
                 // What the next W pass returns, from the sweep or from a pass of its own.
                 let cost = engine.w_pass(&w, &g, true).expect("asked for");
                 let expected = reference.cost(&w, &g);
@@ -582,7 +607,7 @@ mod tests {
                     "β {beta}, {then_w:?}: {cost} against {expected}"
                 );
                 engine.apply_w(&mut w, &mut g, true);
-                engine.h_pass(&w, &mut g, ThenW::Terms);
+                engine.h_pass(&w, &mut g, HPass::ThenW);
             }
         }
     }
@@ -617,7 +642,7 @@ mod tests {
             let expected_cost = every_bin.cost(&ws, &g0);
             let mut expected = g0.clone();
             for _ in 0..20 {
-                every_bin.h_pass(&ws, &mut expected, ThenW::No);
+                every_bin.h_pass(&ws, &mut expected, HPass::Alone);
             }
             for tiled in [false, true] {
                 let engine = Engine::new(xb.clone(), div, (k, k), Penalties::default(), vec![]);
@@ -631,7 +656,7 @@ mod tests {
                 );
                 let mut g = g0.clone();
                 for _ in 0..20 {
-                    engine.h_pass(&wb, &mut g, ThenW::No);
+                    engine.h_pass(&wb, &mut g, HPass::Alone);
                 }
                 for (a, b) in g.iter().zip(&expected) {
                     assert!(

@@ -365,6 +365,38 @@ fn how_often_the_cost_is_computed_does_not_change_the_factors() {
 }
 
 #[test]
+fn fixed_templates_stopped_by_the_tolerance_keep_the_activations_of_their_last_cost() {
+    // The cost of fixed templates is summed in the sweep of the next H update, which runs
+    // beside it; the fit that stops on that cost must return the activations it was of.
+    let v = random_matrix(129, 700, 14);
+    let w = random_matrix(129, 5, 15);
+    for loss in LOSSES {
+        let params = NmfParams::new(0)
+            .with_fixed_templates(w.clone())
+            .with_loss(loss)
+            .with_max_iter(500);
+        let stopped = fit(v.view(), &params.clone().with_tol(1e-3)).unwrap();
+        assert!(stopped.converged && stopped.iterations < 500, "{loss}");
+        let exact = params.with_tol(0.0).with_max_iter(stopped.iterations);
+        let counted = fit(v.view(), &exact).unwrap();
+        assert_eq!(stopped.h, counted.h, "{loss}");
+        // The same costs (the last one of the counted fit from a pass of its own, so equal to
+        // rounding).
+        assert_eq!(stopped.cost_history.len(), counted.cost_history.len(), "{loss}");
+        for (a, b) in stopped.cost_history.iter().zip(&counted.cost_history) {
+            assert_eq!(a.iteration, b.iteration, "{loss}");
+            assert!((a.cost - b.cost).abs() <= 1e-9 * b.cost, "{loss}: {a:?} {b:?}");
+        }
+        // And the costs recorded are those of the factors: every 1 and every 7 agree.
+        let every = |n| fit(v.view(), &exact.clone().with_cost_every(n)).unwrap();
+        let (often, rarely) = (every(1), every(7));
+        assert_eq!(often.h, counted.h, "{loss}");
+        assert_eq!(often.cost_history[7], rarely.cost_history[1], "{loss}");
+        assert_eq!(often.cost_history[14], rarely.cost_history[2], "{loss}");
+    }
+}
+
+#[test]
 fn the_seed_decides_the_random_start() {
     let v = random_matrix(30, 40, 12);
     let params = |seed| {
