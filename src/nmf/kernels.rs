@@ -9,7 +9,8 @@
 
 use multiversion::multiversion;
 
-use super::divergence::MODEL_FLOOR;
+use super::divergence::{Divergence, MODEL_FLOOR};
+use super::masked::entry_divergence;
 
 /// `ln(x)` for positive, finite, normal `x`, accurate to about 1e-15 relative, written without
 /// branches or calls so that it vectorises: `x = m · 2^e` with `m` in [√½, √2), and
@@ -175,6 +176,52 @@ pub(crate) fn kullback_leibler_cost_of_ratio(x: &[f32], ratio: &[f32]) -> f64 {
         let (xd, r) = (f64::from(x), f64::from(ratio).max(f64::MIN_POSITIVE));
         xd * ln(r) - xd + xd / r
     })
+}
+
+/// `Σ n_f d(x_f | Λ_f)` over one frame, a weight per bin (bands summing several bins): the
+/// divergence of [`super::masked::entry_divergence`] for Itakura–Saito and Kullback–Leibler,
+/// in [`LANES`] partial sums so that it vectorises; other losses term by term.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn weighted_cost(div: Divergence, x: &[f32], model: &[f32], weights: &[f32]) -> f64 {
+    match div {
+        Divergence::ItakuraSaito => {
+            weighted_terms(x, model, weights, |x, m| x / m - ln(x / m) - 1.0)
+        }
+        Divergence::KullbackLeibler => {
+            weighted_terms(x, model, weights, |x, m| x * ln(x / m) - x + m)
+        }
+        other => (x.iter().zip(model).zip(weights))
+            .map(|((&x, &m), &w)| f64::from(w) * entry_divergence(other, x, m))
+            .sum(),
+    }
+}
+
+/// `Σ w · element(x, max(m, floor))` over three slices as long as `x`, in `f64`, in [`LANES`]
+/// partial sums side by side.
+#[inline(always)]
+fn weighted_terms(
+    x: &[f32],
+    model: &[f32],
+    weights: &[f32],
+    element: impl Fn(f64, f64) -> f64,
+) -> f64 {
+    let n = x.len();
+    let mut acc = [0f64; LANES];
+    let (xs, x_tail) = x.as_chunks::<LANES>();
+    let (ms, m_tail) = model[..n].as_chunks::<LANES>();
+    let (ws, w_tail) = weights[..n].as_chunks::<LANES>();
+    let term = |x: f32, m: f32, w: f32| {
+        f64::from(w) * element(f64::from(x), f64::from(m.max(MODEL_FLOOR)))
+    };
+    for ((xc, mc), wc) in xs.iter().zip(ms).zip(ws) {
+        for j in 0..LANES {
+            acc[j] += term(xc[j], mc[j], wc[j]);
+        }
+    }
+    for ((&x, &m), &w) in x_tail.iter().zip(m_tail).zip(w_tail) {
+        acc[0] += term(x, m, w);
+    }
+    acc.iter().sum()
 }
 
 /// `Σ element(x[i], y[i])` over two equally long slices (`y` may be longer), in [`LANES`]

@@ -11,7 +11,6 @@ use super::blocks::Slot;
 use super::divergence::Divergence;
 use super::kernels;
 use super::linalg::gemm;
-use super::masked::entry_divergence;
 
 /// What the portable path needs to know of a pass besides the block.
 #[derive(Debug, Clone, Copy)]
@@ -123,11 +122,7 @@ impl Portable {
         let bins = w.nrows();
         let model = model_block(gb, w, &mut slot.model);
         (xb.chunks_exact(bins).zip(model.chunks_exact(bins)))
-            .map(|(x, m)| {
-                (x.iter().zip(m).zip(weights))
-                    .map(|((&x, &m), &n)| f64::from(n) * entry_divergence(self.div, x, m))
-                    .sum::<f64>()
-            })
+            .map(|(x, m)| kernels::weighted_cost(self.div, x, m, weights))
             .sum()
     }
 

@@ -593,7 +593,12 @@ mod tests {
             let (mut engine, mut reference) = (engine(), engine().with_tiled_kernels(false));
             let mut w = Array2::from_shape_fn((bins, k), |(f, c)| value(f * k + c, 2));
             let mut g = Array2::from_shape_fn((frames, k), |(t, c)| value(t * k + c, 3));
-            for then_w in [HPass::ThenW, HPass::ThenWAndCost, HPass::ThenWAndCost, HPass::ThenW] {
+            for then_w in [
+                HPass::ThenW,
+                HPass::ThenWAndCost,
+                HPass::ThenWAndCost,
+                HPass::ThenW,
+            ] {
                 engine.w_pass(&w, &g, false);
                 engine.apply_w(&mut w, &mut g, true);
                 engine.h_pass(&w, &mut g, then_w);

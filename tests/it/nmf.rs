@@ -382,10 +382,17 @@ fn fixed_templates_stopped_by_the_tolerance_keep_the_activations_of_their_last_c
         assert_eq!(stopped.h, counted.h, "{loss}");
         // The same costs (the last one of the counted fit from a pass of its own, so equal to
         // rounding).
-        assert_eq!(stopped.cost_history.len(), counted.cost_history.len(), "{loss}");
+        assert_eq!(
+            stopped.cost_history.len(),
+            counted.cost_history.len(),
+            "{loss}"
+        );
         for (a, b) in stopped.cost_history.iter().zip(&counted.cost_history) {
             assert_eq!(a.iteration, b.iteration, "{loss}");
-            assert!((a.cost - b.cost).abs() <= 1e-9 * b.cost, "{loss}: {a:?} {b:?}");
+            assert!(
+                (a.cost - b.cost).abs() <= 1e-9 * b.cost,
+                "{loss}: {a:?} {b:?}"
+            );
         }
         // And the costs recorded are those of the factors: every 1 and every 7 agree.
         let every = |n| fit(v.view(), &exact.clone().with_cost_every(n)).unwrap();
