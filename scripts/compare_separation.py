@@ -19,8 +19,11 @@ The Python pipeline is what a researcher writes today: librosa.stft of the mono 
 (multiplicative updates, NNDSVDA start; Itakura-Saito per source when supervised, KL when
 blind), `non_negative_factorization(..., update_H=False)` on the mix with the templates fixed,
 Wiener-style masks of power 2 on the complex STFT, librosa.istft. Blind grouping: k-means on
-the MFCCs of the templates' mel spectra. demix runs its own defaults unless --demix-args,
---learn-args or --separate-args say otherwise (write them with `=`: `--separate-args=--no-spatial`).
+the MFCCs of the templates' mel spectra. demix runs its own defaults unless --demix-iter,
+--demix-args, --learn-args or --separate-args say otherwise (write them with `=`:
+`--separate-args=--no-spatial`); --iter is the Python pipeline's iterations only (until
+2026-12-07 it was passed to demix too, so supervised runs fitted learned templates for 200
+iterations instead of separate's defaults).
 
 Usage (not run by CI; needs numpy, scipy, librosa, scikit-learn, mir_eval, soundfile):
     cargo build --release

@@ -10,7 +10,6 @@
 use multiversion::multiversion;
 
 use super::divergence::{Divergence, MODEL_FLOOR};
-use super::masked::entry_divergence;
 
 /// `ln(x)` for positive, finite, normal `x`, accurate to about 1e-15 relative, written without
 /// branches or calls so that it vectorises: `x = m · 2^e` with `m` in [√½, √2), and
@@ -178,8 +177,22 @@ pub(crate) fn kullback_leibler_cost_of_ratio(x: &[f32], ratio: &[f32]) -> f64 {
     })
 }
 
+/// The divergence of one entry, in `f64`, with the model floored as the updates floor it.
+pub(crate) fn entry_divergence(div: Divergence, x: f32, model: f32) -> f64 {
+    let (x, m) = (f64::from(x), f64::from(model.max(MODEL_FLOOR)));
+    match div {
+        Divergence::ItakuraSaito => x / m - ln(x / m) - 1.0,
+        Divergence::KullbackLeibler => x * ln(x / m) - x + m,
+        Divergence::Euclidean => 0.5 * (x - m) * (x - m),
+        Divergence::Beta(b) => {
+            let b = f64::from(b);
+            (x.powf(b) + (b - 1.0) * m.powf(b) - b * x * m.powf(b - 1.0)) / (b * (b - 1.0))
+        }
+    }
+}
+
 /// `Σ n_f d(x_f | Λ_f)` over one frame, a weight per bin (bands summing several bins): the
-/// divergence of [`super::masked::entry_divergence`] for Itakura–Saito and Kullback–Leibler,
+/// divergence of [`entry_divergence`] for Itakura–Saito and Kullback–Leibler,
 /// in [`LANES`] partial sums so that it vectorises; other losses term by term.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq", "x86_64+avx2+fma", "aarch64+neon"))]
 pub(crate) fn weighted_cost(div: Divergence, x: &[f32], model: &[f32], weights: &[f32]) -> f64 {

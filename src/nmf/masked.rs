@@ -13,7 +13,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Zip};
 
 use super::divergence::{Divergence, MODEL_FLOOR, flushed, step};
-use super::kernels::ln;
+use super::kernels::entry_divergence;
 use super::linalg::gemm;
 
 /// The ℓ1 automatic relevance determination prior of Tan & Févotte (2013), on data scaled to
@@ -72,20 +72,6 @@ fn slice(a: &Array2<f32>) -> &[f32] {
 
 fn l1(v: ndarray::ArrayView1<f32>) -> f64 {
     v.iter().map(|&a| f64::from(a)).sum()
-}
-
-/// The divergence of one entry, in `f64`, with the model floored as the updates floor it.
-pub(crate) fn entry_divergence(div: Divergence, x: f32, model: f32) -> f64 {
-    let (x, m) = (f64::from(x), f64::from(model.max(MODEL_FLOOR)));
-    match div {
-        Divergence::ItakuraSaito => x / m - ln(x / m) - 1.0,
-        Divergence::KullbackLeibler => x * ln(x / m) - x + m,
-        Divergence::Euclidean => 0.5 * (x - m) * (x - m),
-        Divergence::Beta(b) => {
-            let b = f64::from(b);
-            (x.powf(b) + (b - 1.0) * m.powf(b) - b * x * m.powf(b - 1.0)) / (b * (b - 1.0))
-        }
-    }
 }
 
 /// The costs of a model: on the fitted entries and on the held-out ones, in units of the
