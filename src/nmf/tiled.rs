@@ -205,36 +205,22 @@ impl<'a> Tiled<'a> {
         slots: &mut [Slot],
         cost: bool,
     ) -> Option<f64> {
-        let (frames, k) = g.dim();
-        let n_blocks = n_blocks(frames);
-        let g_all = g.as_slice_mut().expect("standard layout");
-        let (mut start, mut total) = (0, 0.0);
-        while start < n_blocks {
-            let n = slots.len().min(n_blocks - start);
-            let rows = block(start, frames).start * k..block(start + n - 1, frames).end * k;
-            slots[..n]
-                .par_iter_mut()
-                .zip(g_all[rows].par_chunks_mut(block_len(frames) * k))
-                .enumerate()
-                .for_each(|(i, (slot, gb))| {
-                    let r = block(start + i, frames);
-                    slot.cost = 0.0;
-                    let out = aligned(&mut slot.model);
-                    let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
-                    for sub in sub_blocks(&r) {
-                        let xs = block_slice(&x, &sub);
-                        let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
-                        self.model_terms(gs, xs, out);
-                        if cost {
-                            slot.cost += self.terms_cost(xs, out);
-                        }
-                        self.h_products(out, sub.len(), h_terms);
-                        self.apply_h_steps(h_terms, w_sums, gamma, gs);
-                    }
-                });
-            total += slots[..n].iter().map(|slot| slot.cost).sum::<f64>();
-            start += n;
-        }
+        let k = self.k;
+        let sweep = |slot: &mut Slot, r: Range<usize>, gb: &mut [f32]| {
+            let out = aligned(&mut slot.model);
+            let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
+            for sub in sub_blocks(&r) {
+                let xs = block_slice(&x, &sub);
+                let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
+                self.model_terms(gs, xs, out);
+                if cost {
+                    slot.cost += self.terms_cost(xs, out);
+                }
+                self.h_products(out, sub.len(), h_terms);
+                self.apply_h_steps(h_terms, w_sums, gamma, gs);
+            }
+        };
+        let total = sweep_blocks(g, slots, sweep, |_, _| {});
         cost.then_some(total)
     }
 
@@ -254,37 +240,25 @@ impl<'a> Tiled<'a> {
         sums: &mut WTerms,
         cost: bool,
     ) -> Option<f64> {
-        let (frames, k) = g.dim();
-        let n_blocks = n_blocks(frames);
-        let g_all = g.as_slice_mut().expect("standard layout");
-        let (mut start, mut total) = (0, 0.0);
-        while start < n_blocks {
-            let n = slots.len().min(n_blocks - start);
-            let rows = block(start, frames).start * k..block(start + n - 1, frames).end * k;
-            slots[..n]
-                .par_iter_mut()
-                .zip(g_all[rows.clone()].par_chunks_mut(block_len(frames) * k))
-                .enumerate()
-                .for_each(|(i, (slot, gb))| {
-                    let r = block(start + i, frames);
-                    slot.cost = 0.0;
-                    let out = aligned(&mut slot.model);
-                    let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
-                    for (j, sub) in sub_blocks(&r).enumerate() {
-                        let xs = block_slice(&x, &sub);
-                        let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
-                        self.model_terms(gs, xs, out);
-                        self.h_products(out, sub.len(), h_terms);
-                        self.apply_h_steps(h_terms, w_sums, gamma, gs);
-                        self.model_terms(gs, xs, out);
-                        if cost {
-                            slot.cost += self.terms_cost(xs, out);
-                        }
-                        self.w_products(out, gs, &mut slot.w_num, j > 0);
-                    }
-                });
-            total += slots[..n].iter().map(|slot| slot.cost).sum::<f64>();
-            let (slots, len) = (&slots[..n], sums.num.len());
+        let k = self.k;
+        let sweep = |slot: &mut Slot, r: Range<usize>, gb: &mut [f32]| {
+            let out = aligned(&mut slot.model);
+            let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
+            for (j, sub) in sub_blocks(&r).enumerate() {
+                let xs = block_slice(&x, &sub);
+                let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
+                self.model_terms(gs, xs, out);
+                self.h_products(out, sub.len(), h_terms);
+                self.apply_h_steps(h_terms, w_sums, gamma, gs);
+                self.model_terms(gs, xs, out);
+                if cost {
+                    slot.cost += self.terms_cost(xs, out);
+                }
+                self.w_products(out, gs, &mut slot.w_num, j > 0);
+            }
+        };
+        let add = |slots: &[Slot], g_rows: &[f32]| {
+            let len = sums.num.len();
             add_parts(&mut sums.num, slots, |slot| {
                 &slot.w_num.as_slice().expect("standard layout")[..len]
             });
@@ -293,10 +267,10 @@ impl<'a> Tiled<'a> {
                     &slot.w_num.as_slice().expect("standard layout")[len..]
                 });
             } else {
-                self.add_column_sums(sums, &g_all[rows]);
+                self.add_column_sums(sums, g_rows);
             }
-            start += n;
-        }
+        };
+        let total = sweep_blocks(g, slots, sweep, add);
         cost.then_some(total)
     }
 
@@ -322,6 +296,38 @@ impl<'a> Tiled<'a> {
             }
         }
     }
+}
+
+/// Runs `sweep` on every block of the frames of `g` (frames × components), in groups of as
+/// many blocks as there are slots, in parallel, each with its slot (its cost first set to 0),
+/// its frames and its rows of `g`; then `after` on each group's slots and rows, group by
+/// group. Returns the slots' costs summed block by block, in order.
+fn sweep_blocks(
+    g: &mut Array2<f32>,
+    slots: &mut [Slot],
+    sweep: impl Fn(&mut Slot, Range<usize>, &mut [f32]) + Sync,
+    mut after: impl FnMut(&[Slot], &[f32]),
+) -> f64 {
+    let (frames, k) = g.dim();
+    let n_blocks = n_blocks(frames);
+    let g_all = g.as_slice_mut().expect("standard layout");
+    let (mut start, mut total) = (0, 0.0);
+    while start < n_blocks {
+        let n = slots.len().min(n_blocks - start);
+        let rows = block(start, frames).start * k..block(start + n - 1, frames).end * k;
+        slots[..n]
+            .par_iter_mut()
+            .zip(g_all[rows.clone()].par_chunks_mut(block_len(frames) * k))
+            .enumerate()
+            .for_each(|(i, (slot, gb))| {
+                slot.cost = 0.0;
+                sweep(slot, block(start + i, frames), gb);
+            });
+        total += slots[..n].iter().map(|slot| slot.cost).sum::<f64>();
+        after(&slots[..n], &g_all[rows]);
+        start += n;
+    }
+    total
 }
 
 /// Copies `w` (bins × components) into `wt` transposed (components × [`padded`] bins), for

@@ -513,6 +513,12 @@ pub(crate) fn normalize_columns(
 mod tests {
     use super::*;
 
+    /// A deterministic value in [0.01, 1.01) for index `i` of the stream `seed`.
+    fn value(i: usize, seed: usize) -> f32 {
+        let h = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % 10_007;
+        0.01 + h as f32 / 10_007.0
+    }
+
     /// Runs `iterations` of W then H updates and returns the factors; `fused` lets the H pass
     /// make the next W terms.
     fn run(
@@ -536,10 +542,6 @@ mod tests {
             eprintln!("no AVX-512 here: nothing to compare");
             return;
         }
-        let value = |i: usize, seed: usize| {
-            let h = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % 10_007;
-            0.01 + h as f32 / 10_007.0
-        };
         // Bins not a whole number of vectors, frames not of blocks or tiles, more components
         // than one strip of the products, and fixed ones.
         for (frames, bins, k, fixed) in [(300, 37, 5, 2), (70, 100, 33, 3), (9, 17, 1, 0)] {
@@ -577,10 +579,6 @@ mod tests {
             eprintln!("no AVX-512 here: nothing to compare");
             return;
         }
-        let value = |i: usize, seed: usize| {
-            let h = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % 10_007;
-            0.01 + h as f32 / 10_007.0
-        };
         // Frames over several blocks and sub-blocks, bins not whole vectors.
         let (frames, bins, k) = (700, 37, 6);
         let x = Array2::from_shape_fn((frames, bins), |(t, f)| value(t * bins + f, 1));
@@ -619,10 +617,6 @@ mod tests {
 
     #[test]
     fn weighted_band_sums_fit_as_every_bin_at_its_band_mean() {
-        let value = |i: usize, seed: usize| {
-            let h = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % 10_007;
-            0.01 + h as f32 / 10_007.0
-        };
         // Bands of 1, 2, 3 and 4 bins over 10 bins; every template fixed.
         let edges = [0, 1, 3, 6, 10];
         let band = |f: usize| {
