@@ -54,7 +54,7 @@ pub struct ModelArgs {
     #[arg(long, value_parser = parse_loss, value_name = "LOSS")]
     pub loss: Option<Loss>,
     /// Most NMF iterations [default: 200; 100 in separate with --source, 50 when it fits IS;
-    /// half for the KL templates learn fits beside IS ones].
+    /// a quarter for the KL templates learn fits beside IS ones].
     #[arg(long = "iter", value_name = "N")]
     pub max_iter: Option<usize>,
     /// Stop when the cost falls by less than this fraction over 10 iterations (0: never).
