@@ -13,11 +13,9 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::avx512::{self, Terms};
-#[cfg(feature = "bench-internals")]
-use super::blocks::SUB_BLOCK;
 use super::blocks::{
-    Slot, WTerms, add_into, block, block_len, block_slice, for_each_block, n_blocks, padded,
-    sub_blocks,
+    SUB_BLOCK, Slot, WTerms, add_into, block, block_len, block_slice, for_each_block, n_blocks,
+    padded, sub_blocks,
 };
 use super::divergence::{Divergence, flushed, step32};
 use super::kernels;
@@ -192,6 +190,22 @@ impl<'a> Tiled<'a> {
         );
     }
 
+    /// One H step of the sub-block whose data are `xs` and activations `gs`: the model's
+    /// terms into `out` (kept there), their products with W into `h_terms`, then `gs` updated
+    /// in place; `w_sums` are the Kullback–Leibler denominators.
+    fn h_step(
+        &self,
+        xs: &[f32],
+        gs: &mut [f32],
+        out: &mut [f32],
+        h_terms: &mut [f32],
+        (w_sums, gamma): (&[f32], f32),
+    ) {
+        self.model_terms(gs, xs, out);
+        self.h_products(out, gs.len() / self.k, h_terms);
+        self.apply_h_steps(h_terms, w_sums, gamma, gs);
+    }
+
     /// The H pass alone (W fixed during it), each block's activations updated in the block's
     /// task as soon as its terms are made: they depend on its own frames only, so the results
     /// are those of all the terms first and then all the steps. With `cost`, also returns the
@@ -209,15 +223,13 @@ impl<'a> Tiled<'a> {
         let sweep = |slot: &mut Slot, r: Range<usize>, gb: &mut [f32]| {
             let out = aligned(&mut slot.model);
             let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
-            for sub in sub_blocks(&r) {
+            for (sub, gs) in sub_blocks(&r).zip(gb.chunks_mut(SUB_BLOCK * k)) {
                 let xs = block_slice(&x, &sub);
-                let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
-                self.model_terms(gs, xs, out);
+                self.h_step(xs, gs, out, h_terms, (w_sums, gamma));
                 if cost {
+                    // The terms of the model before the step are still in `out`.
                     slot.cost += self.terms_cost(xs, out);
                 }
-                self.h_products(out, sub.len(), h_terms);
-                self.apply_h_steps(h_terms, w_sums, gamma, gs);
             }
         };
         let total = sweep_blocks(g, slots, sweep, |_, _| {});
@@ -244,12 +256,9 @@ impl<'a> Tiled<'a> {
         let sweep = |slot: &mut Slot, r: Range<usize>, gb: &mut [f32]| {
             let out = aligned(&mut slot.model);
             let h_terms = slot.h_num.as_slice_mut().expect("standard layout");
-            for (j, sub) in sub_blocks(&r).enumerate() {
+            for (j, (sub, gs)) in sub_blocks(&r).zip(gb.chunks_mut(SUB_BLOCK * k)).enumerate() {
                 let xs = block_slice(&x, &sub);
-                let gs = &mut gb[(sub.start - r.start) * k..(sub.end - r.start) * k];
-                self.model_terms(gs, xs, out);
-                self.h_products(out, sub.len(), h_terms);
-                self.apply_h_steps(h_terms, w_sums, gamma, gs);
+                self.h_step(xs, gs, out, h_terms, (w_sums, gamma));
                 self.model_terms(gs, xs, out);
                 if cost {
                     slot.cost += self.terms_cost(xs, out);
