@@ -403,7 +403,7 @@ fn the_spatial_filter_streamed_in_blocks_gives_the_stems_held_in_memory() {
         .collect();
     let params = demix::SeparateParams {
         stft,
-        // As the command line fits learned templates (Itakura-Saito: steps of exponent 1).
+        // As the command line fits learned templates (Itakura-Saito: steps of exponent 1.5).
         nmf: demix::separate::template_fit(demix::NmfParams::new(0).with_loss(templates[0].loss))
             .with_max_iter(30),
         templates,

@@ -397,10 +397,10 @@ fn the_learn_and_separate_commands_name_the_stems_after_the_templates() {
         let stem = read_audio(dir.path().join(format!("out/song/{name}.wav"))).unwrap();
         assert_eq!(stem.len(), bass.len());
     }
-    // With learned (Itakura-Saito) templates the fit stops at 50 iterations unless --iter
+    // With learned (Itakura-Saito) templates the fit stops at 35 iterations unless --iter
     // says otherwise.
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("(stopped at 50 iterations"), "{said}");
+    assert!(said.contains("(stopped at 35 iterations"), "{said}");
     let out = demix(&[
         "separate",
         &p("song.wav"),
