@@ -83,7 +83,8 @@ pub(crate) fn flushed(x: f32) -> f32 {
     if x < f32::MIN_POSITIVE { 0.0 } else { x }
 }
 
-/// [`step`] in `f32`, for the many activations.
+/// [`step`] in `f32`, for the many activations. The exponents 1, 1/2 and 3/2 take no
+/// `powf`: 3/2 as `r·√r` (within an ulp or two of `powf`, vectorised, many times faster).
 #[inline(always)]
 pub(crate) fn step32(num: f32, den: f32, gamma: f32) -> f32 {
     let r = num / den.max(TINY as f32);
@@ -91,6 +92,8 @@ pub(crate) fn step32(num: f32, den: f32, gamma: f32) -> f32 {
         r
     } else if gamma == 0.5 {
         r.sqrt()
+    } else if gamma == 1.5 {
+        r * r.sqrt()
     } else {
         r.powf(gamma)
     }
@@ -106,4 +109,23 @@ pub(crate) fn scale_by_step(
         .and(num)
         .and(den)
         .for_each(|g, &n, &d| *g = flushed(*g * step32(n, d, gamma)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_of_three_halves_are_the_power_to_an_ulp_or_two() {
+        for i in 0..20_000 {
+            // Ratios from 1e-6 to 1e6, as the updates meet them.
+            let r = 10f64.powf(-6.0 + 12.0 * f64::from(i) / 20_000.0) as f32;
+            let exact = f64::from(r).powf(1.5);
+            let got = f64::from(step32(r, 1.0, 1.5));
+            assert!(
+                (got - exact).abs() <= 2.5 * exact * f64::from(f32::EPSILON),
+                "{r}: {got} against {exact}"
+            );
+        }
+    }
 }

@@ -55,9 +55,9 @@ pub fn k_wide_products(w: ArrayView2<f32>, g: ArrayView2<f32>) -> bool {
 }
 
 use ndarray::{Array2, ArrayView2, Zip, s};
+use rayon::prelude::*;
 
 use crate::error::ParamError;
-use params::check_non_negative;
 use update::{Engine, HPass};
 
 /// Values of V are floored at least at this fraction of its mean before fitting.
@@ -233,34 +233,38 @@ fn check_data(v: ArrayView2<f32>, params: &NmfParams) -> Result<(f64, f32), Para
     } else {
         v
     };
-    check_non_negative("V", v)?;
-    let total = total(v);
+    let (total, largest, valid) = scan(v);
+    if !valid {
+        return Err(ParamError::NotNonNegative("V"));
+    }
     let scale = match total / (bins * frames) as f64 {
         m if m > 0.0 && m.is_finite() => m,
         _ => 1.0,
     };
-    let largest = v.iter().copied().fold(0.0f32, f32::max);
     let floor =
         DATA_FLOOR.max((f64::from(largest) * (1.0 / scale) * f64::from(params.floor)) as f32);
     Ok((scale, floor))
 }
 
-/// The sum of `v` (F × T): each bin's values in frame order, then the bins in order, so that V
-/// and Vᵀ transposed back give the same sum, read in memory order either way.
-fn total(v: ArrayView2<f32>) -> f64 {
-    let mut bins = vec![0f64; v.nrows()];
-    if v.t().is_standard_layout() {
-        for frame in v.t().rows() {
-            for (sum, &a) in bins.iter_mut().zip(frame) {
-                *sum += f64::from(a);
+/// One pass over `v` (rows in memory order, see [`check_data`]): its sum (each row's values
+/// in order, then the rows in order), its largest value, and whether every value is finite
+/// and at least 0. The rows are split between the threads; the results do not depend on
+/// their number.
+fn scan(v: ArrayView2<f32>) -> (f64, f32, bool) {
+    // Per row: the sum, the largest value, and whether a value was negative, NaN or infinite.
+    let mut rows = vec![(0f64, 0f32, false); v.nrows()];
+    rows.par_iter_mut()
+        .zip(v.outer_iter().into_par_iter())
+        .for_each(|(stat, row)| {
+            for &a in row {
+                stat.0 += f64::from(a);
+                stat.1 = stat.1.max(a);
+                stat.2 |= !(a >= 0.0 && a < f32::INFINITY);
             }
-        }
-    } else {
-        for (sum, row) in bins.iter_mut().zip(v.rows()) {
-            *sum = row.iter().fold(0.0, |s, &a| s + f64::from(a));
-        }
-    }
-    bins.iter().sum()
+        });
+    let total = rows.iter().map(|s| s.0).sum();
+    let largest = rows.iter().fold(0f32, |m, s| m.max(s.1));
+    (total, largest, !rows.iter().any(|s| s.2))
 }
 
 /// A factorisation in progress, for callers that drive the iterations themselves (and for the
