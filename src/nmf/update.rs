@@ -69,6 +69,9 @@ pub(crate) struct Engine {
     w_ready: bool,
     /// The cost of the current factors, when the H pass that made the W terms also summed it.
     swept_cost: Option<f64>,
+    /// The address of the W that `wt`, `weighted_w` and `w_sums` were made from, when every
+    /// component is fixed: W does not change between passes then, so they are kept.
+    prepared: Option<usize>,
 }
 
 /// What [`Engine::h_pass`] makes besides the activations' update.
@@ -123,6 +126,7 @@ impl Engine {
             swept_cost: None,
             row_weights: None,
             weighted_w: Array2::zeros((0, 0)),
+            prepared: None,
             h_terms: if groups.is_empty() {
                 (Array2::zeros((0, 0)), Array2::zeros((0, 0)))
             } else {
@@ -225,6 +229,7 @@ impl Engine {
             // iterates do not depend on how often it is), and the cost is a pass of its own.
             let cost = want_cost.then(|| self.cost(w, g));
             tiled::transpose_w(w, &mut self.wt);
+            self.prepared = None;
             self.sums.clear();
             let tiled = Tiled::new(self.div, self.fixed, w, &self.wt);
             tiled.w_pass(self.x.view(), g, &mut self.slots, &mut self.sums);
@@ -314,19 +319,9 @@ impl Engine {
         }
     }
 
-    /// Updates every column of `g` (all components' activations) for the current W. Where
-    /// `then_w` asks for them and the tiled kernels run without penalties, it also makes the
-    /// next W update's terms in the same sweep (see the `w_ready` field), and the cost if
-    /// asked: each block of data is then read from memory once per iteration instead of twice.
-    pub(crate) fn h_pass(
-        &mut self,
-        w: &Array2<f32>,
-        g: &mut Array2<f32>,
-        what: HPass,
-    ) -> Option<f64> {
-        self.w_ready = false;
-        self.swept_cost = None;
-        let then_w = matches!(what, HPass::ThenW | HPass::ThenWAndCost);
+    /// What the H pass takes from W besides W itself: `wt` for the tiled kernels, W with its
+    /// rows weighted (with weights), and the column sums of the W the products take.
+    fn prepare(&mut self, w: &Array2<f32>) {
         if self.tiled {
             tiled::transpose_w(w, &mut self.wt);
         }
@@ -342,14 +337,39 @@ impl Engine {
                 row.mapv_inplace(|a| a * n);
             }
         }
-        let (w, w_model) = match self.row_weights {
-            Some(_) => (&self.weighted_w, w),
-            None => (w, w),
+        let w = if self.row_weights.is_some() {
+            &self.weighted_w
+        } else {
+            w
         };
         // Denominators that do not depend on the block.
         for (sum, col) in self.w_sums.iter_mut().zip(w.columns()) {
             *sum = col.iter().map(|&a| f64::from(a)).sum::<f64>() as f32;
         }
+    }
+
+    /// Updates every column of `g` (all components' activations) for the current W. Where
+    /// `then_w` asks for them and the tiled kernels run without penalties, it also makes the
+    /// next W update's terms in the same sweep (see the `w_ready` field), and the cost if
+    /// asked: each block of data is then read from memory once per iteration instead of twice.
+    pub(crate) fn h_pass(
+        &mut self,
+        w: &Array2<f32>,
+        g: &mut Array2<f32>,
+        what: HPass,
+    ) -> Option<f64> {
+        self.w_ready = false;
+        self.swept_cost = None;
+        let then_w = matches!(what, HPass::ThenW | HPass::ThenWAndCost);
+        let address = w.as_ptr() as usize;
+        if self.prepared != Some(address) {
+            self.prepare(w);
+            self.prepared = (self.fixed == w.ncols()).then_some(address);
+        }
+        let (w, w_model) = match self.row_weights {
+            Some(_) => (&self.weighted_w, w),
+            None => (w, w),
+        };
         let tied = !self.groups.is_empty();
         if then_w && self.tiled && !self.penalties.any() && self.fixed < w.ncols() && !tied {
             debug_assert!(
