@@ -403,8 +403,9 @@ impl Factorization {
 
     /// Iterates until the tolerance or the iteration limit stops it, recording the cost every
     /// `cost_every` iterations (in the template update's pass, or in a pass of its own where
-    /// the AVX-512 kernels make the updates; the iterates never depend on `cost_every`) and
-    /// calling `progress` after each iteration.
+    /// the AVX-512 kernels make the updates; the iterates do not depend on `cost_every`, except
+    /// where steps longer than the loss's own go back at a check that finds the cost higher,
+    /// see [`NmfParams::with_step_exponent`]) and calling `progress` after each iteration.
     pub fn run(&mut self, progress: &mut dyn FnMut(Progress)) {
         let (max_iter, every, tol) = (
             self.params.max_iter,
@@ -415,6 +416,11 @@ impl Factorization {
         // Activations before an H pass that summed the cost of the factors it started from,
         // kept in case that cost ends the fit (templates all fixed).
         let mut before: Option<Array2<f32>> = None;
+        // Steps longer than the loss's own, with every template fixed: the activations of the
+        // last recorded cost, to go back to if a later cost is higher.
+        let safe = self.params.loss().gamma();
+        let mut longer = !update_w && self.params.step_exponent() > safe;
+        let mut checkpoint: Option<(f64, Array2<f32>)> = None;
         loop {
             let it = self.iteration;
             let want_cost = it.is_multiple_of(every) || it >= max_iter;
@@ -432,8 +438,27 @@ impl Factorization {
             } else {
                 None
             };
-            if let Some(cost) = cost {
-                let cost = (cost + self.engine.penalty(&self.w, &self.g)) * self.cost_scale();
+            let cost =
+                cost.map(|c| (c + self.engine.penalty(&self.w, &self.g)) * self.cost_scale());
+            let mut rose = false;
+            if let (true, Some(cost)) = (longer, cost) {
+                let measured = if updated { before.as_ref() } else { None };
+                match &mut checkpoint {
+                    Some((last, g)) if cost > *last => {
+                        // The longer steps overshot: back to the activations of the last cost
+                        // (not recorded again), and the loss's own steps from there on.
+                        self.g.assign(g);
+                        self.engine.set_step_exponent(safe);
+                        (longer, updated, rose) = (false, false, true);
+                    }
+                    Some((last, g)) => {
+                        *last = cost;
+                        g.assign(measured.unwrap_or(&self.g));
+                    }
+                    None => checkpoint = Some((cost, measured.unwrap_or(&self.g).clone())),
+                }
+            }
+            if let Some(cost) = cost.filter(|_| !rose) {
                 if let Some(prev) = self.history.last().map(|c| c.cost)
                     && tol > 0.0
                     && (prev - cost) / cost.abs().max(f64::MIN_POSITIVE) < tol

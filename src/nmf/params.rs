@@ -251,11 +251,11 @@ impl NmfParams {
         self
     }
 
-    /// The exponent γ of the steps `(numerator / denominator)^γ`, in (0, 2] (default `None`:
-    /// [`Loss::gamma`], under which the cost never rises; 1/2 for Itakura-Saito, as in
-    /// scikit-learn). `Some(1.0)` for Itakura-Saito, the heuristic step, is not proven to lower
-    /// the cost at every step but reaches a given cost in about half the iterations. The
-    /// penalised updates (sparsity, smoothness) keep their own steps.
+    /// The exponent γ of the steps `(num / den)^γ`, in (0, 2] (default `None`: [`Loss::gamma`],
+    /// under which the cost never rises; 1/2 for Itakura-Saito, as in scikit-learn). Longer
+    /// steps (1 for Itakura-Saito, the heuristic) are not proven to lower the cost; with every
+    /// template fixed, a check that finds it higher sends the fit back to the activations of
+    /// the last cost, with [`Loss::gamma`]'s steps on. Penalised updates keep their own steps.
     pub fn with_step_exponent(mut self, gamma: Option<f32>) -> Self {
         self.step_exponent = gamma;
         self

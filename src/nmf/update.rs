@@ -140,8 +140,13 @@ impl Engine {
     /// Takes multiplicative steps of exponent `gamma` instead of the divergence's own (see
     /// [`super::NmfParams::with_step_exponent`]).
     pub(crate) fn with_step_exponent(mut self, gamma: f32) -> Engine {
-        self.gamma = gamma;
+        self.set_step_exponent(gamma);
         self
+    }
+
+    /// Takes steps of exponent `gamma` from the next pass on.
+    pub(crate) fn set_step_exponent(&mut self, gamma: f32) {
+        self.gamma = gamma;
     }
 
     /// Weighs bin `f` of the cost and of the H update by `weights[f]` (one per bin, positive;

@@ -404,6 +404,44 @@ fn fixed_templates_stopped_by_the_tolerance_keep_the_activations_of_their_last_c
 }
 
 #[test]
+fn longer_steps_that_raise_the_cost_go_back_and_take_the_losses_own() {
+    // Steps of exponent 2 overshoot on peaked templates (harmonic combs) and activations that
+    // come and go, as in music. The fit goes back to the activations of the last cost it
+    // recorded and takes the loss's own steps from there: the rise is not recorded (one check
+    // fewer), the recorded costs never rise, and the fit ends below its start.
+    let comb = |k: usize, f: usize| {
+        let near = (1..6).any(|n| f.abs_diff(n * (6 + 3 * k)) <= 1);
+        if near { 1.0 } else { 1e-3 }
+    };
+    let w = Array2::from_shape_fn((129, 8), |(f, k)| comb(k, f));
+    let mut rng = TestRng::new(21);
+    let h = Array2::from_shape_fn((8, 300), |(k, t)| {
+        let on = (t / 25 + k) % 3 == 0;
+        if on { 1.0 + rng.uniform() as f32 } else { 1e-4 }
+    });
+    let v = w.dot(&h);
+    // Itakura-Saito: the same data does not make KL's steps of 2 overshoot (the going back is
+    // the same code for every loss).
+    let params = NmfParams::new(0)
+        .with_fixed_templates(w)
+        .with_loss(Loss::ItakuraSaito)
+        .with_max_iter(100)
+        .with_tol(0.0);
+    let long = fit(v.view(), &params.clone().with_step_exponent(Some(2.0))).unwrap();
+    let costs: Vec<f64> = long.cost_history.iter().map(|c| c.cost).collect();
+    assert_eq!(long.iterations, 100);
+    assert!(
+        costs.len() < 11,
+        "no check found the cost higher: {costs:?}"
+    );
+    assert!(costs.windows(2).all(|p| p[1] <= p[0]), "{costs:?}");
+    assert!(costs[costs.len() - 1] < costs[0], "{costs:?}");
+    // Where the longer steps do not overshoot, every check is recorded.
+    let fine = fit(v.view(), &params.with_step_exponent(Some(1.25))).unwrap();
+    assert_eq!(fine.cost_history.len(), 11);
+}
+
+#[test]
 fn the_seed_decides_the_random_start() {
     let v = random_matrix(30, 40, 12);
     let params = |seed| {
