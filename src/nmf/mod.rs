@@ -259,7 +259,7 @@ fn scan(v: ArrayView2<f32>) -> (f64, f32, bool) {
             for &a in row {
                 stat.0 += f64::from(a);
                 stat.1 = stat.1.max(a);
-                stat.2 |= !(a >= 0.0 && a < f32::INFINITY);
+                stat.2 |= !(0.0..f32::INFINITY).contains(&a);
             }
         });
     let total = rows.iter().map(|s| s.0).sum();
