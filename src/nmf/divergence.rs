@@ -83,6 +83,12 @@ pub(crate) fn flushed(x: f32) -> f32 {
     if x < f32::MIN_POSITIVE { 0.0 } else { x }
 }
 
+/// Whether `x` may be an entry of the data or the factors: finite and at least 0.
+#[inline(always)]
+pub(crate) fn is_valid_entry(x: f32) -> bool {
+    (0.0..f32::INFINITY).contains(&x)
+}
+
 /// [`step`] in `f32`, for the many activations. The exponents 1, 1/2 and 3/2 take no
 /// `powf`: 3/2 as `r·√r` (within an ulp or two of `powf`, vectorised, many times faster).
 #[inline(always)]

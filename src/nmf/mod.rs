@@ -259,7 +259,7 @@ fn scan(v: ArrayView2<f32>) -> (f64, f32, bool) {
             for &a in row {
                 stat.0 += f64::from(a);
                 stat.1 = stat.1.max(a);
-                stat.2 |= !(0.0..f32::INFINITY).contains(&a);
+                stat.2 |= !divergence::is_valid_entry(a);
             }
         });
     let total = rows.iter().map(|s| s.0).sum();
@@ -416,11 +416,11 @@ impl Factorization {
         // Activations before an H pass that summed the cost of the factors it started from,
         // kept in case that cost ends the fit (templates all fixed).
         let mut before: Option<Array2<f32>> = None;
-        // Steps longer than the loss's own, with every template fixed: the activations of the
-        // last recorded cost, to go back to if a later cost is higher.
+        // Steps longer than the loss's own, with every template fixed: the last recorded cost
+        // and its activations, to go back to if a later cost is higher (allocated once, here).
         let safe = self.params.loss().gamma();
         let mut longer = !update_w && self.params.step_exponent() > safe;
-        let mut checkpoint: Option<(f64, Array2<f32>)> = None;
+        let mut checkpoint = longer.then(|| (f64::INFINITY, self.g.clone()));
         loop {
             let it = self.iteration;
             let want_cost = it.is_multiple_of(every) || it >= max_iter;
@@ -441,21 +441,17 @@ impl Factorization {
             let cost =
                 cost.map(|c| (c + self.engine.penalty(&self.w, &self.g)) * self.cost_scale());
             let mut rose = false;
-            if let (true, Some(cost)) = (longer, cost) {
-                let measured = if updated { before.as_ref() } else { None };
-                match &mut checkpoint {
-                    Some((last, g)) if cost > *last => {
-                        // The longer steps overshot: back to the activations of the last cost
-                        // (not recorded again), and the loss's own steps from there on.
-                        self.g.assign(g);
-                        self.engine.set_step_exponent(safe);
-                        (longer, updated, rose) = (false, false, true);
-                    }
-                    Some((last, g)) => {
-                        *last = cost;
-                        g.assign(measured.unwrap_or(&self.g));
-                    }
-                    None => checkpoint = Some((cost, measured.unwrap_or(&self.g).clone())),
+            if let (true, Some(cost), Some((last, g))) = (longer, cost, checkpoint.as_mut()) {
+                if cost > *last {
+                    // The longer steps overshot: back to the activations of the last cost (not
+                    // recorded again), and the loss's own steps from there on.
+                    self.g.assign(g);
+                    self.engine.set_step_exponent(safe);
+                    (longer, updated, rose) = (false, false, true);
+                } else {
+                    // The activations this cost is of (kept before the pass that summed it).
+                    *last = cost;
+                    g.assign(before.as_ref().filter(|_| updated).unwrap_or(&self.g));
                 }
             }
             if let Some(cost) = cost.filter(|_| !rose) {

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use ndarray::{Array2, ArrayView2};
 
-use super::divergence::Divergence;
+use super::divergence::{Divergence, is_valid_entry};
 use super::penalty::Penalties;
 use crate::error::{Param, ParamError};
 
@@ -591,7 +591,7 @@ pub(crate) struct Checked<'a> {
 }
 
 pub(crate) fn check_non_negative(what: &'static str, m: ArrayView2<f32>) -> Result<(), ParamError> {
-    if m.iter().all(|&x| x.is_finite() && x >= 0.0) {
+    if m.iter().all(|&x| is_valid_entry(x)) {
         Ok(())
     } else {
         Err(ParamError::NotNonNegative(what))
