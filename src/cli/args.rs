@@ -180,7 +180,7 @@ pub struct SeparateArgs {
     /// Free components fitted alongside learned templates, written together as other.wav.
     #[arg(long, default_value_t = 0, value_name = "K", requires = "source")]
     pub free: usize,
-    /// Group the components into this many sources by their sound (source1.wav ...).
+    /// Group the components into this many sources by their sound, register and side (source1.wav ...).
     #[arg(long = "sources", value_name = "S")]
     pub groups: Option<usize>,
     #[command(flatten)]

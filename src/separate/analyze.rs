@@ -1,10 +1,12 @@
 //! Analysis: the factorisation of a recording's spectrogram and the naming of its sources.
 
+use std::ops::Range;
 use std::path::PathBuf;
 
-use ndarray::{Array3, ArrayView2};
+use ndarray::{Array2, Array3, ArrayView2};
 use realfft::num_complex::Complex32;
 
+use super::balance::channel_energies;
 use super::blocks::{BlockSink, Blocks, fit_activations};
 use super::render::{Separation, Spatial};
 use super::stream::{Gathering, Input, Spill};
@@ -46,7 +48,7 @@ impl Separator {
         }
         let frames = stft.n_frames(input.len());
         let mut rank = None;
-        let (nmf, data_sum, sums, spill) = if frames <= params.max_frames {
+        let (nmf, data_sum, sums, spill, sample) = if frames <= params.max_frames {
             let spectrogram =
                 self.blocks()
                     .spectrogram(input, stft, frames, std::iter::once(0..frames))?;
@@ -54,7 +56,7 @@ impl Separator {
             let nmf_params = self.with_rank(spectrogram.view(), &mut rank)?;
             let nmf = fit_activations(spectrogram, &nmf_params, self.bands.as_ref(), progress)?;
             let sums = ActivationSums::of(nmf.h.view());
-            (nmf, sum, sums, None)
+            (nmf, sum, sums, None, None)
         } else {
             self.fit_long(input, &mut rank, progress, spill)?
         };
@@ -68,10 +70,18 @@ impl Separator {
         let sources = if !params.templates.is_empty() {
             named_sources(&params.templates, params.nmf.components())
         } else if let Some(groups) = params.groups {
+            // Measured on the frames the templates were fitted on: the whole recording, or
+            // a long one's sample.
+            let balance = match (input.num_channels(), &sample) {
+                (1, _) => None,
+                (_, None) => Some(self.balance(input, &[0..frames], nmf.h.view(), &nmf)?),
+                (_, Some((ranges, h))) => Some(self.balance(input, ranges, h.view(), &nmf)?),
+            };
             group_components(
                 nmf.w.view(),
                 &energies,
                 &sums.struck(),
+                balance.as_ref().map(|b| b.view()),
                 groups,
                 input.sample_rate(),
                 stft.n_fft(),
@@ -174,17 +184,23 @@ impl Separator {
         rank: &mut Option<RankReport>,
         progress: &mut dyn FnMut(Progress),
         spill: Option<PathBuf>,
-    ) -> Result<(Nmf, f64, ActivationSums, Option<Spill>)> {
+    ) -> Result<LongFit> {
         let (stft, params) = (&self.stft, &self.params);
         let mut nmf_params = self.nmf.clone();
         let frames = stft.n_frames(input.len());
-        let (w, template_iterations, converged) = if nmf_params.components() > 0 {
+        let (w, template_iterations, converged, sample) = if nmf_params.components() > 0 {
             let sample = self.blocks().sample(input, stft, frames)?;
             nmf_params = self.with_rank(sample.view(), rank)?;
             let model = nmf::fit_transposed(sample, &nmf_params, progress)?;
-            (model.w, model.iterations, model.converged)
+            let ranges = self.blocks().sample_ranges(frames);
+            (
+                model.w,
+                model.iterations,
+                model.converged,
+                Some((ranges, model.h)),
+            )
         } else {
-            (stack(&params.templates), 0, true)
+            (stack(&params.templates), 0, true, None)
         };
         let k = w.ncols();
         let mut sink = Gathered {
@@ -206,9 +222,32 @@ impl Separator {
             iterations: template_iterations,
             converged,
         };
-        Ok((nmf, sink.data_sum, sink.sums, spill))
+        Ok((nmf, sink.data_sum, sink.sums, spill, sample))
+    }
+
+    /// The energy each component of `fit` takes from each channel of `input` (see
+    /// [`channel_energies`]), over the frames of `ranges` whose activations `h` holds.
+    fn balance(
+        &self,
+        input: Input<'_>,
+        ranges: &[Range<usize>],
+        h: ArrayView2<f32>,
+        fit: &Nmf,
+    ) -> Result<Array2<f64>> {
+        channel_energies(self.blocks(), input, &self.stft, ranges, fit.w.view(), h)
     }
 }
+
+/// What [`Separator::fit_long`] gives: the fit, the sum of the spectrogram, the activations'
+/// sums, where they were spilled, and the sample the templates were fitted on (its frames
+/// and activations) if they were.
+type LongFit = (
+    Nmf,
+    f64,
+    ActivationSums,
+    Option<Spill>,
+    Option<(Vec<Range<usize>>, Array2<f32>)>,
+);
 
 /// What [`Separator::fit_long`] keeps of the blocks: the activations, their sums, and the
 /// sum of the spectrogram.

@@ -27,7 +27,7 @@ pub(crate) struct Blocks {
 impl Blocks {
     /// Frames of spectrogram computed from one excerpt: fewer than an activation block has
     /// (tests reach several excerpts per block with small blocks).
-    fn chunk_frames(self) -> usize {
+    pub(crate) fn chunk_frames(self) -> usize {
         CHUNK_FRAMES.min(self.max_frames / 4)
     }
 
@@ -78,14 +78,19 @@ impl Blocks {
         stft: &Stft,
         frames: usize,
     ) -> Result<Array2<f32>> {
+        let ranges = self.sample_ranges(frames);
+        let rows = ranges.iter().map(ExactSizeIterator::len).sum();
+        self.spectrogram(input, stft, rows, ranges)
+    }
+
+    /// The frames of the template sample of a recording of `frames` frames (more than
+    /// `max_frames`): 32 evenly spaced stretches, in order.
+    pub(crate) fn sample_ranges(self, frames: usize) -> Vec<Range<usize>> {
         let stretch = self.max_frames / STRETCHES;
-        let starts = (0..STRETCHES).map(|i| (frames - stretch) * i / (STRETCHES - 1));
-        self.spectrogram(
-            input,
-            stft,
-            STRETCHES * stretch,
-            starts.map(|start| start..start + stretch),
-        )
+        (0..STRETCHES)
+            .map(|i| (frames - stretch) * i / (STRETCHES - 1))
+            .map(|start| start..start + stretch)
+            .collect()
     }
 
     /// Solves the activations of every frame of `input`, block by block of `max_frames`, with

@@ -16,6 +16,7 @@ use crate::sources::{
 use crate::spectral::{Bands, Stft, StftParams};
 
 mod analyze;
+mod balance;
 mod blocks;
 mod output;
 mod render;
