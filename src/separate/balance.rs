@@ -28,7 +28,10 @@ pub(crate) fn channel_energies(
     w: ArrayView2<f32>,
     h: ArrayView2<f32>,
 ) -> Result<Array2<f64>> {
-    let (k, channels) = (w.ncols(), input.num_channels());
+    let (k, channels, bins) = (w.ncols(), input.num_channels(), w.nrows());
+    // W by rows (bins × K) for the model, and W² by columns (K × bins) for the masks' sums.
+    let rows: Vec<f64> = w.iter().map(|&a| f64::from(a)).collect();
+    let squares: Vec<f64> = w.t().iter().map(|&a| f64::from(a) * f64::from(a)).collect();
     let mut energies = Array2::<f64>::zeros((k, channels));
     let mut pass = input.pass()?;
     let mut column = 0;
@@ -47,11 +50,13 @@ pub(crate) fn channel_energies(
                     let mut part = Array2::<f64>::zeros((k, channels));
                     let mut scratch = stft.scratch();
                     let mut spectrum = vec![Complex32::default(); stft.n_bins()];
-                    let mut model = vec![0f64; stft.n_bins()];
+                    let (mut model, mut ratio) = (vec![0f64; bins], vec![0f64; bins]);
                     for t in task..(task + FRAMES_PER_TASK).min(chunk.end) {
-                        let h = h.column(first + t - chunk.start);
-                        for (f, m) in model.iter_mut().enumerate() {
-                            *m = (0..k).map(|c| f64::from(w[[f, c]] * h[c])).sum();
+                        let h: Vec<f64> = (h.column(first + t - chunk.start).iter())
+                            .map(|&a| f64::from(a))
+                            .collect();
+                        for (m, row) in model.iter_mut().zip(rows.chunks_exact(k)) {
+                            *m = row.iter().zip(&h).map(|(w, h)| w * h).sum();
                         }
                         for (ch, samples) in excerpt.channels.iter().enumerate() {
                             stft.frame_in(
@@ -62,14 +67,17 @@ pub(crate) fn channel_energies(
                                 &mut scratch,
                                 &mut spectrum,
                             );
-                            for (f, (&m, x)) in model.iter().zip(&spectrum).enumerate() {
-                                if m > 0.0 {
-                                    let ratio = f64::from(x.norm_sqr()) / (m * m);
-                                    for c in 0..k {
-                                        let part_c = f64::from(w[[f, c]] * h[c]);
-                                        part[[c, ch]] += part_c * part_c * ratio;
-                                    }
-                                }
+                            // (m_c |X|)² = (w_c h_c)² |X|² / V²; no component sounds where V = 0.
+                            for ((r, &m), x) in ratio.iter_mut().zip(&model).zip(&spectrum) {
+                                *r = if m > 0.0 {
+                                    f64::from(x.norm_sqr()) / (m * m)
+                                } else {
+                                    0.0
+                                };
+                            }
+                            for (c, column) in squares.chunks_exact(bins).enumerate() {
+                                let sum: f64 = column.iter().zip(&ratio).map(|(w, r)| w * r).sum();
+                                part[[c, ch]] += h[c] * h[c] * sum;
                             }
                         }
                     }
