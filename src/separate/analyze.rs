@@ -74,7 +74,11 @@ impl Separator {
             // a long one's sample.
             let balance = match (input.num_channels(), &sample) {
                 (1, _) => None,
-                (_, None) => Some(self.balance(input, &[0..frames], nmf.h.view(), &nmf)?),
+                (_, None) => {
+                    let whole = 0..frames;
+                    let ranges = std::slice::from_ref(&whole);
+                    Some(self.balance(input, ranges, nmf.h.view(), &nmf)?)
+                }
                 (_, Some((ranges, h))) => Some(self.balance(input, ranges, h.view(), &nmf)?),
             };
             group_components(
