@@ -189,8 +189,9 @@ pub struct SeparateArgs {
     /// renders, which starts from them; 2 when the masks render].
     #[arg(long = "mask-power", value_name = "P")]
     pub mask_power: Option<f32>,
-    /// Render with soft masks even when the templates bring spatial covariances (by default a
-    /// multichannel mix is then rendered by the multichannel Wiener filter).
+    /// Render with soft masks even when the templates bring spatial covariances or sources are
+    /// grouped blind (by default a multichannel mix is then rendered by the multichannel Wiener
+    /// filter).
     #[arg(long = "no-spatial")]
     pub no_spatial: bool,
     /// Times the multichannel Wiener filter re-estimates the sources' spatial covariances on

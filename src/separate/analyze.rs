@@ -144,16 +144,28 @@ impl Separator {
 }
 
 /// The multichannel Wiener filter's covariances, when every learned source brings one for
-/// this channel count (and the filter is not turned off): learned sources use theirs, the
-/// free components' `other` the identity (no spatial preference).
+/// this channel count, or the sources are grouped blind (and the filter is not turned off):
+/// learned sources use theirs, the free components' `other` and blind sources the identity (no
+/// spatial preference, until the re-estimation on the mixture).
 fn spatial_model(
     params: &SeparateParams,
     channels: usize,
     bins: usize,
     sources: &[Source],
 ) -> Option<Spatial> {
-    if !params.spatial || channels < 2 || params.templates.is_empty() {
+    if !params.spatial || channels < 2 {
         return None;
+    }
+    if params.templates.is_empty() {
+        // Blind grouping: no covariance was learned, so the filter starts from none (the
+        // identity) and learns each source's on the mixture. Not for one source per
+        // component, whose many sources would make the filter slow.
+        return params.groups.map(|_| Spatial {
+            covariances: (sources.iter())
+                .map(|_| CovarianceSum::new(bins, channels).covariance())
+                .collect(),
+            iterations: params.spatial_iterations,
+        });
     }
     let mut covariances: Vec<Array3<Complex32>> = params
         .templates

@@ -58,7 +58,8 @@ pub struct SeparateParams {
     /// none: one source per component).
     pub groups: Option<usize>,
     /// Render multichannel input with the multichannel Wiener filter when every learned
-    /// source brings a spatial covariance for its channel count (default on).
+    /// source brings a spatial covariance for its channel count, or the sources are grouped
+    /// blind (default on).
     pub spatial: bool,
     /// Times the spatial covariances are re-estimated on the mixture (default 1).
     pub spatial_iterations: usize,

@@ -6,7 +6,7 @@ use std::f64::consts::PI;
 
 use demix::audio::Audio;
 use demix::nmf::NmfParams;
-use demix::separate::{SeparateParams, separate};
+use demix::separate::{SeparateParams, analyze, separate};
 
 use crate::common::best_permutation_sdr;
 
@@ -72,10 +72,22 @@ fn panned_pair(times: usize) -> (Audio, [Vec<f32>; 2]) {
 
 /// The SDR of each source's mono downmix, in the best order.
 fn panned_scores(audio: &Audio, truth: &[Vec<f32>; 2], max_frames: usize) -> Vec<f64> {
+    separated_scores(audio, truth, max_frames, true)
+}
+
+/// [`panned_scores`], rendered by the multichannel Wiener filter or (`spatial` false) by soft
+/// masks.
+fn separated_scores(
+    audio: &Audio,
+    truth: &[Vec<f32>; 2],
+    max_frames: usize,
+    spatial: bool,
+) -> Vec<f64> {
     let params = SeparateParams {
         nmf: NmfParams::new(8),
         groups: Some(2),
         max_frames,
+        spatial,
         ..Default::default()
     };
     let stems = separate(audio, &params).unwrap();
@@ -108,5 +120,37 @@ fn a_long_recording_is_told_apart_by_side_on_its_template_sample() {
     assert!(
         scores.iter().all(|&s| s >= 6.0),
         "SDR per source {scores:?}"
+    );
+}
+
+#[test]
+fn sources_grouped_blind_in_stereo_are_rendered_by_the_spatial_filter_it_learns() {
+    let (audio, truth) = panned_pair(1);
+    let params = SeparateParams {
+        nmf: NmfParams::new(8),
+        groups: Some(2),
+        ..Default::default()
+    };
+    let separation = analyze(&audio, &params, &mut |_| {}).unwrap();
+    assert!(separation.is_spatial());
+    // The stems still add up to the mixture.
+    let stems = separation.render_to_memory(&audio).unwrap();
+    for channel in 0..2 {
+        let worst = (0..audio.len())
+            .map(|i| {
+                let sum = stems[0].channels[channel][i] + stems[1].channels[channel][i];
+                (sum - audio.channels[channel][i]).abs()
+            })
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-4, "channel {channel}: {worst}");
+    }
+    // The filter that learns where each source sits separates better than the masks alone.
+    let default = SeparateParams::default().max_frames;
+    let filtered = separated_scores(&audio, &truth, default, true);
+    let masked = separated_scores(&audio, &truth, default, false);
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    assert!(
+        mean(&filtered) > mean(&masked) + 1.0,
+        "spatial filter {filtered:?}, masks {masked:?}"
     );
 }
