@@ -169,7 +169,8 @@ const REGISTER_PARTIALS: usize = 20;
 /// 30 Hz to 2 kHz, whose first 20 partials, weighed `1/n`, hold the most of it (the largest
 /// of the three bins around each). A pitched template gets its pitch (or an octave of it);
 /// an unpitched one, where a comb fits its energy best. Basses and leads of a similar
-/// envelope sit octaves apart.
+/// envelope sit octaves apart. Not [`crate::inspect::estimate_pitch`], which declines
+/// unpitched templates: every component needs a value here.
 fn register(spectrum: &[f64], bin_hz: f64) -> f64 {
     let bins = spectrum.len();
     let steps = (24.0 * (REGISTER_HZ.1 / REGISTER_HZ.0).log2()).ceil() as usize;

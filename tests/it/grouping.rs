@@ -70,13 +70,8 @@ fn panned_pair(times: usize) -> (Audio, [Vec<f32>; 2]) {
     (audio, [mono(&a), mono(&b)])
 }
 
-/// The SDR of each source's mono downmix, in the best order.
-fn panned_scores(audio: &Audio, truth: &[Vec<f32>; 2], max_frames: usize) -> Vec<f64> {
-    separated_scores(audio, truth, max_frames, true)
-}
-
-/// [`panned_scores`], rendered by the multichannel Wiener filter or (`spatial` false) by soft
-/// masks.
+/// The SDR of each source's mono downmix, in the best order, rendered by the multichannel
+/// Wiener filter or (`spatial` false) by soft masks.
 fn separated_scores(
     audio: &Audio,
     truth: &[Vec<f32>; 2],
@@ -104,7 +99,7 @@ fn separated_scores(
 #[test]
 fn two_instruments_of_one_timbre_panned_apart_are_told_apart_by_their_side() {
     let (audio, truth) = panned_pair(1);
-    let scores = panned_scores(&audio, &truth, SeparateParams::default().max_frames);
+    let scores = separated_scores(&audio, &truth, SeparateParams::default().max_frames, true);
     assert!(
         scores.iter().all(|&s| s >= 6.0),
         "SDR per source {scores:?}"
@@ -116,7 +111,7 @@ fn a_long_recording_is_told_apart_by_side_on_its_template_sample() {
     // 16 s: 500 frames, more than the 256 fitted at once, so the templates and the sides come
     // from the recording's sample.
     let (audio, truth) = panned_pair(2);
-    let scores = panned_scores(&audio, &truth, 256);
+    let scores = separated_scores(&audio, &truth, 256, true);
     assert!(
         scores.iter().all(|&s| s >= 6.0),
         "SDR per source {scores:?}"
