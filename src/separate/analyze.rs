@@ -72,15 +72,14 @@ impl Separator {
         } else if let Some(groups) = params.groups {
             // Measured on the frames the templates were fitted on: the whole recording, or
             // a long one's sample.
-            let balance = match (input.num_channels(), &sample) {
-                (1, _) => None,
-                (_, None) => {
-                    let whole = 0..frames;
-                    let ranges = std::slice::from_ref(&whole);
-                    Some(self.balance(input, ranges, nmf.h.view(), &nmf)?)
-                }
-                (_, Some((ranges, h))) => Some(self.balance(input, ranges, h.view(), &nmf)?),
+            let whole = 0..frames;
+            let (ranges, h) = match &sample {
+                Some((ranges, h)) => (ranges.as_slice(), h.view()),
+                None => (std::slice::from_ref(&whole), nmf.h.view()),
             };
+            let balance = (input.num_channels() > 1)
+                .then(|| channel_energies(self.blocks(), input, stft, ranges, nmf.w.view(), h))
+                .transpose()?;
             group_components(
                 nmf.w.view(),
                 &energies,
@@ -239,18 +238,6 @@ impl Separator {
             converged,
         };
         Ok((nmf, sink.data_sum, sink.sums, spill, sample))
-    }
-
-    /// The energy each component of `fit` takes from each channel of `input` (see
-    /// [`channel_energies`]), over the frames of `ranges` whose activations `h` holds.
-    fn balance(
-        &self,
-        input: Input<'_>,
-        ranges: &[Range<usize>],
-        h: ArrayView2<f32>,
-        fit: &Nmf,
-    ) -> Result<Array2<f64>> {
-        channel_energies(self.blocks(), input, &self.stft, ranges, fit.w.view(), h)
     }
 }
 
