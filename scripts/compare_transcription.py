@@ -14,6 +14,12 @@ turning activations into notes (a Python copy of src/inspect/transcribe.rs).
 Scoring: mir_eval.transcription.precision_recall_f1_overlap with a 50 ms onset tolerance
 and offset_ratio=None (onset and pitch only).
 
+With --learned, a third demix column transcribes each piece with templates learned from its
+training clip (the same instrument playing every semitone of the piece's range, one note at a
+time): `demix learn train.flac --notes LOW-HIGH` over the clip's notes, then `inspect
+--source`. The time of that column includes `learn`.
+The scikit-learn column has no learned counterpart.
+
 Usage, from the repository root after `cargo build --release` and make_corpus.py:
     python3 scripts/compare_transcription.py --split tuning        # tune here
     python3 scripts/compare_transcription.py --split validation    # report from here
@@ -154,6 +160,19 @@ def demix_transcribe(path, extra, binary=DEMIX):
         return read_midi_notes(midi), w
 
 
+def demix_learned(path, train, binary=DEMIX, learn_extra=(), extra=()):
+    """Learns one template per note of the training clip's range (`demix learn --notes`),
+    then transcribes `path` with them (`demix inspect --source`)."""
+    pitches = [m for _, _, m in read_midi_notes(train.replace(".flac", ".mid"))]
+    with tempfile.TemporaryDirectory() as tmp:
+        npz, midi = os.path.join(tmp, "instrument.npz"), os.path.join(tmp, "notes.mid")
+        subprocess.run([binary, "-q", "learn", train, "--notes", f"{min(pitches)}-{max(pitches)}",
+                        "-o", npz] + list(learn_extra), check=True)
+        subprocess.run([binary, "-q", "inspect", path, "-o", os.path.join(tmp, "out"),
+                        "--source", npz, "--midi", midi] + list(extra), check=True)
+        return read_midi_notes(midi)
+
+
 def score(reference, estimate):
     hz = lambda m: 440.0 * 2 ** ((np.asarray(m, dtype=float) - 69) / 12)
     ri = np.array([[a, b] for a, b, _ in reference])
@@ -193,10 +212,19 @@ def main():
     ap.add_argument("--demix-args", default="", help="extra options for demix inspect")
     ap.add_argument("--skip-peer", action="store_true", help="demix only")
     ap.add_argument("--binary", default=DEMIX, help="the demix binary to run")
+    ap.add_argument("--learned", action="store_true",
+                    help="also transcribe with templates learned from each piece's training "
+                    "clip (demix learn -k <its notes>, then inspect --source)")
+    ap.add_argument("--learn-args", default="", help="extra options for demix learn")
+    ap.add_argument("--only-learned", action="store_true",
+                    help="transcribe with the learned templates only")
     args = ap.parse_args()
     extra = args.demix_args.split()
-    pipelines = ["demix (adapted)", "demix --fixed-templates"] + ([] if args.skip_peer else
-                                                                 ["scikit-learn (fixed)"])
+    pipelines = [] if args.only_learned else ["demix (adapted)", "demix --fixed-templates"]
+    if args.learned or args.only_learned:
+        pipelines.append("demix --source (learned)")
+    if not (args.skip_peer or args.only_learned):
+        pipelines.append("scikit-learn (fixed)")
     rows, times = [], {p: 0.0 for p in pipelines}
     for name, inst, font, room, path, midi in items_of(args):
         ref = read_midi_notes(midi)
@@ -207,6 +235,9 @@ def main():
                 est, _ = demix_transcribe(path, extra, args.binary)
             elif p == "demix --fixed-templates":
                 est, w_demix = demix_transcribe(path, ["--fixed-templates"] + extra, args.binary)
+            elif p == "demix --source (learned)":
+                train = os.path.join(os.path.dirname(path), "train.flac")
+                est = demix_learned(path, train, args.binary, args.learn_args.split(), extra)
             else:
                 est, w_py = sklearn_transcribe(path)
                 # The templates are compared when demix's frames are the peer's (for

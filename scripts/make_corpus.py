@@ -11,7 +11,9 @@ is the exact sum of the stems (stems are rounded to 24 bits first, so the stored
 the sum of the stored stems sample for sample). Each source also gets a 15 s training clip:
 the same instrument, sound font and room playing other notes, another key, tempo and rhythm.
 Solo pieces (piano and four other instruments, polyphonic: a melody over broken or block
-chords) come with their MIDI notes for transcription scoring.
+chords) come with their MIDI notes for transcription scoring, and with a training clip of the
+same instrument, sound font and room playing every semitone of the piece's range once, one
+note at a time and rising (what a user would record to learn their instrument's notes).
 
 The splits share no piece: the tuning split is composed from seeds (seed, "tuning", i) and the
 validation split from (seed, "validation", i). The tuning split uses the FluidR3 sound font
@@ -22,7 +24,7 @@ version and sound-font files.
 Layout (as ../shared/dev-mixes, plus a family per source in meta.json):
     OUT/<split>/songs/<song>/mix.flac, <source>.flac, <source>.mid, song.mid, meta.json
     OUT/<split>/songs/<song>/train/<source>.flac, <source>.mid
-    OUT/<split>/solo/<piece>/mix.flac, notes.mid, meta.json
+    OUT/<split>/solo/<piece>/mix.flac, notes.mid, train.flac, train.mid, meta.json
     OUT/<split>/index.json           every song and piece of the split with its sources
 
 Usage (not run by CI; needs `apt-get install fluidsynth fluid-soundfont-gm timgm6mb-soundfont`
@@ -48,6 +50,7 @@ import soundfile as sf
 
 SR = 44100
 SONG_S, TRAIN_S, SOLO_S = 20.0, 15.0, 20.0
+SOLO_TRAIN_STEP_S = 0.7  # one note of a solo piece's training clip every 0.7 s
 SOUNDFONTS = {
     "FluidR3": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
     "TimGM6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2",
@@ -419,7 +422,7 @@ def solo(split, index, seed, out_root, workdir):
     reverb = index % 4 == 3
     name = f"{split[:3]}solo{index:02d}_{inst}"
     folder = out_root / split / "solo" / name
-    if (folder / "meta.json").exists():
+    if (folder / "meta.json").exists() and (folder / "train.flac").exists():
         return json.loads((folder / "meta.json").read_text())
     tmp_folder = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp_folder, ignore_errors=True)
@@ -445,18 +448,39 @@ def solo(split, index, seed, out_root, workdir):
     program = SOLO_PROGRAMS[inst]
     pm = part_midi(h, notes, program, False, 64, SOLO_S)
     audio = render(pm, SOUNDFONTS[font], SOLO_S, workdir)
-    rt60 = 0.0
+    rt60, ir = 0.0, None
     if reverb:
         ir, rt60 = room(rng)
         audio = apply_room(audio, ir)
     audio = quantize(audio * 0.89 / max(np.abs(audio).max(), 1e-9))
     sf.write(str(tmp_folder / "mix.flac"), audio, SR, subtype="PCM_24")
     pm.write(str(tmp_folder / "notes.mid"))
+    # The training clip draws from the generator only after the piece is made, so adding it
+    # left every piece as it was.
+    train_notes, train_s = [], 1.0
+    for pitch in range(max(low - 12, 28), RANGES[family][1] + 1):
+        add(train_notes, train_s - 0.5, 0.5, pitch, rng.integers(60, 111), np.inf)
+        train_s += SOLO_TRAIN_STEP_S
+    pm = part_midi(h, train_notes, program, False, 64, train_s)
+    train = render(pm, SOUNDFONTS[font], train_s, workdir)
+    if ir is not None:
+        train = apply_room(train, ir)
+    train = quantize(train * 0.89 / max(np.abs(train).max(), 1e-9))
+    sf.write(str(tmp_folder / "train.flac"), train, SR, subtype="PCM_24")
+    pm.write(str(tmp_folder / "train.mid"))
     meta = dict(piece=name, split=split, instrument=inst, program=program, soundfont=font,
                 reverb_rt60=rt60, n_notes=len(notes), harmony=h.describe(), sr=SR,
-                duration=SOLO_S, seed=[seed, split, index])
+                duration=SOLO_S, seed=[seed, split, index],
+                train=dict(notes=len(train_notes), low=train_notes[0].pitch,
+                           high=train_notes[-1].pitch, duration=train_s))
     (tmp_folder / "meta.json").write_text(json.dumps(meta, indent=1))
-    tmp_folder.rename(folder)
+    if folder.exists():  # a piece made before training clips existed: replaced whole
+        old = folder.with_name(folder.name + ".old")
+        folder.rename(old)
+        tmp_folder.rename(folder)
+        shutil.rmtree(old)
+    else:
+        tmp_folder.rename(folder)
     return meta
 
 

@@ -270,6 +270,12 @@ pub struct LearnArgs {
     /// The source's name [default: the output file's stem].
     #[arg(long)]
     pub name: Option<String>,
+    /// Recordings of the instrument's notes played one at a time: one template per semitone
+    /// of this range (A0-C8, 36-84, C#3-G5), each its note's harmonic comb with the levels of
+    /// the frames where that note sounds most, for `inspect --source` to transcribe with (on
+    /// inspect's note frames, KL, 100 iterations per fit).
+    #[arg(long, value_name = "LOW-HIGH", conflicts_with_all = ["components", "frames"])]
+    pub notes: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Replace an existing template file.

@@ -120,7 +120,17 @@ pub struct InspectArgs {
 
 impl InspectArgs {
     /// The library parameters these options ask for, or the error of a bad note range.
-    fn params(&self, templates: Vec<Templates>) -> Result<InspectParams, ParamError> {
+    fn params(&self, mut templates: Vec<Templates>) -> Result<InspectParams, ParamError> {
+        if templates.iter().any(|t| t.notes.is_some()) {
+            if templates.len() > 1 {
+                return Err(ParamError::Conflict {
+                    param: demix::error::Param::Templates,
+                    message: "note templates (demix learn --notes) transcribe alone: give one \
+                              --source",
+                });
+            }
+            return self.learned_notes_params(templates.remove(0));
+        }
         let notes = self
             .notes
             .as_deref()
@@ -154,7 +164,6 @@ impl InspectArgs {
             Some(t) => NmfParams::new(k).with_loss(t.loss),
             None => NmfParams::new(k),
         };
-        let min_level = self.min_level.unwrap_or(transcribe.min_level());
         // Note frames follow each file's sample rate unless the frames are given.
         let scale_frames =
             notes.is_some() && self.model.n_fft.is_none() && self.model.hop.is_none();
@@ -163,13 +172,7 @@ impl InspectArgs {
             nmf: self.model.nmf(base),
             notes,
             mask_power: self.mask_power,
-            transcribe: transcribe
-                .with_onset(self.onset)
-                .with_min_level(min_level)
-                .with_confidence(self.note_confidence)
-                .with_offset(self.offset)
-                .with_reonset(self.reonset)
-                .with_min_duration(self.min_duration),
+            transcribe: self.transcribe(transcribe),
             templates,
             scale_frames,
             max_frames: self.max_frames,
@@ -177,6 +180,36 @@ impl InspectArgs {
                 .rank
                 .selection(self.components == Some(ComponentsArg::Auto))?,
         })
+    }
+
+    /// The library parameters for note templates learned by `demix learn --notes`, as
+    /// `--notes` transcribes.
+    fn learned_notes_params(&self, learned: Templates) -> Result<InspectParams, ParamError> {
+        let defaults = InspectParams::learned_notes(learned)?;
+        let k = ComponentsArg::or(self.components, 0);
+        Ok(InspectParams {
+            stft: self.model.stft(Some(defaults.stft)),
+            nmf: self.model.nmf(NmfParams::new(k)),
+            mask_power: self.mask_power,
+            transcribe: self.transcribe(defaults.transcribe),
+            max_frames: self.max_frames,
+            rank: self
+                .rank
+                .selection(self.components == Some(ComponentsArg::Auto))?,
+            ..defaults
+        })
+    }
+
+    /// The thresholds `defaults` with the ones given on the command line.
+    fn transcribe(&self, defaults: TranscribeParams) -> TranscribeParams {
+        let min_level = self.min_level.unwrap_or(defaults.min_level());
+        defaults
+            .with_onset(self.onset)
+            .with_min_level(min_level)
+            .with_confidence(self.note_confidence)
+            .with_offset(self.offset)
+            .with_reonset(self.reonset)
+            .with_min_duration(self.min_duration)
     }
 
     /// The format of `--audio`, if asked for.

@@ -7,6 +7,7 @@ use super::args::{ComponentsArg, FramesArg, LearnArgs};
 use super::failure::{Failure, describe_param_error};
 use super::{Output, same_file};
 use demix::ParamError;
+use demix::inspect::notes::NoteRange;
 use demix::sources::{LearnEvent, ModelChoice, PERCUSSIVE_BOUND, learn_source};
 
 pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
@@ -21,6 +22,11 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     let rank = args
         .rank
         .selection(args.components == Some(ComponentsArg::Auto))?;
+    let notes = args
+        .notes
+        .as_deref()
+        .map(str::parse::<NoteRange>)
+        .transpose()?;
     let target = args.out.display().to_string();
     let is_npz = args
         .out
@@ -46,6 +52,9 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
         let audio = demix::audio::read_audio(input)
             .map_err(|e| Failure::failed(format!("{}: {e}", input.display())))?;
         examples.push(audio);
+    }
+    if let Some(range) = notes {
+        return learn_notes(args, (&name, &examples), range, out);
     }
     let started = Instant::now();
     let bar = out.iteration_bar(&target, nmf.max_iter());
@@ -122,17 +131,62 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
         Err(demix::Error::Param(e)) if !matches!(e, ParamError::RankTooLarge { .. }) => {
             Err(e.into())
         }
-        Err(e) => {
-            let inputs: Vec<String> = args
-                .inputs
-                .iter()
-                .map(|i| i.display().to_string())
-                .collect();
-            let message = match &e {
-                demix::Error::Param(p) => describe_param_error(p),
-                e => e.to_string(),
-            };
-            Err(Failure::failed(format!("{}: {message}", inputs.join(", "))))
-        }
+        Err(e) => Err(of_recordings(args, &e)),
     }
+}
+
+/// The failure `e` of learning from the recordings of `args`, naming them.
+fn of_recordings(args: &LearnArgs, e: &demix::Error) -> Failure {
+    let inputs: Vec<String> = args
+        .inputs
+        .iter()
+        .map(|i| i.display().to_string())
+        .collect();
+    let message = match e {
+        demix::Error::Param(p) => describe_param_error(p),
+        e => e.to_string(),
+    };
+    Failure::failed(format!("{}: {message}", inputs.join(", ")))
+}
+
+/// `demix learn --notes`: one template per note of `range` from `examples`, recordings of the
+/// instrument's notes, on inspect's note frames for the examples' sample rate.
+fn learn_notes(
+    args: &LearnArgs,
+    (name, examples): (&str, &[demix::audio::Audio]),
+    range: NoteRange,
+    out: &Output,
+) -> Result<ExitCode, Failure> {
+    let target = args.out.display().to_string();
+    let rate = examples.first().map_or(44_100, |a| a.sample_rate);
+    let notes_stft = demix::inspect::scaled_stft(&demix::inspect::notes_stft(), rate);
+    let stft = args.model.stft(Some(notes_stft));
+    let nmf = args.model.nmf(demix::inspect::learn_notes_params());
+    let started = Instant::now();
+    let bar = out.iteration_bar(&target, 2 * nmf.max_iter());
+    let learned = demix::inspect::learn_notes(name, examples, &stft, range, &nmf, &mut |p| {
+        bar.set_position(p.iteration as u64);
+    });
+    bar.finish_and_clear();
+    let learned = learned.and_then(|l| l.templates.save(&args.out).map(|()| l));
+    let learned = learned.map_err(|e| of_recordings(args, &e))?;
+    let unheard = match learned.unheard.len() {
+        0 => String::new(),
+        n => format!(
+            "; {n} not heard in the recordings keep harmonic templates ({})",
+            learned
+                .unheard
+                .iter()
+                .map(|&m| demix::inspect::notes::note_name(m.into()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    };
+    out.info(&format!(
+        "{target}: {} note templates {range} of '{name}' from {} file(s){unheard} ({:.1} s)",
+        learned.templates.templates(),
+        examples.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::SUCCESS)
 }

@@ -69,7 +69,13 @@ pub(crate) fn fit(
             (None, vec![None; k])
         }
         Some(templates) => {
-            let w0 = harmonic_templates(templates.range, rate, stft_params, &templates.shape)?;
+            let w0 = match &templates.learned {
+                Some(learned) => {
+                    learned.check_compatible(stft_params, rate)?;
+                    learned.w.clone()
+                }
+                None => harmonic_templates(templates.range, rate, stft_params, &templates.shape)?,
+            };
             let mut names: Vec<Option<u8>> = templates.range.iter().map(Some).collect();
             names.extend(std::iter::repeat_n(None, params.nmf.components()));
             (Some(w0), names)

@@ -18,6 +18,7 @@ mod activity;
 mod charts;
 mod export;
 mod fit;
+mod learn;
 mod note_model;
 pub mod notes;
 mod overview;
@@ -30,6 +31,7 @@ pub use charts::{
     CHART_HEIGHT, CHART_WIDTH, NOTE_BOX, activations_chart, spectrogram_chart, templates_chart,
 };
 pub use export::{InspectOutput, InspectReport, OUTPUT_NAMES, inspect_file, midi_apart};
+pub use learn::{LEARN_NOTES_ITER, LearnedNotes, learn_notes, learn_notes_params};
 pub use overview::Overview;
 pub use params::{InspectParams, Inspector, NOTES_N_FFT, NoteTemplates, notes_stft, scaled_stft};
 pub use pitch::{MIN_EXCESS_FRACTION, MIN_HARMONIC_FRACTION, PitchEstimate, estimate_pitch};

@@ -53,6 +53,11 @@ pub struct NoteTemplates {
     pub shape: HarmonicShape,
     /// Iterations of adaptation after the fit with fixed templates (default 30).
     pub adapt_iter: usize,
+    /// Templates learned from recordings of the instrument's notes
+    /// ([`learn_notes`](super::learn_notes)), one per note of `range`, to start from instead
+    /// of harmonic combs (default none; `shape` then does not apply). The inspection must use
+    /// the frames they were learned with.
+    pub learned: Option<Templates>,
 }
 
 impl NoteTemplates {
@@ -63,7 +68,30 @@ impl NoteTemplates {
             fixed: false,
             shape: HarmonicShape::default(),
             adapt_iter: 30,
+            learned: None,
         }
+    }
+
+    /// Adapted templates starting from `learned`, note templates learned by
+    /// [`learn_notes`](super::learn_notes) (whose [`Templates::notes`] give the range).
+    ///
+    /// # Errors
+    /// [`ParamError::Conflict`] for templates without notes.
+    pub fn learned(learned: Templates) -> Result<NoteTemplates, ParamError> {
+        let range = match learned.notes.as_deref() {
+            Some([low, .., high]) => NoteRange::new(*low, *high)?,
+            Some(&[one]) => NoteRange::new(one, one)?,
+            _ => {
+                return Err(ParamError::Conflict {
+                    param: Param::Templates,
+                    message: "these templates were not learned one per note (demix learn --notes)",
+                });
+            }
+        };
+        Ok(NoteTemplates {
+            learned: Some(learned),
+            ..NoteTemplates::new(range)
+        })
     }
 
     /// Holds the templates fixed (default false).
@@ -149,6 +177,22 @@ impl InspectParams {
             scale_frames: true,
             ..Default::default()
         }
+    }
+
+    /// Note templates learned by [`learn_notes`](super::learn_notes) (see
+    /// [`NoteTemplates::learned`]), on the frames they were learned with, transcribed as
+    /// [`Self::notes`] transcribes.
+    ///
+    /// # Errors
+    /// As [`NoteTemplates::learned`].
+    pub fn learned_notes(learned: Templates) -> Result<InspectParams, ParamError> {
+        Ok(InspectParams {
+            stft: learned.stft_params(),
+            nmf: NmfParams::new(0),
+            notes: Some(NoteTemplates::learned(learned)?),
+            transcribe: TranscribeParams::for_notes(),
+            ..Default::default()
+        })
     }
 
     /// The learned `templates` held fixed, on the frames they were learned with, fitted with
@@ -237,6 +281,9 @@ impl InspectParams {
             // Zero free components are fine here: the notes are components too.
             (Some(notes), None) => {
                 notes.shape.check()?;
+                if let Some(learned) = &notes.learned {
+                    self.check_learned_notes(learned, notes.range)?;
+                }
                 self.nmf
                     .clone()
                     .with_fixed_templates(Array2::zeros((1, 1)))
@@ -261,6 +308,27 @@ impl InspectParams {
         Ok(Inspector {
             params: self.clone(),
         })
+    }
+}
+
+impl InspectParams {
+    /// Refuses learned note templates that are not one per note of `range` on these frames.
+    fn check_learned_notes(&self, learned: &Templates, range: NoteRange) -> Result<(), ParamError> {
+        let conflict = |message| ParamError::Conflict {
+            param: Param::Templates,
+            message,
+        };
+        if self.scale_frames {
+            return Err(conflict("learned templates keep the frames they were learned with"));
+        }
+        learned.check_stft(&self.stft)?;
+        let one_per_note = learned.frames == 1
+            && learned.len() == range.len()
+            && learned.notes.as_ref().is_some_and(|n| n.iter().copied().eq(range.iter()));
+        if !one_per_note {
+            return Err(conflict("the learned note templates are not one per note of the range"));
+        }
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ pub use shift::{DEFAULT_PITCH_SHIFTS, MAX_PITCH_SHIFTS, pitch_shifted};
 pub use templates::{
     DEFAULT_TEMPLATES, Templates, learn, learn_params, learn_with_rank, mix_loss, percussion,
 };
-pub(crate) use templates::{stack, with_stacked};
+pub(crate) use templates::{pooled_spectrogram, stack, templates_of, with_stacked};
 
 /// Name of the source made of the free components next to learned templates.
 pub const OTHER: &str = "other";

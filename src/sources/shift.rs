@@ -79,6 +79,8 @@ impl Templates {
             .collect();
         self.w = pitch_shifted(self.w.view(), &shifts);
         self.w_kl = self.w_kl.map(|w| pitch_shifted(w.view(), &shifts));
+        // The copies are no longer one template per note.
+        self.notes = None;
         self
     }
 }
@@ -181,6 +183,7 @@ mod tests {
             loss: Loss::ItakuraSaito,
             w_kl: Some(Array2::from_elem((64, 3 * frames), 0.5)),
             spatial: Some(Array3::zeros((64, 2, 2))),
+            notes: None,
         }
     }
 

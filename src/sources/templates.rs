@@ -54,6 +54,10 @@ pub struct Templates {
     /// from recordings of C ≥ 2 channels; separation of C-channel mixtures then uses the
     /// multichannel Wiener filter.
     pub spatial: Option<Array3<Complex32>>,
+    /// The MIDI note of each template when they were learned one per note
+    /// ([`learn_notes`](crate::inspect::learn_notes), `demix learn --notes`): a semitone apart,
+    /// rising. `demix inspect --source` then transcribes with them as note templates.
+    pub notes: Option<Vec<u8>>,
 }
 
 impl Templates {
@@ -114,6 +118,10 @@ impl Templates {
         if let Some(r) = &self.spatial {
             entries.push(("spatial_re", NpyArray::F32(r.mapv(|c| c.re).into_dyn())));
             entries.push(("spatial_im", NpyArray::F32(r.mapv(|c| c.im).into_dyn())));
+        }
+        if let Some(notes) = &self.notes {
+            let notes = notes.iter().map(|&n| i64::from(n)).collect::<Vec<_>>();
+            entries.push(("notes", NpyArray::I64(ndarray::Array1::from(notes).into_dyn())));
         }
         npy::save_npz(path, entries.iter().map(|(n, a)| (*n, a)))
     }
@@ -255,6 +263,13 @@ impl Templates {
             (None, None) => None,
             _ => return Err(bad("only one of 'spatial_re' and 'spatial_im'".into())),
         };
+        let notes = match arrays.get("notes") {
+            None => None,
+            Some(a) => Some(
+                note_numbers(a, w.ncols() / frames)
+                    .ok_or_else(|| bad("'notes' must be one rising MIDI note per template, a semitone apart".into()))?,
+            ),
+        };
         Ok(Templates {
             name,
             w,
@@ -266,6 +281,7 @@ impl Templates {
             loss,
             w_kl,
             spatial,
+            notes,
         })
     }
 
@@ -443,7 +459,7 @@ pub(super) fn fit_with_rank(
 
 /// The planned STFT and the examples' channel-summed magnitude spectrograms joined in time,
 /// `(frames, bins)`, after checking the name and the examples.
-pub(super) fn pooled_spectrogram(
+pub(crate) fn pooled_spectrogram(
     name: &str,
     examples: &[Audio],
     stft: &StftParams,
@@ -480,19 +496,31 @@ fn pooled(examples: &[Audio], stft: &StftParams) -> Result<(Stft, Array2<f32>)> 
 pub(super) fn fit_templates(
     name: &str,
     examples: &[Audio],
-    (stft, plan): (&StftParams, &Stft),
+    stft: (&StftParams, &Stft),
     pooled: ArrayView2<f32>,
     nmf: &NmfParams,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Templates> {
     let w = fitted_w(pooled, nmf, progress)?;
-    let frames = nmf.frames();
+    Ok(templates_of(name, examples, stft, (w, nmf.frames()), nmf.loss()))
+}
+
+/// The templates `w` of `frames` frames each, fitted with `loss` to `examples` with the STFT
+/// settings and their plan, with the examples' spatial covariance when they share two or
+/// more channels.
+pub(crate) fn templates_of(
+    name: &str,
+    examples: &[Audio],
+    (stft, plan): (&StftParams, &Stft),
+    (w, frames): (Array2<f32>, usize),
+    loss: Loss,
+) -> Templates {
     // The spatial covariance, when every example has the same number of channels (2 or more).
     let first = &examples[0];
     let channels = first.num_channels();
     let spatial = (channels >= 2 && examples.iter().all(|a| a.num_channels() == channels))
         .then(|| spatial::learn_covariance(plan, examples));
-    Ok(Templates {
+    Templates {
         name: name.to_string(),
         w,
         frames,
@@ -500,10 +528,23 @@ pub(super) fn fit_templates(
         hop: plan.hop(),
         window: stft.window(),
         sample_rate: first.sample_rate,
-        loss: nmf.loss(),
+        loss,
         w_kl: None,
         spatial,
-    })
+        notes: None,
+    }
+}
+
+/// The notes of `array` when it holds `templates` MIDI notes (0 to 127), each a semitone
+/// above the one before.
+fn note_numbers(array: &NpyArray, templates: usize) -> Option<Vec<u8>> {
+    let notes = array.to_f64().filter(|a| a.ndim() == 1)?;
+    let notes: Vec<u8> = notes
+        .iter()
+        .map(|&n| (n.fract() == 0.0 && (0.0..=127.0).contains(&n)).then_some(n as u8))
+        .collect::<Option<_>>()?;
+    let rising = notes.windows(2).all(|p| p[1] == p[0] + 1);
+    (notes.len() == templates && rising).then_some(notes)
 }
 
 /// The templates W fitted with `nmf` to `pooled` (frames × bins), each summing to 1 (free
@@ -601,6 +642,7 @@ mod tests {
             spatial: Some(Array3::from_shape_fn((5, 2, 2), |(f, a, b)| {
                 Complex32::new((f + a) as f32, b as f32 - a as f32)
             })),
+            notes: Some(vec![60, 61]),
         }
     }
 
@@ -633,6 +675,10 @@ mod tests {
         assert!(with("W_kl", kl).contains("'W_kl'"));
         let negative = NpyArray::F32(Array2::from_elem((5, 2), -1.0f32).into_dyn());
         assert!(with("W_kl", negative).contains("'W_kl'"));
+        let notes = |n: &[i64]| NpyArray::I64(ndarray::Array1::from(n.to_vec()).into_dyn());
+        for bad in [&[60][..], &[60, 62], &[61, 60], &[127, 128], &[60, 61, 62]] {
+            assert!(with("notes", notes(bad)).contains("'notes'"), "{bad:?}");
+        }
     }
 
     #[test]
