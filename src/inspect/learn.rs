@@ -116,15 +116,20 @@ pub fn learn_notes(
     Ok(LearnedNotes { templates, unheard })
 }
 
+/// Frames whose loudest note's activation is below this fraction of the loudest of all (60 dB
+/// down) are silence, and go to no note.
+const SILENCE: f32 = 1e-3;
+
 /// The activations `h` (notes × frames) with every frame kept only for its largest note (the
-/// first of equals; silent frames for none), and the notes that kept a frame.
+/// first of equals; frames of [`SILENCE`] for none), and the notes that kept a frame.
 fn frames_of_each_note(h: ArrayView2<f32>) -> (Array2<f32>, Vec<usize>) {
     let mut owned = Array2::zeros(h.dim());
     let mut heard = vec![false; h.nrows()];
+    let quiet = SILENCE * h.iter().fold(0f32, |m, &a| m.max(a));
     for (t, column) in h.columns().into_iter().enumerate() {
         let mut best: Option<(usize, f32)> = None;
         for (k, &a) in column.iter().enumerate() {
-            if a > 0.0 && best.is_none_or(|(_, b)| a > b) {
+            if a > quiet && best.is_none_or(|(_, b)| a > b) {
                 best = Some((k, a));
             }
         }
@@ -144,12 +149,21 @@ mod tests {
 
     #[test]
     fn each_frame_goes_to_its_largest_note_alone() {
-        let h = array![[1.0f32, 0.0, 2.0, 0.0], [3.0, 0.0, 2.0, 0.0], [0.5, 0.0, 0.0, 0.0]];
+        let h = array![
+            [1.0f32, 0.0, 2.0, 0.0, 0.002],
+            [3.0, 0.0, 2.0, 0.0, 0.0],
+            [0.5, 0.0, 0.0, 0.004, 0.0]
+        ];
         let (owned, heard) = frames_of_each_note(h.view());
+        // The last frame, under 1e-3 of the loudest activation (3), is silence.
         assert_eq!(
             owned,
-            array![[0.0f32, 0.0, 2.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+            array![
+                [0.0f32, 0.0, 2.0, 0.0, 0.0],
+                [3.0, 0.0, 0.0, 0.0, 0.0],
+                [0.0, 0.0, 0.0, 0.004, 0.0]
+            ]
         );
-        assert_eq!(heard, vec![0, 1]);
+        assert_eq!(heard, vec![0, 1, 2]);
     }
 }

@@ -17,6 +17,7 @@ mod hostile;
 mod inspect;
 mod inspect_sources;
 mod inspect_stream;
+mod learn_notes;
 mod nmf;
 mod pitch;
 mod rank;
