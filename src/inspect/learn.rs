@@ -72,7 +72,12 @@ pub fn learn_notes(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<LearnedNotes> {
     let (plan, pooled) = pooled_spectrogram(name, examples, stft)?;
-    let combs = harmonic_templates(range, examples[0].sample_rate, stft, &HarmonicShape::default())?;
+    let combs = harmonic_templates(
+        range,
+        examples[0].sample_rate,
+        stft,
+        &HarmonicShape::default(),
+    )?;
     let fit = nmf.clone().with_components(0);
     let max_iter = 2 * fit.max_iter();
     let first = nmf::fit_with_progress(

@@ -319,14 +319,21 @@ impl InspectParams {
             message,
         };
         if self.scale_frames {
-            return Err(conflict("learned templates keep the frames they were learned with"));
+            return Err(conflict(
+                "learned templates keep the frames they were learned with",
+            ));
         }
         learned.check_stft(&self.stft)?;
         let one_per_note = learned.frames == 1
             && learned.len() == range.len()
-            && learned.notes.as_ref().is_some_and(|n| n.iter().copied().eq(range.iter()));
+            && learned
+                .notes
+                .as_ref()
+                .is_some_and(|n| n.iter().copied().eq(range.iter()));
         if !one_per_note {
-            return Err(conflict("the learned note templates are not one per note of the range"));
+            return Err(conflict(
+                "the learned note templates are not one per note of the range",
+            ));
         }
         Ok(())
     }

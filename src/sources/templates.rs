@@ -121,7 +121,10 @@ impl Templates {
         }
         if let Some(notes) = &self.notes {
             let notes = notes.iter().map(|&n| i64::from(n)).collect::<Vec<_>>();
-            entries.push(("notes", NpyArray::I64(ndarray::Array1::from(notes).into_dyn())));
+            entries.push((
+                "notes",
+                NpyArray::I64(ndarray::Array1::from(notes).into_dyn()),
+            ));
         }
         npy::save_npz(path, entries.iter().map(|(n, a)| (*n, a)))
     }
@@ -265,10 +268,9 @@ impl Templates {
         };
         let notes = match arrays.get("notes") {
             None => None,
-            Some(a) => Some(
-                note_numbers(a, w.ncols() / frames)
-                    .ok_or_else(|| bad("'notes' must be one rising MIDI note per template, a semitone apart".into()))?,
-            ),
+            Some(a) => Some(note_numbers(a, w.ncols() / frames).ok_or_else(|| {
+                bad("'notes' must be one rising MIDI note per template, a semitone apart".into())
+            })?),
         };
         Ok(Templates {
             name,
@@ -502,7 +504,13 @@ pub(super) fn fit_templates(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Templates> {
     let w = fitted_w(pooled, nmf, progress)?;
-    Ok(templates_of(name, examples, stft, (w, nmf.frames()), nmf.loss()))
+    Ok(templates_of(
+        name,
+        examples,
+        stft,
+        (w, nmf.frames()),
+        nmf.loss(),
+    ))
 }
 
 /// The templates `w` of `frames` frames each, fitted with `loss` to `examples` with the STFT

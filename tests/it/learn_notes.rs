@@ -38,7 +38,12 @@ fn write_reed(path: &Path, seconds: f64, notes: &[(f64, f64, u8, f64)]) {
     for &(onset, duration, midi, gain) in notes {
         reed(&mut x, midi_to_hz(f64::from(midi)), onset, duration, gain);
     }
-    write_wav(path, &Audio::new(RATE, vec![x]).unwrap(), OutputFormat::Float32).unwrap();
+    write_wav(
+        path,
+        &Audio::new(RATE, vec![x]).unwrap(),
+        OutputFormat::Float32,
+    )
+    .unwrap();
 }
 
 /// The reed's notes C3 to C6 one at a time, rising, but for C#4 and A#4.
@@ -166,12 +171,24 @@ fn notes_the_frames_cannot_hold_are_refused_naming_the_recording() {
     );
     assert!(!d.join("x.npz").exists());
     // A note range is checked as inspect --notes checks it, before any audio is read.
-    let out = demix(d, &["learn", "scale.wav", "--notes", "C5-C3", "-o", "x.npz"]);
+    let out = demix(
+        d,
+        &["learn", "scale.wav", "--notes", "C5-C3", "-o", "x.npz"],
+    );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     // -k and --notes exclude each other.
     let out = demix(
         d,
-        &["learn", "scale.wav", "--notes", "C3-C5", "-k", "3", "-o", "x.npz"],
+        &[
+            "learn",
+            "scale.wav",
+            "--notes",
+            "C3-C5",
+            "-k",
+            "3",
+            "-o",
+            "x.npz",
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(!d.join("x.npz").exists());
