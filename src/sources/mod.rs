@@ -5,6 +5,7 @@ use crate::error::ParamError;
 #[cfg(doc)]
 use crate::nmf::Nmf;
 
+mod file;
 mod group;
 mod model;
 mod percussion;
