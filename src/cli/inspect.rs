@@ -56,10 +56,11 @@ pub struct InspectArgs {
     /// adapted for 30 more.
     #[arg(long, value_name = "LOW-HIGH")]
     pub notes: Option<String>,
-    /// Learned templates to transcribe with, held fixed: NAME=FILE.npz or FILE.npz (from
-    /// `demix learn`, e.g. on recordings of the instrument's notes). Each template is a
-    /// component named NAME1, NAME2, ... and its notes are those of its estimated pitch.
-    /// Repeatable; -k then adds free components.
+    /// Learned templates to transcribe with: NAME=FILE.npz or FILE.npz. Note templates from
+    /// `demix learn --notes` (recordings of the instrument's notes) transcribe as --notes does,
+    /// starting from them; other templates (`demix learn -k K`) are held fixed, each a
+    /// component named NAME1, NAME2, ... whose notes are those of its estimated pitch
+    /// (repeatable). -k adds free components.
     #[arg(long = "source", value_name = "[NAME=]FILE", conflicts_with = "notes")]
     pub source: Vec<String>,
     /// Partial n of a note template starts with amplitude n^-D (0: all partials equal).
