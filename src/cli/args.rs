@@ -53,8 +53,9 @@ pub struct ModelArgs {
     /// [default: kl].
     #[arg(long, value_parser = parse_loss, value_name = "LOSS")]
     pub loss: Option<Loss>,
-    /// Most NMF iterations [default: 200; in separate with --source 35 for IS, 70 for KL, 100
-    /// otherwise; a quarter for the KL templates learn fits beside IS ones].
+    /// Most NMF iterations [default: 200; in learn 150, and a third of them for the KL
+    /// templates it fits beside IS ones; in separate with --source 35 for IS, 70 for KL, 100
+    /// otherwise].
     #[arg(long = "iter", value_name = "N")]
     pub max_iter: Option<usize>,
     /// Stop when the cost falls by less than this fraction over 10 iterations (0: never).

@@ -18,7 +18,11 @@ pub(super) fn run(args: &LearnArgs, out: &Output) -> Result<ExitCode, Failure> {
     });
     let stft = args.model.stft(None);
     let k = ComponentsArg::or(args.components, demix::sources::DEFAULT_TEMPLATES);
-    let nmf = args.model.nmf(demix::sources::learn_params(k));
+    let mut nmf = args.model.nmf(demix::sources::learn_params(k));
+    if nmf.loss() != demix::nmf::Loss::ItakuraSaito {
+        // learn_params's longer steps are for Itakura-Saito; another loss takes its own.
+        nmf = nmf.with_step_exponent(None);
+    }
     let rank = args
         .rank
         .selection(args.components == Some(ComponentsArg::Auto))?;
