@@ -17,7 +17,8 @@ pub use model::{LearnEvent, Learned, ModelChoice, learn_source};
 pub use percussion::{PERCUSSIVE_BOUND, PERCUSSIVE_FRAMES, Percussion};
 pub use shift::{DEFAULT_PITCH_SHIFTS, MAX_PITCH_SHIFTS, pitch_shifted};
 pub use templates::{
-    DEFAULT_TEMPLATES, Templates, learn, learn_params, learn_with_rank, mix_loss, percussion,
+    DEFAULT_TEMPLATES, LEARN_ITERATIONS, LEARN_STEP_EXPONENT, Templates, learn, learn_params,
+    learn_with_rank, mix_loss, percussion,
 };
 pub(crate) use templates::{pooled_spectrogram, stack, templates_of, with_stacked};
 
