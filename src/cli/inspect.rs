@@ -425,9 +425,19 @@ fn params_json(args: &InspectArgs, params: &InspectParams, audio: Option<OutputF
     let mut value = json!({
         "components": nmf.components(),
         "notes": params.notes.as_ref().map(|n| n.range.to_string()),
-        "sources": params.templates.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        // Learned note templates are a source too.
+        "sources": params
+            .templates
+            .iter()
+            .chain(params.notes.iter().filter_map(|n| n.learned.as_ref()))
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
         "fixed_templates": params.notes.as_ref().map(|n| n.fixed),
-        "harmonic_decay": params.notes.as_ref().map(|n| shortest(n.shape.decay)),
+        "harmonic_decay": params
+            .notes
+            .as_ref()
+            .filter(|n| n.learned.is_none())
+            .map(|n| shortest(n.shape.decay)),
         "loss": nmf.loss().to_string(),
         "max_iter": nmf.max_iter(),
         "tol": nmf.tol(),

@@ -108,6 +108,13 @@ fn note_templates_learned_from_an_instruments_notes_transcribe_it() {
 
     write_reed(&d.join("melody.wav"), 5.2, &MELODY);
     let f_learned = transcribe(d, &["--source", "reed.npz"], "learned.mid");
+    // The report names the templates, so that a batch run again with others redoes its files.
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(d.join("out/demix-report.json")).unwrap()).unwrap();
+    let params = &report["files"][0]["params"];
+    assert_eq!(params["sources"], serde_json::json!(["reed"]), "{params}");
+    assert_eq!(params["notes"], "C3-C6", "{params}");
+    assert!(params["harmonic_decay"].is_null(), "{params}");
     let f_generic = transcribe(d, &["--notes", "C3-C6", "--force"], "generic.mid");
     // The harmonic templates read the reed's loud third partial as notes of their own.
     assert!(
