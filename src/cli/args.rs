@@ -54,8 +54,8 @@ pub struct ModelArgs {
     #[arg(long, value_parser = parse_loss, value_name = "LOSS")]
     pub loss: Option<Loss>,
     /// Most NMF iterations [default: 200; in learn 150, and a third of them for the KL
-    /// templates it fits beside IS ones; in separate with --source 35 for IS, 70 for KL, 100
-    /// otherwise].
+    /// templates it fits beside IS ones, 100 with --notes; in separate with --source 35 for
+    /// IS, 70 for KL, 100 otherwise].
     #[arg(long = "iter", value_name = "N")]
     pub max_iter: Option<usize>,
     /// Stop when the cost falls by less than this fraction over 10 iterations (0: never).
@@ -275,7 +275,11 @@ pub struct LearnArgs {
     /// of this range (A0-C8, 36-84, C#3-G5), each its note's harmonic comb with the levels of
     /// the frames where that note sounds most, for `inspect --source` to transcribe with (on
     /// inspect's note frames, KL, 100 iterations per fit).
-    #[arg(long, value_name = "LOW-HIGH", conflicts_with_all = ["components", "frames"])]
+    #[arg(
+        long,
+        value_name = "LOW-HIGH",
+        conflicts_with_all = ["components", "frames", "loss", "restarts", "init", "sparsity", "smoothness"]
+    )]
     pub notes: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,

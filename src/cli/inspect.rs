@@ -35,6 +35,7 @@ Examples:
 
 /// Options of `demix inspect`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("note_templates").args(["notes", "source"]).multiple(true)))]
 pub struct InspectArgs {
     /// Audio files, or folders of them.
     #[arg(required = true, value_name = "INPUT")]
@@ -66,8 +67,8 @@ pub struct InspectArgs {
     /// Partial n of a note template starts with amplitude n^-D (0: all partials equal).
     #[arg(long = "harmonic-decay", default_value_t = demix::inspect::notes::HarmonicShape::default().decay, value_name = "D", requires = "notes")]
     pub harmonic_decay: f32,
-    /// Hold the note templates fixed instead of adapting them.
-    #[arg(long = "fixed-templates", requires = "notes")]
+    /// Hold the note templates (--notes, or from learn --notes) fixed instead of adapting them.
+    #[arg(long = "fixed-templates", requires = "note_templates")]
     pub fixed_templates: bool,
     /// Write the notes as a standard MIDI file. With several files or a folder, FILE is a name
     /// (such as notes.mid) written into each file's output folder.
@@ -83,9 +84,10 @@ pub struct InspectArgs {
     /// with --notes, where the note model judges each candidate].
     #[arg(long = "min-level", value_name = "F")]
     pub min_level: Option<f32>,
-    /// With --notes, keep a candidate note when the note model's confidence in it (0 to 1)
-    /// is at least this; 0 keeps every candidate above --min-level.
-    #[arg(long = "note-confidence", default_value_t = demix::inspect::DEFAULT_CONFIDENCE, value_name = "P", requires = "notes")]
+    /// With note templates (--notes, or from learn --notes), keep a candidate note when the
+    /// note model's confidence in it (0 to 1) is at least this; 0 keeps every candidate above
+    /// --min-level.
+    #[arg(long = "note-confidence", default_value_t = demix::inspect::DEFAULT_CONFIDENCE, value_name = "P", requires = "note_templates")]
     pub note_confidence: f32,
     /// A note ends where its activation falls below this fraction of its onset level.
     #[arg(long = "offset-threshold", default_value_t = TranscribeParams::default().offset(), value_name = "F")]
@@ -188,7 +190,9 @@ impl InspectArgs {
     fn learned_notes_params(&self, learned: Templates) -> Result<InspectParams, ParamError> {
         let defaults = InspectParams::learned_notes(learned)?;
         let k = ComponentsArg::or(self.components, 0);
+        let notes = (defaults.notes.clone()).map(|n| n.with_fixed(self.fixed_templates));
         Ok(InspectParams {
+            notes,
             stft: self.model.stft(Some(defaults.stft)),
             nmf: self.model.nmf(NmfParams::new(k)),
             mask_power: self.mask_power,

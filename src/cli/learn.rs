@@ -173,7 +173,11 @@ fn learn_notes(
     });
     bar.finish_and_clear();
     let learned = learned.and_then(|l| l.templates.save(&args.out).map(|()| l));
-    let learned = learned.map_err(|e| of_recordings(args, &e))?;
+    let learned = learned.map_err(|e| match e {
+        // Notes the recordings' sample rate cannot hold are theirs; other bad values are usage.
+        demix::Error::Param(p) if !matches!(p, ParamError::NoteAboveNyquist { .. }) => p.into(),
+        e => of_recordings(args, &e),
+    })?;
     let unheard = match learned.unheard.len() {
         0 => String::new(),
         n => format!(

@@ -2,7 +2,7 @@
 //! (`demix learn --notes`): one template per semitone, each its note's harmonic comb with the
 //! partials' levels of the frames where that note sounds most.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Zip};
 
 use super::notes::{HarmonicShape, NoteRange, harmonic_templates};
 use crate::audio::Audio;
@@ -11,11 +11,11 @@ use crate::nmf::{self, Loss, NmfParams, Progress};
 use crate::sources::{Templates, pooled_spectrogram, templates_of};
 use crate::spectral::StftParams;
 
-/// Iterations of each of the two fits of [`learn_notes`] by default.
+/// Iterations of [`learn_notes`]'s fit by default.
 pub const LEARN_NOTES_ITER: usize = 100;
 
 /// The parameters [`learn_notes`] is meant to be used with: Kullback–Leibler,
-/// [`LEARN_NOTES_ITER`] iterations per fit.
+/// [`LEARN_NOTES_ITER`] iterations.
 pub fn learn_notes_params() -> NmfParams {
     NmfParams::new(0)
         .with_loss(Loss::KullbackLeibler)
@@ -35,14 +35,16 @@ pub struct LearnedNotes {
 /// Learns one template per note of `range` from `examples`, recordings of an instrument
 /// playing its notes one at a time (in any order, rhythm and loudness).
 ///
-/// Each template starts as its note's harmonic comb. A first fit of the pooled spectrogram
-/// with those combs held fixed finds which note sounds most in every frame; each frame is
-/// then given to that note alone, and a second fit learns the templates from their own
-/// frames, activations held: so the partials of one note do not leak into the template an
-/// octave below (whose comb holds them), as they do when templates and activations are
-/// fitted together. Multiplicative updates keep the combs' zeros, so every template stays on
-/// its note. `nmf` sets the loss, iterations, tolerance and floor of both fits (see
-/// [`learn_notes_params`]); its components are ignored.
+/// Each template starts as its note's harmonic comb. A fit of the pooled spectrogram with
+/// those combs held fixed finds which note sounds most in every frame, and each frame is
+/// given to that note alone (frames 60 dB below the loudest to none). Each template is then
+/// the sum of its own frames' spectra on its comb's partials, scaled to sum to 1: what a
+/// Kullback–Leibler fit of the templates reaches, in one multiplicative step, with those
+/// activations held and the combs' zeros kept. So the partials of one note do not leak into
+/// the template an octave below (whose comb holds them), as they do when templates and
+/// activations are fitted together, and every template stays on its note. `nmf` sets the
+/// iterations, tolerance and floor of the fit (see [`learn_notes_params`]); its components
+/// are ignored.
 ///
 /// # Errors
 /// As [`learn`](crate::sources::learn), and [`Error::Param`](crate::Error::Param) for notes
@@ -78,37 +80,13 @@ pub fn learn_notes(
         stft,
         &HarmonicShape::default(),
     )?;
-    let fit = nmf.clone().with_components(0);
-    let max_iter = 2 * fit.max_iter();
-    let first = nmf::fit_with_progress(
-        pooled.t(),
-        &fit.clone().with_fixed_templates(combs.clone()),
-        &mut |p| progress(Progress { max_iter, ..p }),
-    )?;
-    let (owned, heard) = frames_of_each_note(first.h.view());
-    let mut w = combs.clone();
-    if !heard.is_empty() {
-        // The transposed problem: Vᵀ ≈ Hᵀ Wᵀ with Hᵀ fixed, Wᵀ fitted from the combs.
-        let ht = owned.select(Axis(0), &heard).reversed_axes();
-        let start = combs.select(Axis(1), &heard).reversed_axes();
-        let second = fit
-            .clone()
-            .with_fixed_templates(ht.clone())
-            .with_initial(ht, start);
-        let learned = nmf::fit_with_progress(pooled.view(), &second, &mut |p| {
-            progress(Progress {
-                iteration: first.iterations + p.iteration,
-                max_iter,
-                cost: p.cost,
-            });
-        })?;
-        for (row, &note) in learned.h.rows().into_iter().zip(&heard) {
-            let sum: f32 = row.sum();
-            if sum > 0.0 && sum.is_finite() {
-                w.column_mut(note).assign(&row.mapv(|a| a / sum));
-            }
-        }
-    }
+    let fit = nmf
+        .clone()
+        .with_components(0)
+        .with_fixed_templates(combs.clone());
+    let first = nmf::fit_with_progress(pooled.t(), &fit, progress)?;
+    let (owners, heard) = loudest_note_of_each_frame(first.h.view());
+    let w = own_frames_on_combs(pooled.view(), &owners, combs);
     let notes: Vec<u8> = range.iter().collect();
     let unheard = notes
         .iter()
@@ -116,7 +94,7 @@ pub fn learn_notes(
         .filter(|(k, _)| !heard.contains(k))
         .map(|(_, &n)| n)
         .collect();
-    let mut templates = templates_of(name, examples, (stft, &plan), (w, 1), fit.loss());
+    let mut templates = templates_of(name, examples, (stft, &plan), (w, 1), nmf.loss());
     templates.notes = Some(notes);
     Ok(LearnedNotes { templates, unheard })
 }
@@ -125,26 +103,59 @@ pub fn learn_notes(
 /// down) are silence, and go to no note.
 const SILENCE: f32 = 1e-3;
 
-/// The activations `h` (notes × frames) with every frame kept only for its largest note (the
-/// first of equals; frames of [`SILENCE`] for none), and the notes that kept a frame.
-fn frames_of_each_note(h: ArrayView2<f32>) -> (Array2<f32>, Vec<usize>) {
-    let mut owned = Array2::zeros(h.dim());
-    let mut heard = vec![false; h.nrows()];
+/// The note of every frame of the activations `h` (notes × frames): its largest (the first of
+/// equals), or none for frames of [`SILENCE`]; and the notes that own a frame.
+fn loudest_note_of_each_frame(h: ArrayView2<f32>) -> (Vec<Option<usize>>, Vec<usize>) {
     let quiet = SILENCE * h.iter().fold(0f32, |m, &a| m.max(a));
-    for (t, column) in h.columns().into_iter().enumerate() {
-        let mut best: Option<(usize, f32)> = None;
-        for (k, &a) in column.iter().enumerate() {
-            if a > quiet && best.is_none_or(|(_, b)| a > b) {
-                best = Some((k, a));
+    let owners: Vec<Option<usize>> = h
+        .columns()
+        .into_iter()
+        .map(|column| {
+            let mut best: Option<(usize, f32)> = None;
+            for (k, &a) in column.iter().enumerate() {
+                if a > quiet && best.is_none_or(|(_, b)| a > b) {
+                    best = Some((k, a));
+                }
             }
-        }
-        if let Some((k, a)) = best {
-            owned[[k, t]] = a;
-            heard[k] = true;
+            best.map(|(k, _)| k)
+        })
+        .collect();
+    let heard = (0..h.nrows())
+        .filter(|&k| owners.contains(&Some(k)))
+        .collect();
+    (owners, heard)
+}
+
+/// Each comb of `combs` (bins × notes) replaced by the sum of the frames of `v` (frames ×
+/// bins) that `owners` gives its note, on the comb's nonzero bins, scaled to sum to 1; a note
+/// without frames keeps its comb.
+fn own_frames_on_combs(
+    v: ArrayView2<f32>,
+    owners: &[Option<usize>],
+    mut combs: Array2<f32>,
+) -> Array2<f32> {
+    let mut sums = Array2::<f64>::zeros(combs.dim());
+    for (frame, owner) in v.rows().into_iter().zip(owners) {
+        if let Some(k) = *owner {
+            Zip::from(sums.column_mut(k))
+                .and(frame)
+                .for_each(|s, &x| *s += f64::from(x));
         }
     }
-    let heard = (0..h.nrows()).filter(|&k| heard[k]).collect();
-    (owned, heard)
+    for (mut comb, sum) in combs.columns_mut().into_iter().zip(sums.columns()) {
+        let on: Vec<f64> = comb
+            .iter()
+            .zip(sum)
+            .map(|(&c, &s)| if c > 0.0 { s } else { 0.0 })
+            .collect();
+        let total: f64 = on.iter().sum();
+        if total > 0.0 && total.is_finite() {
+            comb.iter_mut()
+                .zip(&on)
+                .for_each(|(c, &s)| *c = (s / total) as f32);
+        }
+    }
+    combs
 }
 
 #[cfg(test)]
@@ -159,16 +170,26 @@ mod tests {
             [3.0, 0.0, 2.0, 0.0, 0.0],
             [0.5, 0.0, 0.0, 0.004, 0.0]
         ];
-        let (owned, heard) = frames_of_each_note(h.view());
+        let (owners, heard) = loudest_note_of_each_frame(h.view());
         // The last frame, under 1e-3 of the loudest activation (3), is silence.
-        assert_eq!(
-            owned,
-            array![
-                [0.0f32, 0.0, 2.0, 0.0, 0.0],
-                [3.0, 0.0, 0.0, 0.0, 0.0],
-                [0.0, 0.0, 0.0, 0.004, 0.0]
-            ]
-        );
+        assert_eq!(owners, [Some(1), None, Some(0), Some(2), None]);
         assert_eq!(heard, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_template_is_its_own_frames_on_its_comb() {
+        // Two notes over four bins: the first's comb on bins 0 and 2, the second's on bin 1.
+        let combs = array![[0.5f32, 0.0], [0.0, 1.0], [0.5, 0.0], [0.0, 0.0]];
+        let v = array![
+            [1.0f32, 9.0, 3.0, 7.0],
+            [3.0, 9.0, 5.0, 7.0],
+            [8.0, 8.0, 8.0, 8.0]
+        ];
+        // Frames 0 and 1 are the first note's, frame 2 nobody's.
+        let w = own_frames_on_combs(v.view(), &[Some(0), Some(0), None], combs.clone());
+        // Bins 0 and 2 of the first two frames: 4 and 8, of 12.
+        assert_eq!(w.column(0).to_vec(), [4.0 / 12.0, 0.0, 8.0 / 12.0, 0.0]);
+        // The second note owns no frame: its comb stays.
+        assert_eq!(w.column(1), combs.column(1));
     }
 }

@@ -8,7 +8,7 @@ use crate::error::ParamError;
 /// Bytes a fit of `bins × frames` data with `components` components (of which `free` are
 /// updated) holds at once, with the current thread pool: the scaled data, the factors, the
 /// per-block working memory and the summed update terms, the initialisation's SVD, and with
-/// fixed templates two copies of the activations. An upper estimate (the largest
+/// every template fixed two copies of the activations. An upper estimate (the largest
 /// allocations, counted at their full size); saturates instead of overflowing.
 ///
 /// ```
@@ -34,9 +34,9 @@ pub fn memory_estimate(bins: usize, frames: usize, components: usize, free: usiz
     let engine = 4 * (k * free + f * free + k * k + k * f + t * k);
     // NNDSVDA's randomized SVD works on (frames + bins) × (k + oversampling) in f64, twice.
     let init = 8 * 2 * (t + f) * (k + 10);
-    // With templates fixed: the activations a cost was summed from, and those of the last
-    // cost, to go back to when longer steps raise it.
-    let held = if free < k { 4 * 2 * t * k } else { 0 };
+    // With every template fixed: the activations a cost was summed from, and those of the
+    // last cost, to go back to when longer steps raise it.
+    let held = if free == 0 { 4 * 2 * t * k } else { 0 };
     let total = slots * slot + w_terms + data + factors + engine + init + held;
     u64::try_from(total).unwrap_or(u64::MAX)
 }

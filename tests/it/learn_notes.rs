@@ -154,6 +154,24 @@ fn note_templates_are_inspected_alone() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("transcribe alone"), "{stderr}");
     assert!(!d.join("out").exists());
+    // Alone, they take the options of note templates; without note templates those are refused.
+    let with = [
+        "--source",
+        "a.npz",
+        "--note-confidence",
+        "0",
+        "--fixed-templates",
+    ];
+    assert_ok(&demix(
+        d,
+        &[&["inspect", "melody.wav", "-o", "out"][..], &with].concat(),
+    ));
+    let out = demix(
+        d,
+        &["inspect", "melody.wav", "--fixed-templates", "-o", "other"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!d.join("other").exists());
 }
 
 #[test]
@@ -183,20 +201,19 @@ fn notes_the_frames_cannot_hold_are_refused_naming_the_recording() {
         &["learn", "scale.wav", "--notes", "C5-C3", "-o", "x.npz"],
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    // -k and --notes exclude each other.
-    let out = demix(
-        d,
-        &[
-            "learn",
-            "scale.wav",
-            "--notes",
-            "C3-C5",
-            "-k",
-            "3",
-            "-o",
-            "x.npz",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // Options of a free fit are refused with --notes, which fits KL with combs held.
+    for option in [
+        ["-k", "3"],
+        ["--loss", "is"],
+        ["--smoothness", "1"],
+        ["--restarts", "2"],
+    ] {
+        let args = [
+            &["learn", "scale.wav", "--notes", "C3-C6", "-o", "x.npz"][..],
+            &option,
+        ];
+        let out = demix(d, &args.concat());
+        assert_eq!(out.status.code(), Some(2), "{option:?}: {out:?}");
+    }
     assert!(!d.join("x.npz").exists());
 }
