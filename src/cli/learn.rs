@@ -167,7 +167,7 @@ fn learn_notes(
     let stft = args.model.stft(Some(notes_stft));
     let nmf = args.model.nmf(demix::inspect::learn_notes_params());
     let started = Instant::now();
-    let bar = out.iteration_bar(&target, 2 * nmf.max_iter());
+    let bar = out.iteration_bar(&target, nmf.max_iter());
     let learned = demix::inspect::learn_notes(name, examples, &stft, range, &nmf, &mut |p| {
         bar.set_position(p.iteration as u64);
     });
