@@ -188,9 +188,9 @@ impl InspectArgs {
     /// The library parameters for note templates learned by `demix learn --notes`, as
     /// `--notes` transcribes.
     fn learned_notes_params(&self, learned: Templates) -> Result<InspectParams, ParamError> {
-        let defaults = InspectParams::learned_notes(learned)?;
+        let mut defaults = InspectParams::learned_notes(learned)?;
         let k = ComponentsArg::or(self.components, 0);
-        let notes = (defaults.notes.clone()).map(|n| n.with_fixed(self.fixed_templates));
+        let notes = (defaults.notes.take()).map(|n| n.with_fixed(self.fixed_templates));
         Ok(InspectParams {
             notes,
             stft: self.model.stft(Some(defaults.stft)),

@@ -309,9 +309,7 @@ impl InspectParams {
             params: self.clone(),
         })
     }
-}
 
-impl InspectParams {
     /// Refuses learned note templates that are not one per note of `range` on these frames.
     fn check_learned_notes(&self, learned: &Templates, range: NoteRange) -> Result<(), ParamError> {
         let conflict = |message| ParamError::Conflict {
