@@ -91,6 +91,10 @@ pub enum Param {
     PitchShifts,
     /// Bands per octave of the fit with templates.
     BandsPerOctave,
+    /// The handicaps of components' activations.
+    Handicaps,
+    /// The handicap of pitch-shifted copies per semitone beyond the nearest.
+    ShiftPenalty,
 }
 
 impl Param {
@@ -134,6 +138,8 @@ impl Param {
             Param::TemplateFrames => "template frames",
             Param::PitchShifts => "pitch shifts",
             Param::BandsPerOctave => "bands per octave",
+            Param::Handicaps => "handicaps",
+            Param::ShiftPenalty => "shift penalty",
         }
     }
 }

@@ -204,13 +204,16 @@ pub struct SeparateArgs {
     /// source (0: the templates as learned; at most 6).
     #[arg(long = "pitch-shifts", default_value_t = SeparateParams::default().pitch_shifts, value_name = "N")]
     pub pitch_shifts: u32,
-    /// With --source (no --free, --sparsity or --smoothness): fit the activations on frequency
-    /// bands N per octave (a bin alone where it is wider) instead of every bin: 48 fits 294
-    /// bands of 1025 at 2048-point frames, about twice as fast a separation for a median
-    /// 0.06 dB less on the quality corpus, about half a dB less for organ, mallets, plucked
-    /// strings and winds (0: every bin; at most 1200).
-    #[arg(long = "bands-per-octave", default_value_t = SeparateParams::default().bands_per_octave, value_name = "N")]
-    pub bands_per_octave: u32,
+    /// With --source: how much less a pitch-shifted copy is trusted per semitone beyond 2, so
+    /// that far copies take only notes that nothing nearer explains (0: all alike; at most 10).
+    #[arg(long = "shift-penalty", default_value_t = SeparateParams::default().shift_penalty, value_name = "P")]
+    pub shift_penalty: f32,
+    /// Fit the activations on frequency bands N per octave (a bin alone where it is wider)
+    /// instead of every bin, with --source alone (no --free, --sparsity or --smoothness): 48
+    /// fits 294 bands of 1025 at 2048-point frames. [default: 48 with --source alone, else
+    /// every bin; 0: every bin; at most 1200]
+    #[arg(long = "bands-per-octave", value_name = "N")]
+    pub bands_per_octave: Option<u32>,
     /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample
     /// of this many frames and solve activations block by block, in bounded memory.
     #[arg(long = "max-frames", default_value_t = SeparateParams::default().max_frames, value_name = "N")]
@@ -473,6 +476,7 @@ impl SeparateArgs {
             mask_power: self.mask_power,
             templates,
             pitch_shifts: self.pitch_shifts,
+            shift_penalty: self.shift_penalty,
             bands_per_octave: self.bands_per_octave,
             groups: self.groups,
             spatial: !self.no_spatial,

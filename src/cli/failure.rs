@@ -94,6 +94,7 @@ pub(super) fn flag(param: Param) -> &'static str {
         Param::SpatialIterations => "--spatial-iterations",
         Param::PitchShifts => "--pitch-shifts",
         Param::BandsPerOctave => "--bands-per-octave",
+        Param::ShiftPenalty => "--shift-penalty",
         Param::MaxFrames => "--max-frames",
         Param::Sources => "--sources",
         Param::Templates => "--source",

@@ -189,10 +189,11 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOpti
     // Only with templates, which are all it changes (blind runs keep their earlier reports).
     if !args.source.is_empty() {
         value["pitch_shifts"] = json!(params.pitch_shifts);
+        value["shift_penalty"] = json!(shortest(params.shift_penalty));
     }
     // Only when used, so that the reports of runs made before it still match.
-    if params.bands_per_octave > 0 {
-        value["bands_per_octave"] = json!(params.bands_per_octave);
+    if params.bands() > 0 {
+        value["bands_per_octave"] = json!(params.bands());
     }
     // Recorded only for FLAC, so that the reports of WAV runs made before FLAC existed still
     // describe the same parameters.

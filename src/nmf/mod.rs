@@ -295,6 +295,9 @@ pub struct Factorization {
     iteration: usize,
     history: Vec<CostPoint>,
     converged: bool,
+    /// Each component's factor `(1 + c_k)^-γ` of its handicap (see
+    /// [`NmfParams::with_handicaps`]) and the exponent γ they are of; empty without handicaps.
+    handicap_factors: (Vec<f32>, f32),
 }
 
 impl Factorization {
@@ -374,6 +377,7 @@ impl Factorization {
             // Room for the costs of a usual fit; a huge --iter grows it only as costs come.
             history: Vec::with_capacity((params.max_iter / params.cost_every.max(1) + 2).min(4096)),
             converged: false,
+            handicap_factors: (params.handicaps.clone().unwrap_or_default(), f32::NAN),
         })
     }
 
@@ -392,7 +396,32 @@ impl Factorization {
         }
         let then_w = if update_w { HPass::ThenW } else { HPass::Alone };
         self.engine.h_pass(&self.w, &mut self.g, then_w);
+        self.handicap();
         self.iteration += 1;
+    }
+
+    /// Divides the activation steps just taken by the handicaps' factors `(1 + c_k)^γ` (see
+    /// [`NmfParams::with_handicaps`]); components without a handicap are left as they are.
+    fn handicap(&mut self) {
+        let Some(handicaps) = &self.params.handicaps else {
+            return;
+        };
+        let gamma = self.engine.step_exponent();
+        let (factors, of) = &mut self.handicap_factors;
+        if *of != gamma {
+            // Once, and again if the fit goes back to shorter steps.
+            for (factor, &c) in factors.iter_mut().zip(handicaps) {
+                *factor = (1.0 + c).powf(-gamma);
+            }
+            *of = gamma;
+        }
+        for mut row in self.g.rows_mut() {
+            for (g, &factor) in row.iter_mut().zip(factors.iter()) {
+                if factor != 1.0 {
+                    *g *= factor;
+                }
+            }
+        }
     }
 
     /// The cost of the current factors: `D(V | W H)` plus any penalties.
@@ -432,7 +461,9 @@ impl Factorization {
                 let kept = before.get_or_insert_with(|| self.g.clone());
                 kept.assign(&self.g);
                 updated = true;
-                self.engine.h_pass(&self.w, &mut self.g, HPass::CostBefore)
+                let cost = self.engine.h_pass(&self.w, &mut self.g, HPass::CostBefore);
+                self.handicap();
+                cost
             } else if want_cost {
                 Some(self.engine.cost(&self.w, &self.g))
             } else {
@@ -487,6 +518,7 @@ impl Factorization {
             };
             if !updated {
                 self.engine.h_pass(&self.w, &mut self.g, then_w);
+                self.handicap();
             }
             self.iteration += 1;
             progress(Progress {

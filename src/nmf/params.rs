@@ -142,6 +142,8 @@ pub struct NmfParams {
     pub(crate) row_weights: Option<Vec<f32>>,
     /// The exponent of the multiplicative steps (see [`Self::with_step_exponent`]).
     pub(crate) step_exponent: Option<f32>,
+    /// A handicap per component (see [`Self::with_handicaps`]).
+    pub(crate) handicaps: Option<Vec<f32>>,
 }
 
 impl Default for NmfParams {
@@ -175,6 +177,7 @@ impl NmfParams {
             max_memory: None,
             row_weights: None,
             step_exponent: None,
+            handicaps: None,
         }
     }
 
@@ -187,6 +190,17 @@ impl NmfParams {
     /// spends components on near-silent bins (dither, the tails of a fade) that nobody hears.
     pub fn with_floor(mut self, floor: f32) -> Self {
         self.floor = floor;
+        self
+    }
+
+    /// Handicap each component's activations, one value `c_k ≥ 0` per component, fixed
+    /// templates first (default none): every multiplicative step of component `k`'s
+    /// activations is divided by `(1 + c_k)^γ`, γ the step's exponent, so that a handicapped
+    /// component takes over only where it explains the data better by more than that factor.
+    /// With the Kullback-Leibler loss this is the L1 penalty `c_k |w_k|₁ Σ_t h_kt`; with the
+    /// others, a penalty weighed by each frame's own level, and the cost reported leaves it out.
+    pub fn with_handicaps(mut self, handicaps: Vec<f32>) -> Self {
+        self.handicaps = Some(handicaps);
         self
     }
 
@@ -493,6 +507,15 @@ impl NmfParams {
         if let Some(w) = &self.fixed_w {
             check_non_negative("fixed templates", w.view())?;
         }
+        if let Some(&bad) =
+            (self.handicaps.iter().flatten()).find(|c| !(c.is_finite() && **c >= 0.0))
+        {
+            return Err(ParamError::OutOfRange {
+                param: Param::Handicaps,
+                expected: "finite numbers of at least 0",
+                got: f64::from(bad),
+            });
+        }
         if let Some((w, h)) = &self.initial {
             check_non_negative("initial W", w.view())?;
             check_non_negative("initial H", h.view())?;
@@ -550,6 +573,14 @@ impl NmfParams {
                 what: "fixed templates",
                 expected: (bins, w.ncols()),
                 actual: w.dim(),
+            });
+        }
+        if let Some(handicaps) = &self.handicaps
+            && handicaps.len() != k
+        {
+            return Err(ParamError::Conflict {
+                param: Param::Handicaps,
+                message: "one handicap per component is needed",
             });
         }
         if let Some((w, h)) = &self.initial {

@@ -144,6 +144,11 @@ impl Engine {
         self
     }
 
+    /// The exponent of the multiplicative steps.
+    pub(crate) fn step_exponent(&self) -> f32 {
+        self.gamma
+    }
+
     /// Takes steps of exponent `gamma` from the next pass on.
     pub(crate) fn set_step_exponent(&mut self, gamma: f32) {
         self.gamma = gamma;

@@ -11,7 +11,8 @@ use crate::audio::Audio;
 use crate::error::{Param, ParamError, Result};
 use crate::nmf::{Loss, NmfParams, Progress, RankParams, available_memory};
 use crate::sources::{
-    DEFAULT_PITCH_SHIFTS, MAX_PITCH_SHIFTS, OTHER, Templates, check_source_name, with_stacked,
+    DEFAULT_PITCH_SHIFTS, DEFAULT_SHIFT_PENALTY, MAX_PITCH_SHIFTS, MAX_SHIFT_PENALTY, OTHER,
+    Templates, check_source_name, shift_handicaps, with_stacked,
 };
 use crate::spectral::{Bands, Stft, StftParams};
 
@@ -48,12 +49,19 @@ pub struct SeparateParams {
     /// source (default [`DEFAULT_PITCH_SHIFTS`]; 0 uses the templates as learned; at most
     /// [`MAX_PITCH_SHIFTS`]). See [`Templates::with_pitch_shifts`].
     pub pitch_shifts: u32,
-    /// With learned templates only (no free components, no penalties), fit the activations on
-    /// frequency bands this many per octave instead of every bin, each band weighed as the
-    /// bins it sums, faster for a small loss of quality (default 0: every bin; at most
-    /// [`MAX_BANDS_PER_OCTAVE`]): the masks still use the whole templates, and the fit's
-    /// costs are of the bands. See [`Bands`] and docs/quality.md for what it costs.
-    pub bands_per_octave: u32,
+    /// The handicap of a pitch-shifted copy per semitone beyond ±[`FREE_SHIFTS`](crate::sources::FREE_SHIFTS)
+    /// (default [`DEFAULT_SHIFT_PENALTY`]; 0 trusts every copy as the learned templates; at
+    /// most [`MAX_SHIFT_PENALTY`]). See [`shift_handicaps`] and
+    /// [`NmfParams::with_handicaps`].
+    pub shift_penalty: f32,
+    /// Fit the activations on frequency bands this many per octave instead of every bin, each
+    /// band weighed as the bins it sums: faster, for a small loss of quality; the masks still
+    /// use the whole templates, and the fit's costs are of the bands. Only with learned
+    /// templates alone (no free components, no penalties). Default `None`:
+    /// [`DEFAULT_BANDS_PER_OCTAVE`] where the fit allows bands, every bin where it does not;
+    /// `Some(0)`: every bin; at most [`MAX_BANDS_PER_OCTAVE`]. See [`Bands`] and
+    /// docs/quality.md for what it costs.
+    pub bands_per_octave: Option<u32>,
     /// Group the free components into this many sources by what they sound like (default
     /// none: one source per component).
     pub groups: Option<usize>,
@@ -81,7 +89,8 @@ impl Default for SeparateParams {
             mask_power: None,
             templates: Vec::new(),
             pitch_shifts: DEFAULT_PITCH_SHIFTS,
-            bands_per_octave: 0,
+            shift_penalty: DEFAULT_SHIFT_PENALTY,
+            bands_per_octave: None,
             groups: None,
             spatial: true,
             spatial_iterations: 1,
@@ -151,6 +160,12 @@ pub fn template_fit(nmf: NmfParams) -> NmfParams {
     }
 }
 
+/// Bands per octave of a fit of learned templates alone when
+/// [`SeparateParams::bands_per_octave`] does not say: with the copies of
+/// [`DEFAULT_PITCH_SHIFTS`], a separation as fast as every bin was with ±2 semitones, and
+/// better on the quality corpus's tuning split (docs/quality.md).
+pub const DEFAULT_BANDS_PER_OCTAVE: u32 = 48;
+
 /// Most bands per octave: at 1200 (a cent), two bins make a band only from bin 3462 on
 /// (18.6 kHz at 44.1 kHz with 8192-point frames).
 pub const MAX_BANDS_PER_OCTAVE: u32 = 1200;
@@ -186,15 +201,31 @@ impl SeparateParams {
                 got: f64::from(self.pitch_shifts),
             });
         }
+        if !(self.shift_penalty.is_finite()
+            && (0.0..=MAX_SHIFT_PENALTY).contains(&self.shift_penalty))
+        {
+            return Err(ParamError::OutOfRange {
+                param: Param::ShiftPenalty,
+                expected: "between 0 and 10",
+                got: f64::from(self.shift_penalty),
+            });
+        }
         self.check_bands()?;
         self.check_copies_fit()?;
+        let handicaps = shift_handicaps(&self.templates, self.pitch_shifts, self.shift_penalty);
         let mut params = self.clone();
         params.templates = (params.templates.into_iter())
             .map(|t| t.with_pitch_shifts(self.pitch_shifts))
             .collect();
         // The copies are made: checking these parameters again must not copy the copies.
         params.pitch_shifts = 0;
-        let nmf = params.nmf_params();
+        params.bands_per_octave = Some(self.bands());
+        let mut nmf = params.nmf_params();
+        if handicaps.iter().any(|&c| c > 0.0) {
+            // The free components (`other`) come after the templates, unhandicapped.
+            let free = std::iter::repeat_n(0.0, nmf.free_columns());
+            nmf = nmf.with_handicaps(handicaps.into_iter().chain(free).collect());
+        }
         if let Some(rank) = &self.rank {
             if !self.templates.is_empty() {
                 return Err(ParamError::Conflict {
@@ -270,8 +301,7 @@ impl SeparateParams {
             }
         }
         // `check_bands` made sure that bands fit templates alone.
-        let bands = (self.bands_per_octave > 0)
-            .then(|| Bands::per_octave(stft.n_bins(), self.bands_per_octave));
+        let bands = (self.bands() > 0).then(|| Bands::per_octave(stft.n_bins(), self.bands()));
         Ok(Separator {
             params,
             stft,
@@ -284,20 +314,20 @@ impl SeparateParams {
     /// is not of learned templates alone or has penalties (whose steps are not weighed by
     /// band).
     fn check_bands(&self) -> Result<(), ParamError> {
-        if self.bands_per_octave == 0 {
+        let Some(bands_per_octave) = self.bands_per_octave.filter(|&n| n > 0) else {
             return Ok(());
-        }
+        };
         let conflict = |message| {
             Err(ParamError::Conflict {
                 param: Param::BandsPerOctave,
                 message,
             })
         };
-        if self.bands_per_octave > MAX_BANDS_PER_OCTAVE {
+        if bands_per_octave > MAX_BANDS_PER_OCTAVE {
             return Err(ParamError::OutOfRange {
                 param: Param::BandsPerOctave,
                 expected: "at most 1200",
-                got: f64::from(self.bands_per_octave),
+                got: f64::from(bands_per_octave),
             });
         }
         if self.templates.is_empty() || self.nmf.components() > 0 {
@@ -307,6 +337,21 @@ impl SeparateParams {
             return conflict("bands cannot be combined with --sparsity or --smoothness");
         }
         Ok(())
+    }
+
+    /// The bands per octave the fit uses (0: every bin): as given, or by default
+    /// [`DEFAULT_BANDS_PER_OCTAVE`] where the fit is of learned templates alone without
+    /// penalties, every bin elsewhere.
+    pub fn bands(&self) -> u32 {
+        self.bands_per_octave.unwrap_or({
+            let templates_alone = !self.templates.is_empty() && self.nmf.components() == 0;
+            let penalties = self.nmf.sparsity() > 0.0 || self.nmf.smoothness() > 0.0;
+            if templates_alone && !penalties {
+                DEFAULT_BANDS_PER_OCTAVE
+            } else {
+                0
+            }
+        })
     }
 
     /// Refuses pitch-shifted copies whose templates (`w`, `w_kl` and their stacked copy)

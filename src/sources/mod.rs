@@ -15,7 +15,10 @@ mod templates;
 pub(crate) use group::group_components;
 pub use model::{LearnEvent, Learned, ModelChoice, learn_source};
 pub use percussion::{PERCUSSIVE_BOUND, PERCUSSIVE_FRAMES, Percussion};
-pub use shift::{DEFAULT_PITCH_SHIFTS, MAX_PITCH_SHIFTS, pitch_shifted};
+pub use shift::{
+    DEFAULT_PITCH_SHIFTS, DEFAULT_SHIFT_PENALTY, FREE_SHIFTS, MAX_PITCH_SHIFTS, MAX_SHIFT_PENALTY,
+    pitch_shifted, shift_handicaps,
+};
 pub use templates::{
     DEFAULT_TEMPLATES, LEARN_ITERATIONS, LEARN_STEP_EXPONENT, Templates, learn, learn_params,
     learn_with_rank, mix_loss, percussion,

@@ -2,20 +2,31 @@
 //! around those of its training recordings.
 //!
 //! A single-frame template learned from a few notes is the spectrum of those notes: a song in
-//! another key plays pitches it has never seen, and the templates of another source (most of
-//! all a drum kit's broadband ones) then explain those notes instead. Scaling a template's
-//! frequency axis by `2^(s/12)` moves its partials by `s` semitones (and its spectral
-//! envelope with them, which over a few semitones matters less than the partials). `demix
-//! separate` adds copies shifted by ±1 … ±N semitones beside every single-frame template
-//! ([`DEFAULT_PITCH_SHIFTS`], chosen on the quality corpus's tuning split, `docs/quality.md`).
-//! Convolutive templates (drums) are left as they are.
+//! another key or register plays pitches it has never seen, and the templates of another
+//! source (most of all a drum kit's broadband ones) then explain those notes instead. Scaling a
+//! template's frequency axis by `2^(s/12)` moves its partials by `s` semitones (and its
+//! spectral envelope with them, which over a few semitones matters less than the partials).
+//! `demix separate` adds copies shifted by ±1 … ±N semitones beside every single-frame template
+//! ([`DEFAULT_PITCH_SHIFTS`]). The copies beyond ±[`FREE_SHIFTS`] are handicapped by how far
+//! they reach ([`shift_handicaps`]): a source's far copies then take only the notes that no
+//! nearer template explains, so that a source heard in one register reaches the notes of a
+//! song in another without taking other sources' notes. Both were chosen on the quality
+//! corpus's tuning split (`docs/quality.md`). Convolutive templates (drums) are left as they
+//! are.
 
 use ndarray::{Array2, ArrayView1, ArrayView2, s};
 
 use super::Templates;
 
 /// Semitones the templates are shifted by each way in `demix separate` by default.
-pub const DEFAULT_PITCH_SHIFTS: u32 = 2;
+pub const DEFAULT_PITCH_SHIFTS: u32 = 6;
+/// Semitones each way that pitch-shifted copies reach without a handicap.
+pub const FREE_SHIFTS: u32 = 2;
+/// The default handicap of a pitch-shifted copy per semitone beyond [`FREE_SHIFTS`].
+pub const DEFAULT_SHIFT_PENALTY: f32 = 0.05;
+/// The largest handicap per semitone: at 10, a copy three semitones away is already 11 times
+/// less trusted than the learned template.
+pub const MAX_SHIFT_PENALTY: f32 = 10.0;
 /// Most semitones each way: a tritone, so that every pitch class is in reach. The copies sample
 /// the template at steps of `2^(s/12)` bins; below a step of 2 (an octave down) no peak can fall
 /// between two samples and vanish.
@@ -39,22 +50,46 @@ pub fn pitch_shifted(w: ArrayView2<f32>, semitones: &[f32]) -> Array2<f32> {
     out
 }
 
+/// Shifts down by more than this ratio (5 semitones or more) sample the template at steps
+/// of more than 4/3 bin: each bin then takes the mean of [`SUBSAMPLES`] points across its
+/// width, so that a peak between two steps keeps its weight.
+const WIDE_STEP_RATIO: f64 = 0.75;
+/// Points per bin of a shift down beyond [`WIDE_STEP_RATIO`].
+const SUBSAMPLES: usize = 4;
+
 /// `column` with its frequency axis scaled by `ratio`: bin `i` takes the value at bin
-/// `i / ratio`, interpolated linearly, then the whole is scaled back to the column's sum.
+/// `i / ratio`, interpolated linearly (the mean over its width for long steps), then the whole
+/// is scaled back to the column's sum.
 fn shift_column(column: ArrayView1<f32>, ratio: f64) -> Vec<f32> {
     let n = column.len();
+    let at = |x: f64| {
+        let below = x.floor() as usize;
+        if below + 1 < n {
+            let t = x - below as f64;
+            f64::from(column[below]) * (1.0 - t) + f64::from(column[below + 1]) * t
+        } else if below + 1 == n && x == below as f64 {
+            f64::from(column[below])
+        } else {
+            0.0
+        }
+    };
+    let points = if ratio < WIDE_STEP_RATIO {
+        SUBSAMPLES
+    } else {
+        1
+    };
     let mut moved: Vec<f64> = (0..n)
         .map(|i| {
-            let x = i as f64 / ratio;
-            let below = x.floor() as usize;
-            if below + 1 < n {
-                let t = x - below as f64;
-                f64::from(column[below]) * (1.0 - t) + f64::from(column[below + 1]) * t
-            } else if below + 1 == n && x == below as f64 {
-                f64::from(column[below])
-            } else {
-                0.0
+            if points == 1 {
+                return at(i as f64 / ratio);
             }
+            let sum: f64 = (0..points)
+                .map(|j| {
+                    let offset = (j as f64 + 0.5) / points as f64 - 0.5;
+                    at(((i as f64 + offset) / ratio).max(0.0))
+                })
+                .sum();
+            sum / points as f64
         })
         .collect();
     let before: f64 = column.iter().map(|&v| f64::from(v)).sum();
@@ -74,15 +109,41 @@ impl Templates {
         if semitones == 0 || self.frames > 1 {
             return self;
         }
-        let shifts: Vec<f32> = (1..=semitones as i32)
-            .flat_map(|s| [-s as f32, s as f32])
-            .collect();
+        let shifts = copy_shifts(semitones);
         self.w = pitch_shifted(self.w.view(), &shifts);
         self.w_kl = self.w_kl.map(|w| pitch_shifted(w.view(), &shifts));
         // The copies are no longer one template per note.
         self.notes = None;
         self
     }
+}
+
+/// The shifts of the copies [`Templates::with_pitch_shifts`] makes, in their order: -1, +1,
+/// -2, +2 … semitones.
+fn copy_shifts(semitones: u32) -> Vec<f32> {
+    (1..=semitones as i32)
+        .flat_map(|s| [-s as f32, s as f32])
+        .collect()
+}
+
+/// The handicap of every column of `templates` once each has its copies shifted by up to
+/// `semitones` each way ([`Templates::with_pitch_shifts`]), in the order they are stacked:
+/// `penalty` per semitone a copy lies beyond ±[`FREE_SHIFTS`], 0 for the learned templates,
+/// the nearer copies and convolutive templates (see `NmfParams::with_handicaps`).
+pub fn shift_handicaps(templates: &[Templates], semitones: u32, penalty: f32) -> Vec<f32> {
+    let shifts = copy_shifts(semitones);
+    let mut handicaps = Vec::new();
+    for t in templates {
+        if semitones == 0 || t.frames > 1 {
+            handicaps.extend(std::iter::repeat_n(0.0, t.w.ncols()));
+            continue;
+        }
+        for shift in std::iter::once(0.0).chain(shifts.iter().copied()) {
+            let beyond = (shift.abs() - FREE_SHIFTS as f32).max(0.0);
+            handicaps.extend(std::iter::repeat_n(penalty * beyond, t.w.ncols()));
+        }
+    }
+    handicaps
 }
 
 #[cfg(test)]

@@ -43,11 +43,11 @@ fn separates_as_well_on_bands(
         let scores = (sdr(d, &stems[0].channels[0]), sdr(k, &stems[1].channels[0]));
         (scores, separation.nmf.h)
     };
-    let (every_bin, h_bins) = separated(0, 32_768);
-    let (banded, h_bands) = separated(48, 32_768);
+    let (every_bin, h_bins) = separated(Some(0), 32_768);
+    let (banded, h_bands) = separated(Some(48), 32_768);
     // 516 frames in blocks of 256: the long recordings' path.
-    let (blocks, h_blocks) = separated(48, 256);
-    let (_, h_blocks_bins) = separated(0, 256);
+    let (blocks, h_blocks) = separated(Some(48), 256);
+    let (_, h_blocks_bins) = separated(Some(0), 256);
     // The fits did run on bands: their activations differ from those of every bin.
     assert_ne!(h_bins, h_bands);
     assert_ne!(h_blocks_bins, h_blocks);
@@ -71,7 +71,7 @@ fn bands_beyond_1200_per_octave_are_refused() {
         bands_per_octave,
         ..Default::default()
     };
-    let err = params(1201).check().unwrap_err();
+    let err = params(Some(1201)).check().unwrap_err();
     assert!(
         matches!(
             err,
@@ -82,7 +82,7 @@ fn bands_beyond_1200_per_octave_are_refused() {
         ),
         "{err}"
     );
-    assert!(params(1200).check().is_ok() && params(0).check().is_ok());
+    assert!(params(Some(1200)).check().is_ok() && params(Some(0)).check().is_ok());
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn bands_without_templates_alone_or_with_penalties_are_refused() {
     let with = |nmf: NmfParams, templates: Vec<Templates>| SeparateParams {
         nmf,
         templates,
-        bands_per_octave: 48,
+        bands_per_octave: Some(48),
         ..Default::default()
     };
     // Free components (their templates must be fitted on every bin), none learned, and
@@ -120,5 +120,19 @@ fn bands_without_templates_alone_or_with_penalties_are_refused() {
         NmfParams::new(0).with_smoothness(0.1),
         vec![keys.clone()],
     ));
-    assert!(with(NmfParams::new(0), vec![keys]).check().is_ok());
+    assert!(with(NmfParams::new(0), vec![keys.clone()]).check().is_ok());
+    // Not asked for, bands are used where they may be, and nowhere else.
+    let by_default = |nmf: NmfParams, templates: Vec<Templates>| {
+        let params = SeparateParams {
+            bands_per_octave: None,
+            ..with(nmf, templates)
+        };
+        let bands = params.check().unwrap().params().bands();
+        (params.bands(), bands)
+    };
+    assert_eq!(by_default(NmfParams::new(0), vec![keys.clone()]), (48, 48));
+    assert_eq!(by_default(NmfParams::new(2), vec![keys.clone()]), (0, 0));
+    assert_eq!(by_default(NmfParams::new(4), vec![]), (0, 0));
+    let sparse = NmfParams::new(0).with_sparsity(0.1);
+    assert_eq!(by_default(sparse, vec![keys]), (0, 0));
 }

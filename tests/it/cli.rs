@@ -402,6 +402,18 @@ fn bands_per_octave_beyond_1200_are_rejected_naming_the_flag() {
 }
 
 #[test]
+fn shift_penalties_outside_0_to_10_are_rejected_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    write_input(dir.path(), "x.wav");
+    for bad in ["-0.5", "10.5", "nan", "inf"] {
+        let flag = format!("--shift-penalty={bad}");
+        let out = separate(dir.path(), &["x.wav"], &[flag.as_str()]);
+        assert_usage_error(&out, &["--shift-penalty", "between 0 and 10"]);
+    }
+    assert_nothing_written(dir.path());
+}
+
+#[test]
 fn pitch_shifts_beyond_a_tritone_are_rejected_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     write_input(dir.path(), "x.wav");

@@ -118,6 +118,9 @@ fn separated(frames: usize, max_frames: usize, seconds: f64) -> (f64, f64) {
         // The drum model alone: the keys' templates as learned (tests/it/pitch.rs has the
         // shifted copies, which lift both sources of this mix to 25-26 dB).
         pitch_shifts: 0,
+        // Every bin: on the default bands (48 per octave) both drum models reach about the
+        // same here (measured 17.2 dB with one frame, 17.8 with six).
+        bands_per_octave: Some(0),
         max_frames,
         ..Default::default()
     };

@@ -13,6 +13,7 @@ mod flac;
 mod fuzz_checks;
 mod fuzz_regressions;
 mod grouping;
+mod handicaps;
 mod hostile;
 mod inspect;
 mod inspect_sources;
