@@ -261,6 +261,26 @@ mod tests {
     }
 
     #[test]
+    fn copies_beyond_two_semitones_are_handicapped_by_their_distance() {
+        let (one, four) = (templates(1), templates(4));
+        let handicaps = shift_handicaps(&[one.clone(), four], 4, 0.5);
+        // Copy by copy (as learned, -1, +1, -2, +2, -3, +3, -4, +4), 3 templates each, then
+        // the 12 columns of the convolutive templates.
+        let per_copy = [0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 1.0, 1.0];
+        let expected: Vec<f32> = (per_copy.iter())
+            .flat_map(|&c| [c; 3])
+            .chain([0.0; 12])
+            .collect();
+        assert_eq!(handicaps, expected);
+        assert_eq!(one.with_pitch_shifts(4).w.ncols() + 12, expected.len());
+        assert!(
+            shift_handicaps(&[templates(1)], 0, 0.5)
+                .iter()
+                .all(|&c| c == 0.0)
+        );
+    }
+
+    #[test]
     fn convolutive_templates_are_left_as_they_are() {
         let t = templates(4);
         assert_eq!(t.clone().with_pitch_shifts(3), t);

@@ -121,7 +121,7 @@ fn copies_beyond_the_memory_allowed_are_refused_before_they_are_made() {
 }
 
 #[test]
-fn a_batch_run_with_other_copies_or_bands_does_not_take_the_stems_as_complete() {
+fn a_batch_run_with_other_copies_handicaps_or_bands_does_not_take_the_stems_as_complete() {
     use crate::common::{assert_ok, demix};
     use crate::drums::write_wav;
     let dir = tempfile::tempdir().unwrap();
@@ -142,10 +142,12 @@ fn a_batch_run_with_other_copies_or_bands_does_not_take_the_stems_as_complete() 
         args.extend(extra);
         demix(d, &args)
     };
-    // Without the copies, or on other bands, the stems would differ: not complete, said so.
+    // Without the copies, with another handicap or on other bands, the stems would differ:
+    // not complete, said so.
     for (out, other) in [
         ("a", ["--pitch-shifts", "0"]),
         ("b", ["--bands-per-octave", "24"]),
+        ("c", ["--shift-penalty", "0.2"]),
     ] {
         assert_ok(&run(out, &[]));
         // The same run again: complete.
