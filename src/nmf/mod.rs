@@ -16,6 +16,7 @@ mod divergence;
 mod init;
 mod kernels;
 mod linalg;
+mod loss;
 mod masked;
 mod memory;
 mod params;
@@ -30,8 +31,9 @@ mod tiled;
 mod update;
 
 pub(crate) use linalg::gemm;
+pub use loss::Loss;
 pub use memory::{available_memory, memory_estimate};
-pub use params::{Init, Loss, MAX_TEMPLATE_FRAMES, NmfParams};
+pub use params::{Init, MAX_TEMPLATE_FRAMES, NmfParams};
 pub use rank::{
     ARD_MARGIN, ARD_RULE, KRange, MAX_RANK, RULE, RankMethod, RankParams, RankReport, RankRow,
     rank_memory_estimate, select_rank,
