@@ -93,7 +93,7 @@ pub enum Param {
     BandsPerOctave,
     /// The handicaps of components' activations.
     Handicaps,
-    /// The handicap of pitch-shifted copies per semitone beyond the nearest.
+    /// The handicap of pitch-shifted copies per semitone beyond ±2.
     ShiftPenalty,
 }
 

@@ -16,6 +16,7 @@ use super::{Output, load_sources};
 use demix::audio::{Container, OutputFormat};
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
 use demix::separate::{OutputOptions, SeparateParams};
+use demix::sources::FREE_SHIFTS;
 
 /// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
 pub(super) fn run(
@@ -189,7 +190,10 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOpti
     // Only with templates, which are all it changes (blind runs keep their earlier reports).
     if !args.source.is_empty() {
         value["pitch_shifts"] = json!(params.pitch_shifts);
-        value["shift_penalty"] = json!(shortest(params.shift_penalty));
+        // Only where some copy lies beyond the unhandicapped ones.
+        if params.pitch_shifts > FREE_SHIFTS {
+            value["shift_penalty"] = json!(shortest(params.shift_penalty));
+        }
     }
     // Only when used, so that the reports of runs made before it still match.
     if params.bands() > 0 {

@@ -13,6 +13,8 @@ mod avx512;
 mod blocks;
 mod convolutive;
 mod divergence;
+#[cfg(test)]
+mod handicap_tests;
 mod init;
 mod kernels;
 mod linalg;
@@ -396,7 +398,13 @@ impl Factorization {
             self.engine
                 .apply_w(&mut self.w, &mut self.g, self.params.normalize);
         }
-        let then_w = if update_w { HPass::ThenW } else { HPass::Alone };
+        // Handicaps rescale the activations after the pass: the W terms a sweep would make
+        // beside it would be of the activations before.
+        let then_w = if update_w && self.params.handicaps.is_none() {
+            HPass::ThenW
+        } else {
+            HPass::Alone
+        };
         self.engine.h_pass(&self.w, &mut self.g, then_w);
         self.handicap();
         self.iteration += 1;
@@ -513,7 +521,8 @@ impl Factorization {
             // The next iteration's W terms in the same sweep, unless it is the last, and its
             // cost if that iteration records one.
             let next = it + 1;
-            let then_w = match (update_w && next < max_iter, next.is_multiple_of(every)) {
+            let sweep_w = update_w && next < max_iter && self.params.handicaps.is_none();
+            let then_w = match (sweep_w, next.is_multiple_of(every)) {
                 (false, _) => HPass::Alone,
                 (true, false) => HPass::ThenW,
                 (true, true) => HPass::ThenWAndCost,

@@ -102,7 +102,7 @@ impl NmfParams {
 
     /// Handicap each component's activations, one value `c_k ≥ 0` per component, fixed
     /// templates first (default none): every multiplicative step of component `k`'s
-    /// activations is divided by `(1 + c_k)^γ`, γ the step's exponent, so that a handicapped
+    /// activations is divided by `(1 + c_k)^γ`, γ the fit's step exponent, so that a handicapped
     /// component takes over only where it explains the data better by more than that factor.
     /// With the Kullback-Leibler loss this is the L1 penalty `c_k |w_k|₁ Σ_t h_kt`; with the
     /// others, a penalty weighed by each frame's own level, and the cost reported leaves it out.
@@ -414,6 +414,14 @@ impl NmfParams {
         if let Some(w) = &self.fixed_w {
             check_non_negative("fixed templates", w.view())?;
         }
+        if let Some(handicaps) = &self.handicaps
+            && handicaps.len() != self.total_components()
+        {
+            return Err(ParamError::Conflict {
+                param: Param::Handicaps,
+                message: "one handicap per component is needed",
+            });
+        }
         if let Some(&bad) =
             (self.handicaps.iter().flatten()).find(|c| !(c.is_finite() && **c >= 0.0))
         {
@@ -480,14 +488,6 @@ impl NmfParams {
                 what: "fixed templates",
                 expected: (bins, w.ncols()),
                 actual: w.dim(),
-            });
-        }
-        if let Some(handicaps) = &self.handicaps
-            && handicaps.len() != k
-        {
-            return Err(ParamError::Conflict {
-                param: Param::Handicaps,
-                message: "one handicap per component is needed",
             });
         }
         if let Some((w, h)) = &self.initial {

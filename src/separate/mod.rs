@@ -52,7 +52,8 @@ pub struct SeparateParams {
     /// The handicap of a pitch-shifted copy per semitone beyond ±[`FREE_SHIFTS`](crate::sources::FREE_SHIFTS)
     /// (default [`DEFAULT_SHIFT_PENALTY`]; 0 trusts every copy as the learned templates; at
     /// most [`MAX_SHIFT_PENALTY`]). See [`shift_handicaps`] and
-    /// [`NmfParams::with_handicaps`].
+    /// [`NmfParams::with_handicaps`]: [`Self::check`] sets the fit's handicaps from it when it
+    /// makes copies, in place of any that `nmf` holds.
     pub shift_penalty: f32,
     /// Fit the activations on frequency bands this many per octave instead of every bin, each
     /// band weighed as the bins it sums: faster, for a small loss of quality; the masks still
@@ -220,12 +221,13 @@ impl SeparateParams {
         // The copies are made: checking these parameters again must not copy the copies.
         params.pitch_shifts = 0;
         params.bands_per_octave = Some(self.bands());
-        let mut nmf = params.nmf_params();
         if handicaps.iter().any(|&c| c > 0.0) {
-            // The free components (`other`) come after the templates, unhandicapped.
-            let free = std::iter::repeat_n(0.0, nmf.free_columns());
-            nmf = nmf.with_handicaps(handicaps.into_iter().chain(free).collect());
+            // In the checked parameters' fit, so that checking them again keeps them; the
+            // free components (`other`) come after the templates, unhandicapped.
+            let free = std::iter::repeat_n(0.0, params.nmf.free_columns());
+            params.nmf = (params.nmf).with_handicaps(handicaps.into_iter().chain(free).collect());
         }
+        let nmf = params.nmf_params();
         if let Some(rank) = &self.rank {
             if !self.templates.is_empty() {
                 return Err(ParamError::Conflict {
@@ -343,7 +345,7 @@ impl SeparateParams {
     /// [`DEFAULT_BANDS_PER_OCTAVE`] where the fit is of learned templates alone without
     /// penalties, every bin elsewhere.
     pub fn bands(&self) -> u32 {
-        self.bands_per_octave.unwrap_or({
+        self.bands_per_octave.unwrap_or_else(|| {
             let templates_alone = !self.templates.is_empty() && self.nmf.components() == 0;
             let penalties = self.nmf.sparsity() > 0.0 || self.nmf.smoothness() > 0.0;
             if templates_alone && !penalties {
@@ -405,7 +407,8 @@ pub struct Separator {
 
 impl Separator {
     /// The parameters this separator was checked from, its templates with their
-    /// pitch-shifted copies already made (and `pitch_shifts` therefore 0).
+    /// pitch-shifted copies already made (and `pitch_shifts` therefore 0), the copies'
+    /// handicaps in `nmf`, and `bands_per_octave` as the fit uses it.
     pub fn params(&self) -> &SeparateParams {
         &self.params
     }

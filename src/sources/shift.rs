@@ -24,8 +24,8 @@ pub const DEFAULT_PITCH_SHIFTS: u32 = 6;
 pub const FREE_SHIFTS: u32 = 2;
 /// The default handicap of a pitch-shifted copy per semitone beyond [`FREE_SHIFTS`].
 pub const DEFAULT_SHIFT_PENALTY: f32 = 0.05;
-/// The largest handicap per semitone: at 10, a copy three semitones away is already 11 times
-/// less trusted than the learned template.
+/// The largest handicap per semitone: at 10, every activation step of a copy three semitones
+/// away is divided by 11^γ (γ the fit's step exponent).
 pub const MAX_SHIFT_PENALTY: f32 = 10.0;
 /// Most semitones each way: a tritone, so that every pitch class is in reach. The copies sample
 /// the template at steps of `2^(s/12)` bins; below a step of 2 (an octave down) no peak can fall

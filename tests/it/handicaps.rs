@@ -2,7 +2,7 @@
 //! equal one without, with KL a handicap is the L1 penalty, bad handicaps are refused.
 
 use demix::error::{Param, ParamError};
-use demix::nmf::{Loss, NmfParams, fit};
+use demix::nmf::{Factorization, Loss, NmfParams, fit};
 use ndarray::{Array2, Axis, concatenate, s};
 
 use crate::common::TestRng;
@@ -64,6 +64,34 @@ fn with_kl_a_handicap_is_the_l1_penalty_on_the_activations() {
         same < 1e-4 && moved > 0.05,
         "handicap against penalty {same:.2e}, no handicap against penalty {moved:.3}"
     );
+}
+
+#[test]
+fn with_free_components_the_cost_recorded_is_of_the_handicapped_factors() {
+    // Free components are fitted beside the handicapped templates: the last cost the fit
+    // records must be that of the factors it returns, for every loss.
+    let v = random_matrix(30, 40, 7);
+    let fixed = random_matrix(30, 4, 8);
+    for loss in [Loss::ItakuraSaito, Loss::KullbackLeibler, Loss::Euclidean] {
+        let params = NmfParams::new(2)
+            .with_loss(loss)
+            .with_fixed_templates(fixed.clone())
+            .with_handicaps(vec![0.0, 0.0, 0.5, 0.5, 0.0, 0.0])
+            .with_max_iter(30)
+            .with_tol(0.0)
+            .with_cost_every(1);
+        let model = fit(v.view(), &params).unwrap();
+        let recorded = model.final_cost();
+        let returned = NmfParams::new(0)
+            .with_loss(loss)
+            .with_fixed_templates(model.w.clone())
+            .with_initial(model.w.clone(), model.h.clone());
+        let actual = Factorization::new(v.view(), &returned).unwrap().cost();
+        assert!(
+            (recorded - actual).abs() <= 1e-6 * actual.abs(),
+            "{loss}: recorded {recorded}, actual {actual}"
+        );
+    }
 }
 
 #[test]

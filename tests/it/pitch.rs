@@ -73,7 +73,11 @@ fn far_copies_separate_notes_four_to_six_semitones_from_the_training_clip() {
             shift_penalty,
             ..Default::default()
         };
-        let stems = params.check().unwrap().separate(&mono(&mix)).unwrap();
+        let separator = params.check().unwrap();
+        let stems = separator.separate(&mono(&mix)).unwrap();
+        // Checked again, the parameters keep the copies' handicaps: the same stems.
+        let again = separator.params().check().unwrap();
+        assert_eq!(again.separate(&mono(&mix)).unwrap(), stems);
         (
             sdr(&d, &stems[0].channels[0]),
             sdr(&k, &stems[1].channels[0]),
