@@ -381,7 +381,11 @@ impl Factorization {
             // Room for the costs of a usual fit; a huge --iter grows it only as costs come.
             history: Vec::with_capacity((params.max_iter / params.cost_every.max(1) + 2).min(4096)),
             converged: false,
-            handicap_factors: (params.handicaps.clone().unwrap_or_default(), f32::NAN),
+            // Made at the first pass (γ NaN matches no exponent).
+            handicap_factors: (
+                vec![1.0; params.handicaps.as_ref().map_or(0, Vec::len)],
+                f32::NAN,
+            ),
         })
     }
 
@@ -398,9 +402,7 @@ impl Factorization {
             self.engine
                 .apply_w(&mut self.w, &mut self.g, self.params.normalize);
         }
-        // Handicaps rescale the activations after the pass: the W terms a sweep would make
-        // beside it would be of the activations before.
-        let then_w = if update_w && self.params.handicaps.is_none() {
+        let then_w = if update_w && self.sweeps_w() {
             HPass::ThenW
         } else {
             HPass::Alone
@@ -408,6 +410,12 @@ impl Factorization {
         self.engine.h_pass(&self.w, &mut self.g, then_w);
         self.handicap();
         self.iteration += 1;
+    }
+
+    /// Whether the activations' pass may make the next W update's terms in the same sweep:
+    /// not with handicaps, which rescale the activations after the pass.
+    fn sweeps_w(&self) -> bool {
+        self.params.handicaps.is_none()
     }
 
     /// Divides the activation steps just taken by the handicaps' factors `(1 + c_k)^γ` (see
@@ -521,7 +529,7 @@ impl Factorization {
             // The next iteration's W terms in the same sweep, unless it is the last, and its
             // cost if that iteration records one.
             let next = it + 1;
-            let sweep_w = update_w && next < max_iter && self.params.handicaps.is_none();
+            let sweep_w = update_w && next < max_iter && self.sweeps_w();
             let then_w = match (sweep_w, next.is_multiple_of(every)) {
                 (false, _) => HPass::Alone,
                 (true, false) => HPass::ThenW,

@@ -31,6 +31,13 @@ impl TestRng {
     }
 }
 
+/// A `rows × cols` matrix of seeded uniform values in [0.01, 1.01): positive, as NMF data
+/// and templates must be.
+pub fn positive_matrix(rows: usize, cols: usize, seed: u64) -> ndarray::Array2<f32> {
+    let mut rng = TestRng::new(seed);
+    ndarray::Array2::from_shape_simple_fn((rows, cols), || rng.uniform() as f32 + 0.01)
+}
+
 /// A tone with a fixed harmonic spectrum: partial `n` (1-based) of `f0` has amplitude
 /// `amplitudes[n - 1]`, switched on where `gate(t)` is true, with 5 ms linear ramps.
 pub fn gated_harmonic(

@@ -13,7 +13,9 @@ use demix::sources::{Templates, learn};
 use demix::spectral::{Stft, StftParams};
 use ndarray::Array2;
 
-use crate::common::{TestRng, assert_ok, best_permutation_sdr, sdr};
+use crate::common::{
+    TestRng, assert_ok, best_permutation_sdr, positive_matrix as random_matrix, sdr,
+};
 
 const RATE: u32 = 22_050;
 
@@ -518,11 +520,6 @@ fn a_broken_template_file_is_one_line_naming_it() {
         stderr.contains("bad.npz") && stderr.contains("template"),
         "{stderr}"
     );
-}
-
-fn random_matrix(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
-    let mut rng = TestRng::new(seed);
-    Array2::from_shape_simple_fn((rows, cols), || rng.uniform() as f32 + 0.01)
 }
 
 #[test]
