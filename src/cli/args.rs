@@ -208,10 +208,10 @@ pub struct SeparateArgs {
     /// that far copies take only notes that nothing nearer explains (0: all alike; at most 10).
     #[arg(long = "shift-penalty", default_value_t = SeparateParams::default().shift_penalty, value_name = "P")]
     pub shift_penalty: f32,
-    /// Fit the activations on frequency bands N per octave (a bin alone where it is wider)
-    /// instead of every bin, with --source alone (no --free, --sparsity or --smoothness): 48
-    /// fits 294 bands of 1025 at 2048-point frames. [default: 48 with --source alone, else
-    /// every bin; 0: every bin; at most 1200]
+    /// Begin the fit on frequency bands N per octave (a bin alone where it is wider), then drop
+    /// the templates no frame needs and end it on every bin, with --source alone (no --free,
+    /// --sparsity or --smoothness): 48 fits 294 bands of 1025 at 2048-point frames. [default:
+    /// 48 with --source alone, else every bin throughout; 0: every bin throughout; at most 1200]
     #[arg(long = "bands-per-octave", value_name = "N")]
     pub bands_per_octave: Option<u32>,
     /// Most spectrogram frames fitted at once; longer recordings learn templates on a sample

@@ -7,7 +7,8 @@ use ndarray::{Array2, Array3, ArrayView2};
 use realfft::num_complex::Complex32;
 
 use super::balance::channel_energies;
-use super::blocks::{BlockSink, Blocks, fit_activations};
+use super::blocks::{BlockSink, Blocks};
+use super::coarse::fit_activations;
 use super::render::{Separation, Spatial};
 use super::stream::{Gathering, Input, Spill};
 use super::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, Separator};
@@ -54,7 +55,7 @@ impl Separator {
                     .spectrogram(input, stft, frames, std::iter::once(0..frames))?;
             let sum = spectrogram.iter().map(|&a| f64::from(a)).sum();
             let nmf_params = self.with_rank(spectrogram.view(), &mut rank)?;
-            let nmf = fit_activations(spectrogram, &nmf_params, self.bands.as_ref(), progress)?;
+            let nmf = fit_activations(spectrogram, &nmf_params, self.coarse.as_ref(), progress)?;
             let sums = ActivationSums::of(nmf.h.view());
             (nmf, sum, sums, None, None)
         } else {
@@ -223,9 +224,14 @@ impl Separator {
             sums: ActivationSums::new(k),
             data_sum: 0.0,
         };
-        let cost =
-            self.blocks()
-                .solve(input, stft, &nmf_params, &w, self.bands.as_ref(), &mut sink)?;
+        let cost = self.blocks().solve(
+            input,
+            stft,
+            &nmf_params,
+            &w,
+            self.coarse.as_ref(),
+            &mut sink,
+        )?;
         let (h, spill) = sink.h.finish()?.split(k);
         let nmf = Nmf {
             w,

@@ -6,10 +6,11 @@ use std::ops::Range;
 
 use ndarray::{Array2, ArrayView2, s};
 
+use super::coarse::{CoarseFit, fit_activations};
 use super::stream::Input;
-use crate::error::{ParamError, Result};
-use crate::nmf::{self, Nmf, NmfParams, Progress};
-use crate::spectral::{Bands, Stft, add_channel_summed_magnitude};
+use crate::error::Result;
+use crate::nmf::NmfParams;
+use crate::spectral::{Stft, add_channel_summed_magnitude};
 
 /// Frames of spectrogram computed from one excerpt of a streamed recording.
 const CHUNK_FRAMES: usize = 2048;
@@ -94,8 +95,8 @@ impl Blocks {
     }
 
     /// Solves the activations of every frame of `input`, block by block of `max_frames`, with
-    /// the templates `w` fixed and the rest of the fit as `params` (on `bands`, if any, as
-    /// [`fit_activations`]), in one pass. Each block's
+    /// the templates `w` fixed and the rest of the fit as `params` (begun on bands with
+    /// `coarse`, as [`fit_activations`]), in one pass. Each block's
     /// spectrogram (its own frames, without the margins that the smoothness penalty and
     /// convolutive templates add) goes to
     /// `sink.data` before its fit, its activations (K × frames) to `sink.activations` after.
@@ -109,7 +110,7 @@ impl Blocks {
         stft: &Stft,
         params: &NmfParams,
         w: &Array2<f32>,
-        bands: Option<&Bands>,
+        coarse: Option<&CoarseFit>,
         sink: &mut dyn BlockSink,
     ) -> Result<f64> {
         let max_frames = self.max_frames;
@@ -158,44 +159,12 @@ impl Blocks {
                 add_channel_summed_magnitude(stft, excerpt, chunk, v.slice_mut(s![rows, ..]));
             }
             sink.data(start, v.slice(s![start - lo..end - lo, ..]))?;
-            let block = fit_activations(v, &block_params, bands, &mut |_| {})?;
+            let block = fit_activations(v, &block_params, coarse, &mut |_| {})?;
             sink.activations(start, block.h.slice(s![.., start - lo..end - lo]))?;
             cost += block.final_cost();
         }
         Ok(cost)
     }
-}
-
-/// The fit of `v` (frames × bins) with `params`; with `bands`, the fit of its bands with the
-/// bands of the fixed templates, which `params` must be all of (no free components), each
-/// band weighed as the bins it stands for, and the whole templates put back in the result.
-///
-/// # Errors
-/// Those of the fit.
-pub(crate) fn fit_activations(
-    v: Array2<f32>,
-    params: &NmfParams,
-    bands: Option<&Bands>,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Nmf, ParamError> {
-    let (Some(bands), Some(w)) = (bands, &params.fixed_w) else {
-        return nmf::fit_transposed(v, params, progress);
-    };
-    debug_assert_eq!(params.components(), 0, "bands hold no free components");
-    // Each band counts as the bins it sums: with β-divergences d(a x | a y) = a^β d(x | y),
-    // so the bins' divergences from their band's mean add up to n^(1 - β) times the sum's.
-    let beta = params.loss().beta();
-    let weights = (bands.edges().windows(2))
-        .map(|e| ((e[1] - e[0]) as f32).powf(1.0 - beta))
-        .collect();
-    let pooled = (params.clone())
-        .with_fixed_templates(bands.pool_rows(w.view()))
-        .with_row_weights(weights);
-    let pooled_v = bands.pool_columns(v.view());
-    drop(v);
-    let mut fit = nmf::fit_transposed(pooled_v, &pooled, progress)?;
-    fit.w = w.clone();
-    Ok(fit)
 }
 
 /// Receives the blocks of [`Blocks::solve`], in frame order.

@@ -15,10 +15,12 @@ use crate::sources::{
     Templates, check_source_name, shift_handicaps, with_stacked,
 };
 use crate::spectral::{Bands, Stft, StftParams};
+use coarse::CoarseFit;
 
 mod analyze;
 mod balance;
 mod blocks;
+mod coarse;
 mod output;
 mod render;
 mod stream;
@@ -55,13 +57,15 @@ pub struct SeparateParams {
     /// [`NmfParams::with_handicaps`]: [`Self::check`] sets the fit's handicaps from it when it
     /// makes copies, in place of any that `nmf` holds.
     pub shift_penalty: f32,
-    /// Fit the activations on frequency bands this many per octave instead of every bin, each
-    /// band weighed as the bins it sums: faster, for a small loss of quality; the masks still
-    /// use the whole templates, and the fit's costs are of the bands. Only with learned
+    /// Begin the fit of the activations on frequency bands this many per octave, each band
+    /// weighed as the bins it sums, for its first 10 iterations; then drop the templates that
+    /// no frame needs so far and fit the rest on every bin. Faster than every bin throughout
+    /// (most of the pitch-shifted copies are dropped) and as good on the quality corpus; the
+    /// masks use the whole templates, and the fit's costs are of every bin. Only with learned
     /// templates alone (no free components, no penalties). Default `None`:
-    /// [`DEFAULT_BANDS_PER_OCTAVE`] where the fit allows bands, every bin where it does not;
-    /// `Some(0)`: every bin; at most [`MAX_BANDS_PER_OCTAVE`]. See [`Bands`] and
-    /// docs/quality.md for what it costs.
+    /// [`DEFAULT_BANDS_PER_OCTAVE`] where the fit allows bands, every bin throughout where it
+    /// does not; `Some(0)`: every bin throughout; at most [`MAX_BANDS_PER_OCTAVE`]. See
+    /// [`Bands`] and docs/quality.md, "Bands, then every bin".
     pub bands_per_octave: Option<u32>,
     /// Group the free components into this many sources by what they sound like (default
     /// none: one source per component).
@@ -161,11 +165,10 @@ pub fn template_fit(nmf: NmfParams) -> NmfParams {
     }
 }
 
-/// Bands per octave of a fit of learned templates alone when
-/// [`SeparateParams::bands_per_octave`] does not say. Chosen for speed: with the copies of
-/// [`DEFAULT_PITCH_SHIFTS`] a separation is as fast as every bin was with ±2 semitones, and on
-/// the quality corpus's tuning split as good by the median (+0.22 dB per source against
-/// +0.21 on every bin); on its validation split every bin did better (docs/quality.md).
+/// Bands per octave of the first iterations of a fit of learned templates alone when
+/// [`SeparateParams::bands_per_octave`] does not say (see there). Chosen for speed at the
+/// third stop of 2026-12-07, when the whole fit ran on bands; since the fit ends on every bin,
+/// the bands only decide which templates it keeps.
 pub const DEFAULT_BANDS_PER_OCTAVE: u32 = 48;
 
 /// Most bands per octave: at 1200 (a cent), two bins make a band only from bin 3462 on
@@ -306,12 +309,17 @@ impl SeparateParams {
             }
         }
         // `check_bands` made sure that bands fit templates alone.
-        let bands = (self.bands() > 0).then(|| Bands::per_octave(stft.n_bins(), self.bands()));
+        let coarse = (self.bands() > 0).then(|| {
+            CoarseFit::new(
+                Bands::per_octave(stft.n_bins(), self.bands()),
+                &params.templates,
+            )
+        });
         Ok(Separator {
             params,
             stft,
             nmf,
-            bands,
+            coarse,
         })
     }
 
@@ -404,8 +412,9 @@ pub struct Separator {
     stft: Stft,
     /// The NMF parameters, with the learned templates stacked as fixed templates.
     nmf: NmfParams,
-    /// The bands the activations are fitted on, if not every bin.
-    bands: Option<Bands>,
+    /// The bands the fit begins on and the sources' columns, if it does not run on every bin
+    /// throughout.
+    coarse: Option<CoarseFit>,
 }
 
 impl Separator {

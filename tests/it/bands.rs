@@ -1,6 +1,6 @@
-//! The activations fitted on frequency bands (`separate --bands-per-octave`, with learned
-//! templates only): the stems must be as good as a fit of every bin, in memory and block by
-//! block.
+//! The activations fitted first on frequency bands, then on every bin without the templates
+//! no frame needs (`separate --bands-per-octave`, with learned templates only): the stems must
+//! be as good as a fit of every bin throughout, in memory and block by block.
 
 use demix::nmf::{Loss, NmfParams};
 use demix::separate::SeparateParams;
@@ -11,7 +11,7 @@ use crate::pitch::templates;
 use demix::sources::Templates;
 
 #[test]
-fn a_fit_on_bands_separates_as_well_as_one_of_every_bin() {
+fn a_fit_begun_on_bands_separates_as_well_as_one_of_every_bin() {
     // Notes the training clip did not play (within two semitones of ones it did) beside drums.
     let (d, k) = (drums(1, 6.0), tonal(2, &[62, 65, 66, 69], 6.0));
     let mix = mono(&d.iter().zip(&k).map(|(a, b)| a + b).collect::<Vec<f32>>());
@@ -48,14 +48,17 @@ fn separates_as_well_on_bands(
     // 516 frames in blocks of 256: the long recordings' path.
     let (blocks, h_blocks) = separated(Some(48), 256);
     let (_, h_blocks_bins) = separated(Some(0), 256);
-    // The fits did run on bands: their activations differ from those of every bin.
+    // The fits did begin on bands: their activations differ from those of every bin. (Which
+    // templates they drop is `separate::coarse`'s unit test: here few are, as the four notes
+    // played keep most copies above their share in some frame.)
     assert_ne!(h_bins, h_bands);
     assert_ne!(h_blocks_bins, h_blocks);
-    // Measured, drums and keys: KL 26.99 and 25.82 dB on every bin, 27.00 and 25.83 on bands,
-    // in memory and in blocks; Itakura-Saito 26.84 and 25.67, and 26.65 and 25.48.
+    // Measured, drums and keys: KL 26.87 and 25.70 dB on every bin throughout, and the same
+    // to 1e-4 dB begun on bands, in memory and in blocks; Itakura-Saito 26.634 and 25.464
+    // against 26.6337 and 25.4636.
     for (what, (drums, keys)) in [("bands", banded), ("blocks", blocks)] {
         assert!(
-            drums >= every_bin.0 - 1.0 && keys >= every_bin.1 - 1.0 && keys >= 20.0,
+            drums >= every_bin.0 - 0.05 && keys >= every_bin.1 - 0.05 && keys >= 20.0,
             "{loss:?}, {what}: drums {drums:.2}, keys {keys:.2} dB against every bin's {every_bin:?}"
         );
     }
