@@ -15,7 +15,7 @@ use super::stdin::Spool;
 use super::{Output, load_sources};
 use demix::audio::{Container, OutputFormat};
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
-use demix::separate::{OutputOptions, SeparateParams};
+use demix::separate::{BAND_ITERATIONS, KEEP_SHARE, OutputOptions, SeparateParams};
 use demix::sources::FREE_SHIFTS;
 
 /// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
@@ -198,6 +198,10 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOpti
     // Only when used, so that the reports of runs made before it still match.
     if params.bands() > 0 {
         value["bands_per_octave"] = json!(params.bands());
+        // The fit ends on every bin since the fourth stop of 2026-12-07: files separated on
+        // the bands throughout (whose reports lack these) are done again.
+        value["band_iterations"] = json!(BAND_ITERATIONS);
+        value["keep_share"] = json!(KEEP_SHARE);
     }
     // Recorded only for FLAC, so that the reports of WAV runs made before FLAC existed still
     // describe the same parameters.

@@ -4,10 +4,11 @@
 //!
 //! With pitch-shifted copies a source has 13 times the templates it learned, and most of them
 //! play no part in a given recording. A few iterations on bands (neighbouring bins summed) are
-//! enough to tell which: a template whose share of the model stays below [`KEEP_SHARE`] in
-//! every frame is dropped (its activations are 0). The rest of the fit runs on every bin,
-//! because bands alone mislead it: summed bins lose the fine structure of the upper spectrum,
-//! which then favours smooth templates (docs/quality.md, "Bands, then every bin").
+//! enough to tell which: a single-frame template whose share of the model stays below
+//! [`KEEP_SHARE`] in every frame (but the quietest) is dropped, its activations 0; convolutive
+//! templates, and the largest of each source, are kept. The rest of the fit runs on every bin
+//! from there, because bands alone mislead it: summed bins lose the fine structure of the upper
+//! spectrum (docs/quality.md, "Bands, then every bin").
 
 use std::ops::Range;
 
@@ -18,15 +19,17 @@ use crate::nmf::{self, Nmf, NmfParams, Progress};
 use crate::sources::Templates;
 use crate::spectral::Bands;
 
-/// Iterations fitted on bands before the templates no frame needs are dropped. Chosen with
-/// [`KEEP_SHARE`] on the quality corpus's tuning split against a fit of every bin throughout
-/// (median change per source -0.005 dB, largest loss 3.1 dB), where 5 iterations or a share of
-/// 0.01 lost more (docs/quality.md, "Bands, then every bin").
-pub(crate) const BAND_ITERATIONS: usize = 10;
+/// Iterations fitted on bands, out of the fit's own, before the templates no frame needs are
+/// dropped. Chosen with [`KEEP_SHARE`] on the quality corpus's tuning split against a fit of
+/// every bin throughout (median change per source -0.005 dB, largest loss 3.1 dB); after 3 or
+/// 5 iterations one song lost 17-23 dB, and shares of 0.01 lost more by the median
+/// (docs/quality.md, "Bands, then every bin").
+pub const BAND_ITERATIONS: usize = 10;
 
-/// A template is kept when its share of the model reaches this in some frame (after
-/// [`BAND_ITERATIONS`]); 1e-3 kept more templates for no better separation.
-pub(crate) const KEEP_SHARE: f64 = 0.003;
+/// A template is kept when its share of the model reaches this in some frame after
+/// [`BAND_ITERATIONS`]. A share of 1e-3 (measured after 5 iterations) kept more templates for
+/// no better median, and one song lost 19 dB.
+pub const KEEP_SHARE: f64 = 0.003;
 
 /// Frames whose model is below this fraction of the largest frame's are not judged by.
 const QUIET_FRAME: f64 = 1e-4;
@@ -58,8 +61,10 @@ impl CoarseFit {
 }
 
 /// The fit of `v` (frames × bins) with `params`; with `coarse`, as the module says, which
-/// `params` must allow (learned templates alone, no free components), unless the fit is of
-/// [`BAND_ITERATIONS`] or fewer: it then runs on every bin. The costs recorded are of every bin.
+/// `params` must allow (learned templates alone, no free components). A fit of
+/// [`BAND_ITERATIONS`] or fewer runs on every bin throughout, and so does one whose steps on the
+/// bands overshot (see [`went_back`]). The costs recorded, and those `progress` is given, are of
+/// every bin.
 ///
 /// # Errors
 /// Those of the fit.
@@ -77,6 +82,9 @@ pub(crate) fn fit_activations(
     }
     debug_assert_eq!(params.components(), 0, "bands hold no free components");
     let start = on_bands(v.view(), params, w, coarse.bands(), progress)?;
+    if went_back(&start) {
+        return nmf::fit_transposed(v, params, progress);
+    }
     let done = start.iterations;
     let lengths = params.template_lengths();
     let keep = kept_columns(w.view(), start.h.view(), &lengths, &coarse.sources);
@@ -134,13 +142,22 @@ fn on_bands(
         .with_fixed_templates(bands.pool_rows(w.view()))
         .with_row_weights(weights)
         .with_max_iter(BAND_ITERATIONS);
+    // The bands' costs are not comparable with those of every bin that follow.
     let mut band_progress = |p: Progress| {
         progress(Progress {
             max_iter: params.max_iter(),
+            cost: None,
             ..p
         })
     };
     nmf::fit_transposed(bands.pool_columns(v), &pooled, &mut band_progress)
+}
+
+/// Whether the fit on bands went back to its start: its longer steps raised the cost at its
+/// only check (the last iteration), so its activations are the flat start's and tell no
+/// template from another.
+fn went_back(fit: &Nmf) -> bool {
+    fit.cost_history.last().map(|c| c.iteration) != Some(fit.iterations)
 }
 
 /// The first column and the length of every template.
@@ -181,14 +198,14 @@ fn kept_columns(
                 .fold(0.0, f64::max)
         })
         .collect();
+    debug_assert!(share.iter().all(|a| a.is_finite()), "shares {share:?}");
     let mut keep = vec![false; w.ncols()];
     for (first, len) in template_starts(lengths) {
         keep[first..first + len].fill(len > 1 || share[first] >= KEEP_SHARE);
     }
     for source in sources {
-        let best = source
-            .clone()
-            .max_by(|&a, &b| share[a].total_cmp(&share[b]));
+        // The first of equal shares: a learned template before its copies.
+        let best = (source.clone().rev()).max_by(|&a, &b| share[a].total_cmp(&share[b]));
         if let Some(best) = best
             && !keep[source.clone()].iter().any(|&k| k)
         {
@@ -288,5 +305,58 @@ mod tests {
             );
             assert_eq!((fit.w.dim(), fit.h.dim()), ((bins, 6), (6, frames)));
         }
+    }
+
+    #[test]
+    fn a_fit_on_bands_that_went_back_to_its_start_is_told_apart() {
+        let fit = |checked: &[usize], iterations| Nmf {
+            w: Array2::zeros((1, 1)),
+            h: Array2::zeros((1, 1)),
+            cost_history: (checked.iter())
+                .map(|&iteration| nmf::CostPoint {
+                    iteration,
+                    cost: 1.0,
+                })
+                .collect(),
+            iterations,
+            converged: false,
+        };
+        // A cost higher at 10 than at 0 is not recorded, and the activations are the start's.
+        assert!(went_back(&fit(&[0], 10)));
+        assert!(!went_back(&fit(&[0, 10], 10)));
+        // Converged (the change below the tolerance) at its check.
+        assert!(!went_back(&fit(&[0, 7], 7)));
+    }
+
+    #[test]
+    fn each_source_is_given_the_columns_it_has_in_the_stacked_templates() {
+        use crate::sources::{Templates, stack};
+        use crate::spectral::Window;
+        let source = |name: &str, k: usize, frames: usize| Templates {
+            name: name.into(),
+            w: Array2::from_elem((64, k * frames), 1.0 / (k * frames) as f32),
+            frames,
+            n_fft: 126,
+            hop: 32,
+            window: Window::Hann,
+            sample_rate: 8000,
+            loss: Loss::ItakuraSaito,
+            w_kl: None,
+            spatial: None,
+            notes: None,
+        };
+        // Copies to ±2 of three single-frame templates (15 columns), two drum templates of
+        // four frames (8, left as they are), copies of one template (5).
+        let templates: Vec<_> = [
+            source("keys", 3, 1),
+            source("drums", 2, 4),
+            source("bass", 1, 1),
+        ]
+        .into_iter()
+        .map(|t| t.with_pitch_shifts(2))
+        .collect();
+        let coarse = CoarseFit::new(Bands::per_octave(64, 12), &templates);
+        assert_eq!(coarse.sources, [0..15, 15..23, 23..28]);
+        assert_eq!(stack(&templates).ncols(), 28);
     }
 }

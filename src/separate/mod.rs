@@ -16,6 +16,7 @@ use crate::sources::{
 };
 use crate::spectral::{Bands, Stft, StftParams};
 use coarse::CoarseFit;
+pub use coarse::{BAND_ITERATIONS, KEEP_SHARE};
 
 mod analyze;
 mod balance;
@@ -58,8 +59,9 @@ pub struct SeparateParams {
     /// makes copies, in place of any that `nmf` holds.
     pub shift_penalty: f32,
     /// Begin the fit of the activations on frequency bands this many per octave, each band
-    /// weighed as the bins it sums, for its first 10 iterations; then drop the templates that
-    /// no frame needs so far and fit the rest on every bin. Faster than every bin throughout
+    /// weighed as the bins it sums, for its first [`BAND_ITERATIONS`]; then drop the templates
+    /// whose share of the model stays below [`KEEP_SHARE`] in every frame and fit the rest on
+    /// every bin (a fit of no more iterations runs on every bin throughout). Faster than every bin throughout
     /// (most of the pitch-shifted copies are dropped) and as good on the quality corpus; the
     /// masks use the whole templates, and the fit's costs are of every bin. Only with learned
     /// templates alone (no free components, no penalties). Default `None`:
@@ -168,7 +170,7 @@ pub fn template_fit(nmf: NmfParams) -> NmfParams {
 /// Bands per octave of the first iterations of a fit of learned templates alone when
 /// [`SeparateParams::bands_per_octave`] does not say (see there). Chosen for speed at the
 /// third stop of 2026-12-07, when the whole fit ran on bands; since the fit ends on every bin,
-/// the bands only decide which templates it keeps.
+/// the bands decide which templates it keeps and where its iterations on every bin start.
 pub const DEFAULT_BANDS_PER_OCTAVE: u32 = 48;
 
 /// Most bands per octave: at 1200 (a cent), two bins make a band only from bin 3462 on
