@@ -166,4 +166,25 @@ fn a_batch_run_with_other_copies_handicaps_or_bands_does_not_take_the_stems_as_c
             "{other:?}: {said}"
         );
     }
+    // Stems of a build whose fit ran on the bands throughout (its report records the bands
+    // without the fit's iterations on them or the share it keeps) are not taken as complete.
+    assert_ok(&run("d", &[]));
+    let report = d.join("d/demix-report.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let params = &mut json["files"][0]["params"];
+    assert_eq!(
+        (
+            params["band_iterations"].as_u64(),
+            params["keep_share"].as_f64()
+        ),
+        (Some(10), Some(0.003))
+    );
+    let params = params.as_object_mut().unwrap();
+    params.remove("band_iterations");
+    params.remove("keep_share");
+    std::fs::write(&report, serde_json::to_string(&json).unwrap()).unwrap();
+    let before = run("d", &[]);
+    assert_eq!(before.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&before.stderr).contains("made with other parameters"));
 }
