@@ -331,19 +331,9 @@ mod tests {
     #[test]
     fn each_source_is_given_the_columns_it_has_in_the_stacked_templates() {
         use crate::sources::{Templates, stack};
-        use crate::spectral::Window;
-        let source = |name: &str, k: usize, frames: usize| Templates {
-            name: name.into(),
-            w: Array2::from_elem((64, k * frames), 1.0 / (k * frames) as f32),
-            frames,
-            n_fft: 126,
-            hop: 32,
-            window: Window::Hann,
-            sample_rate: 8000,
-            loss: Loss::ItakuraSaito,
-            w_kl: None,
-            spatial: None,
-            notes: None,
+        let source = |name: &str, k: usize, frames: usize| {
+            let w = Array2::from_elem((64, k * frames), 1.0 / (k * frames) as f32);
+            Templates::for_tests(name, w, frames)
         };
         // Copies to ±2 of three single-frame templates (15 columns), two drum templates of
         // four frames (8, left as they are), copies of one template (5).

@@ -149,8 +149,6 @@ pub fn shift_handicaps(templates: &[Templates], semitones: u32, penalty: f32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nmf::Loss;
-    use crate::spectral::Window;
     use ndarray::Array3;
 
     /// A column of `n` bins with partials at multiples of bin `f0` (amplitude 1/h).
@@ -233,18 +231,11 @@ mod tests {
     }
 
     fn templates(frames: usize) -> Templates {
+        let w = Array2::from_shape_fn((64, 3 * frames), |(i, j)| ((i * 7 + j) % 5) as f32);
         Templates {
-            name: "keys".into(),
-            w: Array2::from_shape_fn((64, 3 * frames), |(i, j)| ((i * 7 + j) % 5) as f32),
-            frames,
-            n_fft: 126,
-            hop: 32,
-            window: Window::Hann,
-            sample_rate: 8000,
-            loss: Loss::ItakuraSaito,
             w_kl: Some(Array2::from_elem((64, 3 * frames), 0.5)),
             spatial: Some(Array3::zeros((64, 2, 2))),
-            notes: None,
+            ..Templates::for_tests("keys", w, frames)
         }
     }
 

@@ -46,6 +46,24 @@ pub struct Templates {
 }
 
 impl Templates {
+    /// Templates `w` of `frames` frames each, of a 126-point STFT at 8 kHz, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(name: &str, w: Array2<f32>, frames: usize) -> Templates {
+        Templates {
+            name: name.into(),
+            w,
+            frames,
+            n_fft: 126,
+            hop: 32,
+            window: Window::Hann,
+            sample_rate: 8000,
+            loss: Loss::ItakuraSaito,
+            w_kl: None,
+            spatial: None,
+            notes: None,
+        }
+    }
+
     /// Number of columns of [`Self::w`]: templates times their frames.
     pub fn len(&self) -> usize {
         self.w.ncols()
