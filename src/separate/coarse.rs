@@ -53,11 +53,6 @@ impl CoarseFit {
             .collect();
         CoarseFit { bands, sources }
     }
-
-    /// The bands.
-    pub(crate) fn bands(&self) -> &Bands {
-        &self.bands
-    }
 }
 
 /// The fit of `v` (frames × bins) with `params`; with `coarse`, as the module says, which
@@ -81,7 +76,7 @@ pub(crate) fn fit_activations(
         return nmf::fit_transposed(v, params, progress);
     }
     debug_assert_eq!(params.components(), 0, "bands hold no free components");
-    let start = on_bands(v.view(), params, w, coarse.bands(), progress)?;
+    let start = on_bands(v.view(), params, w, &coarse.bands, progress)?;
     if went_back(&start) {
         return nmf::fit_transposed(v, params, progress);
     }
