@@ -31,6 +31,8 @@ Usage (not run by CI; needs `apt-get install fluidsynth fluid-soundfont-gm timgm
 and `pip install numpy scipy soundfile pretty_midi`):
     python3 scripts/make_corpus.py -o corpus            # 40 + 40 songs, 10 + 12 solo pieces
     python3 scripts/make_corpus.py -o corpus --songs 6 --solo 2   # a quick small corpus
+    python3 scripts/make_corpus.py -o corpus-more --splits tuning --first 40 --songs 40 --solo 0
+                                    # 40 more tuning songs (tun040-tun079), in their own folder
 """
 
 import argparse
@@ -492,6 +494,9 @@ def main():
     ap.add_argument("--solo", type=int, default=None,
                     help="solo pieces per split (default: 10 tuning, 12 validation)")
     ap.add_argument("--splits", default="tuning,validation")
+    ap.add_argument("--first", type=int, default=0,
+                    help="index of the first song and solo piece: a further part of a split "
+                         "(its own folder, its own index.json), e.g. --first 40 --songs 40")
     args = ap.parse_args()
     for font in SOUNDFONTS.values():
         if not os.path.exists(font):
@@ -502,8 +507,11 @@ def main():
     for split in args.splits.split(","):
         n_solo = args.solo if args.solo is not None else (10 if split == "tuning" else 12)
         with tempfile.TemporaryDirectory() as tmp:
-            songs = [song(split, i, args.seed, args.out, Path(tmp)) for i in range(args.songs)]
-            pieces = [solo(split, i, args.seed, args.out, Path(tmp)) for i in range(n_solo)]
+            first = args.first
+            songs = [song(split, i, args.seed, args.out, Path(tmp))
+                     for i in range(first, first + args.songs)]
+            pieces = [solo(split, i, args.seed, args.out, Path(tmp))
+                      for i in range(first, first + n_solo)]
         index = dict(split=split, seed=args.seed,
                      songs=[dict(name=m["song"], sources=m["sources"], families=m["families"],
                                  soundfont=m["soundfont"], reverb=m["reverb_rt60"] > 0)
