@@ -186,8 +186,9 @@ pub struct SeparateArgs {
     pub groups: Option<usize>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Exponent p of the soft masks S^p / sum(S^p) [default: 0.5 when the spatial filter
-    /// renders, which starts from them; 2 when the masks render].
+    /// Exponent p of the soft masks S^p / sum(S^p) [default: when the spatial filter renders,
+    /// which starts from them, 0.75 with --source and 0.5 with --sources; 2 when the masks
+    /// render].
     #[arg(long = "mask-power", value_name = "P")]
     pub mask_power: Option<f32>,
     /// Render with soft masks even when the templates bring spatial covariances or sources are

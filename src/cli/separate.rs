@@ -15,7 +15,9 @@ use super::stdin::Spool;
 use super::{Output, load_sources};
 use demix::audio::{Container, OutputFormat};
 use demix::batch::{FileEntry, Item, JobContext, JobOutput};
-use demix::separate::{BAND_ITERATIONS, KEEP_SHARE, OutputOptions, SeparateParams};
+use demix::separate::{
+    BAND_ITERATIONS, KEEP_SHARE, OutputOptions, SPATIAL_MASK_POWER, SeparateParams,
+};
 use demix::sources::FREE_SHIFTS;
 
 /// Separates every file of the inputs, `--jobs` at a time, with a report for a batch.
@@ -194,6 +196,16 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOpti
         if params.pitch_shifts > FREE_SHIFTS {
             value["shift_penalty"] = json!(shortest(params.shift_penalty));
         }
+    }
+    // Not recorded before the sixth stop of 2026-12-07: only when not the default (1), so that
+    // the reports of runs made before still match.
+    if params.spatial_iterations != 1 {
+        value["spatial_iterations"] = json!(params.spatial_iterations);
+    }
+    // With templates, when the spatial filter's masks take the default power, changed at that
+    // stop (0.5 before): the stems of runs made before it are done again.
+    if !args.source.is_empty() && args.mask_power.is_none() {
+        value["spatial_mask_power"] = json!(shortest(SPATIAL_MASK_POWER));
     }
     // Only when used, so that the reports of runs made before it still match.
     if params.bands() > 0 {

@@ -11,7 +11,9 @@ use super::blocks::{BlockSink, Blocks};
 use super::coarse::fit_activations;
 use super::render::{Separation, Spatial};
 use super::stream::{Gathering, Input, Spill};
-use super::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, Separator};
+use super::{
+    BLIND_SPATIAL_MASK_POWER, DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, Separator,
+};
 use crate::audio::Audio;
 use crate::error::{Error, Result};
 use crate::nmf::{self, ActivationSums, KRange, Nmf, NmfParams, Progress, RankReport};
@@ -98,10 +100,10 @@ impl Separator {
             nmf,
             sources,
             stft: stft.clone(),
-            mask_power: params.mask_power.unwrap_or(if spatial.is_some() {
-                SPATIAL_MASK_POWER
-            } else {
-                DEFAULT_MASK_POWER
+            mask_power: params.mask_power.unwrap_or(match spatial {
+                Some(_) if params.templates.is_empty() => BLIND_SPATIAL_MASK_POWER,
+                Some(_) => SPATIAL_MASK_POWER,
+                None => DEFAULT_MASK_POWER,
             }),
             spatial,
             spill,

@@ -40,9 +40,10 @@ pub struct SeparateParams {
     pub stft: StftParams,
     /// The factorisation (default: 4 components, KL, 200 iterations, NNDSVDA).
     pub nmf: NmfParams,
-    /// Exponent p of the soft masks `S_s^p / Σ S_r^p` (default `None`:
-    /// [`SPATIAL_MASK_POWER`] when the multichannel Wiener filter renders, since its source
-    /// powers start from these masks, and [`DEFAULT_MASK_POWER`] when the masks render).
+    /// Exponent p of the soft masks `S_s^p / Σ S_r^p` (default `None`: when the multichannel
+    /// Wiener filter renders, whose source powers start from these masks,
+    /// [`SPATIAL_MASK_POWER`] for learned templates and [`BLIND_SPATIAL_MASK_POWER`] for
+    /// sources grouped blind; [`DEFAULT_MASK_POWER`] when the masks render).
     pub mask_power: Option<f32>,
     /// Learned templates of named sources, held fixed (default none). With templates, the
     /// NMF's free components (`nmf.components()`, may be 0) are rendered together as `other`.
@@ -184,9 +185,14 @@ const MAX_SPATIAL_ITERATIONS: usize = 20;
 pub const DEFAULT_MASK_POWER: f32 = 2.0;
 
 /// The default exponent of the masks whose source powers start the multichannel Wiener
-/// filter, chosen on the quality corpus's tuning split (`docs/quality.md`): softer masks
-/// leave more of the separation to the spatial model.
-pub const SPATIAL_MASK_POWER: f32 = 0.5;
+/// filter with learned templates, chosen on the quality corpus's 80 tuning songs
+/// (docs/quality.md, "The masks that start the spatial filter"): softer masks than the
+/// masks' own 2 leave more of the separation to the spatial model, but 0.5 left too much.
+pub const SPATIAL_MASK_POWER: f32 = 0.75;
+
+/// [`SPATIAL_MASK_POWER`] for sources grouped blind, whose filter starts without spatial
+/// covariances (the identity) and learns them on the mixture: chosen on the tuning split.
+pub const BLIND_SPATIAL_MASK_POWER: f32 = 0.5;
 
 impl SeparateParams {
     /// Checks every part once and plans the work: the STFT, the templates with their

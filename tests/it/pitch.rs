@@ -125,7 +125,8 @@ fn copies_beyond_the_memory_allowed_are_refused_before_they_are_made() {
 }
 
 #[test]
-fn a_batch_run_with_other_copies_handicaps_or_bands_does_not_take_the_stems_as_complete() {
+fn a_batch_run_with_other_copies_handicaps_bands_or_re_estimations_does_not_take_the_stems_as_complete()
+ {
     use crate::common::{assert_ok, demix};
     use crate::drums::write_wav;
     let dir = tempfile::tempdir().unwrap();
@@ -152,6 +153,7 @@ fn a_batch_run_with_other_copies_handicaps_or_bands_does_not_take_the_stems_as_c
         ("a", ["--pitch-shifts", "0"]),
         ("b", ["--bands-per-octave", "24"]),
         ("c", ["--shift-penalty", "0.2"]),
+        ("e", ["--spatial-iterations", "2"]),
     ] {
         assert_ok(&run(out, &[]));
         // The same run again: complete.
@@ -185,6 +187,18 @@ fn a_batch_run_with_other_copies_handicaps_or_bands_does_not_take_the_stems_as_c
     params.remove("keep_share");
     std::fs::write(&report, serde_json::to_string(&json).unwrap()).unwrap();
     let before = run("d", &[]);
+    assert_eq!(before.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&before.stderr).contains("made with other parameters"));
+    // Nor stems of a build whose spatial filter started from masks of power 0.5 (its report
+    // does not record the masks' default power).
+    assert_ok(&run("f", &[]));
+    let report = d.join("f/demix-report.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let params = json["files"][0]["params"].as_object_mut().unwrap();
+    assert_eq!(params.remove("spatial_mask_power"), Some(0.75.into()));
+    std::fs::write(&report, serde_json::to_string(&json).unwrap()).unwrap();
+    let before = run("f", &[]);
     assert_eq!(before.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&before.stderr).contains("made with other parameters"));
 }

@@ -8,7 +8,9 @@
 
 use demix::audio::{Audio, OutputFormat, read_audio, write_wav};
 use demix::nmf::{Init, Loss, NmfParams, fit};
-use demix::separate::{DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, separate};
+use demix::separate::{
+    BLIND_SPATIAL_MASK_POWER, DEFAULT_MASK_POWER, SPATIAL_MASK_POWER, SeparateParams, separate,
+};
 use demix::sources::{Templates, learn};
 use demix::spectral::{Stft, StftParams};
 use ndarray::Array2;
@@ -309,6 +311,26 @@ fn the_mask_power_defaults_to_a_half_with_the_spatial_filter_and_to_two_with_mas
             "spatial {spatial}"
         );
     }
+}
+
+#[test]
+fn sources_grouped_blind_start_the_spatial_filter_from_softer_masks() {
+    let (audio, _, _) = stereo_mix();
+    let blind = SeparateParams {
+        nmf: NmfParams::new(6).with_max_iter(50),
+        groups: Some(2),
+        ..Default::default()
+    };
+    let with = |p: f32| SeparateParams {
+        mask_power: Some(p),
+        ..blind.clone()
+    };
+    let stems = separate(&audio, &blind).unwrap();
+    assert_eq!(
+        stems,
+        separate(&audio, &with(BLIND_SPATIAL_MASK_POWER)).unwrap()
+    );
+    assert_ne!(stems, separate(&audio, &with(SPATIAL_MASK_POWER)).unwrap());
 }
 
 #[test]
