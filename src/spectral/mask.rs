@@ -91,6 +91,12 @@ fn masks_of_chunk(
         powers_and_sums(models, sources, &row, inv, sum, |r| r);
     } else if power == 0.5 {
         powers_and_sums(models, sources, &row, inv, sum, f32::sqrt);
+    } else if power == 0.75 {
+        // The spatial filter's default: `√r·√√r`, within an ulp or two of `powf`.
+        powers_and_sums(models, sources, &row, inv, sum, |r| {
+            let root = r.sqrt();
+            root * root.sqrt()
+        });
     } else {
         powers_and_sums(models, sources, &row, inv, sum, |r| r.powf(power));
     }
@@ -152,23 +158,29 @@ mod tests {
     }
 
     #[test]
-    fn square_root_masks_are_the_ratios_of_the_square_roots() {
+    fn masks_of_the_fast_powers_are_the_ratios_of_the_powers() {
+        for power in [0.5, 0.75] {
+            fractional_power_masks_are_the_ratios_of_the_powers(power);
+        }
+    }
+
+    fn fractional_power_masks_are_the_ratios_of_the_powers(power: f32) {
         // Three sources over 300 bins (more than one chunk), models spanning 12 decades.
         let models: Vec<f32> = (0..900)
             .map(|i| 10f32.powf(((i * 37) % 97) as f32 / 8.0 - 6.0))
             .collect();
         let mut masks = models.clone();
-        soft_masks_in_place(&mut masks, 3, 0.5);
+        soft_masks_in_place(&mut masks, 3, power);
         for f in 0..300 {
             let roots: Vec<f64> = (0..3)
-                .map(|s| f64::from(models[s * 300 + f]).sqrt())
+                .map(|s| f64::from(models[s * 300 + f]).powf(f64::from(power)))
                 .collect();
             let total: f64 = roots.iter().sum();
             for s in 0..3 {
                 let want = roots[s] / total;
                 assert!(
                     (f64::from(masks[s * 300 + f]) - want).abs() < 1e-6,
-                    "bin {f}"
+                    "power {power}, bin {f}"
                 );
             }
         }
