@@ -203,8 +203,9 @@ fn params_json(args: &SeparateArgs, params: &SeparateParams, output: &OutputOpti
         value["spatial_iterations"] = json!(params.spatial_iterations);
     }
     // With templates, when the spatial filter's masks take the default power, changed at that
-    // stop (0.5 before): the stems of runs made before it are done again.
-    if !args.source.is_empty() && args.mask_power.is_none() {
+    // stop (0.5 before): the stems of runs made before it are done again (also those of mono
+    // inputs or templates without covariances, which the arguments cannot tell apart).
+    if !args.source.is_empty() && args.mask_power.is_none() && params.spatial {
         value["spatial_mask_power"] = json!(shortest(SPATIAL_MASK_POWER));
     }
     // Only when used, so that the reports of runs made before it still match.

@@ -191,7 +191,8 @@ pub const DEFAULT_MASK_POWER: f32 = 2.0;
 pub const SPATIAL_MASK_POWER: f32 = 0.75;
 
 /// [`SPATIAL_MASK_POWER`] for sources grouped blind, whose filter starts without spatial
-/// covariances (the identity) and learns them on the mixture: chosen on the tuning split.
+/// covariances (the identity) and learns them on the mixture: chosen on the tuning split
+/// (0.75 lost 0.13 dB per source on its first 40 songs).
 pub const BLIND_SPATIAL_MASK_POWER: f32 = 0.5;
 
 impl SeparateParams {

@@ -125,8 +125,7 @@ fn copies_beyond_the_memory_allowed_are_refused_before_they_are_made() {
 }
 
 #[test]
-fn a_batch_run_with_other_copies_handicaps_bands_or_re_estimations_does_not_take_the_stems_as_complete()
- {
+fn a_batch_run_with_other_copies_handicaps_bands_or_filters_is_not_complete() {
     use crate::common::{assert_ok, demix};
     use crate::drums::write_wav;
     let dir = tempfile::tempdir().unwrap();
@@ -147,8 +146,8 @@ fn a_batch_run_with_other_copies_handicaps_bands_or_re_estimations_does_not_take
         args.extend(extra);
         demix(d, &args)
     };
-    // Without the copies, with another handicap or on other bands, the stems would differ:
-    // not complete, said so.
+    // Without the copies, with another handicap or on other bands, the stems would differ
+    // (with other re-estimations they could: this input is mono): not complete, said so.
     for (out, other) in [
         ("a", ["--pitch-shifts", "0"]),
         ("b", ["--bands-per-octave", "24"]),
@@ -190,7 +189,8 @@ fn a_batch_run_with_other_copies_handicaps_bands_or_re_estimations_does_not_take
     assert_eq!(before.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&before.stderr).contains("made with other parameters"));
     // Nor stems of a build whose spatial filter started from masks of power 0.5 (its report
-    // does not record the masks' default power).
+    // does not record the masks' default power; on this mono input the stems would be the
+    // same, but the arguments alone cannot tell).
     assert_ok(&run("f", &[]));
     let report = d.join("f/demix-report.json");
     let mut json: serde_json::Value =

@@ -278,7 +278,7 @@ fn three_channel_mixes_go_through_the_wiener_filter_of_any_channel_count() {
 }
 
 #[test]
-fn the_mask_power_defaults_to_a_half_with_the_spatial_filter_and_to_two_with_masks() {
+fn learned_templates_start_the_spatial_filter_from_masks_of_three_quarters() {
     let (audio, _, _) = stereo_mix();
     let (tb, _) = learn_both(|x| vec![x.to_vec(), x.to_vec()]);
     let (_, tl) = stereo_templates();
@@ -310,6 +310,13 @@ fn the_mask_power_defaults_to_a_half_with_the_spatial_filter_and_to_two_with_mas
             separate(&audio, &with(other)).unwrap(),
             "spatial {spatial}"
         );
+        // Not blind grouping's softer masks either.
+        if spatial {
+            assert_ne!(
+                stems,
+                separate(&audio, &with(BLIND_SPATIAL_MASK_POWER)).unwrap()
+            );
+        }
     }
 }
 
