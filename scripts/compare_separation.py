@@ -188,9 +188,13 @@ def peer(song_dir, meta, mode, k, iterations, cache, loss="itakura-saito"):
 
 
 def load_songs(args):
-    root = args.corpus / args.split
-    index = json.loads((root / "index.json").read_text())
-    songs = [root / "songs" / s["name"] for s in index["songs"]]
+    songs = []
+    for corpus in [args.corpus, *args.also]:
+        root = corpus / args.split
+        if not (root / "index.json").exists():
+            sys.exit(f"{root}: no corpus here (python3 scripts/make_corpus.py -o {corpus})")
+        index = json.loads((root / "index.json").read_text())
+        songs += [root / "songs" / s["name"] for s in index["songs"]]
     if args.songs:
         songs = [s for s in songs if any(p in s.name for p in args.songs.split(","))]
     if args.limit:
@@ -240,6 +244,9 @@ def main():
     root = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=root / "corpus")
+    ap.add_argument("--also", type=Path, action="append", default=[], metavar="CORPUS",
+                    help="another corpus folder whose songs of the split are added (e.g. "
+                         "corpus-more, the 40 more tuning songs of make_corpus.py --first 40)")
     ap.add_argument("--split", default="tuning", choices=["tuning", "validation"])
     ap.add_argument("--mode", default="supervised", choices=["supervised", "blind"])
     ap.add_argument("--binary", default=str(root / "target" / "release" / "demix"))
@@ -275,10 +282,6 @@ def main():
     if any("=" not in a for a in args.learn_args_for):
         ap.error("--learn-args-for takes SOURCE=ARGS")
     args.learn_args_for = dict(a.split("=", 1) for a in args.learn_args_for)
-    if not (args.corpus / args.split / "index.json").exists():
-        sys.exit(f"{args.corpus / args.split}: no corpus here (python3 scripts/make_corpus.py "
-                 f"-o {args.corpus})")
-    cache = None if args.no_cache else args.corpus / args.split / ".peer-cache"
     songs = load_songs(args)
     pipelines = (["demix"] if args.skip_peer else ["python", "demix"])
     if args.mode == "blind":
@@ -297,6 +300,8 @@ def main():
             k = 16 if args.mode == "supervised" else 4 * len(sources)
         estimates = {}
         if "python" in pipelines:
+            # Each corpus keeps its own peer cache: <corpus>/<split>/.peer-cache.
+            cache = None if args.no_cache else song_dir.parent.parent / ".peer-cache"
             estimates["python"], seconds = peer(
                 song_dir, meta, args.mode, k, args.iter, cache, args.peer_loss)
             times["python"] += seconds
