@@ -282,15 +282,9 @@ impl NmfParams {
 
     /// The columns of W that make one convolutive template each (of two frames or more).
     pub(crate) fn shift_groups(&self) -> Vec<Range<usize>> {
-        let mut start = 0;
-        let mut groups = Vec::new();
-        for len in self.template_lengths() {
-            if len >= 2 {
-                groups.push(start..start + len);
-            }
-            start += len;
-        }
-        groups
+        template_columns(&self.template_lengths())
+            .filter(|columns| columns.len() >= 2)
+            .collect()
     }
 
     /// The loss.
@@ -534,6 +528,16 @@ pub(crate) fn check_non_negative(what: &'static str, m: ArrayView2<f32>) -> Resu
     } else {
         Err(ParamError::NotNonNegative(what))
     }
+}
+
+/// The columns of W of each template, in order, from the templates' lengths in frames (see
+/// [`NmfParams::template_lengths`]).
+pub(crate) fn template_columns(lengths: &[usize]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut start = 0;
+    lengths.iter().map(move |&len| {
+        start += len;
+        start - len..start
+    })
 }
 
 #[cfg(test)]

@@ -44,13 +44,8 @@ pub(crate) struct CoarseFit {
 impl CoarseFit {
     /// For the stacked `templates` (with their copies made), on `bands`.
     pub(crate) fn new(bands: Bands, templates: &[Templates]) -> CoarseFit {
-        let mut start = 0;
-        let sources = (templates.iter())
-            .map(|t| {
-                start += t.len();
-                start - t.len()..start
-            })
-            .collect();
+        let columns: Vec<usize> = templates.iter().map(Templates::len).collect();
+        let sources = nmf::template_columns(&columns).collect();
         CoarseFit { bands, sources }
     }
 }
@@ -85,9 +80,9 @@ pub(crate) fn fit_activations(
     let keep = kept_columns(w.view(), start.h.view(), &lengths, &coarse.sources);
     let mut frames = Vec::new();
     let mut columns = Vec::new();
-    for (first, len) in template_starts(&lengths).filter(|&(first, _)| keep[first]) {
-        frames.push(len);
-        columns.extend(first..first + len);
+    for template in nmf::template_columns(&lengths).filter(|t| keep[t.start]) {
+        frames.push(template.len());
+        columns.extend(template);
     }
     let w_kept = w.select(Axis(1), &columns);
     let mut rest = (params.clone())
@@ -155,15 +150,6 @@ fn went_back(fit: &Nmf) -> bool {
     fit.cost_history.last().map(|c| c.iteration) != Some(fit.iterations)
 }
 
-/// The first column and the length of every template.
-fn template_starts(lengths: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let mut first = 0;
-    lengths.iter().map(move |&len| {
-        first += len;
-        (first - len, len)
-    })
-}
-
 /// Whether each column of `w` is kept: every column of a convolutive template, a single-frame
 /// one when its share of the model `w h` reaches [`KEEP_SHARE`] in some frame, and in each
 /// source at least the template with the largest share.
@@ -195,8 +181,9 @@ fn kept_columns(
         .collect();
     debug_assert!(share.iter().all(|a| a.is_finite()), "shares {share:?}");
     let mut keep = vec![false; w.ncols()];
-    for (first, len) in template_starts(lengths) {
-        keep[first..first + len].fill(len > 1 || share[first] >= KEEP_SHARE);
+    for template in nmf::template_columns(lengths) {
+        let single = template.len() == 1;
+        keep[template.clone()].fill(!single || share[template.start] >= KEEP_SHARE);
     }
     for source in sources {
         // The first of equal shares: a learned template before its copies.

@@ -62,9 +62,10 @@ pub struct SeparateParams {
     /// Begin the fit of the activations on frequency bands this many per octave, each band
     /// weighed as the bins it sums, for its first [`BAND_ITERATIONS`]; then drop the templates
     /// whose share of the model stays below [`KEEP_SHARE`] in every frame and fit the rest on
-    /// every bin (a fit of no more iterations runs on every bin throughout). Faster than every bin throughout
-    /// (most of the pitch-shifted copies are dropped) and as good on the quality corpus; the
-    /// masks use the whole templates, and the fit's costs are of every bin. Only with learned
+    /// every bin (a fit of no more iterations runs on every bin throughout). Faster than every
+    /// bin throughout (most of the pitch-shifted copies are dropped) and as good on the
+    /// quality corpus; the masks use the whole templates, and the fit's costs are of every
+    /// bin. Only with learned
     /// templates alone (no free components, no penalties). Default `None`:
     /// [`DEFAULT_BANDS_PER_OCTAVE`] where the fit allows bands, every bin throughout where it
     /// does not; `Some(0)`: every bin throughout; at most [`MAX_BANDS_PER_OCTAVE`]. See

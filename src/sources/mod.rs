@@ -61,16 +61,13 @@ pub struct Source {
 
 /// One source per template set, in order, then `other` for the free components.
 pub(crate) fn named_sources(templates: &[Templates], free: usize) -> Vec<Source> {
-    let mut next = 0;
-    let mut sources: Vec<Source> = templates
-        .iter()
-        .map(|t| {
-            let components = (next..next + t.len()).collect();
-            next += t.len();
-            Source {
-                name: t.name.clone(),
-                components,
-            }
+    let columns: Vec<usize> = templates.iter().map(Templates::len).collect();
+    let next = columns.iter().sum::<usize>();
+    let mut sources: Vec<Source> = (templates.iter())
+        .zip(crate::nmf::template_columns(&columns))
+        .map(|(t, components)| Source {
+            name: t.name.clone(),
+            components: components.collect(),
         })
         .collect();
     if free > 0 {
