@@ -10,7 +10,7 @@ use super::coarse::{CoarseFit, fit_activations};
 use super::stream::Input;
 use crate::error::Result;
 use crate::nmf::NmfParams;
-use crate::spectral::{Stft, add_channel_summed_magnitude};
+use crate::spectral::{Stft, channel_summed_magnitude_into};
 
 /// Frames of spectrogram computed from one excerpt of a streamed recording.
 const CHUNK_FRAMES: usize = 2048;
@@ -54,7 +54,7 @@ impl Blocks {
                 let chunk = start..(start + step).min(range.end);
                 let n = chunk.len();
                 let excerpt = pass.excerpt(stft, chunk.clone(), start)?;
-                add_channel_summed_magnitude(
+                channel_summed_magnitude_into(
                     stft,
                     excerpt,
                     chunk,
@@ -156,7 +156,7 @@ impl Blocks {
                 // The next block starts `margin` frames before this one ends.
                 let keep = end.saturating_sub(margin);
                 let excerpt = pass.excerpt(stft, chunk.clone(), keep)?;
-                add_channel_summed_magnitude(stft, excerpt, chunk, v.slice_mut(s![rows, ..]));
+                channel_summed_magnitude_into(stft, excerpt, chunk, v.slice_mut(s![rows, ..]));
             }
             sink.data(start, v.slice(s![start - lo..end - lo, ..]))?;
             let block = fit_activations(v, &block_params, coarse, &mut |_| {})?;

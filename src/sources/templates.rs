@@ -1,14 +1,16 @@
 //! Learned templates: the spectral templates of one source, fitted to isolated recordings of it
 //! with the settings needed to use them again (saved and loaded by the `file` module).
 
-use ndarray::{Array2, Array3, ArrayView2, Axis, concatenate};
+use ndarray::{Array2, Array3, ArrayView2, Axis, concatenate, s};
 use realfft::num_complex::Complex32;
 
 use super::percussion::Percussion;
 use crate::audio::Audio;
 use crate::error::{Error, Param, ParamError, Result};
 use crate::nmf::{self, Init, Loss, NmfParams, Progress, RankParams, RankReport};
-use crate::spectral::{Stft, StftParams, Window, channel_summed_magnitude, check_usable, spatial};
+use crate::spectral::{
+    Excerpt, Stft, StftParams, Window, channel_summed_magnitude_into, check_usable, spatial,
+};
 
 /// Spectral templates of one source and the settings they were learned with.
 #[derive(Debug, Clone, PartialEq)]
@@ -293,13 +295,19 @@ fn pooled(examples: &[Audio], stft: &StftParams) -> Result<(Stft, Array2<f32>)> 
         return Err(Error::SampleRates(first.sample_rate, other.sample_rate));
     }
     let plan = Stft::new(stft)?;
-    let mut parts = Vec::with_capacity(examples.len());
     for audio in examples {
         check_usable(audio, plan.n_fft())?;
-        parts.push(channel_summed_magnitude(&plan, audio));
     }
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    let pooled = concatenate(Axis(0), &views).expect("equal numbers of bins");
+    let frames: usize = examples.iter().map(|a| plan.n_frames(a.len())).sum();
+    let mut pooled = Array2::<f32>::zeros((frames, plan.n_bins()));
+    crate::hugepages::advise(pooled.as_slice_mut().expect("fresh arrays are contiguous"));
+    let mut start = 0;
+    for audio in examples {
+        let n = plan.n_frames(audio.len());
+        let rows = pooled.slice_mut(s![start..start + n, ..]);
+        channel_summed_magnitude_into(&plan, Excerpt::whole(audio), 0..n, rows);
+        start += n;
+    }
     Ok((plan, pooled))
 }
 
@@ -420,4 +428,41 @@ pub(crate) fn with_stacked(nmf: NmfParams, templates: &[Templates]) -> NmfParams
         .collect();
     nmf.with_fixed_templates(stack(templates))
         .with_fixed_frames(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spectral::channel_summed_magnitude;
+
+    fn tone(len: usize, freq: f32, channels: usize) -> Audio {
+        let samples: Vec<f32> = (0..len)
+            .map(|i| (i as f32 * freq * std::f32::consts::TAU / 8000.0).sin())
+            .collect();
+        let channels = (0..channels).map(|c| samples.iter().map(|s| s * (c + 1) as f32).collect());
+        Audio::new(8000, channels.collect()).unwrap()
+    }
+
+    #[test]
+    fn pooled_recordings_are_their_spectrograms_one_after_the_other() {
+        let params = StftParams::new(256).with_hop(64);
+        let examples = [tone(3000, 440.0, 2), tone(1700, 660.0, 1)];
+        let (plan, pooled) = pooled_spectrogram("a", &examples, &params).unwrap();
+        let parts: Vec<_> = examples
+            .iter()
+            .map(|a| channel_summed_magnitude(&plan, a))
+            .collect();
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        assert_eq!(pooled, concatenate(Axis(0), &views).unwrap());
+        // Both channels count: the stereo tone's magnitudes are 1 + 2 times the mono one's.
+        let mono = channel_summed_magnitude(&plan, &tone(3000, 440.0, 1));
+        let rows = mono.nrows();
+        let stereo = pooled.slice(s![..rows, ..]);
+        assert!(
+            stereo
+                .iter()
+                .zip(&mono)
+                .all(|(s, m)| (s - 3.0 * m).abs() <= 1e-4 * (1.0 + s))
+        );
+    }
 }

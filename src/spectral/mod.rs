@@ -57,7 +57,7 @@ pub fn channel_summed_magnitude_of(
 ) -> Array2<f32> {
     let mut v = Array2::<f32>::zeros((frames.len(), stft.n_bins()));
     crate::hugepages::advise(v.as_slice_mut().expect("fresh arrays are contiguous"));
-    add_channel_summed_magnitude(stft, Excerpt::whole(audio), frames, v.view_mut());
+    channel_summed_magnitude_into(stft, Excerpt::whole(audio), frames, v.view_mut());
     v
 }
 
@@ -83,9 +83,10 @@ impl<'a> Excerpt<'a> {
     }
 }
 
-/// Adds the channel-summed magnitudes of frames `frames` of `excerpt` (which must hold their
-/// samples, [`Stft::samples_of`]) to `out` (`frames.len()` × bins).
-pub fn add_channel_summed_magnitude(
+/// Writes the channel-summed magnitudes of frames `frames` of `excerpt` (which must hold their
+/// samples, [`Stft::samples_of`]) into `out` (`frames.len()` × bins), whatever it held. The
+/// first channel's pass writes without reading, so a fresh buffer's pages are faulted in once.
+pub fn channel_summed_magnitude_into(
     stft: &Stft,
     excerpt: Excerpt<'_>,
     frames: Range<usize>,
@@ -93,7 +94,7 @@ pub fn add_channel_summed_magnitude(
 ) {
     let bins = stft.n_bins();
     assert_eq!(out.dim(), (frames.len(), bins), "one row per frame");
-    for channel in excerpt.channels {
+    for (index, channel) in excerpt.channels.iter().enumerate() {
         out.axis_chunks_iter_mut(Axis(0), FRAMES_PER_TASK)
             .into_par_iter()
             .enumerate()
@@ -103,7 +104,12 @@ pub fn add_channel_summed_magnitude(
                     for (i, mut row) in rows.rows_mut().into_iter().enumerate() {
                         let t = frames.start + chunk * FRAMES_PER_TASK + i;
                         stft.frame_in(channel, excerpt.offset, excerpt.len, t, scratch, spectrum);
-                        row.zip_mut_with(&ndarray::aview1(spectrum), |m, &c| *m += magnitude(c));
+                        let spectrum = ndarray::aview1(spectrum);
+                        if index == 0 {
+                            row.zip_mut_with(&spectrum, |m, &c| *m = magnitude(c));
+                        } else {
+                            row.zip_mut_with(&spectrum, |m, &c| *m += magnitude(c));
+                        }
                     }
                 },
             );
