@@ -54,7 +54,7 @@ pub struct InspectArgs {
     pub rank: RankArgs,
     /// One harmonic template per semitone of this range, by names or MIDI numbers
     /// (A0-C8, 36-84, C#3-G5); fitted with the templates fixed for --iter iterations, then
-    /// adapted for 30 more.
+    /// adapted for 10 more.
     #[arg(long, value_name = "LOW-HIGH")]
     pub notes: Option<String>,
     /// Learned templates to transcribe with: NAME=FILE.npz or FILE.npz. Note templates from

@@ -33,7 +33,9 @@ pub use charts::{
 pub use export::{InspectOutput, InspectReport, OUTPUT_NAMES, inspect_file, midi_apart};
 pub use learn::{LEARN_NOTES_ITER, LearnedNotes, learn_notes, learn_notes_params};
 pub use overview::Overview;
-pub use params::{InspectParams, Inspector, NOTES_N_FFT, NoteTemplates, notes_stft, scaled_stft};
+pub use params::{
+    ADAPT_ITERATIONS, InspectParams, Inspector, NOTES_N_FFT, NoteTemplates, notes_stft, scaled_stft,
+};
 pub use pitch::{MIN_EXCESS_FRACTION, MIN_HARMONIC_FRACTION, PitchEstimate, estimate_pitch};
 pub use transcribe::{DEFAULT_CONFIDENCE, NOTES_MIN_LEVEL, TranscribeParams};
 

@@ -703,10 +703,13 @@ fn inspect_takes_the_model_options_of_separate() {
     args.extend(FAST);
     let out = demix(dir.path(), &args);
     assert_ok(&out);
-    // 20 iterations twice with the templates fixed, then 30 adapting them from the best fit.
+    // 20 iterations twice with the templates fixed, then the adaptation from the best fit.
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stopped = 20 + demix::inspect::ADAPT_ITERATIONS;
     assert!(
-        stdout.contains("25 components, 1 notes in out/in (stopped at 50 iterations"),
+        stdout.contains(&format!(
+            "25 components, 1 notes in out/in (stopped at {stopped} iterations"
+        )),
         "{stdout}"
     );
     let json: serde_json::Value = serde_json::from_str(
@@ -737,9 +740,10 @@ fn restarts_with_note_templates_report_progress_within_its_length() {
     .unwrap();
     assert!(seen.iter().all(|&(i, n)| i <= n), "{seen:?}");
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
-    // Two fits of 20 with the templates fixed, then one adaptation of 30.
-    assert_eq!(seen.last(), Some(&(70, 70)));
-    assert_eq!(result.nmf.iterations, 50);
+    // Two fits of 20 with the templates fixed, then one adaptation.
+    let adapt = demix::inspect::ADAPT_ITERATIONS;
+    assert_eq!(seen.last(), Some(&(40 + adapt, 40 + adapt)));
+    assert_eq!(result.nmf.iterations, 20 + adapt);
 }
 
 #[test]
