@@ -245,7 +245,7 @@ pub struct SeparateArgs {
     mut_arg("init", |a| a.help("Initialisation of the factors [default: random]")),
     mut_arg("restarts", |a| a.help(
         "Fit this many times (the first from --init, the rest from random starts with the \
-         next seeds) and keep the fit with the lowest cost [default: 1]"
+         next seeds) and keep the fit with the lowest cost, at most 100 [default: 1]"
     )),
 )]
 pub struct LearnArgs {

@@ -36,7 +36,7 @@ pub(crate) use linalg::gemm;
 pub use loss::Loss;
 pub use memory::{available_memory, memory_estimate};
 pub(crate) use params::template_columns;
-pub use params::{Init, MAX_TEMPLATE_FRAMES, NmfParams};
+pub use params::{Init, MAX_RESTARTS, MAX_TEMPLATE_FRAMES, NmfParams};
 pub use rank::{
     ARD_MARGIN, ARD_RULE, KRange, MAX_RANK, RULE, RankMethod, RankParams, RankReport, RankRow,
     rank_memory_estimate, select_rank,

@@ -24,6 +24,10 @@ pub enum Init {
 /// The longest convolutive template, in frames ([`NmfParams::with_frames`]).
 pub const MAX_TEMPLATE_FRAMES: usize = 64;
 
+/// The most seeded starts a fit takes (`--restarts`): far more than ever pays, and a typo of
+/// a few more digits is refused instead of running for days.
+pub const MAX_RESTARTS: usize = 100;
+
 /// Everything [`fit`](super::fit) needs besides the data. Build with [`NmfParams::new`] and the
 /// `with_*` setters; every setter states its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,8 +240,8 @@ impl NmfParams {
     }
 
     /// Fit this many times, from the configured initialisation and then from random ones with
-    /// the following seeds, and keep the fit with the lowest final cost (default 1). With
-    /// [`Self::with_initial`] there is one fit: its start is given.
+    /// the following seeds, and keep the fit with the lowest final cost (default 1, at most
+    /// [`MAX_RESTARTS`]). With [`Self::with_initial`] there is one fit: its start is given.
     pub fn with_restarts(mut self, restarts: usize) -> Self {
         self.restarts = restarts;
         self
@@ -391,11 +395,11 @@ impl NmfParams {
                 });
             }
         }
-        if self.restarts == 0 {
+        if !(1..=MAX_RESTARTS).contains(&self.restarts) {
             return Err(ParamError::OutOfRange {
                 param: Param::Restarts,
-                expected: "at least 1",
-                got: 0.0,
+                expected: "between 1 and 100",
+                got: self.restarts as f64,
             });
         }
         if self.cost_every == 0 {

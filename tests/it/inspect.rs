@@ -723,7 +723,12 @@ fn inspect_takes_the_model_options_of_separate() {
 fn zero_restarts_are_rejected_naming_the_flag() {
     assert_rejected(
         &["-o", "out", "--restarts", "0"],
-        &["--restarts", "at least 1"],
+        &["--restarts", "between 1 and 100"],
+    );
+    // A typo of a few more digits is refused rather than run for days.
+    assert_rejected(
+        &["-o", "out", "--restarts", "4000000000"],
+        &["--restarts", "between 1 and 100", "4000000000"],
     );
 }
 
