@@ -53,7 +53,7 @@ pub struct ModelArgs {
     /// [default: kl].
     #[arg(long, value_parser = parse_loss, value_name = "LOSS")]
     pub loss: Option<Loss>,
-    /// Most NMF iterations [default: 200; in learn 150, and a third of them for the KL
+    /// Most NMF iterations [default: 200; in learn 100, and half of them for the KL
     /// templates it fits beside IS ones, 100 with --notes; in separate with --source 35 for
     /// IS, 70 for KL, 100 otherwise].
     #[arg(long = "iter", value_name = "N")]

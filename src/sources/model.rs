@@ -48,20 +48,20 @@ pub struct Learned {
 }
 
 /// The iterations of the Kullback–Leibler templates fitted beside Itakura–Saito ones, for a
-/// fit of `iterations`: a third as many (50 of the default 150). They serve only mixes with
+/// fit of `iterations`: half as many (50 of the default 100). They serve only mixes with
 /// a percussive source; on the quality corpus's tuning split the 12 songs with drums (40
 /// sources, each learned with seeds 0 and 1) separated as well with 50 as with 100 (median
 /// change per source +0.015 dB, 22 of 40 better; drums +0.04), and 100 as well as 200 at an
 /// earlier stop (+0.03 dB, 23 of 40).
 fn kl_iterations(iterations: usize) -> usize {
-    iterations.div_ceil(3)
+    iterations.div_ceil(2)
 }
 
 /// Learns the templates of one source as `demix learn` does, from one spectrogram of the
 /// pooled `examples`: the length of its templates from how percussive they are (unless
 /// `choice.frames` says), convolutive templates with KL from one start (unless `choice` says
 /// otherwise), templates of one frame with `nmf` and then KL templates beside them from one
-/// start and with a third of `nmf`'s iterations (when `nmf`'s loss is not KL), which a mix with
+/// start and with half of `nmf`'s iterations (when `nmf`'s loss is not KL), which a mix with
 /// a percussive source is separated with (see [`super::mix_loss`]). With `rank`, the number of templates is chosen first (as
 /// for templates of one frame). On the quality corpus's tuning split one start instead of
 /// four changed the median SDR of the songs with drums by 0.01 dB (5.37 against 5.38).

@@ -733,7 +733,7 @@ fn each_help_describes_only_its_own_subcommand() {
     // Each names its own defaults.
     assert!(
         learn.contains("[default: is]")
-            && learn.contains("keep the fit with the lowest cost [default: 1]"),
+            && learn.contains("keep the fit with the lowest cost, at most 100 [default: 1]"),
         "{learn}"
     );
     assert!(separate.contains("[default: kl; with --source, the templates' own]"));

@@ -683,7 +683,7 @@ fn learn_verbose_prints_its_iterations_and_costs() {
     let (is, kl) = stderr
         .split_once("KL templates beside them:")
         .expect("the KL fit announced");
-    // The KL fit takes a third of the IS one's iterations: every line says of how many.
+    // The KL fit takes half the IS one's iterations: every line says of how many.
     let totals = |fit: &str| -> Vec<String> {
         fit.lines()
             .filter_map(|l| l.strip_prefix("iteration ")?.split_once(':'))
@@ -696,7 +696,7 @@ fn learn_verbose_prints_its_iterations_and_costs() {
         "{stderr}"
     );
     assert!(
-        !kl_totals.is_empty() && kl_totals.iter().all(|t| t == "20"),
+        !kl_totals.is_empty() && kl_totals.iter().all(|t| t == "30"),
         "{stderr}"
     );
     for fit in [is, kl] {
