@@ -80,7 +80,7 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = NmfParams::default().smoothness(), value_name = "λ")]
     pub smoothness: f32,
     /// Fit this many times (the first from --init, the rest from random starts with the next
-    /// seeds) and keep the fit with the lowest cost [default: 1].
+    /// seeds) and keep the fit with the lowest cost, at most 100 [default: 1].
     #[arg(long, value_name = "R")]
     pub restarts: Option<usize>,
     /// Refuse a file whose factorisation would need more memory than SIZE (e.g. 512M, 8G)

@@ -552,4 +552,16 @@ mod tests {
     fn zero_components_are_rejected() {
         assert_eq!(NmfParams::new(0).check(), Err(ParamError::NoComponents(0)));
     }
+
+    #[test]
+    fn restarts_are_accepted_from_one_to_the_most() {
+        let with = |r| NmfParams::new(2).with_restarts(r).check();
+        assert!(with(1).is_ok() && with(MAX_RESTARTS).is_ok());
+        for refused in [0, MAX_RESTARTS + 1] {
+            let Err(ParamError::OutOfRange { param, got, .. }) = with(refused) else {
+                panic!("{refused} restarts accepted");
+            };
+            assert_eq!((param, got), (Param::Restarts, refused as f64));
+        }
+    }
 }

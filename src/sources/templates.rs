@@ -458,6 +458,16 @@ mod tests {
             .collect();
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         assert_eq!(pooled, concatenate(Axis(0), &views).unwrap());
+        // The spectrogram is written over whatever the buffer held.
+        let mut stale = Array2::from_elem(parts[0].dim(), f32::NAN);
+        let frames = 0..parts[0].nrows();
+        channel_summed_magnitude_into(
+            &plan,
+            Excerpt::whole(&examples[0]),
+            frames,
+            stale.view_mut(),
+        );
+        assert_eq!(stale, parts[0]);
         // Both channels count: the stereo tone's magnitudes are 1 + 2 times the mono one's.
         let mono = channel_summed_magnitude(&plan, &tone(3000, 440.0, 1));
         let rows = mono.nrows();

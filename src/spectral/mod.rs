@@ -84,8 +84,9 @@ impl<'a> Excerpt<'a> {
 }
 
 /// Writes the channel-summed magnitudes of frames `frames` of `excerpt` (which must hold their
-/// samples, [`Stft::samples_of`]) into `out` (`frames.len()` × bins), whatever it held. The
-/// first channel's pass writes without reading, so a fresh buffer's pages are faulted in once.
+/// samples, [`Stft::samples_of`]) into `out` (`frames.len()` × bins), whatever it held (an
+/// excerpt without channels leaves it as it was). The first channel's pass writes without
+/// reading, so a fresh buffer's pages are faulted in once.
 pub fn channel_summed_magnitude_into(
     stft: &Stft,
     excerpt: Excerpt<'_>,
