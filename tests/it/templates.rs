@@ -295,10 +295,7 @@ fn learned_templates_start_the_spatial_filter_from_masks_of_three_quarters() {
             spatial,
             ..base.clone()
         };
-        let with = |p: f32| SeparateParams {
-            mask_power: Some(p),
-            ..default.clone()
-        };
+        let with = |p: f32| with_mask_power(&default, p);
         let stems = separate(&audio, &default).unwrap();
         assert_eq!(
             stems,
@@ -320,6 +317,14 @@ fn learned_templates_start_the_spatial_filter_from_masks_of_three_quarters() {
     }
 }
 
+/// `params` with the masks' power `power` given.
+fn with_mask_power(params: &SeparateParams, power: f32) -> SeparateParams {
+    SeparateParams {
+        mask_power: Some(power),
+        ..params.clone()
+    }
+}
+
 #[test]
 fn sources_grouped_blind_start_the_spatial_filter_from_softer_masks() {
     let (audio, _, _) = stereo_mix();
@@ -328,10 +333,7 @@ fn sources_grouped_blind_start_the_spatial_filter_from_softer_masks() {
         groups: Some(2),
         ..Default::default()
     };
-    let with = |p: f32| SeparateParams {
-        mask_power: Some(p),
-        ..blind.clone()
-    };
+    let with = |p: f32| with_mask_power(&blind, p);
     let stems = separate(&audio, &blind).unwrap();
     assert_eq!(
         stems,
